@@ -1,0 +1,74 @@
+-- StampedeCache :: release.lua
+--
+-- Compare-and-delete of the compute lock (abort after a failed or abandoned
+-- computation). A worker can only delete a lock that holds its own token.
+-- Run with EVALSHA <sha> 2 KEYS[1] KEYS[2] ARGV[1..5].
+--
+-- KEYS (share one hash tag {E}; built by the client, never here):
+--   KEYS[1]  P{E}:v  entry hash (not touched; passed so every script of an
+--                    entry names its keys the same way / routes to one slot)
+--   KEYS[2]  P{E}:l  lock string (holder's fence token)
+--
+-- ARGV (exactly 5):
+--   ARGV[1]  fence token, decimal integer >= 1, no leading zeros
+--   ARGV[2]  pub/sub channel for notices (non-empty)
+--   ARGV[3]  entry id E (non-empty, must not contain "|")
+--   ARGV[4]  failure message (opaque, may be empty, may contain "|")
+--   ARGV[5]  "1" = publish a failure notice, "0" = silent release
+--
+-- Effect: if GET KEYS[2] == token then DEL KEYS[2] and, if ARGV[5] == "1",
+--   PUBLISH ARGV[2] "fail|E|token|message". Otherwise nothing is written and
+--   nothing is published.
+--
+-- Reply: flat array, element 1 is the status string.
+--   {"released", 1}
+--   {"not_owner", holder(s)}   holder = current lock value (the holder's
+--                              token as a decimal string) or "" if no lock.
+--   Errors: "ERR stampede: release: ..." for bad KEYS/ARGV.
+-- No time is used by this script.
+
+local SCRIPT = 'release'
+
+local function bad(msg)
+  return redis.error_reply('ERR stampede: ' .. SCRIPT .. ': ' .. msg)
+end
+
+local function shown(s)
+  s = tostring(s)
+  if #s > 32 then s = string.sub(s, 1, 32) .. '...' end
+  return "'" .. string.gsub(s, '[^%w%.%+%-]', '?') .. "'"
+end
+
+if #KEYS ~= 2 then
+  return bad('expected 2 KEYS (entry, lock), got ' .. #KEYS)
+end
+if #ARGV ~= 5 then
+  return bad('expected 5 ARGV, got ' .. #ARGV)
+end
+
+local token_s = ARGV[1]
+if not string.match(token_s, '^[1-9][0-9]*$') or #token_s > 15 then
+  return bad('ARGV[1] token must be a decimal integer >= 1 without leading zeros, got ' .. shown(token_s))
+end
+local channel = ARGV[2]
+if channel == '' then return bad('ARGV[2] channel must not be empty') end
+local eid = ARGV[3]
+if eid == '' or string.find(eid, '|', 1, true) then
+  return bad('ARGV[3] entry id must be non-empty and must not contain "|", got ' .. shown(eid))
+end
+local message = ARGV[4]
+local publish
+if ARGV[5] == '1' then publish = true
+elseif ARGV[5] == '0' then publish = false
+else return bad('ARGV[5] publish flag must be "0" or "1", got ' .. shown(ARGV[5])) end
+
+local holder = redis.call('GET', KEYS[2])
+if holder ~= token_s then
+  return {'not_owner', holder or ''}
+end
+
+redis.call('DEL', KEYS[2])
+if publish then
+  redis.call('PUBLISH', channel, 'fail|' .. eid .. '|' .. token_s .. '|' .. message)
+end
+return {'released', 1}

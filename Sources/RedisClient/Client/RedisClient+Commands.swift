@@ -1,0 +1,43 @@
+public import NIOCore
+
+/// Typed helpers for the commands the cache and tools use. Anything else: ``RedisClient/send(_:timeout:)``.
+extension RedisClient {
+    /// `PING`: returns `PONG`.
+    @discardableResult
+    public func ping() async throws(RedisError) -> String {
+        try await send(RedisCommand("PING")).string ?? ""
+    }
+
+    /// `GET key`: the value's bytes, or `nil` if the key does not exist.
+    public func get(_ key: String) async throws(RedisError) -> ByteBuffer? {
+        let reply = try await send(RedisCommand("GET", RedisArgument(key)))
+        switch reply {
+        case .bulkString(let buffer): return buffer
+        case .null: return nil
+        default: throw RedisError(code: .protocolError, message: "GET returned \(reply)")
+        }
+    }
+
+    /// `SET key value [PX ms]`.
+    public func set(_ key: String, to value: RedisArgument, expiresIn: Duration? = nil) async throws(RedisError) {
+        var command = RedisCommand("SET", RedisArgument(key), value)
+        if let expiresIn {
+            command.append("PX")
+            command.append(RedisArgument(max(1, expiresIn.nanosecondsClamped / 1_000_000)))
+        }
+        try await send(command)
+    }
+
+    /// `DEL key...`: how many keys were removed.
+    @discardableResult
+    public func delete(_ keys: [String]) async throws(RedisError) -> Int {
+        guard !keys.isEmpty else { return 0 }
+        return Int(try await send(RedisCommand("DEL", keys.map { RedisArgument($0) })).int ?? 0)
+    }
+
+    /// `PUBLISH channel message`: how many subscribers received it.
+    @discardableResult
+    public func publish(_ message: RedisArgument, to channel: String) async throws(RedisError) -> Int {
+        Int(try await send(RedisCommand("PUBLISH", RedisArgument(channel), message)).int ?? 0)
+    }
+}

@@ -1,0 +1,154 @@
+public import Logging
+public import NIOCore
+public import NIOPosix
+public import ServiceLifecycle
+import Synchronization
+
+/// An async Redis client: a small pool of pipelined connections, with reconnects, timeouts,
+/// scripts and pub/sub.
+///
+/// ```swift
+/// let client = try RedisClient(url: "redis://localhost:6379", logger: logger)
+/// try await client.set("greeting", to: "hello")
+/// let value = try await client.get("greeting")   // ByteBuffer?
+/// await client.close()
+/// ```
+///
+/// All connections of one client live on one event loop, so a task that prefers
+/// ``taskExecutor`` talks to Redis without thread hops. Any number of tasks may share a client;
+/// their commands are pipelined. A command on a dropped connection fails with
+/// ``RedisError/Code/connection`` and is **not** retried (it may have run); the next command
+/// reconnects, with exponential backoff and jitter after failed attempts.
+///
+/// `RedisClient` is a swift-service-lifecycle `Service`: ``run()`` waits for graceful shutdown,
+/// then closes the client.
+public final class RedisClient: Sendable, Service {
+    /// The configuration the client was created with.
+    public let configuration: RedisConfiguration
+    /// The event loop all of this client's connections run on.
+    public let eventLoop: any EventLoop
+    /// Run latency-critical tasks on this executor to avoid thread hops (see ``EventLoopTaskExecutor``).
+    public let taskExecutor: EventLoopTaskExecutor
+    package let logger: Logger
+    let metrics: ClientMetrics
+    private let slots: [ConnectionSlot]
+    private let nextSlot = Atomic<Int>(0)
+    private let closed = Atomic<Bool>(false)
+    private let subscriberBox = Mutex<RedisSubscriber?>(nil)
+
+    /// Creates a client. No connection is made until the first command.
+    ///
+    /// - Parameters:
+    ///   - configuration: where and how to connect; validated here.
+    ///   - eventLoopGroup: the group to take one event loop from (default: NIO's shared singleton).
+    ///   - metricsLabel: the `client` dimension of this client's metrics.
+    ///   - logger: where the client logs; it never prints.
+    /// - Throws: ``RedisError/Code/configuration`` if the configuration is invalid.
+    public init(
+        configuration: RedisConfiguration,
+        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        metricsLabel: String = "default",
+        logger: Logger = Logger(label: "RedisClient")
+    ) throws(RedisError) {
+        try configuration.validate()
+        self.configuration = configuration
+        let eventLoop = eventLoopGroup.next()
+        self.eventLoop = eventLoop
+        self.taskExecutor = EventLoopTaskExecutor(eventLoop: eventLoop)
+        self.logger = logger
+        let metrics = ClientMetrics(label: metricsLabel)
+        self.metrics = metrics
+        self.slots = (0..<configuration.poolSize).map { _ in
+            ConnectionSlot(configuration: configuration, eventLoop: eventLoop, logger: logger, metrics: metrics)
+        }
+    }
+
+    /// Creates a client from a URL such as `redis://:password@host:6379/0` or `unix:///run/redis.sock`.
+    ///
+    /// - Throws: ``RedisError/Code/configuration`` naming the malformed part of the URL.
+    public convenience init(
+        url: String,
+        clientName: String? = nil,
+        poolSize: Int = 2,
+        commandTimeout: Duration = .seconds(5),
+        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        metricsLabel: String = "default",
+        logger: Logger = Logger(label: "RedisClient")
+    ) throws(RedisError) {
+        var configuration = try RedisConfiguration(url: url)
+        if let clientName { configuration.clientName = clientName }
+        configuration.poolSize = poolSize
+        configuration.commandTimeout = commandTimeout
+        try self.init(configuration: configuration, eventLoopGroup: eventLoopGroup, metricsLabel: metricsLabel, logger: logger)
+    }
+
+    /// Sends one command on a pooled connection and returns its reply.
+    ///
+    /// - Parameter timeout: overrides ``RedisConfiguration/commandTimeout`` for this command.
+    /// - Throws: ``RedisError``. An error reply from Redis is thrown with code `.server` and its text verbatim.
+    @discardableResult
+    public func send(_ command: RedisCommand, timeout: Duration? = nil) async throws(RedisError) -> RESPValue {
+        let encoded = try HiredisEncoder.encode(command)
+        return try await send(encoded: encoded, timeout: timeout)
+    }
+
+    /// Sends a command given as its name and arguments: `try await client.send("HSET", "h", "f", "v")`.
+    @discardableResult
+    public func send(_ name: String, _ arguments: RedisArgument..., timeout: Duration? = nil) async throws(RedisError) -> RESPValue {
+        try await send(RedisCommand(name, arguments), timeout: timeout)
+    }
+
+    package func send(encoded: ByteBuffer, timeout: Duration?) async throws(RedisError) -> RESPValue {
+        let start = ContinuousClock.now
+        metrics.commands.increment()
+        do throws(RedisError) {
+            guard !closed.load(ordering: .relaxed) else {
+                throw RedisError(code: .shutdown, message: "the client was closed")
+            }
+            let connection = try await pickSlot().connection()
+            let reply = try await connection.send(encoded: encoded, timeout: TimeAmount(timeout ?? configuration.commandTimeout))
+            metrics.duration.recordNanoseconds((ContinuousClock.now - start).nanosecondsClamped)
+            return reply
+        } catch {
+            metrics.recordError(error.code)
+            throw error
+        }
+    }
+
+    /// A live connection from the pool, for callers that need one socket for several commands
+    /// (`WATCH`/`MULTI`/`EXEC`). Other tasks may pipeline on it at the same time.
+    public func connection() async throws(RedisError) -> RedisConnection {
+        try await pickSlot().connection()
+    }
+
+    private func pickSlot() -> ConnectionSlot {
+        if slots.count == 1 { return slots[0] }
+        let index = nextSlot.add(1, ordering: .relaxed).newValue
+        return slots[index % slots.count]
+    }
+
+    /// The process-wide subscriber connection of this client (created on first use).
+    public var subscriber: RedisSubscriber {
+        subscriberBox.withLock { box in
+            if let existing = box { return existing }
+            let created = RedisSubscriber(configuration: configuration, eventLoop: eventLoop, logger: logger, metrics: metrics)
+            box = created
+            return created
+        }
+    }
+
+    /// Closes every connection. Waiting commands fail with ``RedisError/Code/connection`` or
+    /// ``RedisError/Code/shutdown``; later commands fail with `.shutdown`. Idempotent; never hangs.
+    public func close() async {
+        guard !closed.exchange(true, ordering: .relaxed) else { return }
+        for slot in slots { await slot.shutdown() }
+        let subscriber = subscriberBox.withLock { $0 }
+        await subscriber?.close()
+    }
+
+    /// Runs until graceful shutdown is triggered (swift-service-lifecycle), then closes the client.
+    public func run() async throws {
+        try? await gracefulShutdown()
+        await close()
+    }
+}

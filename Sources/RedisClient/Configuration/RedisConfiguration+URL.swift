@@ -1,0 +1,163 @@
+extension RedisConfiguration {
+    /// Parses a Redis URL.
+    ///
+    /// Accepted forms:
+    /// - `redis://[user[:password]@]host[:port][/db][?name=client-name]` (default port 6379)
+    /// - `unix:///path/to/redis.sock[?db=N][&user=U][&password=P][&name=client-name]`
+    ///
+    /// User and password may be percent-encoded. IPv6 hosts go in brackets: `redis://[::1]:6379`.
+    /// `rediss://` (TLS) is rejected: hiredis 0.14 has no TLS, so tunnel TLS (e.g. stunnel) and connect
+    /// to the tunnel with `redis://`. Any malformed part throws ``RedisError/Code/configuration`` naming it.
+    public init(url: String) throws(RedisError) {
+        func bad(_ message: String) -> RedisError {
+            RedisError(code: .configuration, message: "malformed Redis URL '\(RedisConfiguration.redacted(url))': \(message)")
+        }
+        guard let schemeEnd = url.firstRange(of: "://") else {
+            throw bad("missing scheme; expected redis://host:port or unix:///path/to/socket")
+        }
+        let scheme = url[..<schemeEnd.lowerBound].lowercased()
+        var rest = Substring(url[schemeEnd.upperBound...])
+
+        // Split off the query string.
+        var query: [(String, String)] = []
+        if let questionMark = rest.firstIndex(of: "?") {
+            let queryText = rest[rest.index(after: questionMark)...]
+            rest = rest[..<questionMark]
+            for pair in queryText.split(separator: "&", omittingEmptySubsequences: true) {
+                let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+                guard parts.count == 2, !parts[0].isEmpty else { throw bad("query parameter '\(pair)' is not name=value") }
+                guard let value = Self.percentDecode(parts[1]) else { throw bad("query parameter '\(parts[0])' has invalid percent-encoding") }
+                query.append((String(parts[0]), value))
+            }
+        }
+
+        var username: String?
+        var password: String?
+        var database = 0
+        var clientName: String?
+        let endpoint: Endpoint
+
+        switch scheme {
+        case "rediss":
+            throw bad("TLS (rediss://) is not supported by hiredis 0.14; run a TLS tunnel such as stunnel and use redis:// to reach it")
+        case "redis":
+            // Userinfo.
+            if let at = rest.lastIndex(of: "@") {
+                let userinfo = rest[..<at]
+                rest = rest[rest.index(after: at)...]
+                let parts = userinfo.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)
+                guard let user = Self.percentDecode(parts[0]) else { throw bad("the user name has invalid percent-encoding") }
+                if parts.count == 2 {
+                    guard let pass = Self.percentDecode(parts[1]) else { throw bad("the password has invalid percent-encoding") }
+                    password = pass
+                    username = user.isEmpty ? nil : user
+                } else {
+                    // `redis://secret@host` is the common shorthand for a password alone.
+                    password = user
+                }
+                if password?.isEmpty == true { throw bad("the password is empty; omit the '@' part for no password") }
+            }
+            // Path: the database number.
+            var hostPort = rest
+            if let slash = rest.firstIndex(of: "/") {
+                hostPort = rest[..<slash]
+                let path = rest[rest.index(after: slash)...]
+                if !path.isEmpty {
+                    guard let number = Int(path), number >= 0 else { throw bad("database '\(path)' is not a non-negative integer") }
+                    database = number
+                }
+            }
+            // Host and port.
+            var host: Substring
+            var portText: Substring?
+            if hostPort.hasPrefix("[") {
+                guard let close = hostPort.firstIndex(of: "]") else { throw bad("IPv6 host is missing its closing ']'") }
+                host = hostPort[hostPort.index(after: hostPort.startIndex)..<close]
+                let after = hostPort[hostPort.index(after: close)...]
+                if !after.isEmpty {
+                    guard after.hasPrefix(":") else { throw bad("unexpected '\(after)' after the IPv6 host") }
+                    portText = after.dropFirst()
+                }
+            } else if let colon = hostPort.lastIndex(of: ":") {
+                host = hostPort[..<colon]
+                portText = hostPort[hostPort.index(after: colon)...]
+            } else {
+                host = hostPort
+            }
+            guard !host.isEmpty else { throw bad("the host is missing") }
+            if host.contains(where: { $0 == " " || $0 == "/" }) { throw bad("host '\(host)' contains an invalid character") }
+            var port = 6379
+            if let portText {
+                guard let number = Int(portText), (1...65535).contains(number) else {
+                    throw bad("port '\(portText)' is not a number from 1 to 65535")
+                }
+                port = number
+            }
+            endpoint = .tcp(host: String(host), port: port)
+        case "unix":
+            guard rest.hasPrefix("/") else { throw bad("the socket path must be absolute: unix:///path/to/redis.sock") }
+            guard let path = Self.percentDecode(rest), path.count > 1 else { throw bad("the socket path is missing") }
+            endpoint = .unixSocket(path: path)
+        default:
+            throw bad("unsupported scheme '\(scheme)'; use redis:// or unix://")
+        }
+
+        for (name, value) in query {
+            switch name {
+            case "db":
+                guard let number = Int(value), number >= 0 else { throw bad("db '\(value)' is not a non-negative integer") }
+                database = number
+            case "password": password = value
+            case "user", "username": username = value
+            case "name", "client_name": clientName = value
+            default: throw bad("unknown query parameter '\(name)'; supported: db, user, password, name")
+            }
+        }
+
+        self.init(endpoint: endpoint, username: username, password: password, database: database, clientName: clientName)
+        do throws(RedisError) {
+            try validate()
+        } catch {
+            throw bad(error.message)
+        }
+    }
+
+    /// The URL with any password replaced by `***`, safe for logs and error messages.
+    public static func redacted(_ url: String) -> String {
+        var result = url
+        if let schemeEnd = url.firstRange(of: "://"), let at = url[schemeEnd.upperBound...].lastIndex(of: "@") {
+            let userinfo = url[schemeEnd.upperBound..<at]
+            let user = userinfo.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)
+            let redactedUserinfo = user.count == 2 ? "\(user[0]):***" : "***"
+            result = String(url[..<schemeEnd.upperBound]) + redactedUserinfo + String(url[at...])
+        }
+        if let range = result.firstRange(of: "password=") {
+            let end = result[range.upperBound...].firstIndex(of: "&") ?? result.endIndex
+            result.replaceSubrange(range.upperBound..<end, with: "***")
+        }
+        return result
+    }
+
+    private static func percentDecode(_ text: Substring) -> String? {
+        var bytes: [UInt8] = []
+        var iterator = text.utf8.makeIterator()
+        while let byte = iterator.next() {
+            if byte == UInt8(ascii: "%") {
+                guard let high = iterator.next().flatMap(hexValue), let low = iterator.next().flatMap(hexValue) else { return nil }
+                bytes.append(high << 4 | low)
+            } else {
+                bytes.append(byte)
+            }
+        }
+        return String(validatingUTF8Bytes: bytes)
+    }
+
+    private static func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): return byte - UInt8(ascii: "A") + 10
+        default: return nil
+        }
+    }
+}

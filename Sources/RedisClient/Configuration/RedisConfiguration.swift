@@ -1,0 +1,146 @@
+/// Where and how to connect to Redis.
+///
+/// Build one from a URL (`redis://[user[:password]@]host[:port][/db]` or
+/// `unix:///path/to/redis.sock?db=N&password=...`) or field by field. Every field has a safe default;
+/// ``validate()`` explains any value that cannot work.
+public struct RedisConfiguration: Sendable, Hashable {
+    /// A TCP address or a unix domain socket.
+    public enum Endpoint: Sendable, Hashable, CustomStringConvertible {
+        /// A host name or IP address and a port.
+        case tcp(host: String, port: Int)
+        /// The path of a unix domain socket.
+        case unixSocket(path: String)
+
+        /// `host:port` or the socket path, for logs (never contains credentials).
+        public var description: String {
+            switch self {
+            case .tcp(let host, let port): return host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+            case .unixSocket(let path): return path
+            }
+        }
+    }
+
+    /// Exponential backoff with jitter between reconnect attempts.
+    public struct Backoff: Sendable, Hashable {
+        /// The wait after the first failed attempt.
+        public var initial: Duration
+        /// The longest wait between attempts.
+        public var maximum: Duration
+        /// The factor applied after each consecutive failure.
+        public var multiplier: Double
+        /// The fraction of each wait that is randomised (0 = none, 1 = "full jitter").
+        public var jitter: Double
+
+        /// Creates a backoff policy. Defaults: 25 ms doubling up to 2 s, with 50% jitter.
+        public init(initial: Duration = .milliseconds(25), maximum: Duration = .seconds(2), multiplier: Double = 2, jitter: Double = 0.5) {
+            self.initial = initial
+            self.maximum = maximum
+            self.multiplier = multiplier
+            self.jitter = jitter
+        }
+
+        /// The wait before attempt number `failures + 1`, given a uniform random number in [0, 1).
+        public func delay(afterFailures failures: Int, random: Double) -> Duration {
+            guard failures > 0 else { return .zero }
+            let base = initial.seconds * pow(multiplier, Double(min(failures - 1, 30)))
+            let capped = min(base, maximum.seconds)
+            let jittered = capped * (1 - jitter * random)
+            return .nanoseconds(Int64(jittered * 1e9))
+        }
+    }
+
+    /// Where Redis listens.
+    public var endpoint: Endpoint
+    /// The ACL user name for `AUTH user password`; `nil` for `AUTH password` (the default user).
+    public var username: String?
+    /// The password; `nil` sends no `AUTH`.
+    public var password: String?
+    /// The logical database chosen with `SELECT` (0 sends nothing).
+    public var database: Int
+    /// The name set with `CLIENT SETNAME` so operators can find this worker in `CLIENT LIST`. No spaces.
+    public var clientName: String?
+    /// How long establishing a TCP or unix-socket connection may take.
+    public var connectTimeout: Duration
+    /// How long any one command may wait for its reply. A command that times out fails with
+    /// ``RedisError/Code/timeout`` and its connection is discarded.
+    public var commandTimeout: Duration
+    /// How many multiplexed connections the client keeps. Each carries any number of concurrent,
+    /// pipelined commands, so a small number (1–4) is usually best.
+    public var poolSize: Int
+    /// The wait between reconnect attempts.
+    public var reconnectBackoff: Backoff
+
+    /// A configuration for `endpoint` with defaults: no auth, database 0, 5 s timeouts, 2 connections.
+    public init(
+        endpoint: Endpoint,
+        username: String? = nil,
+        password: String? = nil,
+        database: Int = 0,
+        clientName: String? = nil,
+        connectTimeout: Duration = .seconds(5),
+        commandTimeout: Duration = .seconds(5),
+        poolSize: Int = 2,
+        reconnectBackoff: Backoff = .init()
+    ) {
+        self.endpoint = endpoint
+        self.username = username
+        self.password = password
+        self.database = database
+        self.clientName = clientName
+        self.connectTimeout = connectTimeout
+        self.commandTimeout = commandTimeout
+        self.poolSize = poolSize
+        self.reconnectBackoff = reconnectBackoff
+    }
+
+    /// Checks every value; throws ``RedisError/Code/configuration`` naming the bad one and what to use.
+    public func validate() throws(RedisError) {
+        func bad(_ message: String) -> RedisError { RedisError(code: .configuration, message: message) }
+        switch endpoint {
+        case .tcp(let host, let port):
+            if host.isEmpty { throw bad("the host is empty") }
+            if !(1...65535).contains(port) { throw bad("port \(port) is out of range; use 1-65535") }
+        case .unixSocket(let path):
+            if path.isEmpty { throw bad("the unix socket path is empty") }
+            if path.utf8.count > 107 { throw bad("the unix socket path is \(path.utf8.count) bytes; the limit is 107") }
+        }
+        if database < 0 { throw bad("database \(database) is negative; use 0 or more") }
+        if let clientName, clientName.isEmpty || clientName.contains(where: { $0 == " " || $0 == "\n" || $0 == "\r" }) {
+            throw bad("client name '\(clientName)' must be non-empty and contain no spaces or newlines")
+        }
+        if username != nil && password == nil { throw bad("a user name was given without a password") }
+        if connectTimeout <= .zero { throw bad("connectTimeout must be positive") }
+        if commandTimeout <= .zero { throw bad("commandTimeout must be positive") }
+        if poolSize < 1 || poolSize > 64 { throw bad("poolSize \(poolSize) must be between 1 and 64") }
+        if reconnectBackoff.initial <= .zero || reconnectBackoff.maximum < reconnectBackoff.initial {
+            throw bad("reconnectBackoff needs 0 < initial <= maximum")
+        }
+        if !(0...1).contains(reconnectBackoff.jitter) || reconnectBackoff.multiplier < 1 {
+            throw bad("reconnectBackoff needs jitter in [0, 1] and multiplier >= 1")
+        }
+    }
+}
+
+extension Duration {
+    /// The duration in seconds as a `Double`.
+    var seconds: Double {
+        let parts = components
+        return Double(parts.seconds) + Double(parts.attoseconds) / 1e18
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+extension Duration {
+    /// The duration in whole nanoseconds, clamped to `Int64`.
+    package var nanosecondsClamped: Int64 {
+        let parts = components
+        let (high, overflow) = parts.seconds.multipliedReportingOverflow(by: 1_000_000_000)
+        if overflow { return parts.seconds < 0 ? .min : .max }
+        return high &+ parts.attoseconds / 1_000_000_000
+    }
+}

@@ -1,0 +1,159 @@
+package import Logging
+package import NIOCore
+
+/// Reads replies with hiredis, matches them to commands in FIFO order, enforces deadlines.
+///
+/// Lives on one event loop; every method runs there. The decisions are made by
+/// ``ConnectionStateMachine``; this class only carries out its actions.
+package final class RedisChannelHandler: ChannelInboundHandler {
+    package typealias InboundIn = ByteBuffer
+    package typealias OutboundOut = ByteBuffer
+    package typealias Continuation = CheckedContinuation<RESPValue, any Error>
+
+    private var stateMachine = ConnectionStateMachine<Continuation>()
+    private let reader = HiredisReader()
+    private var context: ChannelHandlerContext?
+    private var flushScheduled = false
+    private var timer: Scheduled<Void>?
+    private var timerDeadline: NIODeadline?
+    private let logger: Logger
+    /// Receives pub/sub messages when the connection is in subscribe mode.
+    package var onPush: ((RESPValue) -> Void)?
+    /// Called once when the connection closes, with the reason.
+    package var onClose: ((RedisError) -> Void)?
+    private var closeReason: RedisError?
+
+    package init(logger: Logger) {
+        self.logger = logger
+    }
+
+    package var inFlight: Int { stateMachine.inFlight }
+
+    package func enterPubSubMode() { stateMachine.pubSubMode = true }
+
+    package func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    package func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+        timer?.cancel()
+    }
+
+    // MARK: Outbound
+
+    /// Queues `command` for writing; the reply (or failure) resumes `continuation`.
+    package func send(_ command: ByteBuffer, id: UInt64, deadline: NIODeadline, continuation: Continuation) {
+        guard let context, context.channel.isActive else {
+            continuation.resume(throwing: closeReason ?? RedisError(code: .connection, message: "the connection is closed"))
+            return
+        }
+        switch stateMachine.send(id: id, deadline: deadline, continuation: continuation) {
+        case .fail(let continuation, let error):
+            continuation.resume(throwing: error)
+        case .write:
+            context.write(wrapOutboundOut(command), promise: nil)
+            armTimer(for: deadline)
+            scheduleFlush(context)
+        }
+    }
+
+    /// Gathers every command written in this event-loop tick into one flush (one syscall).
+    private func scheduleFlush(_ context: ChannelHandlerContext) {
+        guard !flushScheduled else { return }
+        flushScheduled = true
+        context.eventLoop.assumeIsolated().execute { [self] in
+            flushScheduled = false
+            self.context?.flush()
+        }
+    }
+
+    package func cancel(id: UInt64) {
+        if case .failCancelled(let continuation) = stateMachine.cancel(id: id) {
+            continuation.resume(throwing: RedisError(code: .cancelled, message: "the task was cancelled; the command may still run on the server"))
+        }
+    }
+
+    /// Closes the connection, failing waiting callers with `error`.
+    package func close(_ error: RedisError) {
+        failAll(error)
+        context?.close(promise: nil)
+    }
+
+    // MARK: Inbound
+
+    package func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let bytes = unwrapInboundIn(data)
+        do {
+            try reader.feed(bytes)
+            while let value = try reader.next() {
+                switch stateMachine.received(value) {
+                case .succeed(let continuation, let value):
+                    continuation.resume(returning: value)
+                case .failServer(let continuation, let message):
+                    continuation.resume(throwing: RedisError(code: .server, message: message))
+                case .discard:
+                    break
+                case .push(let value):
+                    onPush?(value)
+                case .protocolViolation(let error):
+                    logger.error("closing Redis connection", metadata: ["error": "\(error.message)"])
+                    close(error)
+                    return
+                }
+            }
+        } catch {
+            logger.error("closing Redis connection after a reader error", metadata: ["error": "\(error.message)"])
+            close(error)
+        }
+    }
+
+    package func channelInactive(context: ChannelHandlerContext) {
+        failAll(RedisError(code: .connection, message: "the connection was closed by the server or the network"))
+        context.fireChannelInactive()
+    }
+
+    package func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        close(RedisError(code: .connection, message: "\(error)"))
+    }
+
+    private func failAll(_ error: RedisError) {
+        if closeReason == nil { closeReason = error }
+        let waiting = stateMachine.close(error)
+        timer?.cancel()
+        timer = nil
+        for continuation in waiting { continuation.resume(throwing: error) }
+        if let onClose {
+            self.onClose = nil
+            onClose(error)
+        }
+    }
+
+    // MARK: Deadlines
+
+    private func armTimer(for deadline: NIODeadline) {
+        if let current = timerDeadline, current <= deadline { return }
+        timer?.cancel()
+        timerDeadline = deadline
+        guard let context else { return }
+        timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
+            self.timerFired()
+        }
+    }
+
+    private func timerFired() {
+        timer = nil
+        timerDeadline = nil
+        let action = stateMachine.timerFired(now: .now()) { pending in
+            "no reply within the command timeout; the connection is discarded because later replies can no longer be matched"
+        }
+        switch action {
+        case .rearm(let deadline):
+            if let deadline { armTimer(for: deadline) }
+        case .timedOut(let continuation, let error):
+            logger.warning("Redis command timed out; closing the connection", metadata: ["in_flight": "\(stateMachine.inFlight)"])
+            continuation?.resume(throwing: error)
+            close(RedisError(code: .connection, message: "the connection was discarded after another command on it timed out"))
+        }
+    }
+}

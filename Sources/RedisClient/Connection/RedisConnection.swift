@@ -1,0 +1,194 @@
+public import Logging
+public import NIOCore
+import NIOPosix
+import Synchronization
+
+/// One TCP or unix-socket connection to Redis that any number of tasks share.
+///
+/// Commands are written as they arrive and their replies are matched in FIFO order, so concurrent
+/// callers pipeline over one socket. Commands issued in the same event-loop tick go out in one
+/// flush. Each command has a deadline; on timeout the caller gets ``RedisError/Code/timeout`` and the
+/// connection is closed, because later replies can no longer be matched to their commands.
+///
+/// Most code uses ``RedisClient``, which keeps a pool of these and reconnects them.
+public final class RedisConnection: Sendable {
+    /// The event loop that owns the socket. Tasks that run on it (see ``RedisClient/taskExecutor``)
+    /// send and receive without a thread hop.
+    public let eventLoop: any EventLoop
+    package let channel: any Channel
+    private let handler: NIOLoopBound<RedisChannelHandler>
+    private let nextID = Atomic<UInt64>(0)
+    private let commandTimeout: TimeAmount
+    private let allocator: ByteBufferAllocator
+
+    private init(channel: any Channel, handler: NIOLoopBound<RedisChannelHandler>, commandTimeout: Duration) {
+        self.channel = channel
+        self.eventLoop = channel.eventLoop
+        self.handler = handler
+        self.commandTimeout = TimeAmount(commandTimeout)
+        self.allocator = channel.allocator
+    }
+
+    /// Opens a connection and performs the handshake: `AUTH`, `SELECT`, `CLIENT SETNAME` as configured.
+    ///
+    /// - Throws: ``RedisError`` with code `.connection` or `.timeout` if the socket can't be opened,
+    ///   `.authentication` if Redis refuses the credentials (message verbatim), `.configuration` for bad settings.
+    public static func connect(
+        configuration: RedisConfiguration,
+        eventLoop: any EventLoop,
+        logger: Logger
+    ) async throws(RedisError) -> RedisConnection {
+        try configuration.validate()
+        let bootstrap = ClientBootstrap(group: eventLoop)
+            .connectTimeout(TimeAmount(configuration.connectTimeout))
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(RedisChannelHandler(logger: logger))
+                }
+            }
+        let channel: any Channel
+        do {
+            switch configuration.endpoint {
+            case .tcp(let host, let port):
+                channel = try await bootstrap
+                    .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+                    .connect(host: host, port: port).get()
+            case .unixSocket(let path):
+                channel = try await bootstrap.connect(unixDomainSocketPath: path).get()
+            }
+        } catch let error as ChannelError where error == .connectTimeout(TimeAmount(configuration.connectTimeout)) {
+            throw RedisError(code: .timeout, message: "connecting to \(configuration.endpoint) took longer than \(configuration.connectTimeout)")
+        } catch {
+            throw RedisError(code: .connection, message: "cannot connect to \(configuration.endpoint): \(error)")
+        }
+        let handler: NIOLoopBound<RedisChannelHandler>
+        do {
+            handler = try await channel.eventLoop.submit {
+                NIOLoopBound(try channel.pipeline.syncOperations.handler(type: RedisChannelHandler.self), eventLoop: channel.eventLoop)
+            }.get()
+        } catch {
+            channel.close(promise: nil)
+            throw RedisError(code: .connection, message: "the connection closed during setup: \(error)")
+        }
+        let connection = RedisConnection(channel: channel, handler: handler, commandTimeout: configuration.commandTimeout)
+        do {
+            try await connection.handshake(configuration)
+        } catch {
+            await connection.close()
+            throw error
+        }
+        return connection
+    }
+
+    private func handshake(_ configuration: RedisConfiguration) async throws(RedisError) {
+        // Pipelined: all handshake commands go out in one flush; each is checked in order.
+        var commands: [(RedisCommand, isAuth: Bool)] = []
+        if let password = configuration.password {
+            if let user = configuration.username {
+                commands.append((RedisCommand("AUTH", RedisArgument(user), RedisArgument(password)), true))
+            } else {
+                commands.append((RedisCommand("AUTH", RedisArgument(password)), true))
+            }
+        }
+        if configuration.database != 0 { commands.append((RedisCommand("SELECT", RedisArgument(configuration.database)), false)) }
+        if let name = configuration.clientName { commands.append((RedisCommand("CLIENT", "SETNAME", RedisArgument(name)), false)) }
+        guard !commands.isEmpty else { return }
+        // Start all, then await all, so they share one round trip.
+        let results = await withTaskGroup(of: (Int, Result<RESPValue, RedisError>).self) { group in
+            for (index, command) in commands.enumerated() {
+                group.addTask {
+                    do throws(RedisError) { return (index, .success(try await self.send(command.0))) } catch { return (index, .failure(error)) }
+                }
+                // Keep the order on the wire: give each task the chance to enqueue before the next.
+                await Task.yield()
+            }
+            var results = [Result<RESPValue, RedisError>?](repeating: nil, count: commands.count)
+            for await (index, result) in group { results[index] = result }
+            return results
+        }
+        for (index, result) in results.enumerated() {
+            if case .failure(var error) = result {
+                if commands[index].isAuth, error.code == .server { error.code = .authentication }
+                throw error
+            }
+        }
+    }
+
+    /// Sends one command and waits for its reply.
+    ///
+    /// - Parameter timeout: overrides the configured command timeout for this command.
+    /// - Returns: the reply. An error reply is thrown as ``RedisError`` with code `.server` and
+    ///   Redis's message verbatim.
+    /// - Throws: ``RedisError``: `.timeout`, `.connection` (the command may or may not have run),
+    ///   `.server`, `.cancelled` (the command may still run on the server).
+    public func send(_ command: RedisCommand, timeout: Duration? = nil) async throws(RedisError) -> RESPValue {
+        let encoded = try HiredisEncoder.encode(command, allocator: allocator)
+        return try await send(encoded: encoded, timeout: timeout.map(TimeAmount.init) ?? commandTimeout)
+    }
+
+    package func send(encoded: ByteBuffer, timeout: TimeAmount) async throws(RedisError) -> RESPValue {
+        if Task.isCancelled { throw RedisError(code: .cancelled, message: "the task was cancelled before the command was sent") }
+        let id = nextID.add(1, ordering: .relaxed).newValue
+        let deadline = NIODeadline.now() + timeout
+        let handler = self.handler
+        let eventLoop = self.eventLoop
+        do {
+            return try await withTaskCancellationHandler {
+                try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<RESPValue, any Error>) in
+                    if eventLoop.inEventLoop {
+                        handler.value.send(encoded, id: id, deadline: deadline, continuation: continuation)
+                    } else {
+                        eventLoop.execute {
+                            handler.value.send(encoded, id: id, deadline: deadline, continuation: continuation)
+                        }
+                    }
+                }
+            } onCancel: {
+                eventLoop.execute { handler.value.cancel(id: id) }
+            }
+        } catch let error as RedisError {
+            throw error
+        } catch {
+            throw RedisError(code: .connection, message: "\(error)")
+        }
+    }
+
+    /// Whether the socket is still open.
+    public var isActive: Bool { channel.isActive }
+
+    /// Puts the connection into subscribe mode and routes `message`/`pmessage` replies to `onPush`
+    /// (called on the event loop). `onClose` is called once, on the event loop, when the connection closes.
+    package func setHandlers(onPush: (@Sendable (RESPValue) -> Void)?, onClose: @escaping @Sendable (RedisError) -> Void) async {
+        let handler = self.handler
+        let isClosed: Bool
+        do {
+            isClosed = try await eventLoop.submit {
+                if let onPush {
+                    handler.value.enterPubSubMode()
+                    handler.value.onPush = onPush
+                }
+                handler.value.onClose = onClose
+                return false
+            }.get()
+        } catch {
+            isClosed = true
+        }
+        if isClosed || !channel.isActive { onClose(RedisError(code: .connection, message: "the connection closed")) }
+    }
+
+    /// Closes the connection. Commands still waiting fail with ``RedisError/Code/connection``. Never hangs.
+    public func close() async {
+        let handler = self.handler
+        eventLoop.execute {
+            handler.value.close(RedisError(code: .connection, message: "the connection was closed by the client"))
+        }
+        try? await channel.closeFuture.get()
+    }
+}
+
+extension TimeAmount {
+    init(_ duration: Duration) {
+        let parts = duration.components
+        self = .nanoseconds(parts.seconds * 1_000_000_000 + parts.attoseconds / 1_000_000_000)
+    }
+}

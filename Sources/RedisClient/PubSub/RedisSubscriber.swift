@@ -1,0 +1,270 @@
+import Logging
+public import NIOCore
+import Synchronization
+
+/// A message or event delivered to a subscription.
+public enum RedisPubSubEvent: Sendable, Hashable {
+    /// A message published to a subscribed channel (or one matching a subscribed pattern).
+    case message(RedisPubSubMessage)
+    /// The subscriber connection dropped and was re-established, and every subscription was restored.
+    /// Messages published while it was down **may have been missed**: re-check any state you were waiting on.
+    case reconnected
+}
+
+/// One published message.
+public struct RedisPubSubMessage: Sendable, Hashable {
+    /// The channel it was published to.
+    public var channel: String
+    /// The pattern that matched, for pattern subscriptions.
+    public var pattern: String?
+    /// The payload, binary-safe.
+    public var payload: ByteBuffer
+
+    /// A message (public so tests and adapters can build expected values).
+    public init(channel: String, pattern: String? = nil, payload: ByteBuffer) {
+        self.channel = channel
+        self.pattern = pattern
+        self.payload = payload
+    }
+}
+
+/// The stream of one subscription. Iterate it; stop iterating (or drop it) to unsubscribe.
+public struct RedisSubscription: AsyncSequence, Sendable {
+    /// Elements are messages and reconnect notices.
+    public typealias Element = RedisPubSubEvent
+    let stream: AsyncStream<RedisPubSubEvent>
+
+    /// An iterator over the events.
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        var base: AsyncStream<RedisPubSubEvent>.AsyncIterator
+        /// The next event, or `nil` after the subscriber was closed.
+        public mutating func next() async -> RedisPubSubEvent? { await base.next() }
+    }
+
+    /// Makes the iterator.
+    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(base: stream.makeAsyncIterator()) }
+}
+
+/// A dedicated subscriber connection shared by every subscription of one client.
+///
+/// Subscribing to the same channel twice shares one `SUBSCRIBE`; the last subscription to go
+/// away sends `UNSUBSCRIBE`. When the connection drops, the subscriber reconnects with backoff,
+/// restores every channel and pattern, and sends ``RedisPubSubEvent/reconnected`` to every
+/// subscription, because messages published meanwhile may have been missed.
+public final class RedisSubscriber: Sendable {
+    private typealias StreamContinuation = AsyncStream<RedisPubSubEvent>.Continuation
+
+    private enum Kind: Sendable { case channel, pattern }
+
+    private struct State {
+        var channels: [String: [UInt64: StreamContinuation]] = [:]
+        var patterns: [String: [UInt64: StreamContinuation]] = [:]
+        var connection: RedisConnection?
+        var connecting: Task<RedisConnection, any Error>?
+        var nextID: UInt64 = 0
+        var closed = false
+
+        func listeners(channel: String, pattern: String?) -> [StreamContinuation] {
+            if let pattern { return Array(patterns[pattern]?.values ?? [:].values) }
+            return Array(channels[channel]?.values ?? [:].values)
+        }
+    }
+
+    private let state = Mutex(State())
+    private let configuration: RedisConfiguration
+    private let eventLoop: any EventLoop
+    private let logger: Logger
+    private let metrics: ClientMetrics
+
+    init(configuration: RedisConfiguration, eventLoop: any EventLoop, logger: Logger, metrics: ClientMetrics) {
+        var configuration = configuration
+        if let name = configuration.clientName { configuration.clientName = name + "-sub" }
+        self.configuration = configuration
+        self.eventLoop = eventLoop
+        self.logger = logger
+        self.metrics = metrics
+    }
+
+    /// Subscribes to channels; returns once Redis confirmed every `SUBSCRIBE`.
+    public func subscribe(to channels: [String]) async throws(RedisError) -> RedisSubscription {
+        try await add(channels, kind: .channel)
+    }
+
+    /// Subscribes to glob-style patterns (`PSUBSCRIBE`); returns once Redis confirmed them.
+    public func subscribe(toPatterns patterns: [String]) async throws(RedisError) -> RedisSubscription {
+        try await add(patterns, kind: .pattern)
+    }
+
+    private func add(_ names: [String], kind: Kind) async throws(RedisError) -> RedisSubscription {
+        guard !names.isEmpty else { throw RedisError(code: .configuration, message: "subscribe needs at least one channel or pattern") }
+        let connection = try await connectedConnection()
+        let (stream, continuation) = AsyncStream<RedisPubSubEvent>.makeStream(bufferingPolicy: .bufferingNewest(10_000))
+        let (id, fresh): (UInt64, [String]) = state.withLock { state in
+            state.nextID += 1
+            var fresh: [String] = []
+            for name in names {
+                switch kind {
+                case .channel:
+                    if state.channels[name, default: [:]].isEmpty { fresh.append(name) }
+                    state.channels[name, default: [:]][state.nextID] = continuation
+                case .pattern:
+                    if state.patterns[name, default: [:]].isEmpty { fresh.append(name) }
+                    state.patterns[name, default: [:]][state.nextID] = continuation
+                }
+            }
+            return (state.nextID, fresh)
+        }
+        continuation.onTermination = { [weak self] _ in self?.remove(id: id, names: names, kind: kind) }
+        do {
+            try await sendSubscriptions(fresh, kind: kind, on: connection)
+        } catch {
+            continuation.finish()
+            throw error
+        }
+        return RedisSubscription(stream: stream)
+    }
+
+    private func sendSubscriptions(_ names: [String], kind: Kind, on connection: RedisConnection) async throws(RedisError) {
+        let verb = kind == .channel ? "SUBSCRIBE" : "PSUBSCRIBE"
+        // One command per name, so each gets exactly one confirmation reply; pipelined.
+        do {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for name in names {
+                    group.addTask { _ = try await connection.send(RedisCommand(verb, RedisArgument(name))) }
+                }
+                try await group.waitForAll()
+            }
+        } catch let error as RedisError {
+            throw error
+        } catch {
+            throw RedisError(code: .connection, message: "\(error)")
+        }
+    }
+
+    private func remove(id: UInt64, names: [String], kind: Kind) {
+        let (gone, connection): ([String], RedisConnection?) = state.withLock { state in
+            var gone: [String] = []
+            for name in names {
+                switch kind {
+                case .channel:
+                    state.channels[name]?[id] = nil
+                    if state.channels[name]?.isEmpty == true { state.channels[name] = nil; gone.append(name) }
+                case .pattern:
+                    state.patterns[name]?[id] = nil
+                    if state.patterns[name]?.isEmpty == true { state.patterns[name] = nil; gone.append(name) }
+                }
+            }
+            return (gone, state.closed ? nil : state.connection)
+        }
+        guard !gone.isEmpty, let connection else { return }
+        let verb = kind == .channel ? "UNSUBSCRIBE" : "PUNSUBSCRIBE"
+        Task {
+            for name in gone { _ = try? await connection.send(RedisCommand(verb, RedisArgument(name))) }
+        }
+    }
+
+    /// The live subscriber connection, connecting (once, shared) if needed.
+    private func connectedConnection() async throws(RedisError) -> RedisConnection {
+        let task: Task<RedisConnection, any Error> = try state.withLock { (state) throws(RedisError) in
+            if state.closed { throw RedisError(code: .shutdown, message: "the subscriber was closed") }
+            if let connection = state.connection, connection.isActive { return Task { connection } }
+            if let connecting = state.connecting { return connecting }
+            let task = Task { try await self.connectAndInstall(isReconnect: false) }
+            state.connecting = task
+            return task
+        }
+        do {
+            return try await task.value
+        } catch let error as RedisError {
+            throw error
+        } catch {
+            throw RedisError(code: .connection, message: "\(error)")
+        }
+    }
+
+    private func connectAndInstall(isReconnect: Bool) async throws -> RedisConnection {
+        do {
+            let connection = try await RedisConnection.connect(configuration: configuration, eventLoop: eventLoop, logger: logger)
+            await connection.setHandlers(
+                onPush: { [weak self] value in self?.dispatch(value) },
+                onClose: { [weak self] _ in self?.connectionClosed(connection) }
+            )
+            let closed = state.withLock { state in
+                state.connecting = nil
+                if !state.closed { state.connection = connection }
+                return state.closed
+            }
+            if closed { await connection.close() }
+            return connection
+        } catch {
+            state.withLock { $0.connecting = nil }
+            throw error
+        }
+    }
+
+    private func dispatch(_ value: RESPValue) {
+        guard case .array(let items) = value, let kind = items.first?.string else { return }
+        let message: RedisPubSubMessage
+        if kind == "message", items.count == 3, let channel = items[1].string, let payload = items[2].buffer {
+            message = RedisPubSubMessage(channel: channel, pattern: nil, payload: payload)
+        } else if kind == "pmessage", items.count == 4, let pattern = items[1].string, let channel = items[2].string, let payload = items[3].buffer {
+            message = RedisPubSubMessage(channel: channel, pattern: pattern, payload: payload)
+        } else {
+            return
+        }
+        let listeners = state.withLock { $0.listeners(channel: message.channel, pattern: message.pattern) }
+        for listener in listeners { listener.yield(.message(message)) }
+    }
+
+    private func connectionClosed(_ connection: RedisConnection) {
+        let shouldReconnect = state.withLock { state -> Bool in
+            guard state.connection === connection else { return false }
+            state.connection = nil
+            return !state.closed && !(state.channels.isEmpty && state.patterns.isEmpty)
+        }
+        guard shouldReconnect else { return }
+        logger.warning("Redis subscriber connection lost; reconnecting")
+        Task { await self.reconnectLoop() }
+    }
+
+    private func reconnectLoop() async {
+        var failures = 0
+        while !state.withLock({ $0.closed }) {
+            do {
+                let connection = try await connectedConnection()
+                let (channels, patterns) = state.withLock { (Array($0.channels.keys), Array($0.patterns.keys)) }
+                if !channels.isEmpty { try await sendSubscriptions(channels, kind: .channel, on: connection) }
+                if !patterns.isEmpty { try await sendSubscriptions(patterns, kind: .pattern, on: connection) }
+                metrics.resubscribes.increment()
+                metrics.reconnects.increment()
+                logger.info("Redis subscriber reconnected", metadata: ["channels": "\(channels.count)", "patterns": "\(patterns.count)"])
+                let everyone = state.withLock { state in
+                    state.channels.values.flatMap(\.values) + state.patterns.values.flatMap(\.values)
+                }
+                for listener in everyone { listener.yield(.reconnected) }
+                return
+            } catch {
+                failures += 1
+                metrics.connectFailures.increment()
+                let delay = configuration.reconnectBackoff.delay(afterFailures: failures, random: Double.random(in: 0..<1))
+                logger.debug("subscriber reconnect failed", metadata: ["error": "\(error.message)", "retry_in_ms": "\(delay.seconds * 1000)"])
+                try? await Task.sleep(for: delay)
+            }
+        }
+    }
+
+    /// Closes the subscriber; every subscription's stream ends.
+    public func close() async {
+        let (connection, streams) = state.withLock { state in
+            state.closed = true
+            let streams = state.channels.values.flatMap(\.values) + state.patterns.values.flatMap(\.values)
+            state.channels = [:]
+            state.patterns = [:]
+            let connection = state.connection
+            state.connection = nil
+            return (connection, streams)
+        }
+        for stream in streams { stream.finish() }
+        await connection?.close()
+    }
+}

@@ -1,0 +1,104 @@
+import CHiredis
+package import NIOCore
+
+/// Encodes commands with hiredis's `redisFormatCommandArgv`.
+package enum HiredisEncoder {
+    /// The RESP bytes of `command`, exactly as hiredis formats them.
+    package static func encode(_ command: RedisCommand, allocator: ByteBufferAllocator = .init()) throws(RedisError) -> ByteBuffer {
+        let argc = command.lengths.count
+        let result: ByteBuffer? = command.storage.withUnsafeBufferPointer { storage -> ByteBuffer? in
+            // A zero-length argument still needs a non-null pointer; hiredis never reads it.
+            let base = storage.baseAddress.map { UnsafeRawPointer($0) } ?? UnsafeRawPointer(bitPattern: 1)!
+            var argv = [UnsafePointer<CChar>?](repeating: nil, count: argc)
+            var offset = 0
+            for index in 0..<argc {
+                argv[index] = (base + offset).assumingMemoryBound(to: CChar.self)
+                offset += command.lengths[index]
+            }
+            var target: UnsafeMutablePointer<CChar>? = nil
+            let length = command.lengths.withUnsafeBufferPointer { lengths in
+                argv.withUnsafeMutableBufferPointer { argvPointer in
+                    redisFormatCommandArgv(&target, Int32(argc), argvPointer.baseAddress, lengths.baseAddress)
+                }
+            }
+            guard length >= 0, let target else { return nil }
+            defer { redisFreeCommand(target) }
+            var buffer = allocator.buffer(capacity: Int(length))
+            buffer.writeBytes(UnsafeRawBufferPointer(start: target, count: Int(length)))
+            return buffer
+        }
+        guard let result else {
+            throw RedisError(code: .configuration, message: "hiredis could not format the \(command.name) command (out of memory)")
+        }
+        return result
+    }
+}
+
+/// hiredis's incremental reply parser: feed bytes, pull complete replies.
+///
+/// Each reply is deep-copied into a ``RESPValue`` and the hiredis reply tree is freed once, from
+/// its root. Not thread-safe: one instance belongs to one connection's event loop.
+package final class HiredisReader {
+    private let reader: UnsafeMutablePointer<redisReader>
+
+    /// A new reader. Traps only if hiredis cannot allocate its small state struct.
+    package init() {
+        guard let reader = redisReaderCreate() else { fatalError("hiredis: redisReaderCreate returned NULL (out of memory)") }
+        self.reader = reader
+    }
+
+    deinit { redisReaderFree(reader) }
+
+    /// Hands bytes received from the socket to the parser.
+    package func feed(_ buffer: ByteBuffer) throws(RedisError) {
+        let status = buffer.withUnsafeReadableBytes { bytes -> Int32 in
+            guard let base = bytes.baseAddress, bytes.count > 0 else { return REDIS_OK }
+            return redisReaderFeed(reader, base.assumingMemoryBound(to: CChar.self), bytes.count)
+        }
+        if status != REDIS_OK { throw readerError() }
+    }
+
+    /// The next complete reply, or `nil` when more bytes are needed.
+    package func next() throws(RedisError) -> RESPValue? {
+        var raw: UnsafeMutableRawPointer? = nil
+        if redisReaderGetReply(reader, &raw) != REDIS_OK { throw readerError() }
+        guard let raw else { return nil }
+        defer { freeReplyObject(raw) }
+        return Self.copy(raw.assumingMemoryBound(to: redisReply.self))
+    }
+
+    private func readerError() -> RedisError {
+        let message = withUnsafeBytes(of: &reader.pointee.errstr) { bytes in
+            String(decoding: bytes.prefix { $0 != 0 }, as: UTF8.self)
+        }
+        return RedisError(code: .protocolError, message: "hiredis reader: \(message.isEmpty ? "unknown error" : message)")
+    }
+
+    private static func copy(_ reply: UnsafeMutablePointer<redisReply>) -> RESPValue {
+        let node = reply.pointee
+        switch node.type {
+        case REDIS_REPLY_STRING:
+            return .bulkString(ByteBuffer(bytes: UnsafeRawBufferPointer(start: node.str, count: node.len)))
+        case REDIS_REPLY_STATUS:
+            return .simpleString(text(node))
+        case REDIS_REPLY_ERROR:
+            return .error(text(node))
+        case REDIS_REPLY_INTEGER:
+            return .integer(Int64(node.integer))
+        case REDIS_REPLY_ARRAY:
+            var elements: [RESPValue] = []
+            elements.reserveCapacity(node.elements)
+            for index in 0..<node.elements {
+                if let child = node.element[index] { elements.append(copy(child)) } else { elements.append(.null) }
+            }
+            return .array(elements)
+        default:
+            return .null
+        }
+    }
+
+    private static func text(_ node: redisReply) -> String {
+        guard let str = node.str else { return "" }
+        return String(decoding: UnsafeRawBufferPointer(start: str, count: node.len), as: UTF8.self)
+    }
+}

@@ -1,0 +1,103 @@
+public import NIOCore
+
+/// A reply from Redis, deep-copied out of hiredis's reader into a `Sendable` Swift value.
+///
+/// RESP2 has five reply kinds; `RESPValue` mirrors them exactly. Bulk strings keep their bytes
+/// verbatim (they may contain `\0` or `\r\n`). A top-level error reply is thrown as a ``RedisError``
+/// with code ``RedisError/Code/server`` by the client; errors nested inside arrays (for example
+/// in a Lua script's table reply) stay in the value as ``error(_:)``.
+public enum RESPValue: Sendable, Hashable {
+    /// A status reply such as `OK` or `PONG` (`+...`).
+    case simpleString(String)
+    /// An error reply nested inside an array (`-...`), with Redis's message verbatim.
+    case error(String)
+    /// An integer reply (`:...`).
+    case integer(Int64)
+    /// A bulk string reply (`$...`), binary-safe.
+    case bulkString(ByteBuffer)
+    /// The nil bulk string or nil array (`$-1` / `*-1`).
+    case null
+    /// An array reply (`*...`); elements may be any kind, including nested arrays.
+    case array([RESPValue])
+}
+
+extension RESPValue {
+    /// The reply as UTF-8 text when it is a bulk or simple string, else `nil`.
+    public var string: String? {
+        switch self {
+        case .bulkString(let buffer): return String(buffer: buffer)
+        case .simpleString(let text): return text
+        default: return nil
+        }
+    }
+
+    /// The reply's bytes when it is a bulk or simple string, else `nil`.
+    public var bytes: [UInt8]? {
+        switch self {
+        case .bulkString(let buffer): return Array(buffer.readableBytesView)
+        case .simpleString(let text): return Array(text.utf8)
+        default: return nil
+        }
+    }
+
+    /// The reply as a buffer when it is a bulk string, else `nil`.
+    public var buffer: ByteBuffer? {
+        if case .bulkString(let buffer) = self { return buffer }
+        return nil
+    }
+
+    /// The reply as an integer: an integer reply, or a string reply holding a decimal integer.
+    public var int: Int64? {
+        switch self {
+        case .integer(let value): return value
+        case .bulkString, .simpleString: return self.string.flatMap { Int64($0) }
+        default: return nil
+        }
+    }
+
+    /// The elements when the reply is an array, else `nil`.
+    public var array: [RESPValue]? {
+        if case .array(let values) = self { return values }
+        return nil
+    }
+
+    /// Whether the reply is the nil bulk string or nil array.
+    public var isNull: Bool {
+        if case .null = self { return true }
+        return false
+    }
+}
+
+extension RESPValue: CustomStringConvertible {
+    /// A short, human-readable rendering (binary bulk strings are shown by length).
+    public var description: String {
+        switch self {
+        case .simpleString(let text): return "+\(text)"
+        case .error(let message): return "-\(message)"
+        case .integer(let value): return ":\(value)"
+        case .null: return "(nil)"
+        case .bulkString(let buffer):
+            if let text = String(validatingUTF8Bytes: buffer.readableBytesView), buffer.readableBytes <= 200 {
+                return "\"\(text)\""
+            }
+            return "<\(buffer.readableBytes) bytes>"
+        case .array(let values): return "[" + values.map(\.description).joined(separator: ", ") + "]"
+        }
+    }
+}
+
+extension String {
+    init?(validatingUTF8Bytes bytes: some Collection<UInt8>) {
+        var iterator = bytes.makeIterator()
+        var decoder = UTF8()
+        var scalars = String.UnicodeScalarView()
+        loop: while true {
+            switch decoder.decode(&iterator) {
+            case .scalarValue(let scalar): scalars.append(scalar)
+            case .emptyInput: break loop
+            case .error: return nil
+            }
+        }
+        self = String(scalars)
+    }
+}

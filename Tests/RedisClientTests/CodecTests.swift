@@ -1,0 +1,118 @@
+import NIOCore
+@testable import RedisClient
+import Testing
+
+@Suite("hiredis codec")
+struct CodecTests {
+    @Test("commands are encoded as RESP arrays of bulk strings, byte for byte")
+    func encodesCommandBytes() throws {
+        let encoded = try HiredisEncoder.encode(RedisCommand("SET", "key", "value"))
+        #expect(String(buffer: encoded) == "*3\r\n$3\r\nSET\r\n$3\r\nkey\r\n$5\r\nvalue\r\n")
+    }
+
+    @Test("binary arguments with NUL and CRLF are length-prefixed, not escaped")
+    func encodesBinaryArguments() throws {
+        let payload: [UInt8] = [0x00, 0x0D, 0x0A, 0xFF, 0x24]
+        let encoded = try HiredisEncoder.encode(RedisCommand("SET", "k", RedisArgument(bytes: payload)))
+        let expected: [UInt8] = Array("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5\r\n".utf8) + payload + Array("\r\n".utf8)
+        #expect(Array(encoded.readableBytesView) == expected)
+    }
+
+    @Test("an empty argument is encoded as a zero-length bulk string")
+    func encodesEmptyArgument() throws {
+        let encoded = try HiredisEncoder.encode(RedisCommand("SET", "k", ""))
+        #expect(String(buffer: encoded) == "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$0\r\n\r\n")
+    }
+
+    @Test("integer and double arguments are sent in decimal")
+    func encodesNumbers() throws {
+        let encoded = try HiredisEncoder.encode(RedisCommand("EXPIRE", "k", RedisArgument(-42), RedisArgument(1.5)))
+        #expect(String(buffer: encoded) == "*4\r\n$6\r\nEXPIRE\r\n$1\r\nk\r\n$3\r\n-42\r\n$3\r\n1.5\r\n")
+    }
+
+    private func parseAll(_ bytes: [UInt8], splitAt splits: [Int]) throws -> [RESPValue] {
+        let reader = HiredisReader()
+        var values: [RESPValue] = []
+        var start = 0
+        for end in splits + [bytes.count] {
+            try reader.feed(ByteBuffer(bytes: bytes[start..<end]))
+            while let value = try reader.next() { values.append(value) }
+            start = end
+        }
+        return values
+    }
+
+    static let mixedStream: [UInt8] = Array(
+        "+OK\r\n-ERR wrong\r\n:-17\r\n$-1\r\n*-1\r\n$5\r\nhe\r\no\r\n*3\r\n:1\r\n*2\r\n$1\r\na\r\n$-1\r\n-NOSCRIPT nested\r\n*0\r\n$0\r\n\r\n".utf8
+    )
+    static let mixedExpected: [RESPValue] = [
+        .simpleString("OK"),
+        .error("ERR wrong"),
+        .integer(-17),
+        .null,
+        .null,
+        .bulkString(ByteBuffer(string: "he\r\no")),
+        .array([.integer(1), .array([.bulkString(ByteBuffer(string: "a")), .null]), .error("NOSCRIPT nested")]),
+        .array([]),
+        .bulkString(ByteBuffer()),
+    ]
+
+    @Test("every reply kind parses, including nested arrays, nils and nested errors")
+    func parsesEveryKind() throws {
+        #expect(try parseAll(Self.mixedStream, splitAt: []) == Self.mixedExpected)
+    }
+
+    @Test("a stream split at every byte boundary yields the same replies")
+    func parsesAtEverySplit() throws {
+        for split in 1..<Self.mixedStream.count {
+            #expect(try parseAll(Self.mixedStream, splitAt: [split]) == Self.mixedExpected, "split at \(split)")
+        }
+    }
+
+    @Test("a stream fed one byte at a time yields the same replies")
+    func parsesByteByByte() throws {
+        #expect(try parseAll(Self.mixedStream, splitAt: Array(1..<Self.mixedStream.count)) == Self.mixedExpected)
+    }
+
+    @Test("binary payloads with NUL and CRLF survive parsing unchanged")
+    func parsesBinaryPayload() throws {
+        let payload: [UInt8] = (0...255).map { UInt8($0) } + [0, 13, 10, 0]
+        let bytes = Array("$\(payload.count)\r\n".utf8) + payload + Array("\r\n".utf8)
+        let values = try parseAll(bytes, splitAt: [3, 100])
+        #expect(values.count == 1)
+        #expect(values.first?.bytes == payload)
+    }
+
+    @Test("a 10 MiB bulk string fed in 64 KiB chunks arrives whole")
+    func parsesTenMebibyteBulk() throws {
+        let size = 10 * 1024 * 1024
+        var payload = [UInt8](repeating: 0, count: size)
+        for index in stride(from: 0, to: size, by: 4093) { payload[index] = UInt8(truncatingIfNeeded: index) }
+        let bytes = Array("$\(size)\r\n".utf8) + payload + Array("\r\n".utf8)
+        let values = try parseAll(bytes, splitAt: Array(stride(from: 65536, to: bytes.count, by: 65536)))
+        #expect(values.count == 1)
+        #expect(values.first?.buffer?.readableBytes == size)
+        #expect(values.first?.bytes == payload)
+    }
+
+    @Test("malformed input is a protocol error, not a crash")
+    func rejectsMalformedInput() throws {
+        let reader = HiredisReader()
+        try reader.feed(ByteBuffer(string: "!bogus\r\n"))
+        #expect(throws: RedisError.self) { _ = try reader.next() }
+        do {
+            _ = try reader.next()
+        } catch {
+            #expect(error.code == .protocolError)
+            #expect(error.message.contains("Protocol error"))
+        }
+    }
+
+    @Test("SHA-1 matches the FIPS test vectors")
+    func sha1Vectors() {
+        #expect(SHA1.hexDigest("".utf8) == "da39a3ee5e6b4b0d3255bfef95601890afd80709")
+        #expect(SHA1.hexDigest("abc".utf8) == "a9993e364706816aba3e25717850c26c9cd0d89d")
+        #expect(SHA1.hexDigest("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8) == "84983e441c3bd26ebaae4aa1f95129e5e54670f1")
+        #expect(SHA1.hexDigest([UInt8](repeating: 0x61, count: 1_000_000)) == "34aa973cd4c4daa4f61eeb2bdbad27316534016f")
+    }
+}

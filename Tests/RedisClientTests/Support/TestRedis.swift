@@ -1,0 +1,112 @@
+import Logging
+import RedisClient
+import RedisServerProcess
+import Testing
+
+/// Where the integration tests find Redis.
+///
+/// Suites marked `.sharedRedis` run against `REDIS_URL` when it is set, otherwise against one
+/// private `redis-server` that the trait starts before the suite and stops after it. A missing
+/// `redis-server` is a test failure, never a skip. Tests that restart, pause or flush the server
+/// use ``withPrivateRedis(_:_:)`` instead, so they cannot disturb other tests.
+enum TestRedis {
+    @TaskLocal static var url: String?
+
+    static var sharedURL: String {
+        get throws {
+            guard let url else { throw RedisError(code: .configuration, message: "the suite is not marked .sharedRedis") }
+            return url
+        }
+    }
+
+    static let logger = Logger(label: "tests", factory: { _ in SwiftLogNoOpLogHandler() })
+
+    static func uniquePrefix(_ name: String = #function) -> String {
+        "test:\(name.prefix { $0 != "(" }):\(UInt64.random(in: 0..<UInt64.max)):"
+    }
+}
+
+struct SharedRedisTrait: SuiteTrait, TestScoping {
+    var isRecursive: Bool { false }
+
+    func provideScope(for test: Test, testCase: Test.Case?, performing function: @Sendable () async throws -> Void) async throws {
+        let (url, server) = try await RedisServerProcess.fromEnvironmentOrStart(logger: TestRedis.logger)
+        do {
+            try await TestRedis.$url.withValue(url) { try await function() }
+        } catch {
+            await server?.stop()
+            throw error
+        }
+        await server?.stop()
+    }
+}
+
+extension Trait where Self == SharedRedisTrait {
+    /// Runs the suite against `REDIS_URL` or one private redis-server for the whole suite.
+    static var sharedRedis: Self { SharedRedisTrait() }
+}
+
+/// Runs `body` with a private redis-server that only this test uses, stopped afterwards.
+func withPrivateRedis<T>(
+    _ options: RedisServerOptions = .init(),
+    _ body: (RedisServerProcess) async throws -> T
+) async throws -> T {
+    let server = try await RedisServerProcess.start(options, logger: TestRedis.logger)
+    do {
+        let result = try await body(server)
+        await server.stop()
+        return result
+    } catch {
+        await server.stop()
+        throw error
+    }
+}
+
+func makeClient(
+    _ url: String,
+    poolSize: Int = 1,
+    commandTimeout: Duration = .seconds(5),
+    name: String? = nil,
+    backoff: RedisConfiguration.Backoff = .init(initial: .milliseconds(10), maximum: .milliseconds(200))
+) throws -> RedisClient {
+    var configuration = try RedisConfiguration(url: url)
+    configuration.poolSize = poolSize
+    configuration.commandTimeout = commandTimeout
+    configuration.reconnectBackoff = backoff
+    if let name { configuration.clientName = name }
+    return try RedisClient(configuration: configuration, logger: TestRedis.logger)
+}
+
+/// Retries `body` until it succeeds or `limit` passes; returns how many attempts failed first.
+func eventually(within limit: Duration = .seconds(5), _ body: () async throws -> Void) async throws -> Int {
+    let deadline = ContinuousClock.now + limit
+    var failures = 0
+    while true {
+        do {
+            try await body()
+            return failures
+        } catch {
+            failures += 1
+            if ContinuousClock.now > deadline { throw error }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+}
+
+/// Runs `body`, which must fail with a `RedisError`; records an issue and returns `nil` otherwise.
+func expectRedisError<T>(
+    _ comment: Comment? = nil,
+    sourceLocation: SourceLocation = #_sourceLocation,
+    _ body: () async throws -> T
+) async -> RedisError? {
+    do {
+        let value = try await body()
+        Issue.record("expected a RedisError, got \(value)", sourceLocation: sourceLocation)
+        return nil
+    } catch let error as RedisError {
+        return error
+    } catch {
+        Issue.record("expected a RedisError, got \(error)", sourceLocation: sourceLocation)
+        return nil
+    }
+}
