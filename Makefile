@@ -1,0 +1,37 @@
+# StampedeCache: the two commands a newcomer needs.
+#   make demo   the main job (with no REDIS_URL, a private redis-server is started and stopped for you)
+#   make test   every test: unit, integration against real redis-server processes, Lua script contracts
+# Both install missing Debian packages first (scripts/ensure-deps.sh).
+
+SWIFT ?= swift
+SWIFT_BUILD_FLAGS ?=
+
+.PHONY: deps demo bench test test-swift test-lua build release clean
+
+deps:
+	@scripts/ensure-deps.sh
+
+build: deps
+	$(SWIFT) build $(SWIFT_BUILD_FLAGS)
+
+release: deps
+	$(SWIFT) build -c release --product stampede $(SWIFT_BUILD_FLAGS)
+
+# The main job. Until `stampede demo` lands (LLMCache issue) it is the client benchmark.
+demo: release
+	.build/release/stampede bench client
+
+bench: release
+	.build/release/stampede bench client $(ARGS)
+
+test: deps test-lua test-swift
+
+test-swift:
+	$(SWIFT) test $(SWIFT_BUILD_FLAGS)
+
+test-lua:
+	python3 LuaScripts/verify_scripts.py
+	STAMPEDE_VERIFY_CLUSTER=1 python3 LuaScripts/verify_scripts.py
+
+clean:
+	rm -rf .build

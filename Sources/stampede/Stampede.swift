@@ -1,0 +1,17 @@
+import ArgumentParser
+
+@main
+struct Stampede: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "stampede",
+        abstract: "StampedeCache: a Redis-backed cache where exactly one worker in the fleet computes each missing value.",
+        subcommands: [Bench.self]
+    )
+}
+
+struct Bench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure StampedeCache against baselines, in one run, on one Redis.",
+        subcommands: [ClientBench.self]
+    )
+}

@@ -1,0 +1,39 @@
+import Foundation
+import Logging
+import RedisClient
+import RedisServerProcess
+
+/// The Redis a command runs against: `REDIS_URL` / `--redis-url`, or a private redis-server
+/// started for this run (and stopped after it), announced on stderr.
+struct RedisTarget {
+    let url: String
+    let server: RedisServerProcess?
+
+    static func acquire(explicitURL: String?, tcp: Bool = true) async throws -> RedisTarget {
+        if let url = explicitURL ?? ProcessInfo.processInfo.environment["REDIS_URL"], !url.isEmpty {
+            _ = try RedisConfiguration(url: url)  // a malformed URL fails here, clearly
+            return RedisTarget(url: url, server: nil)
+        }
+        var options = RedisServerOptions()
+        if tcp {
+            options.unixSocket = false
+            options.tcpPort = 0
+        }
+        let server = try await RedisServerProcess.start(options)
+        Console.note("No REDIS_URL set: started a private redis-server (pid \(server.pid)) at \(server.url); it is stopped when this run ends.")
+        return RedisTarget(url: server.url, server: server)
+    }
+
+    func release() async {
+        if let server {
+            await server.stop()
+            Console.note("Stopped the private redis-server.")
+        }
+    }
+}
+
+enum Console {
+    static func note(_ message: String) {
+        FileHandle.standardError.write(Data((message + "\n").utf8))
+    }
+}
