@@ -12,6 +12,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "RedisClient", targets: ["RedisClient"]),
+        .library(name: "StampedeCache", targets: ["StampedeCache"]),
         .executable(name: "stampede", targets: ["stampede"]),
     ],
     dependencies: [
@@ -39,6 +40,24 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        .target(
+            name: "StampedeCache",
+            dependencies: [
+                "RedisClient",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            swiftSettings: strict,
+            plugins: ["EmbedLuaScriptsPlugin"]
+        ),
+        // Build-time embedding of LuaScripts/*.lua (tool + build plugin).
+        .executableTarget(name: "EmbedLuaScripts", swiftSettings: [.swiftLanguageMode(.v6)]),
+        .plugin(
+            name: "EmbedLuaScriptsPlugin",
+            capability: .buildTool(),
+            dependencies: ["EmbedLuaScripts"],
+            path: "Sources/EmbedLuaScriptsPlugin"
+        ),
         // Starts and stops private redis-server processes (tests, benchmarks, the demo, chaos runs).
         .target(
             name: "RedisServerProcess",
@@ -59,9 +78,33 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // Helpers shared by the test targets: a private redis-server per suite or per test.
+        .target(
+            name: "RedisTestSupport",
+            dependencies: [
+                "RedisClient",
+                "RedisServerProcess",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tests/RedisTestSupport",
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "StampedeCacheTests",
+            dependencies: [
+                "RedisTestSupport",
+                "StampedeCache",
+                "RedisClient",
+                "RedisServerProcess",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "RedisClientTests",
             dependencies: [
+                "RedisTestSupport",
                 "RedisClient",
                 "RedisServerProcess",
                 "CHiredis",

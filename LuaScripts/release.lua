@@ -9,14 +9,20 @@
 --                    entry names its keys the same way / routes to one slot)
 --   KEYS[2]  P{E}:l  lock string (holder's fence token)
 --
--- ARGV (exactly 5):
+-- ARGV (5, or 6 with the optional hold):
 --   ARGV[1]  fence token, decimal integer >= 1, no leading zeros
 --   ARGV[2]  pub/sub channel for notices (non-empty)
 --   ARGV[3]  entry id E (non-empty, must not contain "|")
 --   ARGV[4]  failure message (opaque, may be empty, may contain "|")
 --   ARGV[5]  "1" = publish a failure notice, "0" = silent release
+--   ARGV[6]  optional fail-safe hold, integer ms >= 0 (default 0). When > 0
+--            the lock is not deleted but kept (still holding this token) for
+--            that long, so no worker retries a failing computation before it
+--            expires: stale values keep being served meanwhile (FusionCache's
+--            "fail-safe throttle").
 --
--- Effect: if GET KEYS[2] == token then DEL KEYS[2] and, if ARGV[5] == "1",
+-- Effect: if GET KEYS[2] == token then DEL KEYS[2] (or PEXPIRE it to the
+--   hold) and, if ARGV[5] == "1",
 --   PUBLISH ARGV[2] "fail|E|token|message". Otherwise nothing is written and
 --   nothing is published.
 --
@@ -42,8 +48,8 @@ end
 if #KEYS ~= 2 then
   return bad('expected 2 KEYS (entry, lock), got ' .. #KEYS)
 end
-if #ARGV ~= 5 then
-  return bad('expected 5 ARGV, got ' .. #ARGV)
+if #ARGV ~= 5 and #ARGV ~= 6 then
+  return bad('expected 5 or 6 ARGV, got ' .. #ARGV)
 end
 
 local token_s = ARGV[1]
@@ -62,12 +68,24 @@ if ARGV[5] == '1' then publish = true
 elseif ARGV[5] == '0' then publish = false
 else return bad('ARGV[5] publish flag must be "0" or "1", got ' .. shown(ARGV[5])) end
 
+local hold = 0
+if #ARGV == 6 then
+  if not string.match(ARGV[6], '^[0-9]+$') or #ARGV[6] > 15 then
+    return bad('ARGV[6] hold ms must be an integer >= 0, got ' .. shown(ARGV[6]))
+  end
+  hold = tonumber(ARGV[6])
+end
+
 local holder = redis.call('GET', KEYS[2])
 if holder ~= token_s then
   return {'not_owner', holder or ''}
 end
 
-redis.call('DEL', KEYS[2])
+if hold > 0 then
+  redis.call('PEXPIRE', KEYS[2], hold)
+else
+  redis.call('DEL', KEYS[2])
+end
 if publish then
   redis.call('PUBLISH', channel, 'fail|' .. eid .. '|' .. token_s .. '|' .. message)
 end

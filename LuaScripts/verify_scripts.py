@@ -315,6 +315,16 @@ def run(c, sub):
     c.call("PUBLISH", "chan", "marker")
     check(notice() == b"marker", "silent release published nothing")
 
+    # release with a fail-safe hold keeps the lock (same token) for the hold
+    c.call("SET", keys("e3")[1], "4", "PX", "60000")
+    r = c.call("EVALSHA", sha["release"], 2, *keys("e3")[:2], "4", "chan", "e3", "down", "0", "250")
+    check(r == [b"released", 1], "release with hold -> released")
+    check(c.call("GET", keys("e3")[1]) == b"4" and 0 < c.call("PTTL", keys("e3")[1]) <= 250,
+          "hold keeps the lock with its token for the hold ms")
+    r = c.call_err("EVALSHA", sha["release"], 2, *keys("e3")[:2], "4", "chan", "e3", "", "0", "-1")
+    check(isinstance(r, RedisErr) and "ARGV[6]" in str(r), "bad hold rejected")
+    c.call("DEL", keys("e3")[1])
+
     # ---------------------------------------------------------------- XFetch early
     c.call("DEL", *keys("e4"))
     r = gol("e4")

@@ -1,6 +1,7 @@
 import NIOCore
 import RedisClient
 import RedisServerProcess
+import RedisTestSupport
 import Synchronization
 import Testing
 

@@ -1,7 +1,7 @@
-import Logging
-import RedisClient
-import RedisServerProcess
-import Testing
+package import Logging
+package import RedisClient
+package import RedisServerProcess
+package import Testing
 
 /// Where the integration tests find Redis.
 ///
@@ -9,27 +9,27 @@ import Testing
 /// private `redis-server` that the trait starts before the suite and stops after it. A missing
 /// `redis-server` is a test failure, never a skip. Tests that restart, pause or flush the server
 /// use ``withPrivateRedis(_:_:)`` instead, so they cannot disturb other tests.
-enum TestRedis {
-    @TaskLocal static var url: String?
+package enum TestRedis {
+    @TaskLocal package static var url: String?
 
-    static var sharedURL: String {
+    package static var sharedURL: String {
         get throws {
             guard let url else { throw RedisError(code: .configuration, message: "the suite is not marked .sharedRedis") }
             return url
         }
     }
 
-    static let logger = Logger(label: "tests", factory: { _ in SwiftLogNoOpLogHandler() })
+    package static let logger = Logger(label: "tests", factory: { _ in SwiftLogNoOpLogHandler() })
 
-    static func uniquePrefix(_ name: String = #function) -> String {
+    package static func uniquePrefix(_ name: String = #function) -> String {
         "test:\(name.prefix { $0 != "(" }):\(UInt64.random(in: 0..<UInt64.max)):"
     }
 }
 
-struct SharedRedisTrait: SuiteTrait, TestScoping {
-    var isRecursive: Bool { false }
+package struct SharedRedisTrait: SuiteTrait, TestScoping {
+    package var isRecursive: Bool { false }
 
-    func provideScope(for test: Test, testCase: Test.Case?, performing function: @Sendable () async throws -> Void) async throws {
+    package func provideScope(for test: Test, testCase: Test.Case?, performing function: @Sendable () async throws -> Void) async throws {
         let (url, server) = try await RedisServerProcess.fromEnvironmentOrStart(logger: TestRedis.logger)
         do {
             try await TestRedis.$url.withValue(url) { try await function() }
@@ -43,11 +43,11 @@ struct SharedRedisTrait: SuiteTrait, TestScoping {
 
 extension Trait where Self == SharedRedisTrait {
     /// Runs the suite against `REDIS_URL` or one private redis-server for the whole suite.
-    static var sharedRedis: Self { SharedRedisTrait() }
+    package static var sharedRedis: Self { SharedRedisTrait() }
 }
 
 /// Runs `body` with a private redis-server that only this test uses, stopped afterwards.
-func withPrivateRedis<T>(
+package func withPrivateRedis<T>(
     _ options: RedisServerOptions = .init(),
     _ body: (RedisServerProcess) async throws -> T
 ) async throws -> T {
@@ -62,7 +62,7 @@ func withPrivateRedis<T>(
     }
 }
 
-func makeClient(
+package func makeClient(
     _ url: String,
     poolSize: Int = 1,
     commandTimeout: Duration = .seconds(5),
@@ -78,7 +78,7 @@ func makeClient(
 }
 
 /// Retries `body` until it succeeds or `limit` passes; returns how many attempts failed first.
-func eventually(within limit: Duration = .seconds(5), _ body: () async throws -> Void) async throws -> Int {
+package func eventually(within limit: Duration = .seconds(5), _ body: () async throws -> Void) async throws -> Int {
     let deadline = ContinuousClock.now + limit
     var failures = 0
     while true {
@@ -94,7 +94,7 @@ func eventually(within limit: Duration = .seconds(5), _ body: () async throws ->
 }
 
 /// Runs `body`, which must fail with a `RedisError`; records an issue and returns `nil` otherwise.
-func expectRedisError<T>(
+package func expectRedisError<T>(
     _ comment: Comment? = nil,
     sourceLocation: SourceLocation = #_sourceLocation,
     _ body: () async throws -> T

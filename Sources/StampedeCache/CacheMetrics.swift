@@ -1,0 +1,89 @@
+import CoreMetrics
+import Synchronization
+
+/// swift-metrics instruments of one cache (all carry the `namespace` dimension):
+/// `stampede_cache_requests_total{source}`, `stampede_cache_computations_total{result}`,
+/// `stampede_cache_compute_seconds`, `stampede_cache_follower_wait_seconds`,
+/// `stampede_cache_follower_wakeups_total{via}`, `stampede_cache_lock_takeovers_total`,
+/// `stampede_cache_commits_rejected_total{reason}`, `stampede_cache_corrupt_entries_total`,
+/// `stampede_cache_coalesced_total`, `stampede_cache_redis_unavailable_total`.
+/// NOSCRIPT reloads are counted by the client as `redis_noscript_reloads_total`.
+struct CacheMetrics: Sendable {
+    let namespace: String
+    let computeTime: Timer
+    let waitTime: Timer
+    let takeovers: Counter
+    let corrupt: Counter
+    let coalesced: Counter
+    let redisUnavailable: Counter
+    private let requests: [String: Counter]
+    private let wakeups: [String: Counter]
+
+    static let sourceLabels = [
+        "fresh_hit", "fresh_hit_early_refresh", "stale_hit_refreshing_here", "stale_hit_refreshing_elsewhere",
+        "computed", "received_from_other_worker", "stale_after_failure", "uncached_redis_unavailable",
+    ]
+
+    init(namespace: String) {
+        requests = Dictionary(uniqueKeysWithValues: Self.sourceLabels.map {
+            ($0, Counter(label: "stampede_cache_requests_total", dimensions: [("namespace", namespace), ("source", $0)]))
+        })
+        wakeups = Dictionary(uniqueKeysWithValues: ["notice", "recheck", "reconnect"].map {
+            ($0, Counter(label: "stampede_cache_follower_wakeups_total", dimensions: [("namespace", namespace), ("via", $0)]))
+        })
+        self.namespace = namespace
+        let dimensions = [("namespace", namespace)]
+        computeTime = Timer(label: "stampede_cache_compute_seconds", dimensions: dimensions)
+        waitTime = Timer(label: "stampede_cache_follower_wait_seconds", dimensions: dimensions)
+        takeovers = Counter(label: "stampede_cache_lock_takeovers_total", dimensions: dimensions)
+        corrupt = Counter(label: "stampede_cache_corrupt_entries_total", dimensions: dimensions)
+        coalesced = Counter(label: "stampede_cache_coalesced_total", dimensions: dimensions)
+        redisUnavailable = Counter(label: "stampede_cache_redis_unavailable_total", dimensions: dimensions)
+    }
+
+    func request(_ source: CacheSource) {
+        requests[source.label]?.increment()
+    }
+
+    func computation(_ result: String) {
+        Counter(label: "stampede_cache_computations_total", dimensions: [("namespace", namespace), ("result", result)]).increment()
+    }
+
+    func wakeup(_ via: String) {
+        wakeups[via]?.increment()
+    }
+
+    func rejectedCommit(_ reason: String) {
+        Counter(label: "stampede_cache_commits_rejected_total", dimensions: [("namespace", namespace), ("reason", reason)]).increment()
+    }
+}
+
+/// Exact in-process counters, for tests, benchmarks and the CLI (`StampedeCache.diagnostics`).
+public struct CacheDiagnostics: Sendable, Hashable {
+    /// Computations started by this cache instance (leader or refresh).
+    public var computations = 0
+    /// Computations that threw or timed out.
+    public var failedComputations = 0
+    /// Followers woken by a completion/failure notice (the primary path).
+    public var wakeupsByNotice = 0
+    /// Followers woken by the fallback re-check timer.
+    public var wakeupsByRecheck = 0
+    /// Followers woken because the subscriber reconnected.
+    public var wakeupsByReconnect = 0
+    /// Times this instance took over a lock after the holder's expired.
+    public var lockTakeovers = 0
+    /// Commits rejected by fencing.
+    public var rejectedCommits = 0
+    /// Calls that joined another in-process call for the same key.
+    public var coalesced = 0
+    /// Entries found corrupt or foreign and treated as misses.
+    public var corruptEntries = 0
+    /// Background refreshes started.
+    public var refreshesStarted = 0
+}
+
+final class DiagnosticsBox: Sendable {
+    private let value = Mutex(CacheDiagnostics())
+    func update(_ body: (inout CacheDiagnostics) -> Void) { value.withLock { body(&$0) } }
+    var snapshot: CacheDiagnostics { value.withLock { $0 } }
+}

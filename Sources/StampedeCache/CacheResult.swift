@@ -1,0 +1,95 @@
+/// Where a returned value came from.
+public enum CacheSource: Sendable, Hashable, CustomStringConvertible {
+    /// What happens to a stale value's refresh.
+    public enum Refresh: Sendable, Hashable {
+        /// This worker won the refresh lease and refreshes in the background.
+        case startedHere
+        /// Another worker holds the lease (refreshing, or throttled after a failure).
+        case runningElsewhere
+    }
+
+    /// A fresh value from Redis (one round trip).
+    case freshHit
+    /// A fresh value whose early (XFetch) refresh this worker just started in the background.
+    case freshHitEarlyRefresh
+    /// A value past its freshness but within its stale window, returned at once while one worker refreshes it.
+    case staleHit(Refresh)
+    /// Computed by this process (it held the lock) and committed.
+    case computed
+    /// Computed by another worker while this one waited for it.
+    case receivedFromOtherWorker
+    /// The computation failed (here or elsewhere) and a stale value was served instead (fail-safe).
+    case staleAfterFailure(reason: String)
+    /// Redis was unreachable; computed directly without caching (fail-open).
+    case uncachedRedisUnavailable
+
+    /// A short, stable label (also used as a metrics dimension).
+    public var label: String {
+        switch self {
+        case .freshHit: return "fresh_hit"
+        case .freshHitEarlyRefresh: return "fresh_hit_early_refresh"
+        case .staleHit(.startedHere): return "stale_hit_refreshing_here"
+        case .staleHit(.runningElsewhere): return "stale_hit_refreshing_elsewhere"
+        case .computed: return "computed"
+        case .receivedFromOtherWorker: return "received_from_other_worker"
+        case .staleAfterFailure: return "stale_after_failure"
+        case .uncachedRedisUnavailable: return "uncached_redis_unavailable"
+        }
+    }
+
+    /// Whether the value was served from the cache (any hit, fresh or stale).
+    public var isHit: Bool {
+        switch self {
+        case .freshHit, .freshHitEarlyRefresh, .staleHit, .staleAfterFailure: return true
+        default: return false
+        }
+    }
+
+    /// Same as ``label``.
+    public var description: String { label }
+}
+
+/// A value with where it came from and how old it is.
+public struct CacheResult<Value: Sendable>: Sendable {
+    /// The value.
+    public var value: Value
+    /// Where it came from.
+    public var source: CacheSource
+    /// How long ago it was computed, by the Redis server's clock (zero if computed for this call).
+    public var age: Duration
+    /// When it stops being fresh, in milliseconds since the epoch by the Redis server's clock
+    /// (`nil` when it was not stored).
+    public var freshUntilMillis: Int64?
+
+    /// Creates a result.
+    public init(value: Value, source: CacheSource, age: Duration, freshUntilMillis: Int64?) {
+        self.value = value
+        self.source = source
+        self.age = age
+        self.freshUntilMillis = freshUntilMillis
+    }
+
+    /// The same result with a transformed value.
+    public func map<T: Sendable>(_ transform: (Value) throws -> T) rethrows -> CacheResult<T> {
+        CacheResult<T>(value: try transform(value), source: source, age: age, freshUntilMillis: freshUntilMillis)
+    }
+}
+
+/// Per-call controls.
+public struct CacheRequestOptions: Sendable, Hashable {
+    /// The most staleness this caller accepts. `nil` (default): any value within the stale window is
+    /// served at once while it is refreshed. `.zero`: only fresh values; a stale one is refreshed
+    /// first and served only if the refresh fails (fail-safe).
+    public var maxStale: Duration?
+    /// Overrides ``CachePolicy/freshFor`` for a value this call computes.
+    public var freshFor: Duration?
+    /// Tags to attach to a value this call computes, for ``StampedeCache/invalidate(tag:)``.
+    public var tags: [String]
+
+    /// Creates options; the defaults change nothing.
+    public init(maxStale: Duration? = nil, freshFor: Duration? = nil, tags: [String] = []) {
+        self.maxStale = maxStale
+        self.freshFor = freshFor
+        self.tags = tags
+    }
+}

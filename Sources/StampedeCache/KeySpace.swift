@@ -1,0 +1,60 @@
+/// Names every Redis key and channel of one namespace.
+///
+/// Entry keys: `stampede:{<namespace>:<generation>:<key>}:v|l|f|h` — the braces are a Redis
+/// Cluster hash tag, so all keys of one entry live in one slot and the scripts stay cluster-valid.
+/// The caller's key is escaped (`%`, `{`, `}`, `|` → `%XX`) so it can never break the tag or
+/// the notice format.
+package struct KeySpace: Sendable {
+    package static let prefix = "stampede:"
+    package let namespace: String
+
+    package init(namespace: String) throws(CacheConfigurationError) {
+        guard !namespace.isEmpty, namespace.utf8.count <= 64,
+              namespace.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == ".") })
+        else {
+            throw CacheConfigurationError(setting: "namespace", problem: "'\(namespace)' must be 1-64 characters of A-Z a-z 0-9 - _ .")
+        }
+        self.namespace = namespace
+    }
+
+    /// The pub/sub channel for this namespace's completion, failure and invalidation notices.
+    package var channel: String { "\(Self.prefix)notify:\(namespace)" }
+    /// The key holding the namespace generation (bumped to invalidate everything).
+    package var generationKey: String { "\(Self.prefix)gen:{\(namespace)}" }
+
+    package func tagKey(_ tag: String) -> String { "\(Self.prefix)tag:{\(namespace)}:\(Self.escape(tag))" }
+
+    package func entry(_ key: String, generation: Int64) throws(CacheError) -> EntryKeys {
+        guard !key.isEmpty else { throw CacheError.invalidKey(key, reason: "the key is empty") }
+        guard key.utf8.count <= 1024 else { throw CacheError.invalidKey(key, reason: "the key is \(key.utf8.count) bytes; the limit is 1024 (hash long keys)") }
+        return EntryKeys(id: "\(namespace):\(generation):\(Self.escape(key))")
+    }
+
+    package static func escape(_ text: String) -> String {
+        guard text.utf8.contains(where: { $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: "{") || $0 == UInt8(ascii: "}") || $0 == UInt8(ascii: "|") }) else {
+            return text
+        }
+        var result = ""
+        for character in text {
+            switch character {
+            case "%": result += "%25"
+            case "{": result += "%7B"
+            case "}": result += "%7D"
+            case "|": result += "%7C"
+            default: result.append(character)
+            }
+        }
+        return result
+    }
+}
+
+/// The four keys of one entry, all in the hash tag `{id}`.
+package struct EntryKeys: Sendable, Hashable {
+    /// The entry id `E`: `<namespace>:<generation>:<escaped key>`; also used in notices.
+    package let id: String
+
+    package var value: String { "\(KeySpace.prefix){\(id)}:v" }
+    package var lock: String { "\(KeySpace.prefix){\(id)}:l" }
+    package var fence: String { "\(KeySpace.prefix){\(id)}:f" }
+    package var hot: String { "\(KeySpace.prefix){\(id)}:h" }
+}

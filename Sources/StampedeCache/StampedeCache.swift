@@ -1,0 +1,541 @@
+public import Logging
+import NIOCore
+public import RedisClient
+import Synchronization
+
+/// A Redis-backed cache where, across a whole fleet of processes, exactly one worker computes a
+/// missing or expired value while the others wait for it or keep serving the stale copy.
+///
+/// ```swift
+/// let cache = try await StampedeCache(redis: client, namespace: "llm", policy: CachePolicy(
+///     freshFor: .seconds(3600), staleFor: .seconds(86_400),
+///     computeTimeout: .seconds(60), lockTTL: .seconds(90)))
+/// let result = try await cache.value(for: "answer:42") { try await expensiveCall() }
+/// print(result.value, result.source, result.age)
+/// ```
+///
+/// How it works: one Lua script (`get_or_lock`) reads the entry, counts the hit for hot-key
+/// promotion and, when the caller must compute, grants a fenced lock — all in one round trip and on
+/// the Redis server's clock. The leader computes under ``CachePolicy/computeTimeout`` and commits
+/// with its fence token (a late "zombie" commit with an older token is rejected); the commit
+/// publishes a notice that wakes every follower in every process through one shared subscriber
+/// connection. Concurrent callers for one key inside a process share one Redis call.
+public final class StampedeCache: Sendable {
+    /// The namespace every key of this cache lives in.
+    public let namespace: String
+    /// The validated policy.
+    public let policy: CachePolicy
+    /// The Redis client used for everything (its subscriber connection carries the notices).
+    public let redis: RedisClient
+    package let keySpace: KeySpace
+    let logger: Logger
+    let hub: NoticeHub
+    let coalescer = FlightCoalescer<Outcome>()
+    let limiter: ConcurrencyLimiter?
+    let generation: GenerationBox
+    let metrics: CacheMetrics
+    let diagnosticsBox = DiagnosticsBox()
+    let background = BackgroundTasks()
+
+    struct Outcome: Sendable {
+        var value: ByteBuffer
+        var source: CacheSource
+        var age: Duration
+        var freshUntil: Int64?
+    }
+
+    /// Creates a cache over `redis` for `namespace` (1–64 characters of `A-Z a-z 0-9 - _ .`).
+    ///
+    /// Validates the policy, then (best effort, so a worker can start while Redis is down) loads the
+    /// scripts, reads the namespace generation and subscribes to the notice channel.
+    /// - Throws: ``CacheConfigurationError`` naming the setting to change.
+    public init(
+        redis: RedisClient,
+        namespace: String,
+        policy: CachePolicy = CachePolicy(),
+        logger: Logger = Logger(label: "StampedeCache")
+    ) async throws(CacheConfigurationError) {
+        try policy.validate()
+        self.keySpace = try KeySpace(namespace: namespace)
+        self.namespace = namespace
+        self.policy = policy
+        self.redis = redis
+        self.logger = logger
+        self.metrics = CacheMetrics(namespace: namespace)
+        if case .failOpen(let bound) = policy.redisUnavailable {
+            self.limiter = ConcurrencyLimiter(limit: bound)
+        } else {
+            self.limiter = nil
+        }
+        let generation = GenerationBox()
+        self.generation = generation
+        self.hub = NoticeHub(client: redis, channel: keySpace.channel, logger: logger) { newGeneration in
+            generation.observe(newGeneration)
+        }
+        do {
+            try await redis.preload(CacheScripts.all)
+            await refreshGeneration()
+            try await hub.start()
+        } catch {
+            logger.warning("Redis not reachable while creating the cache; will retry on use", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Exact counters of what this instance did (computations, wake-ups by path, takeovers, ...).
+    public var diagnostics: CacheDiagnostics { diagnosticsBox.snapshot }
+
+    // MARK: Public API
+
+    /// The value for `key`: from the cache, from another worker's computation, or computed here.
+    ///
+    /// - Parameters:
+    ///   - key: any text up to 1 KiB (hash longer keys); it is escaped into a Redis key.
+    ///   - options: staleness limit, freshness override and tags for this call.
+    ///   - compute: produces the value when this worker must compute it; runs at most once per key
+    ///     fleet-wide at a time, under ``CachePolicy/computeTimeout``, in a task this cache owns (it
+    ///     is not cancelled when this caller is).
+    /// - Returns: the value, where it came from, and its age by the Redis server's clock.
+    /// - Throws: the error thrown by `compute` (when it ran here), or ``CacheError``.
+    public func value(
+        for key: String,
+        options: CacheRequestOptions = CacheRequestOptions(),
+        compute: @escaping @Sendable () async throws -> [UInt8]
+    ) async throws -> CacheResult<[UInt8]> {
+        let outcome = try await outcome(for: key, options: options) {
+            let bytes = try await compute()
+            return ByteBuffer(bytes: bytes)
+        }
+        return CacheResult(value: Array(outcome.value.readableBytesView), source: outcome.source, age: outcome.age, freshUntilMillis: outcome.freshUntil)
+    }
+
+    /// The UTF-8 text value for `key` (see ``value(for:options:compute:)``).
+    public func string(
+        for key: String,
+        options: CacheRequestOptions = CacheRequestOptions(),
+        compute: @escaping @Sendable () async throws -> String
+    ) async throws -> CacheResult<String> {
+        let outcome = try await outcome(for: key, options: options) { ByteBuffer(string: try await compute()) }
+        return CacheResult(value: String(buffer: outcome.value), source: outcome.source, age: outcome.age, freshUntilMillis: outcome.freshUntil)
+    }
+
+    /// Deletes one entry and tells every process; a computation already in flight may still commit.
+    @discardableResult
+    public func invalidate(key: String) async throws -> Bool {
+        let entry = try keySpace.entry(key, generation: await currentGeneration())
+        do {
+            return try await redis.invalidateEntry(entry, channel: keySpace.channel)
+        } catch let error as RedisError {
+            throw CacheError.redisFailure(error)
+        }
+    }
+
+    /// Retires every entry of the namespace at once (O(1)): bumps the generation that is part of every
+    /// key. Old entries are no longer read and expire by their TTL. Returns the new generation.
+    @discardableResult
+    public func invalidateAll() async throws -> Int64 {
+        do {
+            guard let newGeneration = try await redis.send("INCR", RedisArgument(keySpace.generationKey)).int else {
+                throw CacheError.redisFailure(RedisError(code: .protocolError, message: "INCR returned no integer"))
+            }
+            generation.observe(newGeneration)
+            try await redis.publish(RedisArgument("gen|\(newGeneration)"), to: keySpace.channel)
+            return newGeneration
+        } catch let error as RedisError {
+            throw CacheError.redisFailure(error)
+        }
+    }
+
+    /// Deletes every entry committed with `tag` (via a tag index; no `KEYS` scan). Returns how many were deleted.
+    @discardableResult
+    public func invalidate(tag: String) async throws -> Int {
+        let tagKey = keySpace.tagKey(tag)
+        do {
+            let members = try await redis.send("SMEMBERS", RedisArgument(tagKey)).array ?? []
+            let ids = members.compactMap(\.string)
+            let deleted = try await withThrowingTaskGroup(of: Bool.self) { group in
+                for id in ids {
+                    group.addTask { try await self.redis.invalidateEntry(EntryKeys(id: id), channel: self.keySpace.channel) }
+                }
+                return try await group.reduce(0) { $0 + ($1 ? 1 : 0) }
+            }
+            try await redis.send("DEL", RedisArgument(tagKey))
+            return deleted
+        } catch let error as RedisError {
+            throw CacheError.redisFailure(error)
+        }
+    }
+
+    /// Waits for background refreshes to finish (each is bounded by ``CachePolicy/computeTimeout``)
+    /// and stops listening for notices. Does not close the `RedisClient`.
+    public func close() async {
+        await background.waitForAll()
+        await hub.stop()
+    }
+
+    // MARK: Internals shared with tests
+
+    /// The Redis keys of `key`'s entry in the current generation.
+    package func entryKeys(for key: String) async throws -> EntryKeys {
+        try keySpace.entry(key, generation: await currentGeneration())
+    }
+
+    // MARK: The flight
+
+    func outcome(
+        for key: String,
+        options: CacheRequestOptions,
+        compute: @escaping @Sendable () async throws -> ByteBuffer
+    ) async throws -> Outcome {
+        let entry = try keySpace.entry(key, generation: await currentGeneration())
+        let flightKey = options.maxStale.map { "\(entry.id)#\($0.wholeMilliseconds)" } ?? entry.id
+        let outcome = try await coalescer.run(key: flightKey, joined: {
+            metrics.coalesced.increment()
+            diagnosticsBox.update { $0.coalesced += 1 }
+        }) {
+            try await flight(key: key, entry: entry, options: options, compute: compute)
+        }
+        metrics.request(outcome.source)
+        return outcome
+    }
+
+    private func flight(
+        key: String,
+        entry: EntryKeys,
+        options: CacheRequestOptions,
+        compute: @escaping @Sendable () async throws -> ByteBuffer
+    ) async throws -> Outcome {
+        let started = ContinuousClock.now
+        var countHit = true
+        var waitedForOther = false
+        var corruptRetries = 0
+        var fallback: StoredEntry?
+        while true {
+            let since = ContinuousClock.now
+            let reply: GetOrLockReply
+            do {
+                reply = try await redis.getOrLock(entry, policy: policy, countHit: countHit)
+            } catch let error as RedisError {
+                if error.code == .server, error.message.hasPrefix("WRONGTYPE"), corruptRetries == 0 {
+                    corruptRetries += 1
+                    try await discardCorrupt(entry, key: key, reason: error.message)
+                    continue
+                }
+                if Self.meansUnavailable(error) { return try await failOpen(key: key, error: error, compute: compute) }
+                throw CacheError.redisFailure(error)
+            }
+            countHit = false
+            switch reply {
+            case .fresh(let stored), .early(let stored, _), .stale(let stored, _, _):
+                guard stored.format == CacheScripts.entryFormat else {
+                    guard corruptRetries == 0 else { throw CacheError.corruptEntry(key: key, reason: "format '\(stored.format)'") }
+                    corruptRetries += 1
+                    try await discardCorrupt(entry, key: key, reason: "unknown entry format '\(stored.format)'")
+                    continue
+                }
+            default:
+                break
+            }
+            switch reply {
+            case .fresh(let stored):
+                return Self.outcome(stored, waitedForOther ? .receivedFromOtherWorker : .freshHit)
+            case .early(let stored, let token):
+                startRefresh(key: key, entry: entry, token: token, options: options, stale: stored, compute: compute)
+                return Self.outcome(stored, .freshHitEarlyRefresh)
+            case .stale(let stored, let token, let lockRemaining):
+                if accepts(stored, options) {
+                    if let token {
+                        startRefresh(key: key, entry: entry, token: token, options: options, stale: stored, compute: compute)
+                        return Self.outcome(stored, .staleHit(.startedHere))
+                    }
+                    return Self.outcome(stored, .staleHit(.runningElsewhere))
+                }
+                fallback = stored
+                if let token {
+                    return try await lead(key: key, entry: entry, token: token, options: options, fallback: stored, compute: compute)
+                }
+                waitedForOther = true
+                if let served = try await follow(key: key, entry: entry, since: since, started: started, lockRemaining: lockRemaining, fallback: fallback) {
+                    return served
+                }
+            case .leader(let token, _):
+                if waitedForOther {
+                    metrics.takeovers.increment()
+                    diagnosticsBox.update { $0.lockTakeovers += 1 }
+                    logger.notice("took over an expired lock", metadata: ["key": "\(key)"])
+                }
+                return try await lead(key: key, entry: entry, token: token, options: options, fallback: fallback, compute: compute)
+            case .wait(_, let lockRemaining, _):
+                waitedForOther = true
+                if let served = try await follow(key: key, entry: entry, since: since, started: started, lockRemaining: lockRemaining, fallback: fallback) {
+                    return served
+                }
+            }
+        }
+    }
+
+    private func accepts(_ stored: StoredEntry, _ options: CacheRequestOptions) -> Bool {
+        guard let maxStale = options.maxStale else { return true }
+        return stored.staleness <= maxStale
+    }
+
+    private static func outcome(_ stored: StoredEntry, _ source: CacheSource) -> Outcome {
+        Outcome(value: stored.value, source: source, age: stored.age, freshUntil: stored.freshUntil)
+    }
+
+    static func meansUnavailable(_ error: RedisError) -> Bool {
+        error.code == .connection || error.code == .timeout || error.code == .shutdown
+    }
+
+    /// Waits as a follower. Returns an outcome to serve, or `nil` to re-check with get-or-lock.
+    private func follow(
+        key: String, entry: EntryKeys, since: ContinuousClock.Instant, started: ContinuousClock.Instant,
+        lockRemaining: Duration, fallback: StoredEntry?
+    ) async throws -> Outcome? {
+        let waited = ContinuousClock.now - started
+        let maxWait = policy.effectiveMaxWait
+        if waited >= maxWait {
+            if let fallback { return Self.outcome(fallback, .staleAfterFailure(reason: "waited \(waited) for another worker")) }
+            throw CacheError.waitTimedOut(key: key, waited: waited)
+        }
+        // A refresh of this entry failed moments ago and its lease is held as a fail-safe throttle:
+        // serve the stale value now instead of waiting out the throttle.
+        if let fallback, policy.failSafeThrottle > .zero,
+           let message = await hub.recentFailure(for: entry.id, within: policy.failSafeThrottle) {
+            return Self.outcome(fallback, .staleAfterFailure(reason: message))
+        }
+        if !(await hub.isSubscribed) {
+            do { try await hub.start() } catch { logger.debug("notice channel unavailable; falling back to re-checks", metadata: ["error": "\(error)"]) }
+        }
+        // Wake on the notice; else re-check when the holder's lock would have expired, or at the fallback interval.
+        let timeout = min(policy.followerRecheckInterval, lockRemaining + .milliseconds(15), maxWait - waited)
+        let waitStart = ContinuousClock.now
+        let wake = await hub.wait(for: entry.id, since: since, timeout: max(timeout, .milliseconds(1)))
+        metrics.waitTime.recordNanoseconds((ContinuousClock.now - waitStart).nanosecondsClamped)
+        switch wake {
+        case .notice(.failed(_, let message)):
+            metrics.wakeup("notice")
+            diagnosticsBox.update { $0.wakeupsByNotice += 1 }
+            if let fallback { return Self.outcome(fallback, .staleAfterFailure(reason: message)) }
+            throw CacheError.computationFailedElsewhere(key: key, message: message)
+        case .notice:
+            metrics.wakeup("notice")
+            diagnosticsBox.update { $0.wakeupsByNotice += 1 }
+        case .reconnected:
+            metrics.wakeup("reconnect")
+            diagnosticsBox.update { $0.wakeupsByReconnect += 1 }
+        case .timedOut:
+            metrics.wakeup("recheck")
+            diagnosticsBox.update { $0.wakeupsByRecheck += 1 }
+        }
+        return nil
+    }
+
+    /// This caller holds the lock: compute in an owned task (not cancelled with the caller), commit, return.
+    private func lead(
+        key: String, entry: EntryKeys, token: Int64, options: CacheRequestOptions, fallback: StoredEntry?,
+        compute: @escaping @Sendable () async throws -> ByteBuffer
+    ) async throws -> Outcome {
+        let hold = fallback == nil ? Duration.zero : policy.failSafeThrottle
+        let task = background.spawn {
+            try await self.computeAndCommit(key: key, entry: entry, token: token, options: options, fallback: fallback, hold: hold, compute: compute)
+        }
+        return try await task.value
+    }
+
+    private func startRefresh(
+        key: String, entry: EntryKeys, token: Int64, options: CacheRequestOptions, stale: StoredEntry,
+        compute: @escaping @Sendable () async throws -> ByteBuffer
+    ) {
+        diagnosticsBox.update { $0.refreshesStarted += 1 }
+        _ = background.spawn {
+            try await self.computeAndCommit(key: key, entry: entry, token: token, options: options, fallback: stale, hold: self.policy.failSafeThrottle, compute: compute)
+        }
+    }
+
+    private func computeAndCommit(
+        key: String, entry: EntryKeys, token: Int64, options: CacheRequestOptions, fallback: StoredEntry?, hold: Duration,
+        compute: @escaping @Sendable () async throws -> ByteBuffer
+    ) async throws -> Outcome {
+        diagnosticsBox.update { $0.computations += 1 }
+        let started = ContinuousClock.now
+        let value: ByteBuffer
+        do {
+            value = try await withHardTimeout(policy.computeTimeout, compute)
+        } catch {
+            let timedOut = error is ComputeTimedOut
+            diagnosticsBox.update { $0.failedComputations += 1 }
+            metrics.computation(timedOut ? "timeout" : "failed")
+            let message = timedOut ? "timed out after \(policy.computeTimeout)" : String(describing: error)
+            logger.warning("computation failed; releasing the lock", metadata: ["key": "\(key)", "error": "\(message)"])
+            do {
+                try await redis.release(entry, token: token, channel: keySpace.channel, failure: String(message.prefix(500)), hold: hold)
+            } catch {
+                logger.warning("could not release the lock; it expires by its TTL", metadata: ["key": "\(key)", "error": "\(error)"])
+            }
+            if let fallback { return Self.outcome(fallback, .staleAfterFailure(reason: message)) }
+            if timedOut { throw CacheError.computationTimedOut(key: key, timeout: policy.computeTimeout) }
+            throw error
+        }
+        let computeTime = ContinuousClock.now - started
+        metrics.computeTime.recordNanoseconds(computeTime.nanosecondsClamped)
+        guard value.readableBytes <= policy.maxValueBytes else {
+            metrics.computation("too_large")
+            let error = CacheError.valueTooLarge(key: key, size: value.readableBytes, limit: policy.maxValueBytes)
+            _ = try? await redis.release(entry, token: token, channel: keySpace.channel, failure: error.description, hold: .zero)
+            throw error
+        }
+        metrics.computation("ok")
+        do {
+            let reply = try await redis.commit(
+                entry, token: token, value: value, policy: policy, freshFor: options.freshFor ?? policy.freshFor,
+                computeTime: computeTime, channel: keySpace.channel, tags: options.tags
+            )
+            switch reply {
+            case .accepted(let freshUntil, let staleUntil, let now):
+                if !options.tags.isEmpty { await index(entry, tags: options.tags, retention: .milliseconds(staleUntil - now)) }
+                return Outcome(value: value, source: .computed, age: .zero, freshUntil: freshUntil)
+            case .rejected(let reason, let currentFence):
+                diagnosticsBox.update { $0.rejectedCommits += 1 }
+                metrics.rejectedCommit(reason)
+                logger.warning("commit rejected by fencing; a newer value stays", metadata: ["key": "\(key)", "token": "\(token)", "fence": "\(currentFence)", "reason": "\(reason)"])
+                return Outcome(value: value, source: .computed, age: .zero, freshUntil: nil)
+            }
+        } catch {
+            logger.error("commit failed; the value is returned but not cached", metadata: ["key": "\(key)", "error": "\(error)"])
+            return Outcome(value: value, source: .computed, age: .zero, freshUntil: nil)
+        }
+    }
+
+    private func index(_ entry: EntryKeys, tags: [String], retention: Duration) async {
+        let ttl = RedisArgument((retention + .seconds(60)).wholeMilliseconds)
+        for tag in tags {
+            let key = RedisArgument(keySpace.tagKey(tag))
+            do {
+                try await redis.send("SADD", key, RedisArgument(entry.id))
+                try await redis.send("PEXPIRE", key, ttl, "NX")
+                try await redis.send("PEXPIRE", key, ttl, "GT")
+            } catch {
+                logger.warning("could not index a tag", metadata: ["tag": "\(tag)", "error": "\(error)"])
+            }
+        }
+    }
+
+    private func discardCorrupt(_ entry: EntryKeys, key: String, reason: String) async throws {
+        metrics.corrupt.increment()
+        diagnosticsBox.update { $0.corruptEntries += 1 }
+        logger.error("corrupt or foreign entry treated as a miss", metadata: ["key": "\(key)", "reason": "\(reason)"])
+        do {
+            try await redis.send("DEL", RedisArgument(entry.value))
+        } catch {
+            throw CacheError.corruptEntry(key: key, reason: reason)
+        }
+    }
+
+    private func failOpen(key: String, error: RedisError, compute: @escaping @Sendable () async throws -> ByteBuffer) async throws -> Outcome {
+        metrics.redisUnavailable.increment()
+        guard let limiter else { throw CacheError.redisUnavailable(error) }
+        logger.warning("Redis unavailable; computing without the cache (fail-open)", metadata: ["key": "\(key)", "error": "\(error.message)"])
+        let timeout = policy.computeTimeout
+        let value = try await limiter.withPermit {
+            do {
+                return try await withHardTimeout(timeout, compute)
+            } catch is ComputeTimedOut {
+                throw CacheError.computationTimedOut(key: key, timeout: timeout)
+            }
+        }
+        return Outcome(value: value, source: .uncachedRedisUnavailable, age: .zero, freshUntil: nil)
+    }
+
+    // MARK: Generation
+
+    func currentGeneration() async -> Int64 {
+        let (value, needsRefresh) = generation.read(maxAge: .seconds(1))
+        if needsRefresh {
+            _ = background.spawn { await self.refreshGeneration() }
+        }
+        return value
+    }
+
+    func refreshGeneration() async {
+        do {
+            let reply = try await redis.send("GET", RedisArgument(keySpace.generationKey))
+            generation.observe(reply.int ?? 0)
+        } catch {
+            generation.refreshFailed()
+        }
+    }
+}
+
+/// The namespace generation this process uses, refreshed at most once a second and on `gen|N` notices.
+final class GenerationBox: Sendable {
+    private struct State {
+        var value: Int64 = 0
+        var refreshedAt: ContinuousClock.Instant?
+        var refreshing = false
+    }
+
+    private let state = Mutex(State())
+
+    /// The current value, and whether the caller should start a refresh (only one at a time).
+    func read(maxAge: Duration) -> (Int64, Bool) {
+        state.withLock { state in
+            let expired = state.refreshedAt.map { ContinuousClock.now - $0 > maxAge } ?? true
+            if expired && !state.refreshing {
+                state.refreshing = true
+                return (state.value, true)
+            }
+            return (state.value, false)
+        }
+    }
+
+    func observe(_ value: Int64) {
+        state.withLock { state in
+            state.value = max(state.value, value)
+            state.refreshedAt = .now
+            state.refreshing = false
+        }
+    }
+
+    func refreshFailed() {
+        state.withLock { $0.refreshing = false }
+    }
+}
+
+/// Tasks the cache owns (computations, refreshes): they outlive callers' cancellation; `close()` waits for them.
+final class BackgroundTasks: Sendable {
+    private struct State {
+        var running: [UInt64: Task<Void, Never>] = [:]
+        var finishedEarly: Set<UInt64> = []
+        var nextID: UInt64 = 0
+    }
+
+    private let state = Mutex(State())
+
+    func spawn<T: Sendable>(_ operation: @escaping @Sendable () async throws -> T) -> Task<T, any Error> {
+        let id = state.withLock { state -> UInt64 in
+            state.nextID += 1
+            return state.nextID
+        }
+        let task = Task { try await operation() }
+        let tracker = Task {
+            _ = try? await task.value
+            self.state.withLock { state in
+                if state.running.removeValue(forKey: id) == nil { state.finishedEarly.insert(id) }
+            }
+        }
+        state.withLock { state in
+            if state.finishedEarly.remove(id) == nil { state.running[id] = tracker }
+        }
+        return task
+    }
+
+    var count: Int { state.withLock { $0.running.count } }
+
+    func waitForAll() async {
+        while true {
+            let pending = state.withLock { Array($0.running.values) }
+            if pending.isEmpty { return }
+            for task in pending { await task.value }
+        }
+    }
+}

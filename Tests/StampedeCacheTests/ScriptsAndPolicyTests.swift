@@ -1,0 +1,77 @@
+import Foundation
+import RedisClient
+@testable import StampedeCache
+import Testing
+
+@Suite("embedded scripts and policy validation")
+struct ScriptsAndPolicyTests {
+    static let luaDirectory = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .appending(path: "LuaScripts")
+
+    @Test("every LuaScripts/*.lua file is embedded byte for byte, and nothing else")
+    func embeddedScriptsEqualFiles() throws {
+        let files = try FileManager.default.contentsOfDirectory(at: Self.luaDirectory, includingPropertiesForKeys: nil)
+            .filter { $0.pathExtension == "lua" }
+        #expect(files.count == 4)
+        #expect(Set(files.map { $0.deletingPathExtension().lastPathComponent }) == Set(EmbeddedLuaScripts.sources.keys))
+        for file in files {
+            let onDisk = try String(contentsOf: file, encoding: .utf8)
+            #expect(EmbeddedLuaScripts.sources[file.deletingPathExtension().lastPathComponent] == onDisk, "\(file.lastPathComponent)")
+        }
+        #expect(CacheScripts.all.map(\.name).sorted() == ["commit", "get_or_lock", "invalidate_key", "release"])
+    }
+
+    @Test("the default policy is valid")
+    func defaultPolicyIsValid() throws {
+        try CachePolicy().validate()
+    }
+
+    @Test("invalid settings are rejected naming the setting to change", arguments: [
+        (CachePolicy(computeTimeout: .seconds(60), lockTTL: .seconds(60)), "lockTTL", "raise lockTTL to 66.0 seconds"),
+        (CachePolicy(computeTimeout: .seconds(5), lockTTL: .seconds(5.5)), "lockTTL", "at least 1.0 seconds"),
+        (CachePolicy(freshFor: .zero), "freshFor", "positive"),
+        (CachePolicy(staleFor: .seconds(-1)), "staleFor", "zero or positive"),
+        (CachePolicy(computeTimeout: .seconds(-1)), "computeTimeout", "positive"),
+        (CachePolicy(hot: .init(threshold: 0)), "hot.threshold", "at least 1"),
+        (CachePolicy(hot: .init(window: .zero)), "hot.window", "positive"),
+        (CachePolicy(ttlJitter: 0.6), "ttlJitter", "[0, 0.5]"),
+        (CachePolicy(ttlJitter: -0.1), "ttlJitter", "[0, 0.5]"),
+        (CachePolicy(earlyRefreshBeta: -1), "earlyRefreshBeta", ">= 0"),
+        (CachePolicy(maxValueBytes: 0), "maxValueBytes", "between"),
+        (CachePolicy(freshFor: .seconds(400 * 365 * 86_400)), "freshFor", "unit mistake"),
+        (CachePolicy(redisUnavailable: .failOpen(maxConcurrentComputations: 0)), "redisUnavailable", ">= 1"),
+    ])
+    func rejectsInvalidPolicies(policy: CachePolicy, setting: String, hint: String) {
+        #expect(throws: CacheConfigurationError.self) { try policy.validate() }
+        do {
+            try policy.validate()
+        } catch {
+            #expect(error.setting == setting)
+            #expect(error.problem.contains(hint), "\(error.problem)")
+        }
+    }
+
+    @Test("namespaces are checked and keys are escaped so they cannot break the hash tag or notices")
+    func keySpace() throws {
+        #expect(throws: CacheConfigurationError.self) { try KeySpace(namespace: "has space") }
+        #expect(throws: CacheConfigurationError.self) { try KeySpace(namespace: "") }
+        let space = try KeySpace(namespace: "llm")
+        let entry = try space.entry("a{b}|c%", generation: 7)
+        #expect(entry.id == "llm:7:a%7Bb%7D%7Cc%25")
+        #expect(entry.value == "stampede:{llm:7:a%7Bb%7D%7Cc%25}:v")
+        #expect(entry.lock == "stampede:{llm:7:a%7Bb%7D%7Cc%25}:l")
+        #expect(throws: CacheError.self) { try space.entry("", generation: 0) }
+        #expect(throws: CacheError.self) { try space.entry(String(repeating: "k", count: 1025), generation: 0) }
+    }
+
+    @Test("notices parse, and a failure message may itself contain '|'")
+    func noticeParsing() {
+        #expect(Notice.parse(.init(string: "done|llm:0:k|12"))! == ("llm:0:k", .done(token: 12)))
+        #expect(Notice.parse(.init(string: "fail|llm:0:k|3|boom|x"))! == ("llm:0:k", .failed(token: 3, message: "boom|x")))
+        #expect(Notice.parse(.init(string: "inval|llm:0:k"))! == ("llm:0:k", .invalidated))
+        #expect(Notice.parse(.init(string: "gen|5"))! == ("", .generation(5)))
+        #expect(Notice.parse(.init(string: "done|x|notanumber")) == nil)
+        #expect(Notice.parse(.init(string: "garbage")) == nil)
+    }
+}

@@ -1,0 +1,288 @@
+import NIOCore
+import RedisClient
+import RedisServerProcess
+import RedisTestSupport
+@testable import StampedeCache
+import Synchronization
+import Testing
+
+@Suite("StampedeCache: one computation per key across a fleet", .sharedRedis)
+struct StampedeTests {
+    @Test("herd: 4 workers x 50 concurrent callers on one cold key -> exactly 1 computation, 1 value for all")
+    func herdComputesOnce() async throws {
+        let url = try TestRedis.sharedURL
+        let namespace = uniqueNamespace()
+        let workers = try await Worker.fleet(4, url: url, namespace: namespace, policy: testPolicy())
+        let upstream = Upstream()
+        let results = try await withThrowingTaskGroup(of: CacheResult<[UInt8]>.self) { group in
+            for worker in workers {
+                for caller in 0..<50 {
+                    group.addTask {
+                        try await worker.cache.value(for: "cold", compute: upstream.compute("answer-\(caller)", latency: .milliseconds(500)))
+                    }
+                }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(upstream.count == 1)
+        #expect(results.count == 200)
+        #expect(Set(results.map { text($0.value) }).count == 1)
+        let sources = Dictionary(grouping: results, by: { $0.source.label }).mapValues(\.count)
+        #expect(sources["computed", default: 0] == 50)  // the leader's process: 1 leader + 49 coalesced
+        #expect(sources["received_from_other_worker", default: 0] == 150)
+        let diagnostics = workers.map(\.cache.diagnostics)
+        #expect(diagnostics.map(\.computations).reduce(0, +) == 1)
+        #expect(diagnostics.map(\.coalesced).reduce(0, +) == 4 * 49)
+        for worker in workers { await worker.stop() }
+    }
+
+    @Test("a fresh hit is one EVALSHA, and 100 concurrent callers in one process share it")
+    func freshHitIsOneRoundTrip() async throws {
+        try await withPrivateRedis { server in
+            let worker = try await Worker.start(server.url, namespace: uniqueNamespace(), policy: testPolicy())
+            let upstream = Upstream()
+            let first = try await worker.cache.value(for: "k", compute: upstream.compute("v"))
+            #expect(first.source == .computed)
+            let before = try await commandCalls(worker.client, "evalsha")
+            let hit = try await worker.cache.value(for: "k", compute: upstream.compute("other"))
+            #expect(hit.source == .freshHit)
+            #expect(text(hit.value) == "v")
+            #expect(try await commandCalls(worker.client, "evalsha") == before + 1)
+
+            // Concurrent callers coalesce in-process: one Redis call for all (allow a second wave
+            // for callers that arrive after the first call completed).
+            let beforeBurst = try await commandCalls(worker.client, "evalsha")
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for _ in 0..<100 {
+                    group.addTask {
+                        let result = try await worker.cache.value(for: "k", compute: upstream.compute("other"))
+                        #expect(text(result.value) == "v")
+                    }
+                }
+                try await group.waitForAll()
+            }
+            let burstCalls = try await commandCalls(worker.client, "evalsha") - beforeBurst
+            #expect(burstCalls >= 1 && burstCalls < 100)
+            #expect(worker.cache.diagnostics.coalesced == 100 - burstCalls)
+            #expect(upstream.count == 1)
+            await worker.stop()
+        }
+    }
+
+    @Test("followers in other workers wake on the commit notice, not on the re-check timer")
+    func followersWakeOnNotice() async throws {
+        let url = try TestRedis.sharedURL
+        let namespace = uniqueNamespace()
+        let policy = testPolicy(recheck: .seconds(10))  // a poll would take 10 s
+        let leader = try await Worker.start(url, namespace: namespace, policy: policy)
+        let followers = try await Worker.fleet(3, url: url, namespace: namespace, policy: policy)
+        let upstream = Upstream()
+        let leading = Task { try await leader.cache.value(for: "slow", compute: upstream.compute("done", latency: .milliseconds(300))) }
+        try await Task.sleep(for: .milliseconds(50))
+        let started = ContinuousClock.now
+        let results = try await withThrowingTaskGroup(of: CacheResult<[UInt8]>.self) { group in
+            for follower in followers {
+                group.addTask { try await follower.cache.value(for: "slow", compute: upstream.compute("never")) }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        let waited = ContinuousClock.now - started
+        _ = try await leading.value
+        #expect(upstream.count == 1)
+        #expect(results.allSatisfy { $0.source == .receivedFromOtherWorker && text($0.value) == "done" })
+        #expect(waited < .milliseconds(1_250))  // the 250 ms left of the computation, plus wake-up; far below 10 s
+        #expect(followers.map(\.cache.diagnostics.wakeupsByNotice).reduce(0, +) == 3)
+        #expect(followers.map(\.cache.diagnostics.wakeupsByRecheck).reduce(0, +) == 0)
+        await leader.stop()
+        for follower in followers { await follower.stop() }
+    }
+
+    @Test("leader crash: a leader that never commits -> a follower takes over after lockTTL; 2 computations in total")
+    func followerTakesOverFromCrashedLeader() async throws {
+        let url = try TestRedis.sharedURL
+        let namespace = uniqueNamespace()
+        let policy = testPolicy(computeTimeout: .milliseconds(500), lockTTL: .milliseconds(1_500), recheck: .seconds(10))
+        let crashing = try await Worker.start(url, namespace: namespace, policy: policy)
+        let survivor = try await Worker.start(url, namespace: namespace, policy: policy)
+        let upstream = Upstream()
+        // The leader takes the lock and its computation hangs; then its Redis connection is gone
+        // (the process "died"), so it can neither commit nor release.
+        let hung = Task { try await crashing.cache.value(for: "k", compute: upstream.compute("never", latency: .seconds(60))) }
+        try await Task.sleep(for: .milliseconds(100))
+        await crashing.client.close()
+        let started = ContinuousClock.now
+        let result = try await survivor.cache.value(for: "k", compute: upstream.compute("recovered"))
+        let waited = ContinuousClock.now - started
+        #expect(text(result.value) == "recovered")
+        #expect(result.source == .computed)
+        #expect(upstream.count == 2)
+        #expect(survivor.cache.diagnostics.lockTakeovers == 1)
+        #expect(waited >= .milliseconds(1_200) && waited < .milliseconds(2_500))  // the rest of the lock's 1.5 s, then takeover
+        _ = try? await hung.value
+        await survivor.stop()
+        await crashing.cache.close()
+    }
+
+    @Test("zombie: a leader frozen past its lockTTL commits late -> rejected, the newer value stays")
+    func zombieCommitIsRejected() async throws {
+        let url = try TestRedis.sharedURL
+        let namespace = uniqueNamespace()
+        let policy = testPolicy(computeTimeout: .milliseconds(200), lockTTL: .milliseconds(1_200))
+        let zombie = try await Worker.start(url, namespace: namespace, policy: policy)
+        let live = try await Worker.start(url, namespace: namespace, policy: policy)
+        let entry = try await zombie.cache.entryKeys(for: "k")
+        guard case .leader(let oldToken, _) = try await zombie.client.getOrLock(entry, policy: policy, countHit: true) else {
+            Issue.record("expected to lead")
+            return
+        }
+        try await Task.sleep(for: .milliseconds(1_300))  // frozen: the lock expires
+        let upstream = Upstream()
+        let fresh = try await live.cache.value(for: "k", compute: upstream.compute("newer"))
+        #expect(fresh.source == .computed)
+        let late = try await zombie.client.commit(
+            entry, token: oldToken, value: ByteBuffer(string: "zombie"), policy: policy, freshFor: .seconds(60),
+            computeTime: .seconds(2), channel: zombie.cache.keySpace.channel, tags: []
+        )
+        guard case .rejected(let reason, let currentFence) = late else {
+            Issue.record("zombie commit accepted: \(late)")
+            return
+        }
+        #expect(reason == "stale_token")
+        #expect(currentFence > oldToken)
+        let after = try await zombie.cache.value(for: "k", compute: upstream.compute("unused"))
+        #expect(text(after.value) == "newer")
+        #expect(after.source == .freshHit)
+        await zombie.stop()
+        await live.stop()
+    }
+
+    @Test("stale-while-revalidate: 200 callers after freshness ends get the stale value at once; exactly 1 refresh")
+    func staleWhileRevalidate() async throws {
+        let url = try TestRedis.sharedURL
+        let namespace = uniqueNamespace()
+        let policy = testPolicy(freshFor: .milliseconds(300), staleFor: .seconds(60))
+        let workers = try await Worker.fleet(2, url: url, namespace: namespace, policy: policy)
+        let upstream = Upstream()
+        _ = try await workers[0].cache.value(for: "k", compute: upstream.compute("v1"))
+        try await Task.sleep(for: .milliseconds(400))
+        let started = ContinuousClock.now
+        let results = try await withThrowingTaskGroup(of: CacheResult<[UInt8]>.self) { group in
+            for worker in workers {
+                for _ in 0..<100 {
+                    group.addTask { try await worker.cache.value(for: "k", compute: upstream.compute("v2", latency: .milliseconds(500))) }
+                }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        let elapsed = ContinuousClock.now - started
+        #expect(elapsed < .milliseconds(400))  // nobody waited for the 500 ms refresh
+        #expect(results.allSatisfy { text($0.value) == "v1" })
+        let sources = Dictionary(grouping: results, by: { $0.source.label }).mapValues(\.count)
+        #expect(sources.keys.allSatisfy { $0.hasPrefix("stale_hit") })
+        for worker in workers { await worker.cache.close() }  // waits for the background refresh
+        #expect(upstream.count == 2)  // v1, then exactly one refresh
+        #expect(workers.map(\.cache.diagnostics.refreshesStarted).reduce(0, +) == 1)
+        let refreshed = try await workers[1].cache.value(for: "k", compute: upstream.compute("unused"))
+        #expect(text(refreshed.value) == "v2")
+        #expect(refreshed.source == .freshHit)
+        for worker in workers { await worker.client.close() }
+    }
+
+    @Test("fail-safe: the computation throws with a stale value present -> the stale value is served, marked")
+    func failSafeServesStale() async throws {
+        let url = try TestRedis.sharedURL
+        let worker = try await Worker.start(url, namespace: uniqueNamespace(), policy: testPolicy(freshFor: .milliseconds(100), failSafeThrottle: .seconds(5)))
+        let upstream = Upstream()
+        _ = try await worker.cache.value(for: "k", compute: upstream.compute("old"))
+        try await Task.sleep(for: .milliseconds(150))
+        // This caller wants fresh data (maxStale 0): it refreshes first and falls back on failure.
+        let result = try await worker.cache.value(for: "k", options: .init(maxStale: .zero), compute: upstream.failing())
+        #expect(text(result.value) == "old")
+        guard case .staleAfterFailure(let reason) = result.source else {
+            Issue.record("expected staleAfterFailure, got \(result.source)")
+            return
+        }
+        #expect(reason.contains("UpstreamDown"))
+        #expect(upstream.count == 2)
+        // The fail-safe throttle holds the lease: nobody retries the failing upstream for 5 s.
+        let again = try await worker.cache.value(for: "k", options: .init(maxStale: .zero), compute: upstream.failing())
+        #expect(text(again.value) == "old")
+        #expect(upstream.count == 2)
+        await worker.stop()
+    }
+
+    @Test("fail-safe without a stale value: the error reaches the leader and every follower, with 1 computation")
+    func failureReachesFollowers() async throws {
+        let url = try TestRedis.sharedURL
+        let namespace = uniqueNamespace()
+        let workers = try await Worker.fleet(3, url: url, namespace: namespace, policy: testPolicy())
+        let upstream = Upstream()
+        let outcomes = await withTaskGroup(of: (Int, Result<CacheResult<[UInt8]>, any Error>).self) { group in
+            for (index, worker) in workers.enumerated() {
+                for _ in 0..<10 {
+                    group.addTask {
+                        if index > 0 { try? await Task.sleep(for: .milliseconds(50)) }
+                        do { return (index, .success(try await worker.cache.value(for: "k", compute: upstream.failing(after: .milliseconds(300))))) }
+                        catch { return (index, .failure(error)) }
+                    }
+                }
+            }
+            return await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(upstream.count == 1)
+        #expect(outcomes.count == 30)
+        for (index, outcome) in outcomes {
+            guard case .failure(let error) = outcome else {
+                Issue.record("worker \(index) got a value")
+                continue
+            }
+            if index == 0 {
+                #expect(error is UpstreamDown)  // the leader's process gets the upstream's own error
+            } else if case CacheError.computationFailedElsewhere(_, let message) = error {
+                #expect(message.contains("UpstreamDown"))
+            } else {
+                Issue.record("follower got \(error)")
+            }
+        }
+        for worker in workers { await worker.stop() }
+    }
+
+    @Test("a computation past computeTimeout is abandoned, its lock released, and the caller told")
+    func computeTimeout() async throws {
+        let worker = try await Worker.start(try TestRedis.sharedURL, namespace: uniqueNamespace(), policy: testPolicy(computeTimeout: .milliseconds(200), lockTTL: .milliseconds(1_500)))
+        let upstream = Upstream()
+        let started = ContinuousClock.now
+        do {
+            _ = try await worker.cache.value(for: "k", compute: upstream.compute("late", latency: .seconds(30)))
+            Issue.record("expected a timeout")
+        } catch CacheError.computationTimedOut(let key, let timeout) {
+            #expect(key == "k")
+            #expect(timeout == .milliseconds(200))
+        }
+        #expect(ContinuousClock.now - started < .seconds(1))
+        // The lock was released: the next caller computes at once.
+        let next = try await worker.cache.value(for: "k", compute: upstream.compute("ok"))
+        #expect(next.source == .computed)
+        await worker.stop()
+    }
+
+    @Test("early refresh (XFetch): with a large beta, a fresh value is refreshed before it expires")
+    func earlyRefresh() async throws {
+        var policy = testPolicy(freshFor: .seconds(2))
+        // XFetch fires when compute_ms * beta * -ln(rand) >= time left: with 20 ms x 1e6 it fails to
+        // fire only if rand > 0.9999, so three tries make a miss a 1e-12 event.
+        policy.earlyRefreshBeta = 1_000_000
+        let worker = try await Worker.start(try TestRedis.sharedURL, namespace: uniqueNamespace(), policy: policy)
+        let upstream = Upstream()
+        _ = try await worker.cache.value(for: "k", compute: upstream.compute("v1", latency: .milliseconds(20)))
+        var second = try await worker.cache.value(for: "k", compute: upstream.compute("v2"))
+        for _ in 0..<2 where second.source != .freshHitEarlyRefresh {
+            second = try await worker.cache.value(for: "k", compute: upstream.compute("v2"))
+        }
+        #expect(second.source == .freshHitEarlyRefresh)
+        #expect(text(second.value) == "v1")
+        await worker.cache.close()
+        #expect(upstream.count == 2)
+        await worker.client.close()
+    }
+}
