@@ -71,6 +71,7 @@ let package = Package(
             name: "stampede",
             dependencies: [
                 "RedisClient",
+                "StampedeCache",
                 "RedisServerProcess",
                 "CHiredis",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -12,6 +12,6 @@ struct Stampede: AsyncParsableCommand {
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure StampedeCache against baselines, in one run, on one Redis.",
-        subcommands: [ClientBench.self]
+        subcommands: [ClientBench.self, CacheBench.self]
     )
 }

@@ -1,0 +1,226 @@
+import ArgumentParser
+import Foundation
+import Logging
+import RedisClient
+import StampedeCache
+import Synchronization
+
+/// `stampede bench cache`: fresh-hit cost vs a plain GET, follower wake-up after a commit, and a herd.
+struct CacheBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cache",
+        abstract: "Benchmark StampedeCache: fresh-hit latency vs GET, follower wake-up after commit, herd of 200 callers."
+    )
+
+    @Option(name: .customLong("redis-url"), help: "Redis to use (default: $REDIS_URL, else a private redis-server started for this run).")
+    var redisURL: String?
+
+    @Option(help: "Fresh hits (and plain GETs) measured per round.")
+    var requests: Int = 10_000
+
+    @Option(help: "Rounds; cache hits and GETs alternate round by round.")
+    var rounds: Int = 5
+
+    @Option(help: "Leader/follower hand-overs measured for the wake-up latency.")
+    var handovers: Int = 200
+
+    @Option(help: "Herd size (callers), spread over 4 workers.")
+    var herdCallers: Int = 200
+
+    @Option(help: "Compute time of the herd's one computation, in milliseconds.")
+    var herdComputeMs: Int = 500
+
+    @Option(help: "Value size in bytes for the hit measurement (a typical LLM answer is 1-4 KiB).")
+    var valueBytes: Int = 1_024
+
+    @Flag(help: "Print one JSON object instead of a table.")
+    var json = false
+
+    func run() async throws {
+        let target = try await RedisTarget.acquire(explicitURL: redisURL)
+        do {
+            let report = try await measure(url: target.url)
+            await target.release()
+            print(json ? report.json : report.table)
+        } catch {
+            await target.release()
+            throw error
+        }
+    }
+
+    private static let quiet = Logger(label: "bench", factory: { _ in SwiftLogNoOpLogHandler() })
+
+    private func worker(_ url: String, namespace: String, policy: CachePolicy) async throws -> (RedisClient, StampedeCache) {
+        var configuration = try RedisConfiguration(url: url)
+        configuration.poolSize = 1
+        let client = try RedisClient(configuration: configuration, logger: Self.quiet)
+        let cache = try await StampedeCache(redis: client, namespace: namespace, policy: policy, logger: Self.quiet)
+        return (client, cache)
+    }
+
+    private func measure(url: String) async throws -> Report {
+        let namespace = "bench\(UInt32.random(in: 0..<UInt32.max))"
+        let policy = CachePolicy(freshFor: .seconds(3600), staleFor: .seconds(3600), computeTimeout: .seconds(10), lockTTL: .seconds(15), ttlJitter: 0)
+        var report = Report()
+
+        // 1. Fresh hit vs plain GET of the same bytes, same client, callers on the client's event loop.
+        let (client, cache) = try await worker(url, namespace: namespace, policy: policy)
+        let payload = (0..<valueBytes).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+        _ = try await cache.value(for: "hit") { payload }
+        try await client.set("stampede:bench:plain", to: RedisArgument(bytes: payload))
+        let get = RedisCommand("GET", "stampede:bench:plain")
+        var hits = LatencySamples()
+        var gets = LatencySamples()
+        let count = requests
+        func timed(_ body: @Sendable @escaping () async throws -> Void) async throws -> LatencySamples {
+            try await withTaskExecutorPreference(client.taskExecutor) {
+                var samples = LatencySamples()
+                let clock = ContinuousClock()
+                for _ in 0..<count {
+                    let start = clock.now
+                    try await body()
+                    samples.append((clock.now - start).nanoseconds)
+                }
+                return samples
+            }
+        }
+        let hitBody: @Sendable () async throws -> Void = {
+            let result = try await cache.value(for: "hit") { [] }
+            guard result.source == .freshHit, result.value.count == payload.count else { throw ValidationError("expected a fresh hit, got \(result.source)") }
+        }
+        let getBody: @Sendable () async throws -> Void = {
+            guard try await client.send(get).buffer?.readableBytes == payload.count else { throw ValidationError("GET returned the wrong value") }
+        }
+        _ = try await timed(hitBody)
+        _ = try await timed(getBody)
+        for _ in 0..<rounds {
+            hits.append(contentsOf: try await timed(hitBody))
+            gets.append(contentsOf: try await timed(getBody))
+        }
+        report.hits = hits
+        report.gets = gets
+        await cache.close()
+        await client.close()
+
+        // 2. Follower wake-up: a leader in one worker computes; a follower in another waits for it.
+        let (leaderClient, leader) = try await worker(url, namespace: namespace, policy: policy)
+        let (followerClient, follower) = try await worker(url, namespace: namespace, policy: policy)
+        var wakeups = LatencySamples()
+        let computeDone = Box<ContinuousClock.Instant?>(nil)
+        for index in 0..<handovers {
+            let key = "handover-\(index)"
+            let leading = Task {
+                try await leader.value(for: key) {
+                    try await Task.sleep(for: .milliseconds(10))
+                    computeDone.set(.now)  // the value is ready; what follows is commit + notice + re-check
+                    return [1, 2, 3]
+                }
+            }
+            try await Task.sleep(for: .milliseconds(2))
+            let result = try await follower.value(for: key) { throw ValidationError("the follower must not compute") }
+            let returned = ContinuousClock.now
+            _ = try await leading.value
+            guard result.source == .receivedFromOtherWorker, let done = computeDone.value else {
+                throw ValidationError("hand-over \(index): follower got \(result.source)")
+            }
+            wakeups.append((returned - done).nanoseconds)
+        }
+        report.wakeups = wakeups
+        report.wakeupsByNotice = follower.diagnostics.wakeupsByNotice
+        report.wakeupsByRecheck = follower.diagnostics.wakeupsByRecheck
+        for cache in [leader, follower] { await cache.close() }
+        for client in [leaderClient, followerClient] { await client.close() }
+
+        // 3. Herd: callers spread over 4 workers, one cold key.
+        var workers: [(RedisClient, StampedeCache)] = []
+        for _ in 0..<4 { workers.append(try await worker(url, namespace: namespace, policy: policy)) }
+        let computations = Box(0)
+        let computeTime = Duration.milliseconds(herdComputeMs)
+        let started = ContinuousClock.now
+        let values = try await withThrowingTaskGroup(of: [UInt8].self) { group in
+            for caller in 0..<herdCallers {
+                let cache = workers[caller % workers.count].1
+                group.addTask {
+                    try await cache.value(for: "herd") {
+                        computations.update { $0 += 1 }
+                        try await Task.sleep(for: computeTime)
+                        return Array("herd".utf8)
+                    }.value
+                }
+            }
+            return try await group.reduce(into: Set<[UInt8]>()) { $0.insert($1) }
+        }
+        report.herdTotal = ContinuousClock.now - started
+        report.herdComputations = computations.value
+        report.herdDistinctValues = values.count
+        report.herdCompute = computeTime
+        for (client, cache) in workers {
+            await cache.close()
+            await client.close()
+        }
+        return report
+    }
+
+    struct Report {
+        var hits = LatencySamples()
+        var gets = LatencySamples()
+        var wakeups = LatencySamples()
+        var wakeupsByNotice = 0
+        var wakeupsByRecheck = 0
+        var herdTotal: Duration = .zero
+        var herdCompute: Duration = .zero
+        var herdComputations = 0
+        var herdDistinctValues = 0
+
+        var hitRatio: Double { hits.percentileMicros(50) / gets.percentileMicros(50) }
+        var herdOverheadMs: Double { (herdTotal - herdCompute).secondsDouble * 1_000 }
+
+        var table: String {
+            """
+            Fresh hit vs plain GET of the same value (same client, callers on its event loop), \(hits.count) each
+              StampedeCache fresh hit   p50 \(formatted(hits.percentileMicros(50))) µs   p99 \(formatted(hits.percentileMicros(99))) µs
+              plain GET                 p50 \(formatted(gets.percentileMicros(50))) µs   p99 \(formatted(gets.percentileMicros(99))) µs
+              ratio p50: \(formatted(hitRatio, 2))x -> goal <= 1.25 \(hitRatio <= 1.25 ? "met" : "NOT met")
+
+            Follower wake-up, from the leader's value being ready to the follower returning it (\(wakeups.count) hand-overs;
+            includes the commit round trip, the pub/sub notice and the follower's re-read)
+              p50 \(formatted(wakeups.percentileMicros(50) / 1_000, 2)) ms   p99 \(formatted(wakeups.percentileMicros(99) / 1_000, 2)) ms -> goal p99 <= 5 ms \(wakeups.percentileMicros(99) <= 5_000 ? "met" : "NOT met")
+              woken by notice: \(wakeupsByNotice), by fallback re-check: \(wakeupsByRecheck)
+
+            Herd: \(herdDistinctValues == 1 ? "" : "(!) ")callers over 4 workers on one cold key, compute \(formatted(herdCompute.secondsDouble * 1_000, 0)) ms
+              computations: \(herdComputations) (goal 1)   distinct values served: \(herdDistinctValues)
+              total \(formatted(herdTotal.secondsDouble * 1_000, 1)) ms = compute + \(formatted(herdOverheadMs, 1)) ms overhead -> goal <= 10 ms \(herdOverheadMs <= 10 ? "met" : "NOT met")
+            """
+        }
+
+        var json: String {
+            let object: [String: Any] = [
+                "hit_p50_us": hits.percentileMicros(50),
+                "hit_p99_us": hits.percentileMicros(99),
+                "get_p50_us": gets.percentileMicros(50),
+                "get_p99_us": gets.percentileMicros(99),
+                "hit_p50_ratio_vs_get": hitRatio,
+                "follower_wake_p50_ms": wakeups.percentileMicros(50) / 1_000,
+                "follower_wake_p99_ms": wakeups.percentileMicros(99) / 1_000,
+                "follower_wakeups_by_notice": wakeupsByNotice,
+                "follower_wakeups_by_recheck": wakeupsByRecheck,
+                "herd_computations": herdComputations,
+                "herd_distinct_values": herdDistinctValues,
+                "herd_total_ms": herdTotal.secondsDouble * 1_000,
+                "herd_compute_ms": herdCompute.secondsDouble * 1_000,
+                "herd_overhead_ms": herdOverheadMs,
+            ]
+            let data = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+            return String(decoding: data, as: UTF8.self)
+        }
+    }
+}
+
+/// A value shared between tasks, behind a lock.
+final class Box<T: Sendable>: Sendable {
+    private let storage: Mutex<T>
+    init(_ value: T) { storage = Mutex(value) }
+    var value: T { storage.withLock { $0 } }
+    func set(_ value: T) { storage.withLock { $0 = value } }
+    func update(_ body: (inout T) -> Void) { storage.withLock { body(&$0) } }
+}

@@ -1,0 +1,218 @@
+import NIOCore
+import RedisClient
+import RedisServerProcess
+import RedisTestSupport
+@testable import StampedeCache
+import Testing
+
+@Suite("StampedeCache: hot keys, invalidation, bad input, Redis faults", .sharedRedis)
+struct BehaviourTests {
+    /// Remaining life of the entry (its retention, stale-until) and its fresh-until, read from Redis.
+    private func retention(_ worker: Worker, _ key: String) async throws -> (pttl: Int64, freshUntil: Int64, staleUntil: Int64) {
+        let entry = try await worker.cache.entryKeys(for: key)
+        let pttl = try await worker.client.send("PTTL", RedisArgument(entry.value)).int ?? -3
+        let fields = try await worker.client.send("HMGET", RedisArgument(entry.value), "fu", "su").array ?? []
+        return (pttl, fields.first?.int ?? 0, fields.last?.int ?? 0)
+    }
+
+    @Test("hot keys: below the threshold retention does not slide; at it, retention slides by the hot TTL and freshness does not")
+    func hotKeyPromotion() async throws {
+        let policy = testPolicy(
+            freshFor: .milliseconds(600), staleFor: .seconds(2),
+            hot: .init(threshold: 3, window: .seconds(30), ttl: .seconds(120))
+        )
+        let worker = try await Worker.start(try TestRedis.sharedURL, namespace: uniqueNamespace(), policy: policy)
+        let upstream = Upstream()
+        _ = try await worker.cache.value(for: "k", compute: upstream.compute("v1"))  // hit 1 (a miss counts as demand)
+        let committed = try await retention(worker, "k")
+        #expect(committed.pttl > 2_000 && committed.pttl <= 2_600)
+        _ = try await worker.cache.value(for: "k", compute: upstream.compute("x"))  // hit 2: below threshold
+        let belowThreshold = try await retention(worker, "k")
+        #expect(belowThreshold.staleUntil == committed.staleUntil)
+        _ = try await worker.cache.value(for: "k", compute: upstream.compute("x"))  // hit 3: hot
+        let hot = try await retention(worker, "k")
+        #expect(hot.pttl > 119_000 && hot.pttl <= 120_000)
+        #expect(hot.freshUntil == committed.freshUntil)  // freshness never slides
+        // A hot answer is still refreshed on schedule.
+        try await Task.sleep(for: .milliseconds(700))
+        let stale = try await worker.cache.value(for: "k", compute: upstream.compute("v2"))
+        #expect(stale.source == .staleHit(.startedHere))
+        await worker.cache.close()
+        let refreshed = try await worker.cache.value(for: "k", compute: upstream.compute("x"))
+        #expect(text(refreshed.value) == "v2")
+        #expect(upstream.count == 2)
+        await worker.client.close()
+    }
+
+    @Test("hot keys: the hit counter's window slides and decays, so a key that cools down stops sliding")
+    func hotCounterDecays() async throws {
+        let policy = testPolicy(hot: .init(threshold: 2, window: .milliseconds(300), ttl: .seconds(120)))
+        let worker = try await Worker.start(try TestRedis.sharedURL, namespace: uniqueNamespace(), policy: policy)
+        let upstream = Upstream()
+        _ = try await worker.cache.value(for: "k", compute: upstream.compute("v"))
+        let entry = try await worker.cache.entryKeys(for: "k")
+        #expect(try await worker.client.send("HGET", RedisArgument(entry.hot), "c").int == 1)
+        try await Task.sleep(for: .milliseconds(700))  // more than two windows: the count decays to zero
+        _ = try await worker.cache.value(for: "k", compute: upstream.compute("x"))
+        #expect(try await worker.client.send("HMGET", RedisArgument(entry.hot), "c", "p") == .array([.bulkString(ByteBuffer(string: "1")), .bulkString(ByteBuffer(string: "0"))]))
+        let notHot = try await retention(worker, "k")
+        #expect(notHot.pttl < 121_000 - 1_000)  // still the committed 120 s retention (60+60), never slid
+        await worker.stop()
+    }
+
+    @Test("NOSCRIPT: after SCRIPT FLUSH mid-run, the next calls succeed")
+    func survivesScriptFlush() async throws {
+        try await withPrivateRedis { server in
+            let worker = try await Worker.start(server.url, namespace: uniqueNamespace(), policy: testPolicy())
+            let upstream = Upstream()
+            _ = try await worker.cache.value(for: "a", compute: upstream.compute("1"))
+            try await worker.client.send("SCRIPT", "FLUSH")
+            let hit = try await worker.cache.value(for: "a", compute: upstream.compute("x"))
+            #expect(hit.source == .freshHit)
+            let miss = try await worker.cache.value(for: "b", compute: upstream.compute("2"))
+            #expect(miss.source == .computed)
+            #expect(upstream.count == 2)
+            await worker.stop()
+        }
+    }
+
+    @Test("invalidate(key:) deletes one entry; invalidateAll() retires the namespace in every worker")
+    func keyAndNamespaceInvalidation() async throws {
+        let url = try TestRedis.sharedURL
+        let namespace = uniqueNamespace()
+        let workers = try await Worker.fleet(2, url: url, namespace: namespace, policy: testPolicy())
+        let upstream = Upstream()
+        _ = try await workers[0].cache.value(for: "a", compute: upstream.compute("a1"))
+        _ = try await workers[0].cache.value(for: "b", compute: upstream.compute("b1"))
+        #expect(try await workers[1].cache.invalidate(key: "a") == true)
+        #expect(try await workers[1].cache.value(for: "a", compute: upstream.compute("a2")).source == .computed)
+        #expect(try await workers[1].cache.value(for: "b", compute: upstream.compute("x")).source == .freshHit)
+        let generation = try await workers[0].cache.invalidateAll()
+        #expect(generation >= 1)
+        // Worker 1 learns the new generation from the notice (or its 1 s refresh).
+        _ = try await eventually(within: .seconds(3)) {
+            guard await workers[1].cache.currentGeneration() == generation else { throw UpstreamDown() }
+        }
+        let afterAll = try await workers[1].cache.value(for: "b", compute: upstream.compute("b2"))
+        #expect(afterAll.source == .computed)
+        #expect(text(afterAll.value) == "b2")
+        #expect(upstream.count == 4)
+        for worker in workers { await worker.stop() }
+    }
+
+    @Test("invalidate(tag:) deletes exactly the entries committed with that tag")
+    func tagInvalidation() async throws {
+        let worker = try await Worker.start(try TestRedis.sharedURL, namespace: uniqueNamespace(), policy: testPolicy())
+        let upstream = Upstream()
+        _ = try await worker.cache.value(for: "p1-a", options: .init(tags: ["product:1"]), compute: upstream.compute("x"))
+        _ = try await worker.cache.value(for: "p1-b", options: .init(tags: ["product:1", "lang:en"]), compute: upstream.compute("x"))
+        _ = try await worker.cache.value(for: "p2", options: .init(tags: ["product:2"]), compute: upstream.compute("x"))
+        #expect(try await worker.cache.invalidate(tag: "product:1") == 2)
+        #expect(try await worker.cache.value(for: "p1-a", compute: upstream.compute("x")).source == .computed)
+        #expect(try await worker.cache.value(for: "p1-b", compute: upstream.compute("x")).source == .computed)
+        #expect(try await worker.cache.value(for: "p2", compute: upstream.compute("x")).source == .freshHit)
+        #expect(try await worker.cache.invalidate(tag: "product:1") == 0)
+        await worker.stop()
+    }
+
+    @Test("an oversized value is rejected before writing; followers get the error instead of hanging")
+    func oversizedValue() async throws {
+        var policy = testPolicy()
+        policy.maxValueBytes = 1_024
+        let url = try TestRedis.sharedURL
+        let namespace = uniqueNamespace()
+        let leader = try await Worker.start(url, namespace: namespace, policy: policy)
+        let follower = try await Worker.start(url, namespace: namespace, policy: policy)
+        let big: @Sendable () async throws -> [UInt8] = {
+            try await Task.sleep(for: .milliseconds(200))
+            return [UInt8](repeating: 7, count: 2_048)
+        }
+        let leading = Task { try await leader.cache.value(for: "k", compute: big) }
+        try await Task.sleep(for: .milliseconds(50))
+        do {
+            _ = try await follower.cache.value(for: "k", compute: big)
+            Issue.record("follower got a value")
+        } catch CacheError.computationFailedElsewhere(_, let message) {
+            #expect(message.contains("2048 bytes"))
+        }
+        do {
+            _ = try await leading.value
+            Issue.record("leader got a value")
+        } catch CacheError.valueTooLarge(let key, let size, let limit) {
+            #expect(key == "k" && size == 2_048 && limit == 1_024)
+        }
+        let entry = try await leader.cache.entryKeys(for: "k")
+        #expect(try await leader.client.send("EXISTS", RedisArgument(entry.value)).int == 0)
+        #expect(try await leader.client.send("EXISTS", RedisArgument(entry.lock)).int == 0)
+        await leader.stop()
+        await follower.stop()
+    }
+
+    @Test("a corrupt or foreign entry is reported and treated as a miss, never a crash")
+    func corruptEntries() async throws {
+        let worker = try await Worker.start(try TestRedis.sharedURL, namespace: uniqueNamespace(), policy: testPolicy())
+        let upstream = Upstream()
+        // A foreign string at the entry key (wrong type).
+        let foreign = try await worker.cache.entryKeys(for: "string")
+        try await worker.client.send("SET", RedisArgument(foreign.value), "not a hash")
+        let first = try await worker.cache.value(for: "string", compute: upstream.compute("recomputed"))
+        #expect(first.source == .computed && text(first.value) == "recomputed")
+        // A hash written by something else (unknown format).
+        let alien = try await worker.cache.entryKeys(for: "hash")
+        try await worker.client.send("HSET", RedisArgument(alien.value), "val", "x", "fu", "99999999999999", "su", "99999999999999", "fmt", "other-lib")
+        try await worker.client.send("PEXPIRE", RedisArgument(alien.value), "60000")
+        let second = try await worker.cache.value(for: "hash", compute: upstream.compute("mine"))
+        #expect(second.source == .computed && text(second.value) == "mine")
+        #expect(worker.cache.diagnostics.corruptEntries == 2)
+        #expect(try await worker.cache.value(for: "hash", compute: upstream.compute("x")).source == .freshHit)
+        await worker.stop()
+    }
+
+    @Test("keys with braces, pipes and percent signs are escaped and round-trip")
+    func unusualKeys() async throws {
+        let worker = try await Worker.start(try TestRedis.sharedURL, namespace: uniqueNamespace(), policy: testPolicy())
+        let upstream = Upstream()
+        for key in ["{tag}", "a|b", "100%", "ünïcödé key with spaces"] {
+            #expect(try await worker.cache.value(for: key, compute: upstream.compute(key)).source == .computed)
+            #expect(text(try await worker.cache.value(for: key, compute: upstream.compute("x")).value) == key)
+        }
+        await worker.stop()
+    }
+
+    @Test("Redis down: fail-open computes uncached and says so; fail-closed throws a typed error")
+    func redisUnavailable() async throws {
+        let client = try makeClient("redis://127.0.0.1:1", backoff: .init(initial: .milliseconds(10), maximum: .milliseconds(20)))
+        let upstream = Upstream()
+        let open = try await StampedeCache(redis: client, namespace: "down", policy: testPolicy(), logger: TestRedis.logger)
+        let result = try await open.value(for: "k", compute: upstream.compute("direct"))
+        #expect(result.source == .uncachedRedisUnavailable)
+        #expect(text(result.value) == "direct")
+        var closedPolicy = testPolicy()
+        closedPolicy.redisUnavailable = .failClosed
+        let closed = try await StampedeCache(redis: client, namespace: "down", policy: closedPolicy, logger: TestRedis.logger)
+        do {
+            _ = try await closed.value(for: "k", compute: upstream.compute("never"))
+            Issue.record("expected redisUnavailable")
+        } catch CacheError.redisUnavailable(let error) {
+            #expect(error.code == .connection)
+        }
+        #expect(upstream.count == 1)
+        await client.close()
+    }
+
+    @Test("a server restart mid-run (data and scripts gone) costs one recomputation, then hits again")
+    func serverRestart() async throws {
+        try await withPrivateRedis { server in
+            let worker = try await Worker.start(server.url, namespace: uniqueNamespace(), policy: testPolicy())
+            let upstream = Upstream()
+            _ = try await worker.cache.value(for: "k", compute: upstream.compute("v1"))
+            try await server.restart()
+            _ = try await eventually { _ = try await worker.client.ping() }
+            let after = try await worker.cache.value(for: "k", compute: upstream.compute("v2"))
+            #expect(after.source == .computed)
+            #expect(try await worker.cache.value(for: "k", compute: upstream.compute("x")).source == .freshHit)
+            #expect(upstream.count == 2)
+            await worker.stop()
+        }
+    }
+}
