@@ -5,14 +5,15 @@
 -- issued by the fence counter. Releases the lock if the caller holds it
 -- (also on rejection: a zombie must not keep the lock) and announces the
 -- accepted commit on a pub/sub channel.
--- Run with EVALSHA <sha> 3 KEYS[1] KEYS[2] KEYS[3] ARGV[1..12].
+-- Run with EVALSHA <sha> 3 KEYS[1] KEYS[2] KEYS[3] ARGV[1..10].
 --
 -- KEYS (share one hash tag {E}; built by the client, never here):
---   KEYS[1]  P{E}:v  entry hash: val fu su ct cms fence fmt tags
+--   KEYS[1]  P{E}:v  entry STRING: "sc1 <fu> <ct> <cms> <fence>\n" .. value,
+--                    key expiry (PEXPIREAT) = stale-until su
 --   KEYS[2]  P{E}:l  lock string (holder's fence token)
 --   KEYS[3]  P{E}:f  fence counter
 --
--- ARGV (exactly 12; integers are plain decimal digits, at most 15 of them):
+-- ARGV (exactly 10; integers are plain decimal digits, at most 15 of them):
 --   ARGV[1]   fence token, decimal integer >= 1, no leading zeros
 --   ARGV[2]   value bytes (opaque, binary safe, may be empty)
 --   ARGV[3]   fresh-for, integer ms >= 1
@@ -21,22 +22,24 @@
 --   ARGV[5]   jitter fraction, decimal float in [0, 0.5]
 --   ARGV[6]   uniform random number in [0,1), decimal float, from the client
 --   ARGV[7]   measured compute time, integer ms >= 0 (stored as cms, for XFetch)
---   ARGV[8]   fmt: format/version string (opaque, may be empty)
---   ARGV[9]   pub/sub channel for notices (non-empty)
---   ARGV[10]  entry id E (non-empty, must not contain "|")
---   ARGV[11]  fence retention, integer ms >= 1
---   ARGV[12]  tags (opaque string, may be empty)
+--   ARGV[8]   pub/sub channel for notices (non-empty)
+--   ARGV[9]   entry id E (non-empty, must not contain "|")
+--   ARGV[10]  fence retention, integer ms >= 1
 --
 -- Time: the only clock is redis.call('TIME'), as ms = s*1000 + floor(us/1000).
 -- Jitter only shortens freshness:
 --   fresh' = max(1, floor(fresh * (1 - jitter * rand)))
 --   fu = now + fresh' ; su = fu + stale   (so su >= fu > now)
 --
--- Accept iff token >= entry.fence (no entry: fence 0)
+-- entry.fence is read from the header with GETRANGE KEYS[1] 0 127; a missing
+-- entry, or one whose header is not valid, counts as fence 0 (a corrupt
+-- entry is simply overwritten). WRONGTYPE (raised by GETRANGE) if KEYS[1]
+-- exists and is not a string.
+-- Accept iff token >= entry.fence
 --        and (KEYS[3] missing or token <= GET KEYS[3]).
--- On accept: HSET val fu su ct=now cms fence=token fmt tags; PEXPIREAT
---   KEYS[1] su; DEL KEYS[2] if it holds this token; keep KEYS[3] alive for
---   at least (su - now) + fence retention; PUBLISH ARGV[9] "done|E|token".
+-- On accept: SET KEYS[1] "sc1 <fu> <now> <cms> <token>\n"..value PXAT su;
+--   DEL KEYS[2] if it holds this token; keep KEYS[3] (if it exists) alive
+--   for at least (su - now) + fence retention; PUBLISH ARGV[8] "done|E|token".
 -- On reject: DEL KEYS[2] if it holds this token; nothing is published.
 --
 -- Reply: flat array, element 1 is the status string. (s) bulk string,
@@ -45,7 +48,7 @@
 --   {"rejected", reason(s), current_fence(i), now(i)}
 --       reason "stale_token":   token < entry.fence (a newer commit exists)
 --       reason "unknown_token": token > fence counter (never issued)
---       current_fence is the entry's committed fence (0 if no entry).
+--       current_fence is the entry's committed fence (0 if no valid entry).
 --   Errors: "ERR stampede: commit: ..." for bad KEYS/ARGV.
 
 local SCRIPT = 'commit'
@@ -81,8 +84,8 @@ end
 if #KEYS ~= 3 then
   return bad('expected 3 KEYS (entry, lock, fence), got ' .. #KEYS)
 end
-if #ARGV ~= 12 then
-  return bad('expected 12 ARGV, got ' .. #ARGV)
+if #ARGV ~= 10 then
+  return bad('expected 10 ARGV, got ' .. #ARGV)
 end
 
 local token_s = ARGV[1]
@@ -101,21 +104,30 @@ local jrand = num_arg(6)
 if not jrand or jrand < 0 or jrand >= 1 then return bad('ARGV[6] random must be a number in [0,1), got ' .. shown(ARGV[6])) end
 local cms = int_arg(7, 0)
 if not cms then return bad('ARGV[7] compute ms must be an integer >= 0, got ' .. shown(ARGV[7])) end
-local fmt = ARGV[8]
-local channel = ARGV[9]
-if channel == '' then return bad('ARGV[9] channel must not be empty') end
-local eid = ARGV[10]
+local channel = ARGV[8]
+if channel == '' then return bad('ARGV[8] channel must not be empty') end
+local eid = ARGV[9]
 if eid == '' or string.find(eid, '|', 1, true) then
-  return bad('ARGV[10] entry id must be non-empty and must not contain "|", got ' .. shown(eid))
+  return bad('ARGV[9] entry id must be non-empty and must not contain "|", got ' .. shown(eid))
 end
-local fence_ret = int_arg(11, 1)
-if not fence_ret then return bad('ARGV[11] fence retention ms must be an integer >= 1, got ' .. shown(ARGV[11])) end
-local tags = ARGV[12]
+local fence_ret = int_arg(10, 1)
+if not fence_ret then return bad('ARGV[10] fence retention ms must be an integer >= 1, got ' .. shown(ARGV[10])) end
 
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 
-local e_fence = math.floor(tonumber(redis.call('HGET', KEYS[1], 'fence')) or 0)
+-- Committed fence from the header (the header is at most 72 bytes). A
+-- missing or corrupt entry counts as fence 0 and is simply overwritten.
+local e_fence = 0
+local head = redis.call('GETRANGE', KEYS[1], 0, 127) -- WRONGTYPE if not a string
+local sfu, sct, scms, sfence = string.match(head, '^sc1 (%d+) (%d+) (%d+) (%d+)\n')
+if sfence and #sfu <= 16 and #sct <= 16 and #scms <= 16 and #sfence <= 16 then
+  local f = tonumber(sfence)
+  if f <= 9007199254740991 and tonumber(sfu) <= 9007199254740991
+     and tonumber(sct) <= 9007199254740991 and tonumber(scms) <= 9007199254740991 then
+    e_fence = f
+  end
+end
 local counter = tonumber(redis.call('GET', KEYS[3]))
 local owns = (redis.call('GET', KEYS[2]) == token_s)
 
@@ -136,16 +148,8 @@ if fresh_eff < 1 then fresh_eff = 1 end
 local fu = now + fresh_eff
 local su = fu + stale
 
-redis.call('HSET', KEYS[1],
-  'val', value,
-  'fu', fmtint(fu),
-  'su', fmtint(su),
-  'ct', fmtint(now),
-  'cms', fmtint(cms),
-  'fence', token_s,
-  'fmt', fmt,
-  'tags', tags)
-redis.call('PEXPIREAT', KEYS[1], su)
+local header = 'sc1 ' .. fmtint(fu) .. ' ' .. fmtint(now) .. ' ' .. fmtint(cms) .. ' ' .. token_s .. '\n'
+redis.call('SET', KEYS[1], header .. value, 'PXAT', fmtint(su))
 
 local released = 0
 if owns then

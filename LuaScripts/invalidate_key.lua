@@ -4,7 +4,7 @@
 -- EVALSHA <sha> 2 KEYS[1] KEYS[2] ARGV[1] ARGV[2].
 --
 -- KEYS (share one hash tag {E}; built by the client, never here):
---   KEYS[1]  P{E}:v  entry hash  -> deleted
+--   KEYS[1]  P{E}:v  entry string -> deleted
 --   KEYS[2]  P{E}:l  lock string -> deliberately NOT deleted (see below)
 --
 -- ARGV (exactly 2):

@@ -5,7 +5,7 @@
 -- Run with EVALSHA <sha> 2 KEYS[1] KEYS[2] ARGV[1..5].
 --
 -- KEYS (share one hash tag {E}; built by the client, never here):
---   KEYS[1]  P{E}:v  entry hash (not touched; passed so every script of an
+--   KEYS[1]  P{E}:v  entry string (not touched; passed so every script of an
 --                    entry names its keys the same way / routes to one slot)
 --   KEYS[2]  P{E}:l  lock string (holder's fence token)
 --

@@ -15,6 +15,7 @@ Exit status 0 = all checks passed.
 """
 
 import hashlib
+import re
 import os
 import shutil
 import socket
@@ -24,7 +25,8 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SCRIPTS = ["get_or_lock", "commit", "release", "invalidate_key"]
+SCRIPTS = ["get_or_lock", "commit", "release", "invalidate_key", "hot_touch"]
+MAX_EXACT = 2 ** 53 - 1
 
 
 class RedisErr(Exception):
@@ -115,21 +117,36 @@ def main():
             "--save", "", "--appendonly", "no", "--dir", d,
             "--enable-debug-command", "local"]
     if cluster:
-        # cluster mode needs a TCP port for the cluster bus; pick a free one
-        ps = socket.socket()
-        ps.bind(("127.0.0.1", 0))
-        port = ps.getsockname()[1]
-        ps.close()
+        # cluster mode needs a TCP port and a cluster bus port. Ask the OS for
+        # two free ones and pass the bus port explicitly (the default bus port,
+        # port + 10000, can be above 65535 for an ephemeral port, and then the
+        # server exits at startup).
+        held = []
+        for _ in range(2):
+            ps = socket.socket()
+            ps.bind(("127.0.0.1", 0))
+            held.append(ps)
+        port, bus = (ps.getsockname()[1] for ps in held)
+        for ps in held:
+            ps.close()
         argv[1:3] = ["--port", str(port), "--bind", "127.0.0.1"]
-        argv += ["--cluster-enabled", "yes", "--cluster-config-file",
-                 os.path.join(d, "nodes.conf")]
+        argv += ["--cluster-enabled", "yes", "--cluster-port", str(bus),
+                 "--cluster-config-file", os.path.join(d, "nodes.conf")]
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        for _ in range(100):
-            if os.path.exists(sock):
+        c = None
+        for _ in range(200):
+            if proc.poll() is not None:
+                raise RuntimeError("redis-server exited at startup (status %r)" % proc.returncode)
+            try:
+                c = Conn(sock)
+                c.call("PING")
                 break
-            time.sleep(0.05)
-        c = Conn(sock)
+            except (OSError, EOFError):
+                c = None
+                time.sleep(0.05)
+        if c is None:
+            raise RuntimeError("redis-server did not accept connections on " + sock)
         if cluster:
             c.call("CLUSTER", "ADDSLOTSRANGE", 0, 16383)
             for _ in range(100):
@@ -153,48 +170,85 @@ def main():
     sys.exit(1 if FAILS else 0)
 
 
+HEADER_RE = re.compile(rb"^sc1 (\d+) (\d+) (\d+) (\d+)\n")
+
+
+def parse_blob(blob):
+    """(fu, ct, cms, fence, value) of an entry blob, or None if the header is bad."""
+    m = HEADER_RE.match(blob)
+    if not m:
+        return None
+    return tuple(int(x) for x in m.groups()) + (blob[m.end():],)
+
+
 def run(c, sub):
     sha = {}
     for name in SCRIPTS:
         with open(os.path.join(HERE, name + ".lua"), "rb") as f:
             text = f.read()
+        check(text.startswith(b"-- StampedeCache :: " + name.encode() + b".lua\n"),
+              name + ": starts with its header comment")
         got = c.call("SCRIPT", "LOAD", text).decode()
         check(got == hashlib.sha1(text).hexdigest(), name + ": SCRIPT LOAD sha == sha1(file bytes)")
         sha[name] = got
 
     P = "sc:"
+    RET = 86400000
 
     def keys(e):
         return [P + "{" + e + "}:" + s for s in ("v", "l", "f", "h")]
 
-    def gol(e, lock_ttl=5000, thr=1000, win=1000, hot_ttl=60000, ret=86400000,
-            beta="0", rnd="0.5", count="1"):
-        k = keys(e)
-        return c.call("EVALSHA", sha["get_or_lock"], 4, *k, lock_ttl, thr, win, hot_ttl,
-                      ret, beta, rnd, count)
+    def V(e):
+        return keys(e)[0]
+
+    def L(e):
+        return keys(e)[1]
+
+    def F(e):
+        return keys(e)[2]
+
+    def H(e):
+        return keys(e)[3]
+
+    def gol(e, lock_ttl=5000, ret=RET, beta="0", rnd="0.5"):
+        return c.call("EVALSHA", sha["get_or_lock"], 3, V(e), L(e), F(e), lock_ttl, ret, beta, rnd)
+
+    def gol_raw(e, lock_ttl=5000, ret=RET, beta="0", rnd="0.5"):
+        return c.call_err("EVALSHA", sha["get_or_lock"], 3, V(e), L(e), F(e), lock_ttl, ret, beta, rnd)
 
     def commit(e, token, value=b"v", fresh=1000, stale=5000, jitter="0", jr="0",
-               cms=10, fmt="f1", chan="chan", ret=86400000, tags=""):
-        k = keys(e)[:3]
-        return c.call("EVALSHA", sha["commit"], 3, *k, str(token), value, fresh, stale,
-                      jitter, jr, cms, fmt, chan, e, ret, tags)
+               cms=10, chan="chan", ret=RET):
+        return c.call("EVALSHA", sha["commit"], 3, V(e), L(e), F(e), str(token), value, fresh, stale,
+                      jitter, jr, cms, chan, e, ret)
+
+    def hot(e, n=1, thr=1000, win=1000, hot_ttl=60000, ret=RET):
+        return c.call("EVALSHA", sha["hot_touch"], 3, V(e), F(e), H(e), n, thr, win, hot_ttl, ret)
 
     def release(e, token, chan="chan", msg="", pub="1"):
-        k = keys(e)[:2]
-        return c.call("EVALSHA", sha["release"], 2, *k, str(token), chan, e, msg, pub)
+        return c.call("EVALSHA", sha["release"], 2, V(e), L(e), str(token), chan, e, msg, pub)
 
     def inval(e, chan="chan"):
-        k = keys(e)[:2]
-        return c.call("EVALSHA", sha["invalidate_key"], 2, *k, chan, e)
+        return c.call("EVALSHA", sha["invalidate_key"], 2, V(e), L(e), chan, e)
+
+    def srv_now():
+        t = c.call("TIME")
+        return int(t[0]) * 1000 + int(t[1]) // 1000
+
+    def pexp(e):
+        return c.call("PEXPIRETIME", V(e))
 
     def shape(r, status, types):
         ok = (isinstance(r, list) and len(r) == len(types) + 1 and r[0] == status.encode()
-              and all(isinstance(x, t) for x, t in zip(r[1:], types)))
-        check(ok, "shape %s %r" % (status, r))
+              and all(type(x) is t for x, t in zip(r[1:], types)))
+        check(ok, "shape %s %r" % (status, r if not isinstance(r, list) else [x[:80] if isinstance(x, bytes) else x for x in r]))
 
     I, B = int, bytes
-    FRESH = [B, I, I, I, I, I, B, I, I]
-    STALE = FRESH + [I, I, I]
+    FRESH = [B, I, I]
+    EARLY = [B, I, I, I]
+    STALE = [B, I, I, I, I, I]
+    LEADER = [I, I, I]
+    WAIT = [I, I, I]
+    HOT = [I, I, I]
 
     # pub/sub listener
     sub.call("SUBSCRIBE", "chan")
@@ -203,44 +257,62 @@ def run(c, sub):
         m = sub.read()
         return m[2] if isinstance(m, list) and m[0] == b"message" else m
 
+    def drain():
+        c.call("PUBLISH", "chan", "--marker--")
+        while notice() != b"--marker--":
+            pass
+
+    def new_entry(e, value=b"v", fresh=1000, stale=5000, cms=10):
+        """Fresh entry committed through the leader path; returns the commit reply."""
+        c.call("DEL", *keys(e))
+        r = gol(e)
+        assert r[0] == b"leader", r
+        r = commit(e, r[1], value=value, fresh=fresh, stale=stale, cms=cms)
+        assert r[0] == b"ok", r
+        drain()
+        return r
+
     # ---------------------------------------------------------------- leader / wait
     r = gol("e1")
-    shape(r, "leader", [I, I, I])
+    shape(r, "leader", LEADER)
     check(r[1] == 1 and r[2] == 5000, "first leader gets token 1, lock ttl 5000")
-    check(c.call("GET", keys("e1")[1]) == b"1", "lock holds token 1")
-    check(c.call("PTTL", keys("e1")[2]) > 86000000, "fence counter has retention TTL")
-    t0 = c.call("TIME")
-    now_srv = int(t0[0]) * 1000 + int(t0[1]) // 1000
-    check(abs(r[3] - now_srv) < 1000, "now is server TIME in ms")
+    check(c.call("GET", L("e1")) == b"1", "lock holds token 1")
+    check(0 < c.call("PTTL", L("e1")) <= 5000, "lock has PX lock TTL")
+    check(c.call("PTTL", F("e1")) > 86000000, "fence counter has retention TTL")
+    check(abs(r[3] - srv_now()) < 1000, "now is server TIME in ms")
     r = gol("e1")
-    shape(r, "wait", [I, I, I])
+    shape(r, "wait", WAIT)
     check(r[1] == 1 and 0 < r[2] <= 5000, "wait shows holder token 1 and lock pttl")
-    check(c.call("GET", keys("e1")[2]) == b"1", "wait did not burn a token")
+    check(c.call("GET", F("e1")) == b"1", "wait did not burn a token")
+    check(c.call("EXISTS", V("e1"), H("e1")) == 0, "get_or_lock writes neither entry nor hot counter")
 
     # ---------------------------------------------------------------- commit accepted
-    val = b"\x00bin\r\nary\x00\xff|done|"
-    r = commit("e1", 1, value=val, fresh=1000, stale=5000, cms=42, fmt="fmt\x00v2", tags="t1,t2")
+    val = b"\x00bin\r\nary\x00\xff|done|\nsc1 1 2 3 4\n"
+    r = commit("e1", 1, value=val, fresh=1000, stale=5000, cms=42)
     shape(r, "ok", [I, I, I, I])
     fu, su, now, rel = r[1:]
     check(fu == now + 1000 and su == fu + 5000 and rel == 1, "commit fu/su/released %r" % r)
     check(notice() == b"done|e1|1", "done notice published")
-    check(c.call("EXISTS", keys("e1")[1]) == 0, "lock released by commit")
-    pexp = c.call("PEXPIRETIME", keys("e1")[0])
-    check(pexp == su, "PEXPIREAT entry == su (%r vs %r)" % (pexp, su))
-    check(c.call("PTTL", keys("e1")[2]) >= (su - now) + 86400000 - 1000, "fence counter outlives entry")
+    check(c.call("EXISTS", L("e1")) == 0, "lock released by commit")
+    check(c.call("TYPE", V("e1")) == ("status", b"string"), "entry is a string")
+    check(pexp("e1") == su, "PXAT: PEXPIRETIME entry == su (%r vs %r)" % (pexp("e1"), su))
+    blob = c.call("GET", V("e1"))
+    check(blob == b"sc1 %d %d 42 1\n" % (fu, now) + val, "blob = exact header + value bytes (%r)" % blob[:40])
+    check(c.call("PTTL", F("e1")) >= (su - now) + RET - 1000, "fence counter outlives entry")
     r = gol("e1")
     shape(r, "fresh", FRESH)
-    check(r[1] == val, "binary value round-trips")
-    check(r[2] == fu and r[3] == su and r[5] == 42 and r[6] == 1 and r[7] == b"fmt\x00v2", "fresh fields %r" % r)
-    check(c.call("HGET", keys("e1")[0], "tags") == b"t1,t2", "tags stored")
+    check(r[1] == blob, "fresh reply carries the whole blob, binary value intact")
+    check(parse_blob(r[1]) == (fu, now, 42, 1, val), "client-side header parse of fresh blob")
+    check(abs(r[2] - su) <= 1 and abs(r[3] - srv_now()) < 1000, "fresh su = now + PTTL = commit su (%r vs %r)" % (r[2], su))
 
     # ---------------------------------------------------------------- jitter
     r = commit("e1", 1, fresh=1000, stale=0, jitter="0.5", jr="0.999999")
     check(r[0] == b"ok" and r[1] - r[3] == 500 and r[2] == r[1], "jitter shortens fresh (0.5*~1 -> 500ms), stale 0 => su == fu")
-    notice()
+    check(pexp("e1") == r[2], "stale 0: PXAT == fu")
+    check(notice() == b"done|e1|1", "done notice for same-token recommit")
     r = commit("e1", 1, fresh=1, stale=10, jitter="0.5", jr="0.9")
     check(r[1] - r[3] == 1, "fresh' never below 1ms")
-    notice()
+    drain()
 
     # ---------------------------------------------------------------- zombie rejected
     c.call("DEL", *keys("e2"))
@@ -255,53 +327,59 @@ def run(c, sub):
     r = commit("e2", 1, value=b"old")
     shape(r, "rejected", [B, I, I])
     check(r[1] == b"stale_token" and r[2] == 2, "zombie token 1 rejected stale_token, fence 2")
-    check(c.call("HGET", keys("e2")[0], "val") == b"new", "zombie did not overwrite")
+    check(parse_blob(c.call("GET", V("e2")))[3:] == (2, b"new"), "zombie did not overwrite")
     r = commit("e2", 99, value=b"forged")
-    check(r[0] == b"rejected" and r[1] == b"unknown_token", "never-issued token 99 rejected unknown_token")
+    check(r[0] == b"rejected" and r[1] == b"unknown_token" and r[2] == 2, "never-issued token 99 rejected unknown_token")
     r = commit("e2", 2, value=b"new2")
     check(r[0] == b"ok" and r[4] == 0, "same token re-commit (retry) accepted, released=0")
-    notice()
+    check(parse_blob(c.call("GET", V("e2")))[3:] == (2, b"new2"), "retry wrote its value")
+    check(notice() == b"done|e2|2", "retry publishes done again")
     # zombie holding the lock (forged state) gets its lock deleted on rejection
-    c.call("SET", keys("e2")[1], "1", "PX", 10000)
+    c.call("SET", L("e2"), "1", "PX", 10000)
     r = commit("e2", 1)
-    check(r[0] == b"rejected" and c.call("EXISTS", keys("e2")[1]) == 0, "rejected commit still deletes own lock")
-    c.call("SET", keys("e2")[1], "7", "PX", 10000)
+    check(r[0] == b"rejected" and c.call("EXISTS", L("e2")) == 0, "rejected commit still deletes own lock")
+    c.call("SET", L("e2"), "7", "PX", 10000)
     r = commit("e2", 1)
-    check(c.call("GET", keys("e2")[1]) == b"7", "rejected commit does not delete another's lock")
-    c.call("DEL", keys("e2")[1])
+    check(c.call("GET", L("e2")) == b"7", "rejected commit does not delete another's lock")
+    c.call("DEL", L("e2"))
 
     # fence counter evicted while the entry survived
-    c.call("DEL", keys("e2")[2])
-    c.call("HSET", keys("e2")[0], "fu", "0")  # force stale
+    c.call("DEL", F("e2"))
+    b2 = c.call("GET", V("e2"))
+    fu2, ct2, cms2, fence2, v2 = parse_blob(b2)
+    c.call("SET", V("e2"), b"sc1 0 %d %d %d\n" % (ct2, cms2, fence2) + v2, "KEEPTTL")  # force stale
     r = gol("e2")
     shape(r, "stale", STALE)
-    check(r[10] == 1 and r[11] == 3, "after counter loss, token = entry.fence+1 = 3 (%r)" % r[10:])
-    check(c.call("GET", keys("e2")[2]) == b"3", "counter re-seeded to 3")
-    check(c.call("PTTL", keys("e2")[2]) > 86000000, "re-seeded counter has TTL")
+    check(r[4] == 1 and r[5] == 3 and r[6] == 5000, "after counter loss, token = entry.fence+1 = 3 (%r)" % r[2:])
+    check(c.call("GET", F("e2")) == b"3", "counter re-seeded to 3")
+    check(c.call("PTTL", F("e2")) > 86000000, "re-seeded counter has TTL")
     r = commit("e2", 3)
     check(r[0] == b"ok" and r[4] == 1, "token 3 commits")
-    notice()
+    drain()
     r = commit("e2", 2)
     check(r[0] == b"rejected" and r[1] == b"stale_token" and r[2] == 3, "old token 2 fenced after counter loss")
+    r = gol("e2")
+    check(r[0] == b"fresh" and parse_blob(r[1])[3] == 3, "entry keeps fence 3")
 
     # ---------------------------------------------------------------- stale lease won / lost
-    c.call("DEL", *keys("e3"))
-    r = gol("e3")
-    commit("e3", r[1], value=b"s", fresh=60, stale=10000)
-    notice()
+    new_entry("e3", value=b"s", fresh=60, stale=10000)
+    su3 = pexp("e3")
     time.sleep(0.1)
     r = gol("e3")
     shape(r, "stale", STALE)
-    check(r[1] == b"s" and r[10] == 1 and r[11] == 2 and r[12] == 5000, "stale lease won with token 2")
+    check(parse_blob(r[1])[4] == b"s" and r[4] == 1 and r[5] == 2 and r[6] == 5000, "stale lease won with token 2")
+    check(abs(r[2] - su3) <= 1 and r[3] >= parse_blob(r[1])[0], "stale: su from key expiry, now >= fu")
+    check(c.call("GET", L("e3")) == b"2" and c.call("PTTL", F("e3")) >= (su3 - r[3]) + RET - 1000,
+          "stale lease: lock holds token 2, counter kept past su")
     r = gol("e3")
     shape(r, "stale", STALE)
-    check(r[10] == 0 and r[11] == 0 and 0 < r[12] <= 5000, "stale lease lost: lease 0 token 0 pttl>0")
-    check(c.call("GET", keys("e3")[2]) == b"2", "lost lease burned no token")
+    check(r[4] == 0 and r[5] == 0 and 0 < r[6] <= 5000, "stale lease lost: lease 0 token 0 pttl>0")
+    check(c.call("GET", F("e3")) == b"2", "lost lease burned no token")
     # release: non-owner refused, owner ok
     r = release("e3", 1)
     shape(r, "not_owner", [B])
     check(r[1] == b"2", "non-owner release refused, shows holder")
-    check(c.call("GET", keys("e3")[1]) == b"2", "lock untouched by non-owner")
+    check(c.call("GET", L("e3")) == b"2", "lock untouched by non-owner")
     r = release("e3", 2, msg="boom|x\r\ny")
     check(r == [b"released", 1], "owner release ok")
     n = notice()
@@ -309,169 +387,293 @@ def run(c, sub):
     r = release("e3", 2)
     check(r == [b"not_owner", b""], "release of free lock -> not_owner ''")
     r = gol("e3")
-    check(r[0] == b"stale" and r[10] == 1 and r[11] == 3, "lease retaken with token 3")
+    check(r[0] == b"stale" and r[4] == 1 and r[5] == 3, "lease retaken with token 3")
     r = release("e3", 3, pub="0")
     check(r == [b"released", 1], "silent release")
     c.call("PUBLISH", "chan", "marker")
     check(notice() == b"marker", "silent release published nothing")
+    check(c.call("EXISTS", V("e3")) == 1, "release does not touch the entry")
 
     # release with a fail-safe hold keeps the lock (same token) for the hold
-    c.call("SET", keys("e3")[1], "4", "PX", "60000")
-    r = c.call("EVALSHA", sha["release"], 2, *keys("e3")[:2], "4", "chan", "e3", "down", "0", "250")
+    c.call("SET", L("e3"), "4", "PX", "60000")
+    r = c.call("EVALSHA", sha["release"], 2, V("e3"), L("e3"), "4", "chan", "e3", "down", "0", "250")
     check(r == [b"released", 1], "release with hold -> released")
-    check(c.call("GET", keys("e3")[1]) == b"4" and 0 < c.call("PTTL", keys("e3")[1]) <= 250,
+    check(c.call("GET", L("e3")) == b"4" and 0 < c.call("PTTL", L("e3")) <= 250,
           "hold keeps the lock with its token for the hold ms")
-    r = c.call_err("EVALSHA", sha["release"], 2, *keys("e3")[:2], "4", "chan", "e3", "", "0", "-1")
+    r = c.call_err("EVALSHA", sha["release"], 2, V("e3"), L("e3"), "4", "chan", "e3", "", "0", "-1")
     check(isinstance(r, RedisErr) and "ARGV[6]" in str(r), "bad hold rejected")
-    c.call("DEL", keys("e3")[1])
+    c.call("DEL", L("e3"))
 
     # ---------------------------------------------------------------- XFetch early
-    c.call("DEL", *keys("e4"))
-    r = gol("e4")
-    commit("e4", r[1], value=b"x", fresh=10000, cms=1000)
-    notice()
+    new_entry("e4", value=b"x", fresh=10000, cms=1000)
     r = gol("e4", beta="1", rnd="0.5")
     check(r[0] == b"fresh", "XFetch not triggered far from expiry")
     r = gol("e4", beta="100", rnd="0.01")
-    shape(r, "early", STALE)
-    check(r[10] == 1 and r[11] == 2 and r[12] == 5000, "XFetch early lease won token 2")
+    shape(r, "early", EARLY)
+    check(r[4] == 2 and parse_blob(r[1])[4] == b"x", "XFetch early lease won token 2")
+    check(c.call("GET", L("e4")) == b"2" and 0 < c.call("PTTL", L("e4")) <= 5000, "early: lock holds token 2 for lock TTL")
     r = gol("e4", beta="100", rnd="0.01")
     shape(r, "fresh", FRESH)
-    check(c.call("GET", keys("e4")[2]) == b"2", "XFetch with lock held -> plain fresh, no token burned")
+    check(c.call("GET", F("e4")) == b"2", "XFetch with lock held -> plain fresh, no token burned")
     r = gol("e4", beta="0", rnd="1")
     check(r[0] == b"fresh", "beta 0 = off")
+    c.call("DEL", L("e4"))
+    # cms = 0 in the header disables XFetch
+    new_entry("e4b", value=b"x", fresh=10000, cms=0)
+    r = gol("e4b", beta="1000000", rnd="0.0001")
+    check(r[0] == b"fresh" and c.call("EXISTS", L("e4b")) == 0, "cms 0 => XFetch never fires")
 
-    # ---------------------------------------------------------------- hot key
-    c.call("DEL", *keys("e5"))
-    r = gol("e5", count="0")
-    commit("e5", r[1], fresh=2000, stale=1000)
-    notice()
-    base = c.call("HMGET", keys("e5")[0], "fu", "su")
-    fu0, su0 = int(base[0]), int(base[1])
+    # ---------------------------------------------------------------- hot key (hot_touch)
+    new_entry("e5", fresh=2000, stale=1000)
+    blob5 = c.call("GET", V("e5"))
+    su5 = pexp("e5")
     for i in range(4):
-        r = gol("e5", thr=5, win=10000, hot_ttl=60000)
-        check(r[0] == b"fresh" and r[9] == 0 and r[3] == su0, "below threshold: not hot, su unchanged (hit %d)" % (i + 1))
-    r = gol("e5", thr=5, win=10000, hot_ttl=60000)
-    check(r[9] == 1, "at threshold: hot")
-    check(r[2] == fu0, "fu unchanged when hot")
-    check(r[3] == r[8] + 60000, "su slid to now + hot TTL")
-    check(c.call("PEXPIRETIME", keys("e5")[0]) == r[3], "PEXPIREAT follows slid su")
-    check(c.call("PTTL", keys("e5")[2]) >= 60000 + 86400000 - 1000, "fence counter extended past slid su")
-    check(c.call("PTTL", keys("e5")[3]) > 19000, "hot hash PEXPIRE = 2*window")
-    h = c.call("HMGET", keys("e5")[3], "c", "p")
-    check(h == [b"5", b"0"], "hot counter c=5 p=0")
-    r = gol("e5", thr=5, win=10000, hot_ttl=60000, count="0")
-    check(r[9] == 1 and c.call("HGET", keys("e5")[3], "c") == b"5", "count=0: reports hot, does not count")
-    r = gol("e5", thr=5, win=10000, hot_ttl=10)
-    check(r[3] >= r[8] + 60000 - 100, "smaller hot TTL never shortens su")
+        r = hot("e5", thr=5, win=10000, hot_ttl=60000)
+        shape(r, "cold", HOT)
+        check(r[1] == 0 and abs(r[2] - su5) <= 1 and pexp("e5") == su5,
+              "below threshold: cold, not slid, su unchanged (hit %d)" % (i + 1))
+    r = hot("e5", thr=5, win=10000, hot_ttl=60000)
+    shape(r, "hot", HOT)
+    check(r[1] == 1, "at threshold: hot and slid")
+    check(r[2] == r[3] + 60000, "su slid to now + hot TTL")
+    check(pexp("e5") == r[2], "PEXPIREAT follows slid su")
+    check(c.call("GET", V("e5")) == blob5, "header bytes identical after slide (fu unchanged)")
+    check(c.call("PTTL", F("e5")) >= 60000 + RET - 1000, "fence counter extended past slid su")
+    check(c.call("PTTL", H("e5")) > 19000, "hot hash PEXPIRE = 2*window")
+    check(c.call("HMGET", H("e5"), "c", "p") == [b"5", b"0"], "hot counter c=5 p=0")
+    slid5 = r[2]
+    r = hot("e5", thr=5, win=10000, hot_ttl=10)
+    check(r[0] == b"hot" and r[1] == 0 and abs(r[2] - slid5) <= 1 and pexp("e5") == slid5,
+          "smaller hot TTL never shortens su")
+    r = hot("e5", thr=5, win=10000, hot_ttl=0)
+    check(r[0] == b"hot" and r[1] == 0 and pexp("e5") == slid5, "hot TTL 0 never slides")
+    r = gol("e5")
+    check(r[0] == b"fresh" and r[1] == blob5 and abs(r[2] - slid5) <= 1, "get_or_lock sees slid su, same blob")
+    check(c.call("HGET", H("e5"), "c") == b"7", "get_or_lock does not count hits")
+    r = commit("e5", parse_blob(blob5)[3], fresh=2000, stale=1000)
+    check(r[0] == b"ok" and pexp("e5") == r[2], "accepted commit sets su = fu + stale again (PXAT)")
+    drain()
+    r = hot("e5", thr=5, win=10000, hot_ttl=60000)
+    check(r[0] == b"hot" and r[1] == 1 and pexp("e5") == r[2] == r[3] + 60000, "next hot touch slides again")
 
-    # a stale hot entry also slides (and still gets the lease)
-    c.call("DEL", *keys("e12"))
-    r = gol("e12", count="0")
-    commit("e12", r[1], fresh=30, stale=10000)
-    notice()
+    # batches: n > 1
+    new_entry("e13", fresh=5000, stale=1000)
+    blob13 = c.call("GET", V("e13"))
+    r = hot("e13", n=4, thr=5, win=10000)
+    check(r[0] == b"cold" and r[1] == 0 and c.call("HGET", H("e13"), "c") == b"4", "batch of 4 below threshold 5: cold, c=4")
+    r = hot("e13", n=3, thr=5, win=10000)
+    check(r[0] == b"hot" and r[1] == 1 and c.call("HGET", H("e13"), "c") == b"7", "second batch of 3: hot, slid, c=7")
+    c.call("DEL", H("e13"))
+    r = hot("e13", n=5, thr=5, win=10000, hot_ttl=120000)
+    check(r[0] == b"hot" and r[1] == 1 and r[2] == r[3] + 120000, "one batch of n = threshold promotes at once")
+    check(c.call("GET", V("e13")) == blob13, "batched slide leaves the header untouched")
+    r = hot("e13", n=999999999999999, thr=5, win=10000)
+    check(r[0] == b"hot" and c.call("HGET", H("e13"), "c") == b"1000000000000000", "huge batch: count capped, exact")
+
+    # stale hot entry also slides (and get_or_lock still grants the lease)
+    new_entry("e12", fresh=30, stale=10000)
+    blob12 = c.call("GET", V("e12"))
     time.sleep(0.06)
-    r = gol("e12", thr=1, win=10000, hot_ttl=60000)
+    r = hot("e12", thr=1, win=10000, hot_ttl=60000)
+    check(r[0] == b"hot" and r[1] == 1 and r[2] == r[3] + 60000, "stale hot entry: retention slid")
+    r = gol("e12")
     shape(r, "stale", STALE)
-    fu12 = int(c.call("HGET", keys("e12")[0], "fu"))
-    check(r[9] == 1 and r[3] == r[8] + 60000 and r[2] == fu12 and r[10] == 1,
-          "stale hot entry: su slid, fu unchanged, lease won (%r)" % r[2:])
+    check(r[1] == blob12 and abs(r[2] - pexp("e12")) <= 1 and r[4] == 1,
+          "stale hot entry: still stale (fu unchanged), su slid, lease won")
+    c.call("DEL", L("e12"))
 
-    # window decay: small window
+    # missing entry / entry without expiry / no fence counter
+    c.call("DEL", *keys("e14"))
+    r = hot("e14", n=10, thr=1)
+    shape(r, "hot", HOT)
+    check(r[1] == 0 and r[2] == 0, "hot_touch on missing entry: slid 0, su 0")
+    check(c.call("EXISTS", V("e14"), F("e14")) == 0 and c.call("HGET", H("e14"), "c") == b"10",
+          "missing entry: counted, nothing else created")
+    c.call("SET", V("e14"), b"sc1 1 1 1 1\nx")
+    r = hot("e14", n=1, thr=1)
+    check(r == [b"hot", 0, 0, r[3]] and c.call("PTTL", V("e14")) == -1, "entry without expiry: not slid, su 0")
+    c.call("PEXPIRE", V("e14"), 1000)
+    r = hot("e14", n=1, thr=1, hot_ttl=60000)
+    check(r[1] == 1 and c.call("EXISTS", F("e14")) == 0, "slide never creates a missing fence counter")
+    c.call("SET", F("e14"), "3")
+    r = hot("e14", n=1, thr=1, hot_ttl=120000)
+    check(r[1] == 1 and c.call("PTTL", F("e14")) >= 120000 + RET - 1000, "counter without TTL gets retention on slide")
+
+    # window roll-over and decay: small window
     c.call("DEL", *keys("e6"))
-    r = gol("e6", count="0")
-    commit("e6", r[1], fresh=5000, stale=1000)
-    notice()
+    new_entry("e6", fresh=5000, stale=1000)
     W = 200
     for _ in range(5):
-        r = gol("e6", thr=5, win=W, hot_ttl=60000)
-    check(r[9] == 1, "e6 hot after 5 hits")
-    ws_before = int(c.call("HGET", keys("e6")[3], "ws"))
+        r = hot("e6", thr=5, win=W, hot_ttl=60000)
+    check(r[0] == b"hot", "e6 hot after 5 hits")
+    ws_before = int(c.call("HGET", H("e6"), "ws"))
     time.sleep(W * 1.2 / 1000)  # next window: previous bucket carries over partially
-    r = gol("e6", thr=4, win=W, hot_ttl=60000)
-    h = c.call("HMGET", keys("e6")[3], "ws", "c", "p")
+    r = hot("e6", thr=4, win=W, hot_ttl=60000)
+    h = c.call("HMGET", H("e6"), "ws", "c", "p")
     check(int(h[2]) == 5 and int(h[1]) == 1 and int(h[0]) == ws_before + W,
           "one window later: p=c(5), c=1, ws advanced by exactly one window (%r)" % h)
-    check(r[9] == 1, "hot at threshold 4 from weighted previous bucket (estimate ~1+5*0.75)")
+    check(r[0] == b"hot", "hot at threshold 4 from weighted previous bucket (estimate ~1+5*0.75)")
     time.sleep(W * 2.5 / 1000)  # two+ windows idle: everything decays
-    r = gol("e6", thr=5, win=W, hot_ttl=60000)
-    h = c.call("HMGET", keys("e6")[3], "c", "p")
-    check(h == [b"1", b"0"] and r[9] == 0, "after >= 2 windows: p=0, c=1, not hot (%r)" % h)
-
-    # miss path also counts
-    c.call("DEL", *keys("e7"))
-    gol("e7")
-    gol("e7")
-    check(c.call("HGET", keys("e7")[3], "c") == b"2", "misses are counted as demand")
+    r = hot("e6", thr=5, win=W, hot_ttl=60000)
+    h = c.call("HMGET", H("e6"), "c", "p")
+    check(h == [b"1", b"0"] and r[0] == b"cold", "after >= 2 windows: p=0, c=1, cold (%r)" % h)
+    # batched roll-over: a batch lands in the new window, the old one decays linearly
+    c.call("DEL", H("e6"))
+    hot("e6", n=8, thr=100, win=W)
+    time.sleep(W * 1.1 / 1000)
+    r = hot("e6", n=2, thr=100, win=W)
+    check(c.call("HMGET", H("e6"), "c", "p") == [b"2", b"8"] and r[0] == b"cold", "batched roll-over: c=2 p=8")
+    # clock went backwards: ws in the future is re-anchored to now
+    c.call("HSET", H("e6"), "ws", str(srv_now() + 10000000), "c", "3", "p", "0")
+    r = hot("e6", n=1, thr=4, win=10000)
+    ws = int(c.call("HGET", H("e6"), "ws"))
+    check(r[0] == b"hot" and abs(ws - r[3]) <= 1 and c.call("HGET", H("e6"), "c") == b"4",
+          "future ws re-anchored to now, counts kept")
 
     # ---------------------------------------------------------------- invalidate
-    commit("e1", int(c.call("GET", keys("e1")[2])))
-    notice()
+    commit("e1", int(c.call("GET", F("e1"))))
+    drain()
     r = inval("e1")
     shape(r, "invalidated", [I])
-    check(r[1] == 1 and c.call("EXISTS", keys("e1")[0]) == 0, "entry deleted")
+    check(r[1] == 1 and c.call("EXISTS", V("e1")) == 0, "entry deleted")
     check(notice() == b"inval|e1", "inval notice")
     r = inval("e1")
     check(r == [b"invalidated", 0], "invalidate missing -> 0")
-    notice()
-    check(c.call("EXISTS", keys("e1")[2]) == 1, "fence counter kept after invalidate")
+    check(notice() == b"inval|e1", "inval notice even when nothing was deleted")
+    check(c.call("EXISTS", F("e1")) == 1, "fence counter kept after invalidate")
     # invalidation keeps the lock, later tokens still increase
     c.call("DEL", *keys("e8"))
     r = gol("e8")
     inval("e8")
-    notice()
-    check(c.call("GET", keys("e8")[1]) == b"1", "invalidate keeps in-flight lock")
+    drain()
+    check(c.call("GET", L("e8")) == b"1", "invalidate keeps in-flight lock")
     r = commit("e8", 1)
     check(r[0] == b"ok", "in-flight commit after invalidate accepted (documented)")
-    notice()
-    inval("e1")
-    notice()
+    drain()
     r = gol("e1")
     check(r[0] == b"leader" and r[1] > 1, "after invalidate new token continues the sequence")
+    c.call("DEL", L("e1"))
 
     # ---------------------------------------------------------------- stale expiry to missing
-    c.call("DEL", *keys("e9"))
-    r = gol("e9")
-    commit("e9", r[1], fresh=30, stale=30)
-    notice()
+    new_entry("e9", fresh=30, stale=30)
     time.sleep(0.1)
     r = gol("e9")
     check(r[0] == b"leader" and r[1] == 2, "after su passes: leader with token 2")
-    # entry present but su already passed (forced) -> treated as missing
-    c.call("DEL", keys("e9")[1])
-    c.call("HSET", keys("e9")[0], "val", "z", "fu", "1", "su", "2", "fence", "2")
-    r = gol("e9")
-    check(r[0] == b"leader" and r[1] == 3, "now >= su treated as missing, token > fence")
+    c.call("DEL", L("e9"))
+
+    # ---------------------------------------------------------------- corrupt entries
+    corrupt_cases = [
+        b"", b"garbage", b"sc2 1 2 3 4\n", b"sc1 1 2 3\n", b"sc1 1 2 3 4", b"sc1 1 2 3 4 \n",
+        b"sc1 -1 2 3 4\n", b"sc1  1 2 3 4\n", b" sc1 1 2 3 4\n", b"SC1 1 2 3 4\n", b"sc1 1 2 3 4\r\n",
+        b"sc1 1 2 3 x\n", b"sc1 1 2 3 99999999999999999\n", b"sc1 %d 2 3 4\n" % (MAX_EXACT + 1),
+    ]
+    for cb in corrupt_cases:
+        c.call("DEL", *keys("ec"))
+        c.call("SET", V("ec"), cb + b"tail", "PX", 60000)
+        r = gol("ec")
+        shape(r, "corrupt", [B])
+        check(r[1] == b"bad header" and c.call("EXISTS", L("ec"), F("ec"), H("ec")) == 0
+              and c.call("GET", V("ec")) == cb + b"tail",
+              "corrupt header %r -> corrupt, nothing touched" % cb)
+    c.call("DEL", *keys("ec"))
+    c.call("SET", V("ec"), b"sc1 %d 1 1 1\nv" % MAX_EXACT, "PX", 60000)
+    r = gol("ec")
+    check(r[0] == b"fresh", "header field = 2^53-1 is still valid")
+    c.call("DEL", *keys("ec"))
+    c.call("SET", V("ec"), b"sc1 %d 1 1 1\nv" % (srv_now() + 60000))
+    r = gol("ec")
+    check(r == [b"corrupt", b"no expiry"] and c.call("EXISTS", L("ec"), F("ec")) == 0,
+          "key without expiry -> corrupt 'no expiry', nothing touched")
+    c.call("SET", V("ec"), b"sc1 0 1 1 1\nv")
+    r = gol("ec")
+    check(r == [b"corrupt", b"no expiry"] and c.call("EXISTS", L("ec")) == 0, "stale-looking key without expiry -> corrupt")
+    # commit over a corrupt entry: fence counts as 0, entry is overwritten
+    c.call("DEL", *keys("ec"))
+    c.call("SET", V("ec"), b"sc1 1 2 3 9", "PX", 60000)  # fence 9 but no "\n": invalid
+    c.call("SET", F("ec"), "2")
+    r = commit("ec", 1, value=b"fixed")
+    check(r[0] == b"ok" and parse_blob(c.call("GET", V("ec")))[3:] == (1, b"fixed") and pexp("ec") == r[2],
+          "commit overwrites a corrupt entry (fence 0)")
+    drain()
+    # commit reads the fence from a valid header even when the value is large
+    big = bytes(range(256)) * 4096  # 1 MiB
+    c.call("SET", V("ec"), b"sc1 1 2 3 7\n" + big, "PX", 60000)
+    r = commit("ec", 2)
+    check(r == [b"rejected", b"stale_token", 7, r[3]], "commit reads fence 7 via GETRANGE header")
+    c.call("SET", F("ec"), "8")
+    r = commit("ec", 8, value=big)
+    check(r[0] == b"ok", "commit with 1 MiB value")
+    drain()
+    r = gol("ec")
+    check(r[0] == b"fresh" and parse_blob(r[1])[3:] == (8, big), "1 MiB value round-trips exactly")
+
+    # ---------------------------------------------------------------- WRONGTYPE
+    c.call("DEL", *keys("ew"))
+    c.call("HSET", V("ew"), "val", "x", "fu", "1")
+    c.call("SET", F("ew"), "4")
+    r = gol_raw("ew")
+    check(isinstance(r, RedisErr) and "WRONGTYPE" in str(r), "get_or_lock on a hash entry -> WRONGTYPE (%r)" % r)
+    r = c.call_err("EVALSHA", sha["commit"], 3, V("ew"), L("ew"), F("ew"), "4", "v", 1000, 0, "0", "0", 1, "chan", "ew", RET)
+    check(isinstance(r, RedisErr) and "WRONGTYPE" in str(r), "commit on a hash entry -> WRONGTYPE (%r)" % r)
+    check(c.call("TYPE", V("ew")) == ("status", b"hash") and c.call("EXISTS", L("ew")) == 0
+          and c.call("GET", F("ew")) == b"4", "WRONGTYPE calls wrote nothing")
+    c.call("SET", H("ew"), "x")
+    r = c.call_err("EVALSHA", sha["hot_touch"], 3, V("ew"), F("ew"), H("ew"), 1, 1, 1000, 1000, RET)
+    check(isinstance(r, RedisErr) and "WRONGTYPE" in str(r), "hot_touch with a non-hash counter -> WRONGTYPE")
+    c.call("DEL", *keys("ew"))
 
     # ---------------------------------------------------------------- bad ARGV / KEYS
     k4 = keys("bad")
-    base_args = ["5000", "10", "1000", "60000", "86400000", "0", "0.5", "1"]
+    gargs = ["5000", "86400000", "0", "0.5"]
     bad_cases = [
         (0, "0"), (0, "-5"), (0, "1.5"), (0, "abc"), (0, ""), (0, "1234567890123456"),
-        (1, "0"), (2, "0"), (3, "-1"), (4, "0"), (5, "-1"), (5, "nan"), (5, "inf"),
-        (6, "0"), (6, "1.5"), (6, "x"), (7, "2"), (7, ""),
+        (1, "0"), (1, "x"), (2, "-1"), (2, "nan"), (2, "inf"), (2, "x"),
+        (3, "0"), (3, "1.5"), (3, "x"), (3, "-0.5"),
     ]
     for idx, v in bad_cases:
-        a = list(base_args)
+        a = list(gargs)
         a[idx] = v
-        r = c.call_err("EVALSHA", sha["get_or_lock"], 4, *k4, *a)
+        r = c.call_err("EVALSHA", sha["get_or_lock"], 3, *k4[:3], *a)
         check(isinstance(r, RedisErr) and "ERR stampede: get_or_lock: ARGV[%d]" % (idx + 1) in str(r),
               "get_or_lock rejects ARGV[%d]=%r -> %r" % (idx + 1, v, r))
-    r = c.call_err("EVALSHA", sha["get_or_lock"], 3, *k4[:3], *base_args)
-    check(isinstance(r, RedisErr) and "expected 4 KEYS" in str(r), "get_or_lock wrong KEYS count")
-    r = c.call_err("EVALSHA", sha["get_or_lock"], 4, *k4, *base_args[:7])
-    check(isinstance(r, RedisErr) and "expected 8 ARGV" in str(r), "get_or_lock wrong ARGV count")
+    r = c.call_err("EVALSHA", sha["get_or_lock"], 4, *k4, *gargs)
+    check(isinstance(r, RedisErr) and "expected 3 KEYS" in str(r), "get_or_lock wrong KEYS count")
+    r = c.call_err("EVALSHA", sha["get_or_lock"], 3, *k4[:3], *gargs[:3])
+    check(isinstance(r, RedisErr) and "expected 4 ARGV" in str(r), "get_or_lock too few ARGV")
+    r = c.call_err("EVALSHA", sha["get_or_lock"], 3, *k4[:3], *gargs, "1")
+    check(isinstance(r, RedisErr) and "expected 4 ARGV" in str(r), "get_or_lock too many ARGV")
     check(c.call("EXISTS", *k4) == 0, "bad calls wrote nothing")
 
-    cargs = ["1", "v", "1000", "1000", "0.1", "0.5", "5", "f", "chan", "bad", "1000", ""]
-    cbad = [(0, "0"), (0, "01"), (0, "x"), (2, "0"), (3, "-1"), (4, "0.6"), (4, "-0.1"),
-            (5, "1"), (5, "-0.1"), (6, "-1"), (8, ""), (9, ""), (9, "a|b"), (10, "0")]
+    cargs = ["1", "v", "1000", "1000", "0.1", "0.5", "5", "chan", "bad", "1000"]
+    cbad = [(0, "0"), (0, "01"), (0, "x"), (0, "1234567890123456"), (2, "0"), (3, "-1"), (4, "0.6"),
+            (4, "-0.1"), (5, "1"), (5, "-0.1"), (6, "-1"), (7, ""), (8, ""), (8, "a|b"), (9, "0")]
     for idx, v in cbad:
         a = list(cargs)
         a[idx] = v
         r = c.call_err("EVALSHA", sha["commit"], 3, *k4[:3], *a)
         check(isinstance(r, RedisErr) and "ERR stampede: commit: ARGV[%d]" % (idx + 1) in str(r),
               "commit rejects ARGV[%d]=%r -> %r" % (idx + 1, v, r))
+    r = c.call_err("EVALSHA", sha["commit"], 3, *k4[:3], *cargs[:9])
+    check(isinstance(r, RedisErr) and "expected 10 ARGV" in str(r), "commit too few ARGV")
+    r = c.call_err("EVALSHA", sha["commit"], 3, *k4[:3], *cargs, "")
+    check(isinstance(r, RedisErr) and "expected 10 ARGV" in str(r), "commit too many ARGV")
+    r = c.call_err("EVALSHA", sha["commit"], 2, *k4[:2], *cargs)
+    check(isinstance(r, RedisErr) and "expected 3 KEYS" in str(r), "commit wrong KEYS count")
+
+    hargs = ["1", "10", "1000", "60000", "86400000"]
+    hbad = [(0, "0"), (0, "-1"), (0, "1.5"), (0, ""), (1, "0"), (1, "x"), (2, "0"), (3, "-1"), (3, "x"),
+            (4, "0"), (4, "1234567890123456")]
+    for idx, v in hbad:
+        a = list(hargs)
+        a[idx] = v
+        r = c.call_err("EVALSHA", sha["hot_touch"], 3, k4[0], k4[2], k4[3], *a)
+        check(isinstance(r, RedisErr) and "ERR stampede: hot_touch: ARGV[%d]" % (idx + 1) in str(r),
+              "hot_touch rejects ARGV[%d]=%r -> %r" % (idx + 1, v, r))
+    r = c.call_err("EVALSHA", sha["hot_touch"], 4, *k4, *hargs)
+    check(isinstance(r, RedisErr) and "expected 3 KEYS" in str(r), "hot_touch wrong KEYS count")
+    r = c.call_err("EVALSHA", sha["hot_touch"], 3, k4[0], k4[2], k4[3], *hargs[:4])
+    check(isinstance(r, RedisErr) and "expected 5 ARGV" in str(r), "hot_touch wrong ARGV count")
+
     rargs = ["1", "chan", "bad", "", "1"]
     for idx, v in [(0, "0"), (0, "abc"), (1, ""), (2, ""), (2, "x|y"), (4, "2")]:
         a = list(rargs)
@@ -479,32 +681,40 @@ def run(c, sub):
         r = c.call_err("EVALSHA", sha["release"], 2, *k4[:2], *a)
         check(isinstance(r, RedisErr) and "ERR stampede: release: ARGV[%d]" % (idx + 1) in str(r),
               "release rejects ARGV[%d]=%r -> %r" % (idx + 1, v, r))
+    r = c.call_err("EVALSHA", sha["release"], 2, *k4[:2], *rargs[:4])
+    check(isinstance(r, RedisErr) and "expected 5 or 6 ARGV" in str(r), "release wrong ARGV count")
     for a in (["", "bad"], ["chan", ""], ["chan", "a|b"]):
         r = c.call_err("EVALSHA", sha["invalidate_key"], 2, *k4[:2], *a)
         check(isinstance(r, RedisErr) and "ERR stampede: invalidate_key: ARGV" in str(r),
               "invalidate_key rejects %r -> %r" % (a, r))
-    r = c.call_err("EVALSHA", sha["commit"], 3, *k4[:3], *cargs[:11])
-    check(isinstance(r, RedisErr) and "expected 12 ARGV" in str(r), "commit wrong ARGV count")
+    r = c.call_err("EVALSHA", sha["invalidate_key"], 3, *k4[:3], "chan", "bad")
+    check(isinstance(r, RedisErr) and "expected 2 KEYS" in str(r), "invalidate_key wrong KEYS count")
     check(c.call("EXISTS", *k4) == 0, "bad calls wrote nothing (2)")
 
-    # ---------------------------------------------------------------- empty value/fmt: no truncation
+    # ---------------------------------------------------------------- empty value: no truncation
+    cr = new_entry("e10", value=b"", cms=0)
+    r = gol("e10")
+    shape(r, "fresh", FRESH)
+    check(r[1] == b"sc1 %d %d 0 1\n" % (cr[1], cr[3]), "empty value: blob is exactly the header, array complete")
+    check(parse_blob(r[1])[4] == b"", "empty value parses to b''")
+    c.call("SET", V("e10"), b"sc1 0 0 0 0\n", "KEEPTTL")  # stale, all-zero header, empty value
+    r = gol("e10")
+    shape(r, "stale", STALE)
+    check(r[4] == 1 and r[5] == 2, "all-zero header + empty value: stale, lease, token > fence 0")
+    r = gol("e10")
+    shape(r, "stale", STALE)
+    check(r[4:6] == [0, 0], "lost lease: zeros, not nil, array complete")
     c.call("DEL", *keys("e10"))
+    c.call("SET", L("e10"), "held-by-someone", "PX", 3000)
     r = gol("e10")
-    commit("e10", r[1], value=b"", fmt="", tags="")
-    notice()
-    r = gol("e10")
-    shape(r, "fresh", FRESH)
-    check(r[1] == b"" and r[7] == b"", "empty val/fmt are '' not nil, array complete")
-    c.call("HDEL", keys("e10")[0], "fmt", "ct", "cms", "fence")
-    r = gol("e10")
-    shape(r, "fresh", FRESH)
-    check(r[4:8] == [0, 0, 0, b""], "missing ct/cms/fence/fmt -> 0/0/0/''")
+    shape(r, "wait", WAIT)
+    check(r[1] == 0, "non-decimal lock value -> holder token 0")
 
     # lock without TTL gets bounded
     c.call("DEL", *keys("e11"))
-    c.call("SET", keys("e11")[1], "5")
+    c.call("SET", L("e11"), "5")
     r = gol("e11")
-    check(r[0] == b"wait" and r[1] == 5 and r[2] == 5000 and 0 < c.call("PTTL", keys("e11")[1]) <= 5000,
+    check(r[0] == b"wait" and r[1] == 5 and r[2] == 5000 and 0 < c.call("PTTL", L("e11")) <= 5000,
           "lock without TTL gets bounded to lock TTL")
 
 

@@ -8,6 +8,22 @@ import Synchronization
 /// `stampede_cache_commits_rejected_total{reason}`, `stampede_cache_corrupt_entries_total`,
 /// `stampede_cache_coalesced_total`, `stampede_cache_redis_unavailable_total`.
 /// NOSCRIPT reloads are counted by the client as `redis_noscript_reloads_total`.
+extension CacheSource {
+    /// The position of ``label`` in ``CacheMetrics/sourceLabels``.
+    var metricIndex: Int {
+        switch self {
+        case .freshHit: return 0
+        case .freshHitEarlyRefresh: return 1
+        case .staleHit(.startedHere): return 2
+        case .staleHit(.runningElsewhere): return 3
+        case .computed: return 4
+        case .receivedFromOtherWorker: return 5
+        case .staleAfterFailure: return 6
+        case .uncachedRedisUnavailable: return 7
+        }
+    }
+}
+
 struct CacheMetrics: Sendable {
     let namespace: String
     let computeTime: Timer
@@ -16,7 +32,7 @@ struct CacheMetrics: Sendable {
     let corrupt: Counter
     let coalesced: Counter
     let redisUnavailable: Counter
-    private let requests: [String: Counter]
+    private let requestCounters: [Counter]
     private let wakeups: [String: Counter]
 
     static let sourceLabels = [
@@ -25,9 +41,9 @@ struct CacheMetrics: Sendable {
     ]
 
     init(namespace: String) {
-        requests = Dictionary(uniqueKeysWithValues: Self.sourceLabels.map {
-            ($0, Counter(label: "stampede_cache_requests_total", dimensions: [("namespace", namespace), ("source", $0)]))
-        })
+        requestCounters = Self.sourceLabels.map {
+            Counter(label: "stampede_cache_requests_total", dimensions: [("namespace", namespace), ("source", $0)])
+        }
         wakeups = Dictionary(uniqueKeysWithValues: ["notice", "recheck", "reconnect"].map {
             ($0, Counter(label: "stampede_cache_follower_wakeups_total", dimensions: [("namespace", namespace), ("via", $0)]))
         })
@@ -42,7 +58,7 @@ struct CacheMetrics: Sendable {
     }
 
     func request(_ source: CacheSource) {
-        requests[source.label]?.increment()
+        requestCounters[source.metricIndex].increment()
     }
 
     func computation(_ result: String) {

@@ -52,8 +52,14 @@ package struct KeySpace: Sendable {
 package struct EntryKeys: Sendable, Hashable {
     /// The entry id `E`: `<namespace>:<generation>:<escaped key>`; also used in notices.
     package let id: String
+    /// The value key, built once (it is on every read).
+    package let value: String
 
-    package var value: String { "\(KeySpace.prefix){\(id)}:v" }
+    package init(id: String) {
+        self.id = id
+        self.value = "\(KeySpace.prefix){\(id)}:v"
+    }
+
     package var lock: String { "\(KeySpace.prefix){\(id)}:l" }
     package var fence: String { "\(KeySpace.prefix){\(id)}:f" }
     package var hot: String { "\(KeySpace.prefix){\(id)}:h" }

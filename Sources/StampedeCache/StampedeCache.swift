@@ -2,6 +2,11 @@ public import Logging
 import NIOCore
 public import RedisClient
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// A Redis-backed cache where, across a whole fleet of processes, exactly one worker computes a
 /// missing or expired value while the others wait for it or keep serving the stale copy.
@@ -36,6 +41,8 @@ public final class StampedeCache: Sendable {
     let metrics: CacheMetrics
     let diagnosticsBox = DiagnosticsBox()
     let background = BackgroundTasks()
+    let hits = HitCounter()
+    private let flusher = Mutex<Task<Void, Never>?>(nil)
 
     struct Outcome: Sendable {
         var value: ByteBuffer
@@ -72,6 +79,7 @@ public final class StampedeCache: Sendable {
         self.hub = NoticeHub(client: redis, channel: keySpace.channel, logger: logger) { newGeneration in
             generation.observe(newGeneration)
         }
+        if policy.hot.ttl > .zero { startHitFlusher() }
         do {
             try await redis.preload(CacheScripts.all)
             await refreshGeneration()
@@ -168,8 +176,44 @@ public final class StampedeCache: Sendable {
     /// Waits for background refreshes to finish (each is bounded by ``CachePolicy/computeTimeout``)
     /// and stops listening for notices. Does not close the `RedisClient`.
     public func close() async {
+        let flusher = self.flusher.withLock { task in defer { task = nil }; return task }
+        flusher?.cancel()
+        await flushHits()
         await background.waitForAll()
         await hub.stop()
+    }
+
+    // MARK: Hot keys
+
+    /// How often aggregated hit counts are sent to Redis (one `hot_touch` per touched key).
+    static let hitFlushInterval: Duration = .milliseconds(100)
+
+    private func startHitFlusher() {
+        let task = Task { [weak self] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: Self.hitFlushInterval)
+                guard let self else { return }
+                await self.flushHits()
+            }
+        }
+        flusher.withLock { $0 = task }
+    }
+
+    /// Sends the hits counted since the last flush (concurrently, so they pipeline on the connection).
+    package func flushHits() async {
+        let batch = hits.drain()
+        guard !batch.isEmpty, policy.hot.ttl > .zero else { return }
+        await withTaskGroup(of: Void.self) { group in
+            for (entry, count) in batch {
+                group.addTask {
+                    do {
+                        try await self.redis.hotTouch(entry, hits: count, policy: self.policy)
+                    } catch {
+                        self.logger.debug("hot-key hit counts not recorded", metadata: ["error": "\(error)"])
+                    }
+                }
+            }
+        }
     }
 
     // MARK: Internals shared with tests
@@ -187,6 +231,7 @@ public final class StampedeCache: Sendable {
         compute: @escaping @Sendable () async throws -> ByteBuffer
     ) async throws -> Outcome {
         let entry = try keySpace.entry(key, generation: await currentGeneration())
+        hits.record(entry)
         let flightKey = options.maxStale.map { "\(entry.id)#\($0.wholeMilliseconds)" } ?? entry.id
         let outcome = try await coalescer.run(key: flightKey, joined: {
             metrics.coalesced.increment()
@@ -204,8 +249,33 @@ public final class StampedeCache: Sendable {
         options: CacheRequestOptions,
         compute: @escaping @Sendable () async throws -> ByteBuffer
     ) async throws -> Outcome {
+        // Fast path: `TIME` + `GET` in one round trip, no script. Only a fresh entry is served from
+        // here; anything else (stale, missing, early refresh due, unreadable) takes the script path.
+        do {
+            if case .entry(let stored) = try await redis.fastRead(entry), stored.isFresh, !earlyRefreshDue(stored) {
+                return Self.outcome(stored, .freshHit)
+            }
+        } catch {
+            if Self.meansUnavailable(error) { return try await failOpen(key: key, error: error, compute: compute) }
+            // Any other answer (e.g. WRONGTYPE) is handled by the script path below.
+        }
+        return try await scriptedFlight(key: key, entry: entry, options: options, compute: compute)
+    }
+
+    /// XFetch (Vattani et al. 2015): refresh early with probability rising as expiry nears.
+    private func earlyRefreshDue(_ stored: StoredEntry) -> Bool {
+        guard policy.earlyRefreshBeta > 0, stored.computeMillis > 0 else { return false }
+        let draw = Double.random(in: Double.ulpOfOne...1)
+        return Double(stored.now) - Double(stored.computeMillis) * policy.earlyRefreshBeta * log(draw) >= Double(stored.freshUntil)
+    }
+
+    private func scriptedFlight(
+        key: String,
+        entry: EntryKeys,
+        options: CacheRequestOptions,
+        compute: @escaping @Sendable () async throws -> ByteBuffer
+    ) async throws -> Outcome {
         let started = ContinuousClock.now
-        var countHit = true
         var waitedForOther = false
         var corruptRetries = 0
         var fallback: StoredEntry?
@@ -213,7 +283,7 @@ public final class StampedeCache: Sendable {
             let since = ContinuousClock.now
             let reply: GetOrLockReply
             do {
-                reply = try await redis.getOrLock(entry, policy: policy, countHit: countHit)
+                reply = try await redis.getOrLock(entry, policy: policy)
             } catch let error as RedisError {
                 if error.code == .server, error.message.hasPrefix("WRONGTYPE"), corruptRetries == 0 {
                     corruptRetries += 1
@@ -223,19 +293,11 @@ public final class StampedeCache: Sendable {
                 if Self.meansUnavailable(error) { return try await failOpen(key: key, error: error, compute: compute) }
                 throw CacheError.redisFailure(error)
             }
-            countHit = false
             switch reply {
-            case .fresh(let stored), .early(let stored, _), .stale(let stored, _, _):
-                guard stored.format == CacheScripts.entryFormat else {
-                    guard corruptRetries == 0 else { throw CacheError.corruptEntry(key: key, reason: "format '\(stored.format)'") }
-                    corruptRetries += 1
-                    try await discardCorrupt(entry, key: key, reason: "unknown entry format '\(stored.format)'")
-                    continue
-                }
-            default:
-                break
-            }
-            switch reply {
+            case .corrupt(let reason):
+                guard corruptRetries == 0 else { throw CacheError.corruptEntry(key: key, reason: reason) }
+                corruptRetries += 1
+                try await discardCorrupt(entry, key: key, reason: reason)
             case .fresh(let stored):
                 return Self.outcome(stored, waitedForOther ? .receivedFromOtherWorker : .freshHit)
             case .early(let stored, let token):
@@ -388,7 +450,7 @@ public final class StampedeCache: Sendable {
         do {
             let reply = try await redis.commit(
                 entry, token: token, value: value, policy: policy, freshFor: options.freshFor ?? policy.freshFor,
-                computeTime: computeTime, channel: keySpace.channel, tags: options.tags
+                computeTime: computeTime, channel: keySpace.channel
             )
             switch reply {
             case .accepted(let freshUntil, let staleUntil, let now):
@@ -466,38 +528,63 @@ public final class StampedeCache: Sendable {
     }
 }
 
-/// The namespace generation this process uses, refreshed at most once a second and on `gen|N` notices.
-final class GenerationBox: Sendable {
-    private struct State {
-        var value: Int64 = 0
-        var refreshedAt: ContinuousClock.Instant?
-        var refreshing = false
+/// Hits per entry since the last flush (hot-key promotion is counted in batches, off the hit path).
+final class HitCounter: Sendable {
+    private let counts = Mutex<[String: (EntryKeys, Int)]>([:])
+
+    func record(_ entry: EntryKeys) {
+        counts.withLock { counts in
+            if let current = counts[entry.id] {
+                counts[entry.id] = (entry, current.1 + 1)
+            } else {
+                counts[entry.id] = (entry, 1)
+            }
+        }
     }
 
-    private let state = Mutex(State())
+    func drain() -> [(EntryKeys, Int)] {
+        counts.withLock { counts in
+            defer { counts = [:] }
+            return Array(counts.values)
+        }
+    }
+}
+
+/// The namespace generation this process uses, refreshed at most once a second and on `gen|N` notices.
+/// Lock-free: read on every call.
+final class GenerationBox: Sendable {
+    private let value = Atomic<Int64>(0)
+    /// Monotonic nanoseconds of the last refresh; 0 = never.
+    private let refreshedAt = Atomic<Int64>(0)
+    private let refreshing = Atomic<Bool>(false)
+    private static let start = ContinuousClock.now
+
+    private static func nanosecondsSinceStart() -> Int64 {
+        max(1, (ContinuousClock.now - start).nanosecondsClamped)
+    }
 
     /// The current value, and whether the caller should start a refresh (only one at a time).
     func read(maxAge: Duration) -> (Int64, Bool) {
-        state.withLock { state in
-            let expired = state.refreshedAt.map { ContinuousClock.now - $0 > maxAge } ?? true
-            if expired && !state.refreshing {
-                state.refreshing = true
-                return (state.value, true)
-            }
-            return (state.value, false)
-        }
+        let current = value.load(ordering: .relaxed)
+        let last = refreshedAt.load(ordering: .relaxed)
+        guard last == 0 || Self.nanosecondsSinceStart() - last > maxAge.nanosecondsClamped else { return (current, false) }
+        let won = refreshing.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged
+        return (current, won)
     }
 
-    func observe(_ value: Int64) {
-        state.withLock { state in
-            state.value = max(state.value, value)
-            state.refreshedAt = .now
-            state.refreshing = false
+    func observe(_ newValue: Int64) {
+        var current = value.load(ordering: .relaxed)
+        while newValue > current {
+            let (exchanged, original) = value.compareExchange(expected: current, desired: newValue, ordering: .relaxed)
+            if exchanged { break }
+            current = original
         }
+        refreshedAt.store(Self.nanosecondsSinceStart(), ordering: .relaxed)
+        refreshing.store(false, ordering: .relaxed)
     }
 
     func refreshFailed() {
-        state.withLock { $0.refreshing = false }
+        refreshing.store(false, ordering: .relaxed)
     }
 }
 

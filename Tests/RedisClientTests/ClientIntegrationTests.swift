@@ -57,6 +57,28 @@ struct ClientIntegrationTests {
         await client.close()
     }
 
+    @Test("a pipeline sends several commands in one write and returns every reply in order, errors in place")
+    func pipeline() async throws {
+        let client = try makeClient(try TestRedis.sharedURL)
+        let key = TestRedis.uniquePrefix() + "p"
+        let replies = try await client.send(pipeline: [
+            RedisCommand("SET", RedisArgument(key), "1"),
+            RedisCommand("INCR", RedisArgument(key)),
+            RedisCommand("HGET", RedisArgument(key), "f"),
+            RedisCommand("GET", RedisArgument(key)),
+            RedisCommand("ECHO", RedisArgument(bytes: [0, 13, 10])),
+        ])
+        #expect(replies.count == 5)
+        #expect(replies[0] == .simpleString("OK"))
+        #expect(replies[1] == .integer(2))
+        #expect(replies[2] == .error("WRONGTYPE Operation against a key holding the wrong kind of value"))
+        #expect(replies[3].string == "2")
+        #expect(replies[4].bytes == [0, 13, 10])
+        #expect(try await client.send(pipeline: [RedisCommand("TIME")]).first?.array?.count == 2)
+        #expect(try await client.send(pipeline: [RedisCommand("HGET", RedisArgument(key), "f")]).first?.isNull == false)
+        await client.close()
+    }
+
     @Test("SELECT and CLIENT SETNAME are applied on connect")
     func selectAndSetName() async throws {
         var configuration = try RedisConfiguration(url: try TestRedis.sharedURL)
@@ -176,6 +198,7 @@ struct ClientFaultTests {
             let client = try makeClient(server.url, commandTimeout: .milliseconds(200))
             let idBefore = try await client.send("CLIENT", "ID").int
             let admin = try makeClient(server.url)
+            try await admin.ping()  // connected, so the sleep starts right away
             let sleeper = Task { try await admin.send("DEBUG", "SLEEP", "0.6", timeout: .seconds(5)) }
             try await Task.sleep(for: .milliseconds(50))
             let started = ContinuousClock.now

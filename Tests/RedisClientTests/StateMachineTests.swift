@@ -82,3 +82,18 @@ struct StateMachineTests {
         guard case .succeed("sub", _) = machine.received(confirm) else { Issue.record("expected confirmation"); return }
     }
 }
+
+@Suite("pipelines")
+struct PipelineStateMachineTests {
+    @Test("a pipeline entry gathers its N replies, errors included, and completes once")
+    func gathersReplies() {
+        var machine = ConnectionStateMachine<String>()
+        _ = machine.send(id: 1, deadline: .now() + .seconds(1), continuation: "pipe", replies: 3)
+        _ = machine.send(id: 2, deadline: .now() + .seconds(1), continuation: "single")
+        guard case .discard = machine.received(.integer(1)) else { Issue.record("first reply must be held"); return }
+        guard case .discard = machine.received(.error("ERR x")) else { Issue.record("second reply must be held"); return }
+        guard case .succeed("pipe", let value) = machine.received(.null) else { Issue.record("expected the pipeline to complete"); return }
+        #expect(value == .array([.integer(1), .error("ERR x"), .null]))
+        guard case .succeed("single", .integer(9)) = machine.received(.integer(9)) else { Issue.record("expected single"); return }
+    }
+}

@@ -110,3 +110,33 @@ package func expectRedisError<T>(
         return nil
     }
 }
+
+/// Checks that a code block of README.md is, line for line, the example between
+/// `// README example: NAME` and `// end of README example` in `sourceFile`, so the README only
+/// shows code that compiles and runs in the tests.
+package func readmeExampleMatches(_ name: String, sourceFile: String = #filePath) throws -> (readme: String?, source: String?) {
+    func contents(_ path: String) throws -> String { try String(contentsOfFile: path, encoding: .utf8) }
+    var root = sourceFile
+    while !root.isEmpty, !FileManager.default.fileExists(atPath: root + "/Package.swift") {
+        root = (root as NSString).deletingLastPathComponent
+        if root == "/" { break }
+    }
+    let readme = try contents(root + "/README.md")
+    let source = try contents(sourceFile)
+    func block(in text: String, from start: String, to end: String) -> String? {
+        guard let startRange = text.range(of: start), let endRange = text.range(of: end, range: startRange.upperBound..<text.endIndex) else { return nil }
+        let body = text[startRange.upperBound..<endRange.lowerBound]
+        let lines = body.split(separator: "\n", omittingEmptySubsequences: false).dropFirst()
+        // Remove the common indentation so the test file's nesting doesn't matter.
+        let nonEmpty = lines.filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty }
+        let indent = nonEmpty.map { $0.prefix { $0 == " " }.count }.min() ?? 0
+        return lines.map { $0.count >= indent ? String($0.dropFirst(indent)) : String($0) }
+            .joined(separator: "\n").trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+    return (
+        block(in: readme, from: "// README example: \(name)", to: "```"),
+        block(in: source, from: "// README example: \(name)", to: "// end of README example")
+    )
+}
+
+import Foundation

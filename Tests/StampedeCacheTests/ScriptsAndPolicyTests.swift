@@ -13,13 +13,13 @@ struct ScriptsAndPolicyTests {
     func embeddedScriptsEqualFiles() throws {
         let files = try FileManager.default.contentsOfDirectory(at: Self.luaDirectory, includingPropertiesForKeys: nil)
             .filter { $0.pathExtension == "lua" }
-        #expect(files.count == 4)
+        #expect(files.count == 5)
         #expect(Set(files.map { $0.deletingPathExtension().lastPathComponent }) == Set(EmbeddedLuaScripts.sources.keys))
         for file in files {
             let onDisk = try String(contentsOf: file, encoding: .utf8)
             #expect(EmbeddedLuaScripts.sources[file.deletingPathExtension().lastPathComponent] == onDisk, "\(file.lastPathComponent)")
         }
-        #expect(CacheScripts.all.map(\.name).sorted() == ["commit", "get_or_lock", "invalidate_key", "release"])
+        #expect(CacheScripts.all.map(\.name).sorted() == ["commit", "get_or_lock", "hot_touch", "invalidate_key", "release"])
     }
 
     @Test("the default policy is valid")
@@ -63,6 +63,20 @@ struct ScriptsAndPolicyTests {
         #expect(entry.lock == "stampede:{llm:7:a%7Bb%7D%7Cc%25}:l")
         #expect(throws: CacheError.self) { try space.entry("", generation: 0) }
         #expect(throws: CacheError.self) { try space.entry(String(repeating: "k", count: 1025), generation: 0) }
+    }
+
+    @Test("entry headers parse exactly, and anything else is rejected")
+    func entryHeaders() {
+        let stored = StoredEntry(blob: .init(string: "sc1 1700000000123 1699999999000 42 7\nhello\r\n\u{0}"), now: 5, staleUntil: nil)
+        #expect(stored?.freshUntil == 1_700_000_000_123)
+        #expect(stored?.createdAt == 1_699_999_999_000)
+        #expect(stored?.computeMillis == 42)
+        #expect(stored?.fence == 7)
+        #expect(stored.map { String(buffer: $0.value) } == "hello\r\n\u{0}")
+        #expect(StoredEntry(blob: .init(string: "sc1 1 2 3 4\n"), now: 0, staleUntil: nil)?.value.readableBytes == 0)
+        for bad in ["", "sc1", "sc1 1 2 3\nx", "sc1 1 2 3 4 5\nx", "sc2 1 2 3 4\nx", "sc1 1 2 3 4", "sc1 1 2  3 4\nx", "sc1 -1 2 3 4\nx", "sc1 12345678901234567 2 3 4\nx", "sc1 9007199254740992 2 3 4\nx", "plain text"] {
+            #expect(StoredEntry(blob: .init(string: bad), now: 0, staleUntil: nil) == nil, "\(bad)")
+        }
     }
 
     @Test("notices parse, and a failure message may itself contain '|'")

@@ -98,7 +98,37 @@ public final class RedisClient: Sendable, Service {
         try await send(RedisCommand(name, arguments), timeout: timeout)
     }
 
-    package func send(encoded: ByteBuffer, timeout: Duration?) async throws(RedisError) -> RESPValue {
+    /// Sends several commands in one write on one connection and returns their replies in order.
+    ///
+    /// Cheaper than awaiting them one by one: one write, one wake-up. Error replies stay in the
+    /// returned array as ``RESPValue/error(_:)`` (each command succeeds or fails on its own; this is
+    /// not a transaction).
+    public func send(pipeline commands: [RedisCommand], timeout: Duration? = nil) async throws(RedisError) -> [RESPValue] {
+        let encoded = try HiredisEncoder.encode(pipeline: commands)
+        if commands.count == 1 {
+            do {
+                return [try await send(encoded: encoded, timeout: timeout, replies: commands.count)]
+            } catch where error.code == .server {
+                return [.error(error.message)]
+            }
+        }
+        let reply = try await send(encoded: encoded, timeout: timeout, replies: commands.count)
+        return reply.array ?? [reply]
+    }
+
+    /// Sends `first` (already encoded, e.g. a constant command) and `second` in one write; returns both replies.
+    package func send(preEncoded first: ByteBuffer, then second: RedisCommand, timeout: Duration? = nil) async throws(RedisError) -> (RESPValue, RESPValue) {
+        var buffer = first
+        var encoded = try HiredisEncoder.encode(second)
+        buffer.writeBuffer(&encoded)
+        let reply = try await send(encoded: buffer, timeout: timeout, replies: 2)
+        guard case .array(let replies) = reply, replies.count == 2 else {
+            throw RedisError(code: .protocolError, message: "expected 2 replies, got \(reply)")
+        }
+        return (replies[0], replies[1])
+    }
+
+    package func send(encoded: ByteBuffer, timeout: Duration?, replies: Int = 1) async throws(RedisError) -> RESPValue {
         let start = ContinuousClock.now
         metrics.commands.increment()
         do throws(RedisError) {
@@ -106,7 +136,7 @@ public final class RedisClient: Sendable, Service {
                 throw RedisError(code: .shutdown, message: "the client was closed")
             }
             let connection = try await pickSlot().connection()
-            let reply = try await connection.send(encoded: encoded, timeout: TimeAmount(timeout ?? configuration.commandTimeout))
+            let reply = try await connection.send(encoded: encoded, timeout: TimeAmount(timeout ?? configuration.commandTimeout), replies: replies)
             metrics.duration.recordNanoseconds((ContinuousClock.now - start).nanosecondsClamped)
             return reply
         } catch {

@@ -12,6 +12,10 @@ package struct ConnectionStateMachine<Continuation> {
         package var deadline: NIODeadline
         /// `nil` once the caller was answered early (cancelled); the reply is then discarded.
         package var continuation: Continuation?
+        /// How many replies this entry waits for: 1 for a command, N for a pipeline of N commands.
+        package var expected: Int = 1
+        /// Replies gathered so far for a pipeline.
+        package var gathered: [RESPValue] = []
     }
 
     private enum State {
@@ -34,10 +38,11 @@ package struct ConnectionStateMachine<Continuation> {
         case fail(Continuation, RedisError)
     }
 
-    package mutating func send(id: UInt64, deadline: NIODeadline, continuation: Continuation) -> SendAction {
+    /// Queues a command (`replies` = 1) or a pipeline of `replies` commands answered together.
+    package mutating func send(id: UInt64, deadline: NIODeadline, continuation: Continuation, replies: Int = 1) -> SendAction {
         switch state {
         case .open:
-            pending.append(Pending(id: id, deadline: deadline, continuation: continuation))
+            pending.append(Pending(id: id, deadline: deadline, continuation: continuation, expected: replies))
             return .write
         case .closed(let error):
             return .fail(continuation, error)
@@ -55,9 +60,21 @@ package struct ConnectionStateMachine<Continuation> {
     package mutating func received(_ value: RESPValue) -> ReplyAction {
         guard case .open = state else { return .discard }
         if pubSubMode, Self.isPush(value) { return .push(value) }
-        guard let head = pending.popFirst() else {
+        guard var head = pending.first else {
             return .protocolViolation(RedisError(code: .protocolError, message: "received a reply (\(value)) that no command asked for"))
         }
+        if head.expected > 1 {
+            // A pipeline: gather replies (errors stay in place as `.error`) until all have arrived.
+            head.gathered.append(value)
+            if head.gathered.count < head.expected {
+                pending[pending.startIndex] = head
+                return .discard
+            }
+            pending.removeFirst()
+            guard let continuation = head.continuation else { return .discard }
+            return .succeed(continuation, .array(head.gathered))
+        }
+        pending.removeFirst()
         guard let continuation = head.continuation else { return .discard }
         if case .error(let message) = value { return .failServer(continuation, message) }
         return .succeed(continuation, value)

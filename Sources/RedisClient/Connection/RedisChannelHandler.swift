@@ -43,12 +43,12 @@ package final class RedisChannelHandler: ChannelInboundHandler {
     // MARK: Outbound
 
     /// Queues `command` for writing; the reply (or failure) resumes `continuation`.
-    package func send(_ command: ByteBuffer, id: UInt64, deadline: NIODeadline, continuation: Continuation) {
+    package func send(_ command: ByteBuffer, id: UInt64, deadline: NIODeadline, continuation: Continuation, replies: Int = 1) {
         guard let context, context.channel.isActive else {
             continuation.resume(throwing: closeReason ?? RedisError(code: .connection, message: "the connection is closed"))
             return
         }
-        switch stateMachine.send(id: id, deadline: deadline, continuation: continuation) {
+        switch stateMachine.send(id: id, deadline: deadline, continuation: continuation, replies: replies) {
         case .fail(let continuation, let error):
             continuation.resume(throwing: error)
         case .write:

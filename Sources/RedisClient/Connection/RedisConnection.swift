@@ -126,7 +126,22 @@ public final class RedisConnection: Sendable {
         return try await send(encoded: encoded, timeout: timeout.map(TimeAmount.init) ?? commandTimeout)
     }
 
-    package func send(encoded: ByteBuffer, timeout: TimeAmount) async throws(RedisError) -> RESPValue {
+    /// Sends several commands in one write and returns their replies in order, with one wake-up.
+    /// Error replies stay in the array as ``RESPValue/error(_:)``; they are not thrown.
+    public func send(pipeline commands: [RedisCommand], timeout: Duration? = nil) async throws(RedisError) -> [RESPValue] {
+        let encoded = try HiredisEncoder.encode(pipeline: commands, allocator: allocator)
+        if commands.count == 1 {
+            do {
+                return [try await send(encoded: encoded, timeout: timeout.map(TimeAmount.init) ?? commandTimeout, replies: commands.count)]
+            } catch where error.code == .server {
+                return [.error(error.message)]
+            }
+        }
+        let reply = try await send(encoded: encoded, timeout: timeout.map(TimeAmount.init) ?? commandTimeout, replies: commands.count)
+        return reply.array ?? [reply]
+    }
+
+    package func send(encoded: ByteBuffer, timeout: TimeAmount, replies: Int = 1) async throws(RedisError) -> RESPValue {
         if Task.isCancelled { throw RedisError(code: .cancelled, message: "the task was cancelled before the command was sent") }
         let id = nextID.add(1, ordering: .relaxed).newValue
         let deadline = NIODeadline.now() + timeout
@@ -136,10 +151,10 @@ public final class RedisConnection: Sendable {
             return try await withTaskCancellationHandler {
                 try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<RESPValue, any Error>) in
                     if eventLoop.inEventLoop {
-                        handler.value.send(encoded, id: id, deadline: deadline, continuation: continuation)
+                        handler.value.send(encoded, id: id, deadline: deadline, continuation: continuation, replies: replies)
                     } else {
                         eventLoop.execute {
-                            handler.value.send(encoded, id: id, deadline: deadline, continuation: continuation)
+                            handler.value.send(encoded, id: id, deadline: deadline, continuation: continuation, replies: replies)
                         }
                     }
                 }

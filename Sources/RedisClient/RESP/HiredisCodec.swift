@@ -34,6 +34,19 @@ package enum HiredisEncoder {
     }
 }
 
+extension HiredisEncoder {
+    /// The RESP bytes of several commands back to back (one write).
+    package static func encode(pipeline commands: [RedisCommand], allocator: ByteBufferAllocator = .init()) throws(RedisError) -> ByteBuffer {
+        guard !commands.isEmpty else { throw RedisError(code: .configuration, message: "a pipeline needs at least one command") }
+        var buffer = try encode(commands[0], allocator: allocator)
+        for command in commands.dropFirst() {
+            var next = try encode(command, allocator: allocator)
+            buffer.writeBuffer(&next)
+        }
+        return buffer
+    }
+}
+
 /// hiredis's incremental reply parser: feed bytes, pull complete replies.
 ///
 /// Each reply is deep-copied into a ``RESPValue`` and the hiredis reply tree is freed once, from

@@ -50,9 +50,29 @@ extension RESPValue {
     public var int: Int64? {
         switch self {
         case .integer(let value): return value
-        case .bulkString, .simpleString: return self.string.flatMap { Int64($0) }
+        case .bulkString(let buffer): return Self.parseInt(buffer.readableBytesView)
+        case .simpleString(let text): return Int64(text)
         default: return nil
         }
+    }
+
+    /// Parses an optionally signed decimal without building a String (replies like TIME's are hot).
+    private static func parseInt(_ bytes: ByteBufferView) -> Int64? {
+        var iterator = bytes.makeIterator()
+        guard var byte = iterator.next() else { return nil }
+        let negative = byte == UInt8(ascii: "-")
+        if negative { guard let next = iterator.next() else { return nil }; byte = next }
+        var value: Int64 = 0
+        while true {
+            guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return nil }
+            let (times, overflow1) = value.multipliedReportingOverflow(by: 10)
+            let (sum, overflow2) = times.addingReportingOverflow(Int64(byte - UInt8(ascii: "0")))
+            guard !overflow1, !overflow2 else { return nil }
+            value = sum
+            guard let next = iterator.next() else { break }
+            byte = next
+        }
+        return negative ? -value : value
     }
 
     /// The elements when the reply is an array, else `nil`.

@@ -1,0 +1,37 @@
+import Logging
+import RedisClient
+import RedisTestSupport
+import StampedeCache
+import Testing
+
+/// Stands in for an expensive call (an LLM, a slow service).
+private func summarize(articleID: Int) async throws -> String {
+    try await Task.sleep(for: .milliseconds(10))
+    return "Article \(articleID), summarized."
+}
+
+@Suite("README cache example", .sharedRedis)
+struct CacheReadmeExampleTests {
+    @Test("the worker example in README.md is this code and works")
+    func workerExample() async throws {
+        let redisURL = try TestRedis.sharedURL
+        let workerID = 1
+        // README example: worker
+        let redis = try RedisClient(url: redisURL, clientName: "worker-\(workerID)")
+        let cache = try await StampedeCache(redis: redis, namespace: "articles", policy: CachePolicy(
+            freshFor: .seconds(3600), staleFor: .seconds(86_400),    // serve stale for a day while refreshing
+            computeTimeout: .seconds(60), lockTTL: .seconds(90),     // lockTTL must exceed computeTimeout
+            hot: .init(threshold: 10, window: .seconds(3600), ttl: .seconds(6 * 3600)),
+            ttlJitter: 0.1))
+        let summary = try await cache.string(for: "summary:article-42") {
+            try await summarize(articleID: 42)    // runs once fleet-wide, however many workers ask
+        }
+        print(summary.value, summary.source, summary.age)   // e.g. "Article 42, summarized." fresh_hit 12 seconds
+        await cache.close()
+        await redis.close()
+        // end of README example
+        #expect(summary.value == "Article 42, summarized.")
+        let (readme, source) = try readmeExampleMatches("worker")
+        #expect(readme != nil && readme == source)
+    }
+}
