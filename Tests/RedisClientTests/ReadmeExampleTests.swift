@@ -29,5 +29,7 @@ struct ClientReadmeExampleTests {
         #expect(doubled == 42)
         let (readme, source) = try readmeExampleMatches("client")
         #expect(readme != nil && readme == source)
+        let (article, _) = try readmeExampleMatches("client", document: "Sources/RedisClient/Documentation.docc/RedisClient.md")
+        #expect(article != nil && article == source)
     }
 }

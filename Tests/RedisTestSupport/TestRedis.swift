@@ -114,14 +114,14 @@ package func expectRedisError<T>(
 /// Checks that a code block of README.md is, line for line, the example between
 /// `// README example: NAME` and `// end of README example` in `sourceFile`, so the README only
 /// shows code that compiles and runs in the tests.
-package func readmeExampleMatches(_ name: String, sourceFile: String = #filePath) throws -> (readme: String?, source: String?) {
+package func readmeExampleMatches(_ name: String, document: String = "README.md", sourceFile: String = #filePath) throws -> (readme: String?, source: String?) {
     func contents(_ path: String) throws -> String { try String(contentsOfFile: path, encoding: .utf8) }
     var root = sourceFile
     while !root.isEmpty, !FileManager.default.fileExists(atPath: root + "/Package.swift") {
         root = (root as NSString).deletingLastPathComponent
         if root == "/" { break }
     }
-    let readme = try contents(root + "/README.md")
+    let readme = try contents(root + "/" + document)
     let source = try contents(sourceFile)
     func block(in text: String, from start: String, to end: String) -> String? {
         guard let startRange = text.range(of: start), let endRange = text.range(of: end, range: startRange.upperBound..<text.endIndex) else { return nil }

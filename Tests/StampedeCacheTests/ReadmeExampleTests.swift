@@ -33,5 +33,7 @@ struct CacheReadmeExampleTests {
         #expect(summary.value == "Article 42, summarized.")
         let (readme, source) = try readmeExampleMatches("worker")
         #expect(readme != nil && readme == source)
+        let (article, _) = try readmeExampleMatches("worker", document: "Sources/StampedeCache/Documentation.docc/StampedeCache.md")
+        #expect(article != nil && article == source)
     }
 }

@@ -1,0 +1,38 @@
+import Foundation
+
+extension StampedeCache {
+    /// The `Codable` value for `key`, stored as JSON (see ``value(for:options:compute:)``).
+    ///
+    /// A stored value that no longer decodes as `T` (for example after you changed the type) is
+    /// treated as a miss: it is deleted and computed again, once. Prefer a new namespace or key
+    /// prefix when you change a type, so old and new workers don't fight over one key.
+    /// - Throws: the error thrown by `compute`, ``CacheError``, or `EncodingError` if `T` cannot be encoded.
+    public func value<T: Codable & Sendable>(
+        for key: String,
+        as type: T.Type = T.self,
+        options: CacheRequestOptions = CacheRequestOptions(),
+        compute: @escaping @Sendable () async throws -> T
+    ) async throws -> CacheResult<T> {
+        let encodeAndCompute: @Sendable () async throws -> [UInt8] = {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            return Array(try encoder.encode(try await compute()))
+        }
+        for attempt in 0..<2 {
+            let raw = try await value(for: key, options: options, compute: encodeAndCompute)
+            do {
+                let decoded = try JSONDecoder().decode(T.self, from: Data(raw.value))
+                return raw.map { _ in decoded }
+            } catch {
+                guard raw.source.isHit || raw.source == .receivedFromOtherWorker, attempt == 0 else {
+                    throw CacheError.corruptEntry(key: key, reason: "stored JSON does not decode as \(T.self): \(error)")
+                }
+                metrics.corrupt.increment()
+                diagnosticsBox.update { $0.corruptEntries += 1 }
+                logger.error("cached value does not decode; recomputing", metadata: ["key": "\(key)", "type": "\(T.self)", "error": "\(error)"])
+                try await invalidate(key: key)
+            }
+        }
+        throw CacheError.corruptEntry(key: key, reason: "stored JSON does not decode as \(T.self)")
+    }
+}

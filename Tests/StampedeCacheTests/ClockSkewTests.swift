@@ -1,0 +1,73 @@
+import Foundation
+import RedisClient
+import RedisTestSupport
+import StampedeCache
+import Testing
+
+/// Runs `stampede cache get` in its own process, optionally under libfaketime with a shifted clock.
+private func stampedeGet(url: String, namespace: String, key: String, value: String, clockOffset: String?) throws -> [String: Any] {
+    let binary = try stampedeBinary()
+    let process = Process()
+    var arguments = [binary, "cache", "get", "--redis-url", url, "--namespace", namespace, "--key", key, "--value", value,
+                     "--fresh-ms", "1500", "--stale-ms", "60000", "--json"]
+    if let clockOffset {
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/faketime")
+        arguments.insert("-f", at: 0)
+        arguments.insert(clockOffset, at: 1)
+    } else {
+        process.executableURL = URL(fileURLWithPath: binary)
+        arguments.removeFirst()
+    }
+    process.arguments = arguments
+    let output = Pipe()
+    process.standardOutput = output
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    let data = output.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    guard process.terminationStatus == 0, let object = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+        throw CacheError.invalidKey(key, reason: "stampede cache get failed (\(process.terminationStatus)): \(String(decoding: data, as: UTF8.self))")
+    }
+    return object
+}
+
+/// The `stampede` executable next to this test bundle (built by `swift build` / `make build`).
+private func stampedeBinary() throws -> String {
+    let directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    for candidate in [directory.appending(path: "stampede"), directory.deletingLastPathComponent().appending(path: "stampede")] {
+        if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate.path }
+    }
+    throw CacheError.invalidKey("stampede", reason: "the stampede executable is not built next to \(directory.path); run `swift build` first (make test does)")
+}
+
+@Suite("decisions use the Redis server's clock", .sharedRedis)
+struct ClockSkewTests {
+    @Test("workers whose clocks are 2 hours ahead or behind make the same fresh/stale decisions")
+    func skewedWorkersAgree() async throws {
+        #expect(FileManager.default.isExecutableFile(atPath: "/usr/bin/faketime"), "install faketime (scripts/ensure-deps.sh does)")
+        let url = try TestRedis.sharedURL
+        let namespace = uniqueNamespace()
+        // An in-process worker with the true clock commits a value fresh for 1.5 s.
+        let worker = try await Worker.start(url, namespace: namespace, policy: testPolicy(freshFor: .milliseconds(1_500)))
+        let committed = try await worker.cache.string(for: "k") { "v1" }
+        #expect(committed.source == .computed)
+        // While it is fresh by the server's clock: every worker sees a fresh hit, whatever its own clock says.
+        for offset in [nil, "+2h", "-2h"] {
+            let answer = try stampedeGet(url: url, namespace: namespace, key: "k", value: "other", clockOffset: offset)
+            #expect(answer["source"] as? String == "fresh_hit", "offset \(offset ?? "none"): \(answer)")
+            #expect(answer["value"] as? String == "v1")
+            let age = answer["age_ms"] as? Int ?? -1
+            #expect(age >= 0 && age < 1_500, "age is measured on the server clock: \(age)")
+        }
+        // After freshness ends by the server's clock: every worker sees it stale (one of them refreshes).
+        try await Task.sleep(for: .milliseconds(1_700))
+        var sources: [String] = []
+        for offset in ["-2h", "+2h", nil] {
+            let answer = try stampedeGet(url: url, namespace: namespace, key: "k", value: "v2", clockOffset: offset)
+            sources.append(answer["source"] as? String ?? "?")
+        }
+        #expect(sources.allSatisfy { $0.hasPrefix("stale_hit") || $0 == "fresh_hit" }, "\(sources)")
+        #expect(sources.first == "stale_hit_refreshing_here")  // the first (clock 2 h behind) wins the refresh lease
+        await worker.stop()
+    }
+}
