@@ -17,12 +17,13 @@ build: deps
 release: deps
 	$(SWIFT) build -c release --product stampede $(SWIFT_BUILD_FLAGS)
 
-# The main job. Until `stampede demo` lands (LLMCache issue) it is the client benchmark.
+# The main job: a simulated fleet calling an LLM through LLMCache, compared with cache-aside.
 demo: release
-	.build/release/stampede bench client
+	.build/release/stampede demo $(ARGS)
 
 bench: release
 	.build/release/stampede bench client $(ARGS)
+	.build/release/stampede bench cache $(ARGS)
 
 test: deps test-lua test-swift
 

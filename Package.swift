@@ -13,6 +13,7 @@ let package = Package(
     products: [
         .library(name: "RedisClient", targets: ["RedisClient"]),
         .library(name: "StampedeCache", targets: ["StampedeCache"]),
+        .library(name: "LLMCache", targets: ["LLMCache"]),
         .executable(name: "stampede", targets: ["stampede"]),
     ],
     dependencies: [
@@ -21,6 +22,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
     ],
     targets: [
         .systemLibrary(
@@ -50,6 +53,31 @@ let package = Package(
             swiftSettings: strict,
             plugins: ["EmbedLuaScriptsPlugin"]
         ),
+        .target(
+            name: "LLMCache",
+            dependencies: [
+                "StampedeCache",
+                "RedisClient",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            swiftSettings: strict
+        ),
+        // An in-process HTTP server speaking the OpenAI chat-completions shape (demo, tests, chaos runs).
+        .target(
+            name: "SimulatedLLM",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
         // Build-time embedding of LuaScripts/*.lua (tool + build plugin).
         .executableTarget(name: "EmbedLuaScripts", swiftSettings: [.swiftLanguageMode(.v6)]),
         .plugin(
@@ -72,8 +100,11 @@ let package = Package(
             dependencies: [
                 "RedisClient",
                 "StampedeCache",
+                "LLMCache",
+                "SimulatedLLM",
                 "RedisServerProcess",
                 "CHiredis",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -88,6 +119,18 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Tests/RedisTestSupport",
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "LLMCacheTests",
+            dependencies: [
+                "LLMCache",
+                "SimulatedLLM",
+                "StampedeCache",
+                "RedisClient",
+                "RedisTestSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strict
         ),
         .testTarget(

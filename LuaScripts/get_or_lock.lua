@@ -17,13 +17,18 @@
 --   KEYS[2]  P{E}:l  lock string: fence token (decimal) of the holder, PX lock TTL
 --   KEYS[3]  P{E}:f  fence counter (integer, INCR'd to issue tokens)
 --
--- ARGV (exactly 4; integers are plain decimal digits, at most 15 of them):
+-- ARGV (4, or 5 with the optional force flag; integers are plain decimal
+-- digits, at most 15 of them):
 --   ARGV[1]  lock TTL, integer ms >= 1
 --   ARGV[2]  fence retention, integer ms >= 1 (KEYS[3] is kept alive at
 --            least this long past the entry's stale-until)
 --   ARGV[3]  XFetch early-refresh beta, decimal float >= 0 ("0" = off)
 --   ARGV[4]  uniform random number in (0,1], decimal float, from the client
 --            (used only by XFetch; Lua's math.random is never used)
+--   ARGV[5]  optional "1" = force a refresh: a fresh entry is treated as
+--            stale (the caller asked not to be served the cached answer),
+--            so it gets the refresh lease or waits for its holder; "0"
+--            (the default) = normal.
 --
 -- Time: the only clock is redis.call('TIME'), as ms = s*1000 + floor(us/1000).
 -- su = now + PTTL(KEYS[1]).
@@ -100,8 +105,8 @@ end
 if #KEYS ~= 3 then
   return bad('expected 3 KEYS (entry, lock, fence), got ' .. #KEYS)
 end
-if #ARGV ~= 4 then
-  return bad('expected 4 ARGV, got ' .. #ARGV)
+if #ARGV ~= 4 and #ARGV ~= 5 then
+  return bad('expected 4 or 5 ARGV, got ' .. #ARGV)
 end
 
 local lock_ttl = int_arg(1, 1)
@@ -112,6 +117,11 @@ local beta = num_arg(3)
 if not beta or beta < 0 then return bad('ARGV[3] early-refresh beta must be a finite number >= 0, got ' .. shown(ARGV[3])) end
 local xrand = num_arg(4)
 if not xrand or xrand <= 0 or xrand > 1 then return bad('ARGV[4] random must be a number in (0,1], got ' .. shown(ARGV[4])) end
+local force = false
+if #ARGV == 5 then
+  if ARGV[5] == '1' then force = true
+  elseif ARGV[5] ~= '0' then return bad('ARGV[5] force flag must be "0" or "1", got ' .. shown(ARGV[5])) end
+end
 
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -187,7 +197,7 @@ local function holder_pttl()
   return p
 end
 
-if exists and now < fu then
+if exists and now < fu and not force then
   -- FRESH (possibly XFetch early refresh)
   if beta > 0 and cms > 0 and (now - cms * beta * math.log(xrand)) >= fu then
     local tok = try_lock()

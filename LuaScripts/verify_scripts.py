@@ -216,6 +216,9 @@ def run(c, sub):
     def gol_raw(e, lock_ttl=5000, ret=RET, beta="0", rnd="0.5"):
         return c.call_err("EVALSHA", sha["get_or_lock"], 3, V(e), L(e), F(e), lock_ttl, ret, beta, rnd)
 
+    def gol_force(e, lock_ttl=5000, ret=RET):
+        return c.call("EVALSHA", sha["get_or_lock"], 3, V(e), L(e), F(e), lock_ttl, ret, "0", "0.5", "1")
+
     def commit(e, token, value=b"v", fresh=1000, stale=5000, jitter="0", jr="0",
                cms=10, chan="chan", ret=RET):
         return c.call("EVALSHA", sha["commit"], 3, V(e), L(e), F(e), str(token), value, fresh, stale,
@@ -375,6 +378,23 @@ def run(c, sub):
     shape(r, "stale", STALE)
     check(r[4] == 0 and r[5] == 0 and 0 < r[6] <= 5000, "stale lease lost: lease 0 token 0 pttl>0")
     check(c.call("GET", F("e3")) == b"2", "lost lease burned no token")
+    # force flag: a fresh entry is treated as stale (lease), a held lock means stale without lease
+    new_entry("ef", value=b"cached", fresh=60000)
+    r = gol("ef")
+    shape(r, "fresh", FRESH)
+    r = gol_force("ef")
+    shape(r, "stale", STALE)
+    check(r[4] == 1 and r[5] > 0 and c.call("GET", L("ef")) == str(r[5]).encode(), "force on a fresh entry wins the refresh lease")
+    r2 = gol_force("ef")
+    shape(r2, "stale", STALE)
+    check(r2[4] == 0 and r2[5] == 0 and r2[6] > 0, "second forced caller sees the lease held")
+    r3 = gol("ef")
+    shape(r3, "fresh", FRESH)
+    check(True, "unforced callers still get the fresh value meanwhile")
+    r4 = c.call_err("EVALSHA", sha["get_or_lock"], 3, V("ef"), L("ef"), F("ef"), 5000, RET, "0", "0.5", "2")
+    check(isinstance(r4, RedisErr) and "ARGV[5]" in str(r4), "bad force flag rejected")
+    c.call("DEL", *keys("ef"))
+
     # release: non-owner refused, owner ok
     r = release("e3", 1)
     shape(r, "not_owner", [B])
@@ -639,9 +659,9 @@ def run(c, sub):
     r = c.call_err("EVALSHA", sha["get_or_lock"], 4, *k4, *gargs)
     check(isinstance(r, RedisErr) and "expected 3 KEYS" in str(r), "get_or_lock wrong KEYS count")
     r = c.call_err("EVALSHA", sha["get_or_lock"], 3, *k4[:3], *gargs[:3])
-    check(isinstance(r, RedisErr) and "expected 4 ARGV" in str(r), "get_or_lock too few ARGV")
-    r = c.call_err("EVALSHA", sha["get_or_lock"], 3, *k4[:3], *gargs, "1")
-    check(isinstance(r, RedisErr) and "expected 4 ARGV" in str(r), "get_or_lock too many ARGV")
+    check(isinstance(r, RedisErr) and "expected 4 or 5 ARGV" in str(r), "get_or_lock too few ARGV")
+    r = c.call_err("EVALSHA", sha["get_or_lock"], 3, *k4[:3], *gargs, "0", "1")
+    check(isinstance(r, RedisErr) and "expected 4 or 5 ARGV" in str(r), "get_or_lock too many ARGV")
     check(c.call("EXISTS", *k4) == 0, "bad calls wrote nothing")
 
     cargs = ["1", "v", "1000", "1000", "0.1", "0.5", "5", "chan", "bad", "1000"]

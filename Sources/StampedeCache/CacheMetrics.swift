@@ -20,6 +20,7 @@ extension CacheSource {
         case .receivedFromOtherWorker: return 5
         case .staleAfterFailure: return 6
         case .uncachedRedisUnavailable: return 7
+        case .computedNotStored: return 8
         }
     }
 }
@@ -37,7 +38,7 @@ struct CacheMetrics: Sendable {
 
     static let sourceLabels = [
         "fresh_hit", "fresh_hit_early_refresh", "stale_hit_refreshing_here", "stale_hit_refreshing_elsewhere",
-        "computed", "received_from_other_worker", "stale_after_failure", "uncached_redis_unavailable",
+        "computed", "received_from_other_worker", "stale_after_failure", "uncached_redis_unavailable", "computed_not_stored",
     ]
 
     init(namespace: String) {

@@ -22,6 +22,8 @@ public enum CacheSource: Sendable, Hashable, CustomStringConvertible {
     case staleAfterFailure(reason: String)
     /// Redis was unreachable; computed directly without caching (fail-open).
     case uncachedRedisUnavailable
+    /// Computed for a ``CacheRequestOptions/noStore`` call: not written, and no lock taken.
+    case computedNotStored
 
     /// A short, stable label (also used as a metrics dimension).
     public var label: String {
@@ -34,6 +36,7 @@ public enum CacheSource: Sendable, Hashable, CustomStringConvertible {
         case .receivedFromOtherWorker: return "received_from_other_worker"
         case .staleAfterFailure: return "stale_after_failure"
         case .uncachedRedisUnavailable: return "uncached_redis_unavailable"
+        case .computedNotStored: return "computed_not_stored"
         }
     }
 
@@ -60,18 +63,22 @@ public struct CacheResult<Value: Sendable>: Sendable {
     /// When it stops being fresh, in milliseconds since the epoch by the Redis server's clock
     /// (`nil` when it was not stored).
     public var freshUntilMillis: Int64?
+    /// `true` when this call joined a concurrent call for the same key in this process and shares
+    /// its outcome (``source`` is then that call's): no Redis call or computation was made for it.
+    public var coalesced: Bool
 
     /// Creates a result.
-    public init(value: Value, source: CacheSource, age: Duration, freshUntilMillis: Int64?) {
+    public init(value: Value, source: CacheSource, age: Duration, freshUntilMillis: Int64?, coalesced: Bool = false) {
         self.value = value
         self.source = source
         self.age = age
         self.freshUntilMillis = freshUntilMillis
+        self.coalesced = coalesced
     }
 
     /// The same result with a transformed value.
     public func map<T: Sendable>(_ transform: (Value) throws -> T) rethrows -> CacheResult<T> {
-        CacheResult<T>(value: try transform(value), source: source, age: age, freshUntilMillis: freshUntilMillis)
+        CacheResult<T>(value: try transform(value), source: source, age: age, freshUntilMillis: freshUntilMillis, coalesced: coalesced)
     }
 }
 
@@ -85,11 +92,20 @@ public struct CacheRequestOptions: Sendable, Hashable {
     public var freshFor: Duration?
     /// Tags to attach to a value this call computes, for ``StampedeCache/invalidate(tag:)``.
     public var tags: [String]
+    /// Don't serve the stored value: recompute it under the lock and store the result ("no-cache").
+    /// Concurrent forced callers still share one computation.
+    public var forceRefresh: Bool
+    /// Don't store what this call computes ("no-store"). A fresh stored value is still served;
+    /// otherwise the value is computed directly, without taking the lock, so nobody waits for a
+    /// result that will not be stored.
+    public var noStore: Bool
 
     /// Creates options; the defaults change nothing.
-    public init(maxStale: Duration? = nil, freshFor: Duration? = nil, tags: [String] = []) {
+    public init(maxStale: Duration? = nil, freshFor: Duration? = nil, tags: [String] = [], forceRefresh: Bool = false, noStore: Bool = false) {
         self.maxStale = maxStale
         self.freshFor = freshFor
         self.tags = tags
+        self.forceRefresh = forceRefresh
+        self.noStore = noStore
     }
 }

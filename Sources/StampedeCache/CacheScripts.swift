@@ -124,7 +124,7 @@ extension RedisClient {
         }
     }
 
-    package func getOrLock(_ keys: EntryKeys, policy: CachePolicy) async throws -> GetOrLockReply {
+    package func getOrLock(_ keys: EntryKeys, policy: CachePolicy, force: Bool = false) async throws -> GetOrLockReply {
         let reply = try await evalSHA(
             CacheScripts.getOrLock,
             keys: [RedisArgument(keys.value), RedisArgument(keys.lock), RedisArgument(keys.fence)],
@@ -133,6 +133,7 @@ extension RedisClient {
                 RedisArgument(policy.fenceRetention.wholeMilliseconds),
                 RedisArgument(policy.earlyRefreshBeta),
                 RedisArgument(Double.random(in: Double.ulpOfOne...1)),
+                RedisArgument(force ? "1" : "0"),
             ]
         )
         guard case .array(let items) = reply, let status = items.first?.string else { throw malformed("get_or_lock", reply) }

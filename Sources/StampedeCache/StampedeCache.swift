@@ -42,6 +42,7 @@ public final class StampedeCache: Sendable {
     let diagnosticsBox = DiagnosticsBox()
     let background = BackgroundTasks()
     let hits = HitCounter()
+    private let flushChain = Mutex<Task<Void, Never>?>(nil)
     private let flusher = Mutex<Task<Void, Never>?>(nil)
 
     struct Outcome: Sendable {
@@ -49,6 +50,7 @@ public final class StampedeCache: Sendable {
         var source: CacheSource
         var age: Duration
         var freshUntil: Int64?
+        var coalesced = false
     }
 
     /// Creates a cache over `redis` for `namespace` (1–64 characters of `A-Z a-z 0-9 - _ .`).
@@ -113,7 +115,7 @@ public final class StampedeCache: Sendable {
             let bytes = try await compute()
             return ByteBuffer(bytes: bytes)
         }
-        return CacheResult(value: Array(outcome.value.readableBytesView), source: outcome.source, age: outcome.age, freshUntilMillis: outcome.freshUntil)
+        return CacheResult(value: Array(outcome.value.readableBytesView), source: outcome.source, age: outcome.age, freshUntilMillis: outcome.freshUntil, coalesced: outcome.coalesced)
     }
 
     /// The UTF-8 text value for `key` (see ``value(for:options:compute:)``).
@@ -123,7 +125,7 @@ public final class StampedeCache: Sendable {
         compute: @escaping @Sendable () async throws -> String
     ) async throws -> CacheResult<String> {
         let outcome = try await outcome(for: key, options: options) { ByteBuffer(string: try await compute()) }
-        return CacheResult(value: String(buffer: outcome.value), source: outcome.source, age: outcome.age, freshUntilMillis: outcome.freshUntil)
+        return CacheResult(value: String(buffer: outcome.value), source: outcome.source, age: outcome.age, freshUntilMillis: outcome.freshUntil, coalesced: outcome.coalesced)
     }
 
     /// Deletes one entry and tells every process; a computation already in flight may still commit.
@@ -199,8 +201,22 @@ public final class StampedeCache: Sendable {
         flusher.withLock { $0 = task }
     }
 
-    /// Sends the hits counted since the last flush (concurrently, so they pipeline on the connection).
+    /// Sends the hits counted so far; returns once they, and any flush already under way, are in Redis.
     package func flushHits() async {
+        let flush = flushChain.withLock { chain -> Task<Void, Never> in
+            let previous = chain
+            let next = Task {
+                await previous?.value
+                await self.sendHits()
+            }
+            chain = next
+            return next
+        }
+        await flush.value
+    }
+
+    /// Sends the hits counted since the last flush (concurrently, so they pipeline on the connection).
+    private func sendHits() async {
         let batch = hits.drain()
         guard !batch.isEmpty, policy.hot.ttl > .zero else { return }
         await withTaskGroup(of: Void.self) { group in
@@ -232,13 +248,18 @@ public final class StampedeCache: Sendable {
     ) async throws -> Outcome {
         let entry = try keySpace.entry(key, generation: await currentGeneration())
         hits.record(entry)
-        let flightKey = options.maxStale.map { "\(entry.id)#\($0.wholeMilliseconds)" } ?? entry.id
-        let outcome = try await coalescer.run(key: flightKey, joined: {
+        var flightKey = options.maxStale.map { "\(entry.id)#\($0.wholeMilliseconds)" } ?? entry.id
+        if options.forceRefresh { flightKey += "#force" }
+        if options.noStore { flightKey += "#nostore" }
+        var joined = false
+        var outcome = try await coalescer.run(key: flightKey, joined: {
+            joined = true
             metrics.coalesced.increment()
             diagnosticsBox.update { $0.coalesced += 1 }
         }) {
             try await flight(key: key, entry: entry, options: options, compute: compute)
         }
+        outcome.coalesced = joined
         metrics.request(outcome.source)
         return outcome
     }
@@ -251,13 +272,21 @@ public final class StampedeCache: Sendable {
     ) async throws -> Outcome {
         // Fast path: `TIME` + `GET` in one round trip, no script. Only a fresh entry is served from
         // here; anything else (stale, missing, early refresh due, unreadable) takes the script path.
-        do {
-            if case .entry(let stored) = try await redis.fastRead(entry), stored.isFresh, !earlyRefreshDue(stored) {
-                return Self.outcome(stored, .freshHit)
+        if !options.forceRefresh {
+            do {
+                if case .entry(let stored) = try await redis.fastRead(entry), stored.isFresh, !earlyRefreshDue(stored) {
+                    return Self.outcome(stored, .freshHit)
+                }
+            } catch {
+                if Self.meansUnavailable(error) { return try await failOpen(key: key, error: error, compute: compute) }
+                // Any other answer (e.g. WRONGTYPE) is handled by the script path below.
             }
-        } catch {
-            if Self.meansUnavailable(error) { return try await failOpen(key: key, error: error, compute: compute) }
-            // Any other answer (e.g. WRONGTYPE) is handled by the script path below.
+        }
+        if options.noStore {
+            // Nothing will be stored, so take no lock and make nobody wait for this computation.
+            diagnosticsBox.update { $0.computations += 1 }
+            let value = try await withHardTimeout(policy.computeTimeout, compute)
+            return Outcome(value: value, source: .computedNotStored, age: .zero, freshUntil: nil)
         }
         return try await scriptedFlight(key: key, entry: entry, options: options, compute: compute)
     }
@@ -279,11 +308,13 @@ public final class StampedeCache: Sendable {
         var waitedForOther = false
         var corruptRetries = 0
         var fallback: StoredEntry?
+        var force = options.forceRefresh  // only the first look: after a wait, someone just recomputed
         while true {
             let since = ContinuousClock.now
             let reply: GetOrLockReply
             do {
-                reply = try await redis.getOrLock(entry, policy: policy)
+                reply = try await redis.getOrLock(entry, policy: policy, force: force)
+                force = false
             } catch let error as RedisError {
                 if error.code == .server, error.message.hasPrefix("WRONGTYPE"), corruptRetries == 0 {
                     corruptRetries += 1
@@ -336,6 +367,7 @@ public final class StampedeCache: Sendable {
     }
 
     private func accepts(_ stored: StoredEntry, _ options: CacheRequestOptions) -> Bool {
+        if options.forceRefresh { return false }
         guard let maxStale = options.maxStale else { return true }
         return stored.staleness <= maxStale
     }
@@ -422,7 +454,10 @@ public final class StampedeCache: Sendable {
         let started = ContinuousClock.now
         let value: ByteBuffer
         do {
-            value = try await withHardTimeout(policy.computeTimeout, compute)
+            let context = ComputationContext(namespace: namespace, key: key, fenceToken: token)
+            value = try await StampedeCache.$computation.withValue(context) {
+                try await withHardTimeout(policy.computeTimeout, compute)
+            }
         } catch {
             let timedOut = error is ComputeTimedOut
             diagnosticsBox.update { $0.failedComputations += 1 }
@@ -526,6 +561,22 @@ public final class StampedeCache: Sendable {
             generation.refreshFailed()
         }
     }
+}
+
+/// What a compute closure is computing, readable inside it (and in anything it calls) as
+/// ``StampedeCache/computation``, e.g. to send the fence token to the upstream for tracing.
+public struct ComputationContext: Sendable, Hashable {
+    /// The cache's namespace.
+    public var namespace: String
+    /// The caller's key.
+    public var key: String
+    /// The fence token of the lock or lease this computation holds.
+    public var fenceToken: Int64?
+}
+
+extension StampedeCache {
+    /// The computation the current task is running for the cache, if any.
+    @TaskLocal public static var computation: ComputationContext?
 }
 
 /// Hits per entry since the last flush (hot-key promotion is counted in batches, off the hit path).

@@ -71,6 +71,44 @@ struct BehaviourTests {
         await worker.stop()
     }
 
+    @Test("forceRefresh recomputes a fresh value under the lock and stores it; concurrent forced callers share one computation")
+    func forceRefresh() async throws {
+        let url = try TestRedis.sharedURL
+        let namespace = uniqueNamespace()
+        let workers = try await Worker.fleet(2, url: url, namespace: namespace, policy: testPolicy())
+        let upstream = Upstream()
+        _ = try await workers[0].cache.value(for: "k", compute: upstream.compute("v1"))
+        let forced = try await withThrowingTaskGroup(of: CacheResult<[UInt8]>.self) { group in
+            for worker in workers {
+                for _ in 0..<5 {
+                    group.addTask { try await worker.cache.value(for: "k", options: .init(forceRefresh: true), compute: upstream.compute("v2", latency: .milliseconds(200))) }
+                }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(upstream.count == 2)  // v1, then exactly one forced recomputation for all 10 callers
+        #expect(forced.allSatisfy { text($0.value) == "v2" })
+        #expect(Set(forced.map(\.source.label)) == ["computed", "received_from_other_worker"])
+        let after = try await workers[1].cache.value(for: "k", compute: upstream.compute("x"))
+        #expect(after.source == .freshHit && text(after.value) == "v2")
+        for worker in workers { await worker.stop() }
+    }
+
+    @Test("noStore serves a fresh value, else computes without locking or storing")
+    func noStore() async throws {
+        let worker = try await Worker.start(try TestRedis.sharedURL, namespace: uniqueNamespace(), policy: testPolicy())
+        let upstream = Upstream()
+        let miss = try await worker.cache.value(for: "k", options: .init(noStore: true), compute: upstream.compute("private"))
+        #expect(miss.source == .computedNotStored && text(miss.value) == "private")
+        let entry = try await worker.cache.entryKeys(for: "k")
+        #expect(try await worker.client.send("EXISTS", RedisArgument(entry.value), RedisArgument(entry.lock)).int == 0)
+        _ = try await worker.cache.value(for: "k", compute: upstream.compute("shared"))
+        let hit = try await worker.cache.value(for: "k", options: .init(noStore: true), compute: upstream.compute("x"))
+        #expect(hit.source == .freshHit && text(hit.value) == "shared")
+        #expect(upstream.count == 2)
+        await worker.stop()
+    }
+
     @Test("NOSCRIPT: after SCRIPT FLUSH mid-run, the next calls succeed")
     func survivesScriptFlush() async throws {
         try await withPrivateRedis { server in

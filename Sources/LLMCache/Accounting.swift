@@ -1,0 +1,172 @@
+import CoreMetrics
+import Synchronization
+
+/// Prices per million tokens, to turn tokens served from the cache into money saved.
+public struct PriceTable: Sendable, Hashable, Codable {
+    /// One model's prices.
+    public struct Price: Sendable, Hashable, Codable {
+        /// USD per 1M prompt tokens.
+        public var inputPerMillion: Double
+        /// USD per 1M completion tokens.
+        public var outputPerMillion: Double
+
+        /// Creates a price.
+        public init(inputPerMillion: Double, outputPerMillion: Double) {
+            self.inputPerMillion = inputPerMillion
+            self.outputPerMillion = outputPerMillion
+        }
+    }
+
+    /// Prices by model name (exact match first, then the longest matching prefix).
+    public var models: [String: Price]
+    /// The price for models not listed (`nil`: such models save no money in reports).
+    public var fallback: Price?
+
+    /// Creates a table.
+    public init(models: [String: Price] = [:], fallback: Price? = nil) {
+        self.models = models
+        self.fallback = fallback
+    }
+
+    /// The price that applies to `model`.
+    public func price(for model: String) -> Price? {
+        if let exact = models[model] { return exact }
+        let prefix = models.keys.filter { model.hasPrefix($0) }.max(by: { $0.count < $1.count })
+        return prefix.flatMap { models[$0] } ?? fallback
+    }
+
+    /// What `usage` would have cost at `model`'s price.
+    public func cost(of usage: ChatCompletion.Usage, model: String) -> Double {
+        guard let price = price(for: model) else { return 0 }
+        return Double(usage.promptTokens) * price.inputPerMillion / 1e6 + Double(usage.completionTokens) * price.outputPerMillion / 1e6
+    }
+}
+
+/// Counters for one namespace and model.
+public struct ModelAccounting: Sendable, Hashable, Codable {
+    /// Requests answered.
+    public var requests = 0
+    /// Answered from a fresh cached value.
+    public var freshHits = 0
+    /// Answered from a stale cached value (including fail-safe).
+    public var staleHits = 0
+    /// Answered with another worker's computation (waited for it).
+    public var receivedFromOtherWorkers = 0
+    /// Upstream calls made by this process (computations).
+    public var upstreamCalls = 0
+    /// Requests that failed.
+    public var failures = 0
+    /// Prompt tokens of answers served without an upstream call by this request.
+    public var promptTokensServedFromCache = 0
+    /// Completion tokens of answers served without an upstream call by this request.
+    public var completionTokensServedFromCache = 0
+    /// USD those tokens would have cost.
+    public var moneySaved = 0.0
+
+    /// Adds another set of counters.
+    public mutating func add(_ other: ModelAccounting) {
+        requests += other.requests
+        freshHits += other.freshHits
+        staleHits += other.staleHits
+        receivedFromOtherWorkers += other.receivedFromOtherWorkers
+        upstreamCalls += other.upstreamCalls
+        failures += other.failures
+        promptTokensServedFromCache += other.promptTokensServedFromCache
+        completionTokensServedFromCache += other.completionTokensServedFromCache
+        moneySaved += other.moneySaved
+    }
+
+    /// Hits (fresh, stale, received) per request.
+    public var hitRate: Double {
+        requests == 0 ? 0 : Double(freshHits + staleHits + receivedFromOtherWorkers) / Double(requests)
+    }
+
+    /// The counters as named integers/doubles (the Redis hash fields of the fleet-wide accounting).
+    var fields: [(String, Double)] {
+        [
+            ("requests", Double(requests)), ("fresh_hits", Double(freshHits)), ("stale_hits", Double(staleHits)),
+            ("received", Double(receivedFromOtherWorkers)), ("upstream_calls", Double(upstreamCalls)), ("failures", Double(failures)),
+            ("prompt_tokens_saved", Double(promptTokensServedFromCache)), ("completion_tokens_saved", Double(completionTokensServedFromCache)),
+            ("money_saved", moneySaved),
+        ]
+    }
+
+    mutating func set(field: String, value: Double) {
+        switch field {
+        case "requests": requests = Int(value)
+        case "fresh_hits": freshHits = Int(value)
+        case "stale_hits": staleHits = Int(value)
+        case "received": receivedFromOtherWorkers = Int(value)
+        case "upstream_calls": upstreamCalls = Int(value)
+        case "failures": failures = Int(value)
+        case "prompt_tokens_saved": promptTokensServedFromCache = Int(value)
+        case "completion_tokens_saved": completionTokensServedFromCache = Int(value)
+        case "money_saved": moneySaved = value
+        default: break
+        }
+    }
+}
+
+/// Accounting by namespace and model.
+public struct AccountingSnapshot: Sendable, Hashable, Codable {
+    /// A namespace and model.
+    public struct Key: Sendable, Hashable, Codable, Comparable {
+        /// The tenant namespace.
+        public var namespace: String
+        /// The model.
+        public var model: String
+        /// Orders by namespace, then model.
+        public static func < (lhs: Key, rhs: Key) -> Bool { (lhs.namespace, lhs.model) < (rhs.namespace, rhs.model) }
+    }
+
+    /// Counters per namespace and model.
+    public var entries: [Key: ModelAccounting]
+
+    /// Everything added up.
+    public var total: ModelAccounting {
+        entries.values.reduce(into: ModelAccounting()) { $0.add($1) }
+    }
+}
+
+/// Collects accounting in this process and emits swift-metrics; hands out deltas to flush to Redis.
+final class Accountant: Sendable {
+    private struct State {
+        var totals: [AccountingSnapshot.Key: ModelAccounting] = [:]
+        var unflushed: [AccountingSnapshot.Key: ModelAccounting] = [:]
+    }
+
+    private let state = Mutex(State())
+
+    func record(namespace: String, model: String, _ change: ModelAccounting) {
+        let key = AccountingSnapshot.Key(namespace: namespace, model: model)
+        state.withLock { state in
+            state.totals[key, default: .init()].add(change)
+            state.unflushed[key, default: .init()].add(change)
+        }
+        let dimensions = [("namespace", namespace), ("model", model)]
+        Counter(label: "llmcache_requests_total", dimensions: dimensions).increment(by: change.requests)
+        if change.upstreamCalls > 0 { Counter(label: "llmcache_upstream_calls_total", dimensions: dimensions).increment(by: change.upstreamCalls) }
+        let hits = change.freshHits + change.staleHits + change.receivedFromOtherWorkers
+        if hits > 0 { Counter(label: "llmcache_hits_total", dimensions: dimensions).increment(by: hits) }
+        let tokens = change.promptTokensServedFromCache + change.completionTokensServedFromCache
+        if tokens > 0 { Counter(label: "llmcache_tokens_saved_total", dimensions: dimensions).increment(by: tokens) }
+        if change.moneySaved > 0 { FloatingPointCounter(label: "llmcache_money_saved_usd_total", dimensions: dimensions).increment(by: change.moneySaved) }
+        if change.failures > 0 { Counter(label: "llmcache_failures_total", dimensions: dimensions).increment(by: change.failures) }
+    }
+
+    var snapshot: AccountingSnapshot { AccountingSnapshot(entries: state.withLock { $0.totals }) }
+
+    func drainUnflushed() -> [AccountingSnapshot.Key: ModelAccounting] {
+        state.withLock { state in
+            defer { state.unflushed = [:] }
+            return state.unflushed
+        }
+    }
+
+    /// Puts back a batch that could not be flushed.
+    func restore(_ batch: [AccountingSnapshot.Key: ModelAccounting]) {
+        state.withLock { state in
+            for (key, value) in batch { state.unflushed[key, default: .init()].add(value) }
+        }
+    }
+}

@@ -1,0 +1,122 @@
+public import Foundation
+
+/// A finished chat completion: the part of an OpenAI response worth caching.
+public struct ChatCompletion: Sendable, Hashable, Codable {
+    /// Token counts reported by the upstream.
+    public struct Usage: Sendable, Hashable, Codable {
+        /// Tokens in the prompt.
+        public var promptTokens: Int
+        /// Tokens in the answer.
+        public var completionTokens: Int
+        /// Their sum.
+        public var totalTokens: Int { promptTokens + completionTokens }
+
+        /// Creates usage counts.
+        public init(promptTokens: Int, completionTokens: Int) {
+            self.promptTokens = promptTokens
+            self.completionTokens = completionTokens
+        }
+    }
+
+    /// The upstream's response id.
+    public var id: String
+    /// The model that answered (as reported by the upstream).
+    public var model: String
+    /// The assistant's text.
+    public var content: String
+    /// Why generation stopped: `stop`, `length`, `tool_calls`, `content_filter`, ...
+    public var finishReason: String?
+    /// Token counts, when the upstream reported them.
+    public var usage: Usage?
+    /// Tool calls requested by the model, as raw JSON, if any.
+    public var toolCallsJSON: String?
+
+    /// Creates a completion.
+    public init(id: String, model: String, content: String, finishReason: String?, usage: Usage?, toolCallsJSON: String? = nil) {
+        self.id = id
+        self.model = model
+        self.content = content
+        self.finishReason = finishReason
+        self.usage = usage
+        self.toolCallsJSON = toolCallsJSON
+    }
+}
+
+/// What a streaming call yields.
+public enum ChatStreamEvent: Sendable, Hashable {
+    /// A piece of the answer, in order. For a cache hit or a value received from another worker,
+    /// the whole answer arrives as one piece.
+    case delta(String)
+    /// The finished completion (always last) and where it came from.
+    case completed(LLMResult)
+}
+
+// MARK: Wire decoding (OpenAI chat-completions shape)
+
+struct WireUsage: Decodable {
+    var prompt_tokens: Int?
+    var completion_tokens: Int?
+}
+
+struct WireCompletion: Decodable {
+    struct Choice: Decodable {
+        struct Message: Decodable {
+            var content: String?
+            var tool_calls: AnyJSON?
+        }
+        var message: Message?
+        var finish_reason: String?
+    }
+    var id: String?
+    var model: String?
+    var choices: [Choice]
+    var usage: WireUsage?
+}
+
+struct WireChunk: Decodable {
+    struct Choice: Decodable {
+        struct Delta: Decodable {
+            var content: String?
+            var tool_calls: AnyJSON?
+        }
+        var delta: Delta?
+        var finish_reason: String?
+    }
+    var id: String?
+    var model: String?
+    var choices: [Choice]?
+    var usage: WireUsage?
+}
+
+struct WireError: Decodable {
+    struct Body: Decodable {
+        var message: String?
+        var type: String?
+        var code: String?
+    }
+    var error: Body?
+}
+
+/// Keeps any JSON value as its compact text (for tool calls, which we store verbatim).
+struct AnyJSON: Decodable {
+    var text: String
+    init(from decoder: any Decoder) throws {
+        let value = try decoder.singleValueContainer().decode(JSONFragment.self)
+        let data = try JSONSerialization.data(withJSONObject: value.object, options: [.sortedKeys, .fragmentsAllowed])
+        text = String(decoding: data, as: UTF8.self)
+    }
+}
+
+private struct JSONFragment: Decodable {
+    var object: Any
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if container.decodeNil() { object = NSNull() }
+        else if let bool = try? container.decode(Bool.self) { object = bool }
+        else if let int = try? container.decode(Int64.self) { object = int }
+        else if let double = try? container.decode(Double.self) { object = double }
+        else if let string = try? container.decode(String.self) { object = string }
+        else if let array = try? container.decode([JSONFragment].self) { object = array.map(\.object) }
+        else { object = try container.decode([String: JSONFragment].self).mapValues(\.object) }
+    }
+}

@@ -1,0 +1,347 @@
+public import Logging
+public import RedisClient
+public import StampedeCache
+import Synchronization
+
+/// Settings of an ``LLMCache``.
+public struct LLMCacheConfiguration: Sendable {
+    /// The namespace used when a request names none (tenants get their own with ``LLMRequestOptions/namespace``).
+    public var namespace: String
+    /// Freshness, staleness, compute timeout (which also bounds each upstream call, retries included), lock TTL, hot keys.
+    public var policy: CachePolicy
+    /// How request keys are derived (prompt-template version, opt-in text normalisation).
+    public var keyOptions: RequestKeyOptions
+    /// Prices used to report money saved.
+    public var prices: PriceTable
+    /// Which requests and responses may be cached.
+    public var cacheability: CacheabilityPolicy
+    /// How often this process adds its counters to the fleet-wide accounting in Redis.
+    public var accountingFlushInterval: Duration
+
+    /// Creates a configuration. Default policy: fresh 1 h, stale 1 day, 60 s compute timeout, 90 s lock.
+    public init(
+        namespace: String = "llm",
+        policy: CachePolicy = CachePolicy(),
+        keyOptions: RequestKeyOptions = RequestKeyOptions(),
+        prices: PriceTable = PriceTable(),
+        cacheability: CacheabilityPolicy = CacheabilityPolicy(),
+        accountingFlushInterval: Duration = .seconds(1)
+    ) {
+        self.namespace = namespace
+        self.policy = policy
+        self.keyOptions = keyOptions
+        self.prices = prices
+        self.cacheability = cacheability
+        self.accountingFlushInterval = accountingFlushInterval
+    }
+}
+
+/// Per-request cache controls, named as in HTTP caching and LiteLLM.
+public struct LLMRequestOptions: Sendable, Hashable {
+    /// The tenant namespace (default: the configuration's). Tenants never share answers.
+    public var namespace: String?
+    /// Skip the lookup and ask the upstream, but store the answer ("no-cache").
+    public var noCache: Bool
+    /// Don't store this answer ("no-store"); a fresh cached answer is still served.
+    public var noStore: Bool
+    /// How long this answer stays fresh (overrides the policy's `freshFor`).
+    public var ttl: Duration?
+    /// The most staleness this caller accepts (`nil`: anything within the stale window).
+    public var maxStale: Duration?
+
+    /// Creates options; the defaults change nothing.
+    public init(namespace: String? = nil, noCache: Bool = false, noStore: Bool = false, ttl: Duration? = nil, maxStale: Duration? = nil) {
+        self.namespace = namespace
+        self.noCache = noCache
+        self.noStore = noStore
+        self.ttl = ttl
+        self.maxStale = maxStale
+    }
+}
+
+/// An answer and where it came from.
+public struct LLMResult: Sendable, Hashable {
+    /// The completion.
+    public var completion: ChatCompletion
+    /// Where it came from (fresh hit, stale hit, computed here, received from another worker, ...).
+    public var source: CacheSource
+    /// Its age by the Redis server's clock.
+    public var age: Duration
+    /// The namespace it was looked up in.
+    public var namespace: String
+    /// The request's cache key (`nil` when the request bypassed the cache).
+    public var key: RequestKey?
+    /// Why the answer was not cached, when it was not.
+    public var notCachedBecause: String?
+    /// Whether this call made an upstream request itself.
+    public var calledUpstream: Bool
+}
+
+/// Cached LLM calls for a fleet of workers: exactly one upstream call per distinct request (per
+/// freshness period) across every process, however many workers ask at once.
+///
+/// ```swift
+/// let llm = try await LLMCache(redis: redis, upstream: OpenAIClient(configuration: .fromEnvironment()))
+/// let result = try await llm.complete(ChatRequest(model: "gpt-4o-mini", messages: [.user("Hello")]))
+/// print(result.completion.content, result.source)
+/// ```
+public final class LLMCache: Sendable {
+    /// The configuration.
+    public let configuration: LLMCacheConfiguration
+    /// The Redis client.
+    public let redis: RedisClient
+    /// Where answers come from.
+    public let upstream: any ChatCompletionUpstream
+    private let logger: Logger
+    private let caches: NamespaceCaches
+    private let accountant = Accountant()
+    private let flusher = Mutex<Task<Void, Never>?>(nil)
+
+    /// Creates the cache and the default namespace's ``StampedeCache``.
+    /// - Throws: ``CacheConfigurationError`` for an invalid policy or namespace.
+    public init(
+        redis: RedisClient,
+        upstream: any ChatCompletionUpstream,
+        configuration: LLMCacheConfiguration = LLMCacheConfiguration(),
+        logger: Logger = Logger(label: "LLMCache")
+    ) async throws {
+        self.configuration = configuration
+        self.redis = redis
+        self.upstream = upstream
+        self.logger = logger
+        self.caches = NamespaceCaches(redis: redis, policy: configuration.policy, logger: logger)
+        _ = try await caches.cache(for: configuration.namespace)
+        let interval = configuration.accountingFlushInterval
+        flusher.withLock { task in
+            task = Task { [weak self] in
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: interval)
+                    guard let self else { return }
+                    await self.flushAccounting()
+                }
+            }
+        }
+    }
+
+    /// The ``StampedeCache`` of a namespace (created on first use).
+    public func cache(for namespace: String) async throws -> StampedeCache {
+        try await caches.cache(for: namespace)
+    }
+
+    /// Answers `request` from the cache, from another worker's computation, or by calling the upstream once.
+    ///
+    /// - Throws: ``UpstreamError`` when this worker called the upstream and it failed, ``CacheError``
+    ///   (for example `computationFailedElsewhere` when another worker's call failed: not retried
+    ///   here, to spare the upstream).
+    public func complete(_ request: ChatRequest, options: LLMRequestOptions = LLMRequestOptions()) async throws -> LLMResult {
+        try await run(request, options: options, onDelta: nil)
+    }
+
+    /// Streams the answer to `request`: when this worker calls the upstream, pieces arrive as the
+    /// upstream sends them; otherwise (a hit, or another worker's computation) the whole answer
+    /// arrives as one piece. Only a complete stream (ending in `[DONE]`) is cached. The last event
+    /// is ``ChatStreamEvent/completed(_:)``.
+    public func stream(_ request: ChatRequest, options: LLMRequestOptions = LLMRequestOptions()) -> AsyncThrowingStream<ChatStreamEvent, any Error> {
+        let (stream, continuation) = AsyncThrowingStream<ChatStreamEvent, any Error>.makeStream()
+        let streamed = Atomic<Bool>(false)
+        let task = Task {
+            do {
+                let result = try await self.run(request, options: options) { piece in
+                    streamed.store(true, ordering: .relaxed)
+                    continuation.yield(.delta(piece))
+                }
+                if !streamed.load(ordering: .relaxed) || !result.calledUpstream {
+                    continuation.yield(.delta(result.completion.content))
+                }
+                continuation.yield(.completed(result))
+                continuation.finish()
+            } catch {
+                continuation.finish(throwing: error)
+            }
+        }
+        continuation.onTermination = { _ in task.cancel() }
+        return stream
+    }
+
+    /// This process's accounting.
+    public var accounting: AccountingSnapshot { accountant.snapshot }
+
+    /// The whole fleet's accounting for `namespaces`, as every worker flushed it to Redis (once a second).
+    public func fleetAccounting(namespaces: [String]) async throws -> AccountingSnapshot {
+        await flushAccounting()
+        return try await Self.fleetAccounting(redis: redis, namespaces: namespaces)
+    }
+
+    /// Reads the fleet-wide accounting of `namespaces` from Redis (used by `stampede stats`).
+    public static func fleetAccounting(redis: RedisClient, namespaces: [String]) async throws -> AccountingSnapshot {
+        var entries: [AccountingSnapshot.Key: ModelAccounting] = [:]
+        for namespace in namespaces {
+            let reply = try await redis.send("HGETALL", RedisArgument(statsKey(namespace)))
+            let items = reply.array ?? []
+            var index = 0
+            while index + 1 < items.count {
+                defer { index += 2 }
+                guard let field = items[index].string, let value = items[index + 1].string.flatMap(Double.init),
+                      let separator = field.lastIndex(of: "|") else { continue }
+                let key = AccountingSnapshot.Key(namespace: namespace, model: String(field[..<separator]))
+                entries[key, default: .init()].set(field: String(field[field.index(after: separator)...]), value: value)
+            }
+        }
+        return AccountingSnapshot(entries: entries)
+    }
+
+    static func statsKey(_ namespace: String) -> String { "stampede:stats:{\(namespace)}" }
+
+    /// Stops the accounting flusher (after a last flush) and closes the namespace caches. Does not close the Redis client.
+    public func close() async {
+        let task = flusher.withLock { task in defer { task = nil }; return task }
+        task?.cancel()
+        await flushAccounting()
+        await caches.closeAll()
+    }
+
+    // MARK: The call
+
+    private struct NotCacheable: Error, CustomStringConvertible {
+        static let marker = "not cacheable:"
+        var completion: ChatCompletion
+        var reason: String
+        var description: String { "\(Self.marker) \(reason)" }
+    }
+
+    private func run(_ request: ChatRequest, options: LLMRequestOptions, onDelta: (@Sendable (String) -> Void)?) async throws -> LLMResult {
+        let namespace = options.namespace ?? configuration.namespace
+        let cache = try await caches.cache(for: namespace)
+        let model = request.model
+        if let reason = configuration.cacheability.reasonNotToCache(request) {
+            return try await direct(request, namespace: namespace, key: nil, reason: reason, onDelta: onDelta)
+        }
+        let key = request.cacheKey(options: configuration.keyOptions)
+        let cacheOptions = CacheRequestOptions(maxStale: options.maxStale, freshFor: options.ttl, forceRefresh: options.noCache, noStore: options.noStore)
+        let timeout = configuration.policy.computeTimeout
+        let cacheability = configuration.cacheability
+        let upstream = self.upstream
+        do {
+            let result = try await cache.value(for: key.cacheKey, as: ChatCompletion.self, options: cacheOptions) {
+                let deadline = ContinuousClock.now + timeout
+                let completion: ChatCompletion
+                if let onDelta {
+                    completion = try await upstream.stream(request, deadline: deadline, onDelta: onDelta)
+                } else {
+                    completion = try await upstream.complete(request, deadline: deadline)
+                }
+                if let reason = cacheability.reasonNotToCache(completion, for: request) {
+                    throw NotCacheable(completion: completion, reason: reason)
+                }
+                return completion
+            }
+            let calledUpstream = !result.coalesced && [.computed, .computedNotStored, .uncachedRedisUnavailable].contains(result.source)
+            account(namespace: namespace, model: model, source: result.source, completion: result.value, calledUpstream: calledUpstream, coalesced: result.coalesced)
+            return LLMResult(completion: result.value, source: result.source, age: result.age, namespace: namespace, key: key, notCachedBecause: nil, calledUpstream: calledUpstream)
+        } catch let error as NotCacheable {
+            account(namespace: namespace, model: model, source: .computedNotStored, completion: error.completion, calledUpstream: true, coalesced: false)
+            return LLMResult(completion: error.completion, source: .computedNotStored, age: .zero, namespace: namespace, key: key, notCachedBecause: error.reason, calledUpstream: true)
+        } catch CacheError.computationFailedElsewhere(_, let message) where message.hasPrefix(NotCacheable.marker) {
+            // Another worker's answer could not be cached: get our own (no lock, nothing will be stored).
+            return try await direct(request, namespace: namespace, key: key, reason: String(message.dropFirst(NotCacheable.marker.count + 1)), onDelta: onDelta)
+        } catch {
+            accountant.record(namespace: namespace, model: model, ModelAccounting(requests: 1, failures: 1))
+            throw error
+        }
+    }
+
+    private func direct(_ request: ChatRequest, namespace: String, key: RequestKey?, reason: String, onDelta: (@Sendable (String) -> Void)?) async throws -> LLMResult {
+        let deadline = ContinuousClock.now + configuration.policy.computeTimeout
+        do {
+            let completion: ChatCompletion
+            if let onDelta {
+                completion = try await upstream.stream(request, deadline: deadline, onDelta: onDelta)
+            } else {
+                completion = try await upstream.complete(request, deadline: deadline)
+            }
+            account(namespace: namespace, model: request.model, source: .computedNotStored, completion: completion, calledUpstream: true, coalesced: false)
+            return LLMResult(completion: completion, source: .computedNotStored, age: .zero, namespace: namespace, key: key, notCachedBecause: reason, calledUpstream: true)
+        } catch {
+            accountant.record(namespace: namespace, model: request.model, ModelAccounting(requests: 1, upstreamCalls: 1, failures: 1))
+            throw error
+        }
+    }
+
+    private func account(namespace: String, model: String, source: CacheSource, completion: ChatCompletion, calledUpstream: Bool, coalesced: Bool) {
+        var change = ModelAccounting(requests: 1)
+        if calledUpstream {
+            change.upstreamCalls = 1
+        } else {
+            switch source {
+            case .freshHit, .freshHitEarlyRefresh: change.freshHits = 1
+            case .staleHit, .staleAfterFailure: change.staleHits = 1
+            default: change.receivedFromOtherWorkers = 1
+            }
+            if let usage = completion.usage {
+                change.promptTokensServedFromCache = usage.promptTokens
+                change.completionTokensServedFromCache = usage.completionTokens
+                change.moneySaved = configuration.prices.cost(of: usage, model: model)
+            }
+        }
+        accountant.record(namespace: namespace, model: model, change)
+    }
+
+    /// Adds this process's new counters to the fleet-wide hash in Redis (`HINCRBYFLOAT`, pipelined).
+    func flushAccounting() async {
+        let batch = accountant.drainUnflushed()
+        guard !batch.isEmpty else { return }
+        var commands: [RedisCommand] = []
+        for (key, counters) in batch {
+            for (field, value) in counters.fields where value != 0 {
+                commands.append(RedisCommand("HINCRBYFLOAT", RedisArgument(Self.statsKey(key.namespace)), RedisArgument("\(key.model)|\(field)"), RedisArgument(value)))
+            }
+        }
+        guard !commands.isEmpty else { return }
+        do {
+            _ = try await redis.send(pipeline: commands)
+        } catch {
+            accountant.restore(batch)
+            logger.debug("accounting not flushed; will retry", metadata: ["error": "\(error)"])
+        }
+    }
+}
+
+extension ModelAccounting {
+    init(requests: Int, upstreamCalls: Int = 0, failures: Int = 0) {
+        self.init()
+        self.requests = requests
+        self.upstreamCalls = upstreamCalls
+        self.failures = failures
+    }
+}
+
+/// One ``StampedeCache`` per tenant namespace, created on first use.
+actor NamespaceCaches {
+    private let redis: RedisClient
+    private let policy: CachePolicy
+    private let logger: Logger
+    private var caches: [String: StampedeCache] = [:]
+    private var creating: [String: Task<StampedeCache, any Error>] = [:]
+
+    init(redis: RedisClient, policy: CachePolicy, logger: Logger) {
+        self.redis = redis
+        self.policy = policy
+        self.logger = logger
+    }
+
+    func cache(for namespace: String) async throws -> StampedeCache {
+        if let cache = caches[namespace] { return cache }
+        if let pending = creating[namespace] { return try await pending.value }
+        let (redis, policy, logger) = (self.redis, self.policy, self.logger)
+        let task = Task { try await StampedeCache(redis: redis, namespace: namespace, policy: policy, logger: logger) }
+        creating[namespace] = task
+        defer { creating[namespace] = nil }
+        let cache = try await task.value
+        caches[namespace] = cache
+        return cache
+    }
+
+    func closeAll() async {
+        for cache in caches.values { await cache.close() }
+    }
+}

@@ -1,0 +1,276 @@
+public import AsyncHTTPClient
+public import Foundation
+public import Logging
+import NIOCore
+import NIOFoundationCompat
+import NIOHTTP1
+import StampedeCache
+
+/// Anything that answers chat requests: the OpenAI-compatible HTTP client, or your own.
+public protocol ChatCompletionUpstream: Sendable {
+    /// One complete answer, before `deadline`.
+    func complete(_ request: ChatRequest, deadline: ContinuousClock.Instant) async throws -> ChatCompletion
+    /// A streamed answer: `onDelta` receives each piece as it arrives; returns the assembled
+    /// completion only if the stream finished properly (`[DONE]`), else throws.
+    func stream(_ request: ChatRequest, deadline: ContinuousClock.Instant, onDelta: @escaping @Sendable (String) -> Void) async throws -> ChatCompletion
+}
+
+/// Settings of ``OpenAIClient``.
+public struct OpenAIConfiguration: Sendable {
+    /// The API root, e.g. `https://api.openai.com/v1` (`/chat/completions` is appended).
+    public var baseURL: String
+    /// The bearer token (`OPENAI_API_KEY`); `nil` sends no `Authorization` header.
+    public var apiKey: String?
+    /// The optional `OpenAI-Organization` header.
+    public var organization: String?
+    /// Retries after 429, 408, 5xx or connection failures (never past the deadline).
+    public var maxRetries: Int
+    /// The first retry's wait; doubles per retry, with full jitter, up to ``retryCap``.
+    public var retryBase: Duration
+    /// The longest wait between retries (a longer `Retry-After` is honoured if the deadline allows).
+    public var retryCap: Duration
+    /// Identifies this worker to the upstream (`X-Stampede-Worker`), for tracing and the chaos suite.
+    public var workerID: String?
+    /// The largest response body accepted.
+    public var maxResponseBytes: Int
+
+    /// Creates a configuration. Defaults: 3 retries from 250 ms, capped at 8 s; 16 MiB responses.
+    public init(
+        baseURL: String = "https://api.openai.com/v1",
+        apiKey: String? = nil,
+        organization: String? = nil,
+        maxRetries: Int = 3,
+        retryBase: Duration = .milliseconds(250),
+        retryCap: Duration = .seconds(8),
+        workerID: String? = nil,
+        maxResponseBytes: Int = 16 << 20
+    ) {
+        self.baseURL = baseURL
+        self.apiKey = apiKey
+        self.organization = organization
+        self.maxRetries = maxRetries
+        self.retryBase = retryBase
+        self.retryCap = retryCap
+        self.workerID = workerID
+        self.maxResponseBytes = maxResponseBytes
+    }
+
+    /// `OPENAI_BASE_URL` (default `https://api.openai.com/v1`), `OPENAI_API_KEY`, `OPENAI_ORG_ID`.
+    public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> OpenAIConfiguration {
+        OpenAIConfiguration(
+            baseURL: environment["OPENAI_BASE_URL"].flatMap { $0.isEmpty ? nil : $0 } ?? "https://api.openai.com/v1",
+            apiKey: environment["OPENAI_API_KEY"].flatMap { $0.isEmpty ? nil : $0 },
+            organization: environment["OPENAI_ORG_ID"].flatMap { $0.isEmpty ? nil : $0 }
+        )
+    }
+}
+
+/// An OpenAI-compatible chat-completions client on async-http-client.
+///
+/// async-http-client rather than URLSession: it is SwiftNIO-native (shares event loops with the
+/// Redis client), streams response bodies as they arrive on Linux, and takes a per-request
+/// deadline — the cache's compute timeout bounds the whole call, retries included.
+public final class OpenAIClient: ChatCompletionUpstream {
+    /// The configuration.
+    public let configuration: OpenAIConfiguration
+    private let http: HTTPClient
+    private let logger: Logger
+
+    /// A client using `httpClient` (default: async-http-client's shared client).
+    public init(configuration: OpenAIConfiguration, httpClient: HTTPClient = .shared, logger: Logger = Logger(label: "LLMCache.OpenAIClient")) {
+        self.configuration = configuration
+        self.http = httpClient
+        self.logger = logger
+    }
+
+    /// One complete answer; retries retryable failures until `deadline`.
+    public func complete(_ request: ChatRequest, deadline: ContinuousClock.Instant) async throws -> ChatCompletion {
+        try await withRetries(deadline: deadline) {
+            let response = try await self.send(request, stream: false, deadline: deadline)
+            let body = try await self.collect(response, deadline: deadline)
+            guard response.status == .ok else { throw Self.httpFailure(response, body) }
+            return try Self.decodeCompletion(body, requestedModel: request.model)
+        }
+    }
+
+    /// A streamed answer. Retries only failures that happen before the first byte of the answer.
+    public func stream(_ request: ChatRequest, deadline: ContinuousClock.Instant, onDelta: @escaping @Sendable (String) -> Void) async throws -> ChatCompletion {
+        let response = try await withRetries(deadline: deadline) {
+            let response = try await self.send(request, stream: true, deadline: deadline)
+            guard response.status == .ok else {
+                let body = try await self.collect(response, deadline: deadline)
+                throw Self.httpFailure(response, body)
+            }
+            return response
+        }
+        var parser = SSEParser()
+        var content = ""
+        var finishReason: String?
+        var usage: ChatCompletion.Usage?
+        var id = ""
+        var model = request.model
+        var toolCalls: String?
+        var done = false
+        do {
+            for try await buffer in response.body {
+                for payload in parser.feed(buffer) {
+                    if payload == "[DONE]" {
+                        done = true
+                        continue
+                    }
+                    let chunk: WireChunk
+                    do {
+                        chunk = try JSONDecoder().decode(WireChunk.self, from: Data(payload.utf8))
+                    } catch {
+                        throw UpstreamError.malformedResponse("a stream event is not a chat.completion.chunk: \(payload.prefix(120))")
+                    }
+                    if let chunkID = chunk.id, id.isEmpty { id = chunkID }
+                    if let chunkModel = chunk.model { model = chunkModel }
+                    if let wireUsage = chunk.usage {
+                        usage = .init(promptTokens: wireUsage.prompt_tokens ?? 0, completionTokens: wireUsage.completion_tokens ?? 0)
+                    }
+                    for choice in chunk.choices ?? [] {
+                        if let piece = choice.delta?.content, !piece.isEmpty {
+                            content += piece
+                            onDelta(piece)
+                        }
+                        if let calls = choice.delta?.tool_calls { toolCalls = (toolCalls ?? "") + calls.text }
+                        if let reason = choice.finish_reason { finishReason = reason }
+                    }
+                }
+            }
+        } catch let error as UpstreamError {
+            throw error
+        } catch {
+            if ContinuousClock.now >= deadline { throw UpstreamError.timedOut(after: .zero) }
+            throw UpstreamError.streamCutOff(receivedCharacters: content.count)
+        }
+        guard done else { throw UpstreamError.streamCutOff(receivedCharacters: content.count) }
+        return ChatCompletion(id: id, model: model, content: content, finishReason: finishReason, usage: usage, toolCallsJSON: toolCalls)
+    }
+
+    // MARK: HTTP
+
+    private func send(_ request: ChatRequest, stream: Bool, deadline: ContinuousClock.Instant) async throws -> HTTPClientResponse {
+        var http = HTTPClientRequest(url: configuration.baseURL.trimmingSuffix("/") + "/chat/completions")
+        http.method = .POST
+        http.headers.add(name: "Content-Type", value: "application/json")
+        http.headers.add(name: "Accept", value: stream ? "text/event-stream" : "application/json")
+        if let apiKey = configuration.apiKey { http.headers.add(name: "Authorization", value: "Bearer \(apiKey)") }
+        if let organization = configuration.organization { http.headers.add(name: "OpenAI-Organization", value: organization) }
+        if let worker = configuration.workerID { http.headers.add(name: "X-Stampede-Worker", value: worker) }
+        if let computation = StampedeCache.computation, let token = computation.fenceToken {
+            http.headers.add(name: "X-Stampede-Fence", value: String(token))
+        }
+        let body = try JSONEncoder().encode(request.wireBody(stream: stream))
+        http.body = .bytes(ByteBuffer(data: body))
+        let remaining = deadline - ContinuousClock.now
+        guard remaining > .zero else { throw UpstreamError.timedOut(after: .zero) }
+        do {
+            return try await self.http.execute(http, deadline: NIODeadline.now() + TimeAmount.nanoseconds(remaining.nanosecondsForNIO), logger: logger)
+        } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout {
+            throw UpstreamError.timedOut(after: .zero)
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch {
+            if ContinuousClock.now >= deadline { throw UpstreamError.timedOut(after: .zero) }
+            throw UpstreamError.connection(String(describing: error))
+        }
+    }
+
+    private func collect(_ response: HTTPClientResponse, deadline: ContinuousClock.Instant) async throws -> ByteBuffer {
+        do {
+            return try await response.body.collect(upTo: configuration.maxResponseBytes)
+        } catch {
+            if ContinuousClock.now >= deadline { throw UpstreamError.timedOut(after: .zero) }
+            throw UpstreamError.connection("the response body was cut off: \(error)")
+        }
+    }
+
+    /// An HTTP error and the `Retry-After` it asked for (seconds, or an HTTP date).
+    struct HTTPFailure: Error {
+        var error: UpstreamError
+        var retryAfter: Duration?
+    }
+
+    private static func httpFailure(_ response: HTTPClientResponse, _ body: ByteBuffer) -> HTTPFailure {
+        let status = response.status
+        let wire = try? JSONDecoder().decode(WireError.self, from: Data(buffer: body))
+        let message = wire?.error?.message ?? String(buffer: body).prefix(200).description
+        let error = UpstreamError.http(status: Int(status.code), message: message.isEmpty ? status.reasonPhrase : message, type: wire?.error?.type, code: wire?.error?.code)
+        return HTTPFailure(error: error, retryAfter: response.headers.first(name: "retry-after").flatMap(parseRetryAfter))
+    }
+
+    /// `Retry-After`: delay-seconds (possibly fractional, as some proxies send) or an HTTP-date.
+    static func parseRetryAfter(_ value: String) -> Duration? {
+        let trimmed = value.trimmingCharacters(in: .whitespaces)
+        if let seconds = Double(trimmed), seconds >= 0, seconds.isFinite { return .milliseconds(Int64(seconds * 1_000)) }
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "GMT")
+        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
+        guard let date = formatter.date(from: trimmed) else { return nil }
+        return .milliseconds(Int64(max(0, date.timeIntervalSinceNow) * 1_000))
+    }
+
+    static func decodeCompletion(_ body: ByteBuffer, requestedModel: String) throws -> ChatCompletion {
+        let wire: WireCompletion
+        do {
+            wire = try JSONDecoder().decode(WireCompletion.self, from: Data(buffer: body))
+        } catch {
+            throw UpstreamError.malformedResponse("not chat-completions JSON: \(String(buffer: body).prefix(120))")
+        }
+        guard let choice = wire.choices.first else { throw UpstreamError.malformedResponse("no choices in the response") }
+        return ChatCompletion(
+            id: wire.id ?? "",
+            model: wire.model ?? requestedModel,
+            content: choice.message?.content ?? "",
+            finishReason: choice.finish_reason,
+            usage: wire.usage.map { .init(promptTokens: $0.prompt_tokens ?? 0, completionTokens: $0.completion_tokens ?? 0) },
+            toolCallsJSON: choice.message?.tool_calls?.text
+        )
+    }
+
+    // MARK: Retries
+
+    /// Runs `attempt`, retrying retryable failures with capped exponential backoff (full jitter),
+    /// honouring `Retry-After`, and never waiting past `deadline`.
+    private func withRetries<T: Sendable>(deadline: ContinuousClock.Instant, _ attempt: @Sendable () async throws -> T) async throws -> T {
+        var retries = 0
+        while true {
+            let failure: UpstreamError
+            var retryAfter: Duration?
+            do {
+                return try await attempt()
+            } catch let error as HTTPFailure {
+                failure = error.error
+                retryAfter = error.retryAfter
+            } catch let error as UpstreamError {
+                failure = error
+            }
+            guard failure.isRetryable, retries < configuration.maxRetries else { throw failure }
+            retries += 1
+            let exponential = configuration.retryBase * (1 << min(retries - 1, 20))
+            var wait = min(configuration.retryCap, exponential) * Double.random(in: 0.5...1)
+            if let retryAfter { wait = max(wait, retryAfter) }
+            guard ContinuousClock.now + wait < deadline else { throw failure }
+            logger.info("retrying the upstream call", metadata: ["attempt": "\(retries + 1)", "wait": "\(wait)", "error": "\(failure)"])
+            try await Task.sleep(for: wait)
+        }
+    }
+}
+
+extension Duration {
+    var nanosecondsForNIO: Int64 {
+        let parts = components
+        return parts.seconds * 1_000_000_000 + parts.attoseconds / 1_000_000_000
+    }
+}
+
+extension String {
+    func trimmingSuffix(_ suffix: String) -> String {
+        var result = self
+        while result.hasSuffix(suffix) { result.removeLast(suffix.count) }
+        return result
+    }
+}

@@ -1,0 +1,158 @@
+import Foundation
+@testable import LLMCache
+import Logging
+import RedisClient
+import RedisTestSupport
+import SimulatedLLM
+import StampedeCache
+import Synchronization
+import Testing
+
+private let quiet = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
+
+/// A worker: its own Redis connections and LLMCache, calling the simulated upstream.
+private func makeWorker(_ url: String, server: SimulatedLLMServer, namespace: String, id: String, policy: CachePolicy? = nil, cacheability: CacheabilityPolicy = .init()) async throws -> (RedisClient, LLMCache) {
+    let redis = try makeClient(url, poolSize: 1)
+    let upstream = OpenAIClient(configuration: OpenAIConfiguration(baseURL: server.baseURL, apiKey: "k", maxRetries: 0, workerID: id), logger: quiet)
+    let configuration = LLMCacheConfiguration(
+        namespace: namespace,
+        policy: policy ?? CachePolicy(freshFor: .seconds(60), staleFor: .seconds(60), computeTimeout: .seconds(5), lockTTL: .seconds(7), ttlJitter: 0),
+        prices: PriceTable(models: ["sim": .init(inputPerMillion: 1_000, outputPerMillion: 2_000)]),
+        cacheability: cacheability,
+        accountingFlushInterval: .milliseconds(100)
+    )
+    return (redis, try await LLMCache(redis: redis, upstream: upstream, configuration: configuration, logger: quiet))
+}
+
+private func ask(_ text: String, maxTokens: Int? = nil) -> ChatRequest {
+    ChatRequest(model: "sim", messages: [.system("Be brief."), .user(text)], maxTokens: maxTokens)
+}
+
+private func namespace() -> String { "llm\(UInt32.random(in: 0..<UInt32.max))" }
+
+@Suite("LLMCache end to end, against real Redis and the simulated upstream", .sharedRedis)
+struct LLMCacheTests {
+    @Test("3 LLMCache workers x 30 concurrent callers on one prompt -> the upstream counts exactly 1 request")
+    func fleetMakesOneUpstreamCall() async throws {
+        let url = try TestRedis.sharedURL
+        let server = try await SimulatedLLMServer.start(.init(latency: .fixed(.milliseconds(300))), apiKey: "k")
+        let ns = namespace()
+        var workers: [(RedisClient, LLMCache)] = []
+        for index in 0..<3 { workers.append(try await makeWorker(url, server: server, namespace: ns, id: "w\(index)")) }
+        let results = try await withThrowingTaskGroup(of: LLMResult.self) { group in
+            for (_, llm) in workers {
+                for _ in 0..<30 { group.addTask { try await llm.complete(ask("Why do caches stampede?")) } }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(server.callCount == 1)
+        #expect(results.count == 90)
+        #expect(Set(results.map(\.completion.content)).count == 1)
+        #expect(results.filter(\.calledUpstream).count == 1)
+        // The upstream saw the fence token of the lock the call ran under.
+        #expect(server.calls.first?.fenceToken.flatMap { Int($0) } ?? 0 >= 1)
+        // Accounting adds up across the fleet: 90 requests, 1 upstream call, 89 answered without one.
+        let fleet = try await workers[0].1.fleetAccounting(namespaces: [ns])
+        for (_, llm) in workers.dropFirst() { _ = try await llm.fleetAccounting(namespaces: [ns]) }
+        let total = try await workers[0].1.fleetAccounting(namespaces: [ns]).total
+        #expect(total.requests == 90)
+        #expect(total.upstreamCalls == 1)
+        #expect(total.freshHits + total.staleHits + total.receivedFromOtherWorkers == 89)
+        let usage = try #require(results.first?.completion.usage)
+        #expect(total.promptTokensServedFromCache == 89 * usage.promptTokens)
+        #expect(abs(total.moneySaved - 89 * (Double(usage.promptTokens) * 1_000 + Double(usage.completionTokens) * 2_000) / 1e6) < 1e-6)
+        _ = fleet
+        for (redis, llm) in workers {
+            await llm.close()
+            await redis.close()
+        }
+        await server.stop()
+    }
+
+    @Test("a truncated answer (finish_reason length) is returned but not cached; the next request calls the upstream again")
+    func truncatedAnswersAreNotCached() async throws {
+        let server = try await SimulatedLLMServer.start(.init(latency: .fixed(.milliseconds(5))), apiKey: "k")
+        let (redis, llm) = try await makeWorker(try TestRedis.sharedURL, server: server, namespace: namespace(), id: "w")
+        let first = try await llm.complete(ask("Tell me everything.", maxTokens: 3))
+        #expect(first.completion.finishReason == "length")
+        #expect(first.notCachedBecause?.contains("max_tokens") == true)
+        let second = try await llm.complete(ask("Tell me everything.", maxTokens: 3))
+        #expect(second.calledUpstream)
+        #expect(server.callCount == 2)
+        await llm.close(); await redis.close(); await server.stop()
+    }
+
+    @Test("requests with tools bypass the cache by default; a custom rule can exclude more")
+    func cacheabilityRules() async throws {
+        let server = try await SimulatedLLMServer.start(.init(latency: .fixed(.milliseconds(5))), apiKey: "k")
+        let rule = CacheabilityPolicy(requestRule: { request in !request.messages.contains { $0.text.contains("user-42") } })
+        let (redis, llm) = try await makeWorker(try TestRedis.sharedURL, server: server, namespace: namespace(), id: "w", cacheability: rule)
+        var withTools = ask("What's the weather?")
+        withTools.tools = .array([.object(["type": "function", "function": .object(["name": "weather"])])])
+        for _ in 0..<2 { #expect(try await llm.complete(withTools).notCachedBecause == "the request offers tools") }
+        for _ in 0..<2 { #expect(try await llm.complete(ask("Orders of user-42?")).notCachedBecause == "a custom rule excluded the request") }
+        #expect(server.callCount == 4)
+        #expect(try await llm.complete(ask("General question")).source == .computed)
+        #expect(try await llm.complete(ask("General question")).source == .freshHit)
+        await llm.close(); await redis.close(); await server.stop()
+    }
+
+    @Test("noCache asks the upstream again and stores; noStore does not store; ttl and tenants apply")
+    func cacheControls() async throws {
+        let server = try await SimulatedLLMServer.start(.init(latency: .fixed(.milliseconds(5))), apiKey: "k")
+        let (redis, llm) = try await makeWorker(try TestRedis.sharedURL, server: server, namespace: namespace(), id: "w")
+        _ = try await llm.complete(ask("q1"))
+        #expect(try await llm.complete(ask("q1"), options: .init(noCache: true)).calledUpstream)
+        #expect(try await llm.complete(ask("q1")).source == .freshHit)
+        #expect(server.callCount == 2)
+        #expect(try await llm.complete(ask("q2"), options: .init(noStore: true)).source == .computedNotStored)
+        #expect(try await llm.complete(ask("q2")).source == .computed)
+        #expect(server.callCount == 4)
+        // Tenants never share answers.
+        #expect(try await llm.complete(ask("q1"), options: .init(namespace: "tenant-b-\(UInt16.random(in: 0...9999))")).calledUpstream)
+        // ttl: a 200 ms answer is stale after 300 ms.
+        _ = try await llm.complete(ask("q3"), options: .init(ttl: .milliseconds(200)))
+        try await Task.sleep(for: .milliseconds(300))
+        let stale = try await llm.complete(ask("q3"))
+        #expect(stale.source == .staleHit(.startedHere))
+        // maxStale: this caller refuses stale answers and waits for the refresh.
+        _ = try await llm.complete(ask("q4"), options: .init(ttl: .milliseconds(100)))
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(try await llm.complete(ask("q4"), options: .init(maxStale: .zero)).calledUpstream)
+        await llm.close(); await redis.close(); await server.stop()
+    }
+
+    @Test("streaming: the caller that calls the upstream gets the pieces live; others get the final text; a cut stream is not cached")
+    func streaming() async throws {
+        let server = try await SimulatedLLMServer.start(.init(latency: .fixed(.milliseconds(200)), streamChunks: 5), apiKey: "k")
+        let url = try TestRedis.sharedURL
+        let ns = namespace()
+        let (redisA, leader) = try await makeWorker(url, server: server, namespace: ns, id: "a")
+        let (redisB, follower) = try await makeWorker(url, server: server, namespace: ns, id: "b")
+        func collect(_ stream: AsyncThrowingStream<ChatStreamEvent, any Error>) async throws -> (deltas: [String], result: LLMResult?) {
+            var deltas: [String] = []
+            var result: LLMResult?
+            for try await event in stream {
+                switch event {
+                case .delta(let piece): deltas.append(piece)
+                case .completed(let final): result = final
+                }
+            }
+            return (deltas, result)
+        }
+        async let leading = collect(leader.stream(ask("Stream me")))
+        try await Task.sleep(for: .milliseconds(50))
+        let followed = try await collect(follower.stream(ask("Stream me")))
+        let led = try await leading
+        #expect(led.deltas.count == 5)
+        #expect(led.deltas.joined() == led.result?.completion.content)
+        #expect(followed.deltas == [led.result?.completion.content ?? "?"])
+        #expect(followed.result?.source == .receivedFromOtherWorker)
+        #expect(server.callCount == 1)
+        // A stream cut off mid-way reaches the caller as an error and is not cached.
+        server.enqueue([.cutStream(afterChunks: 2)])
+        await #expect(throws: UpstreamError.self) { _ = try await collect(leader.stream(ask("Cut me"))) }
+        #expect(try await leader.complete(ask("Cut me")).calledUpstream)
+        await leader.close(); await follower.close(); await redisA.close(); await redisB.close(); await server.stop()
+    }
+}
