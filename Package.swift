@@ -125,6 +125,7 @@ let package = Package(
             name: "LLMCacheTests",
             dependencies: [
                 "LLMCache",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 "SimulatedLLM",
                 "StampedeCache",
                 "RedisClient",

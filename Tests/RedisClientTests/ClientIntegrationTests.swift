@@ -105,17 +105,30 @@ struct ClientIntegrationTests {
 
     @Test("a cancelled caller fails with .cancelled at once and the connection keeps working")
     func cancellation() async throws {
-        let client = try makeClient(try TestRedis.sharedURL)
+        let name = "cancel-\(UInt32.random(in: 0..<UInt32.max))"
+        let client = try makeClient(try TestRedis.sharedURL, name: name)
+        let observer = try makeClient(try TestRedis.sharedURL)
         let key = TestRedis.uniquePrefix() + "never"
-        let task = Task { try await client.send("BLPOP", RedisArgument(key), "1") }
-        try await Task.sleep(for: .milliseconds(50))
+        try await client.ping()  // connected, so the BLPOP below is written at once
+        let task = Task { try await client.send("BLPOP", RedisArgument(key), "10") }
+        // Wait until the server has the BLPOP blocking.
+        _ = try await eventually {
+            let list = try await observer.send("CLIENT", "LIST").string ?? ""
+            guard list.split(separator: "\n").contains(where: { $0.contains("name=\(name) ") && $0.contains("cmd=blpop") }) else {
+                throw RedisError(code: .timeout, message: "not blocked yet")
+            }
+        }
         let started = ContinuousClock.now
         task.cancel()
         let error = await expectRedisError { _ = try await task.value }
-            #expect(error?.code == .cancelled)
-        #expect(ContinuousClock.now - started < .milliseconds(500))
-        // The BLPOP reply arrives later and is dropped; the next command gets its own reply.
+        #expect(error?.code == .cancelled)
+        #expect(ContinuousClock.now - started < .seconds(3))  // the BLPOP itself would block for 10 s
+        // The BLPOP is still blocked on the server; unblock it from another client. Its late reply is
+        // dropped and the next command on the same connection gets its own reply.
+        try await observer.send("LPUSH", RedisArgument(key), "late")
         #expect(try await client.send("ECHO", "after").string == "after")
+        #expect(try await client.send("LLEN", RedisArgument(key)).int == 0)  // the BLPOP did pop it
+        await observer.close()
         await client.close()
     }
 

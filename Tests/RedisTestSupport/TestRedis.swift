@@ -140,3 +140,38 @@ package func readmeExampleMatches(_ name: String, document: String = "README.md"
 }
 
 import Foundation
+
+/// The `stampede` executable next to the test bundle (built by `swift build` / `make test`).
+package func stampedeBinary() throws -> String {
+    let directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    for candidate in [directory.appending(path: "stampede"), directory.deletingLastPathComponent().appending(path: "stampede")] {
+        if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate.path }
+    }
+    throw RedisError(code: .configuration, message: "the stampede executable is not built next to \(directory.path); run `swift build` first (make test does)")
+}
+
+/// Runs the `stampede` executable with `arguments` and extra environment; returns exit status, stdout and stderr.
+package func runStampede(_ arguments: [String], environment: [String: String] = [:], timeout: Duration = .seconds(120)) async throws -> (status: Int32, stdout: String, stderr: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: try stampedeBinary())
+    process.arguments = arguments
+    var env = ProcessInfo.processInfo.environment
+    env["REDIS_URL"] = nil
+    for (key, value) in environment { env[key] = value }
+    process.environment = env
+    let out = Pipe()
+    let err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    process.standardInput = FileHandle.nullDevice
+    try process.run()
+    let killer = Task {
+        try await Task.sleep(for: timeout)
+        process.terminate()
+    }
+    let stdout = out.fileHandleForReading.readDataToEndOfFile()
+    let stderr = err.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    killer.cancel()
+    return (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
+}

@@ -31,15 +31,6 @@ private func stampedeGet(url: String, namespace: String, key: String, value: Str
     return object
 }
 
-/// The `stampede` executable next to this test bundle (built by `swift build` / `make build`).
-private func stampedeBinary() throws -> String {
-    let directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-    for candidate in [directory.appending(path: "stampede"), directory.deletingLastPathComponent().appending(path: "stampede")] {
-        if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate.path }
-    }
-    throw CacheError.invalidKey("stampede", reason: "the stampede executable is not built next to \(directory.path); run `swift build` first (make test does)")
-}
-
 @Suite("decisions use the Redis server's clock", .sharedRedis)
 struct ClockSkewTests {
     @Test("workers whose clocks are 2 hours ahead or behind make the same fresh/stale decisions")
