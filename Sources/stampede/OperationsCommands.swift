@@ -9,23 +9,16 @@ private let quietLogger = Logger(label: "stampede", factory: { _ in SwiftLogNoOp
 
 /// Opens the Redis the settings name (or a private one) and runs `body`, always cleaning up.
 private func withRedis<T>(_ settings: Settings, _ body: (RedisClient) async throws -> T) async throws -> T {
-    let target = try await RedisTarget.acquire(explicitURL: settings.redisURL.value, tcp: false)
-    let client: RedisClient
-    do {
-        client = try RedisClient(url: target.url, clientName: "stampede-cli", logger: quietLogger)
-    } catch {
-        await target.release()
-        throw error
-    }
-    do {
-        let result = try await body(client)
-        await client.close()
-        await target.release()
-        return result
-    } catch {
-        await client.close()
-        await target.release()
-        throw error
+    try await RedisTarget.with(explicitURL: settings.redisURL.value, tcp: false) { url in
+        let client = try RedisClient(url: url, clientName: "stampede-cli", logger: quietLogger)
+        do {
+            let result = try await body(client)
+            await client.close()
+            return result
+        } catch {
+            await client.close()
+            throw error
+        }
     }
 }
 

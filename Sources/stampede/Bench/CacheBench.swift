@@ -37,15 +37,8 @@ struct CacheBench: AsyncParsableCommand {
     var json = false
 
     func run() async throws {
-        let target = try await RedisTarget.acquire(explicitURL: redisURL)
-        do {
-            let report = try await measure(url: target.url)
-            await target.release()
-            print(json ? report.json : report.table)
-        } catch {
-            await target.release()
-            throw error
-        }
+        let report = try await RedisTarget.with(explicitURL: redisURL) { url in try await measure(url: url) }
+        print(json ? report.json : report.table)
     }
 
     private static let quiet = Logger(label: "bench", factory: { _ in SwiftLogNoOpLogHandler() })

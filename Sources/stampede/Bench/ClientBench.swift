@@ -29,15 +29,8 @@ struct ClientBench: AsyncParsableCommand {
     var json = false
 
     func run() async throws {
-        let target = try await RedisTarget.acquire(explicitURL: redisURL)
-        do {
-            let report = try await measure(url: target.url)
-            await target.release()
-            print(json ? report.json : report.table)
-        } catch {
-            await target.release()
-            throw error
-        }
+        let report = try await RedisTarget.with(explicitURL: redisURL) { url in try await measure(url: url) }
+        print(json ? report.json : report.table)
     }
 
     private func measure(url: String) async throws -> Report {

@@ -63,15 +63,8 @@ struct DemoCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let target = try await RedisTarget.acquire(explicitURL: redisURL, tcp: false)
-        do {
-            let report = try await runDemo(url: target.url)
-            await target.release()
-            print(json ? report.json : report.text)
-        } catch {
-            await target.release()
-            throw error
-        }
+        let report = try await RedisTarget.with(explicitURL: redisURL, tcp: false) { url in try await runDemo(url: url) }
+        print(json ? report.json : report.text)
     }
 
     private static let quiet = Logger(label: "demo", factory: { _ in SwiftLogNoOpLogHandler() })

@@ -38,14 +38,14 @@ final class RunStatsCollector: Sendable {
         switch error {
         case UpstreamError.http(let status, _, _, _): kind = "the LLM answered HTTP \(status) (to this worker's own call)"
         case let upstream as UpstreamError: kind = "LLM call failed: \(upstream)".prefix(70).description
-        case CacheError.computationFailedElsewhere: kind = "waited for another worker whose LLM call failed (not retried: no storm)"
+        case CacheError.computationFailedElsewhere: kind = "waited for another worker whose LLM call failed (not retried)"
         case let cache as CacheError: kind = "cache: \(cache)".prefix(70).description
         default: kind = String(describing: error).prefix(70).description
         }
         state.withLock { stats in
             stats.requests += 1
             stats.errors += 1
-            stats.errorsByType[String(kind.prefix(60)), default: 0] += 1
+            stats.errorsByType[kind, default: 0] += 1
         }
     }
 

@@ -24,6 +24,20 @@ struct RedisTarget {
         return RedisTarget(url: server.url, server: server)
     }
 
+    /// Runs `body` with the URL of `REDIS_URL`/`explicitURL` or of a private server, stopping the
+    /// private server afterwards whether `body` succeeds or throws.
+    static func with<T>(explicitURL: String?, tcp: Bool = true, _ body: (String) async throws -> T) async throws -> T {
+        let target = try await acquire(explicitURL: explicitURL, tcp: tcp)
+        do {
+            let result = try await body(target.url)
+            await target.release()
+            return result
+        } catch {
+            await target.release()
+            throw error
+        }
+    }
+
     func release() async {
         if let server {
             await server.stop()
