@@ -78,6 +78,20 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // The chaos scenario engine shared by `stampede chaos` and the ChaosTests target.
+        .target(
+            name: "ChaosKit",
+            dependencies: [
+                "LLMCache",
+                "StampedeCache",
+                "RedisClient",
+                "RedisServerProcess",
+                "SimulatedLLM",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
         // Build-time embedding of LuaScripts/*.lua (tool + build plugin).
         .executableTarget(name: "EmbedLuaScripts", swiftSettings: [.swiftLanguageMode(.v6)]),
         .plugin(
@@ -102,6 +116,7 @@ let package = Package(
                 "StampedeCache",
                 "LLMCache",
                 "SimulatedLLM",
+                "ChaosKit",
                 "RedisServerProcess",
                 "CHiredis",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -119,6 +134,15 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Tests/RedisTestSupport",
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "ChaosTests",
+            dependencies: [
+                "ChaosKit",
+                "RedisTestSupport",
+            ],
+            path: "ChaosTests",
             swiftSettings: strict
         ),
         .testTarget(

@@ -1,0 +1,34 @@
+import ChaosKit
+import Testing
+
+/// Every chaos scenario at its bounded smoke size, each against its own private redis-server,
+/// with every invariant checked from the simulated upstream's own record of calls.
+/// `stampede chaos` runs the same scenarios (same engine) against any Redis, at any size.
+@Suite("chaos scenarios (smoke size)", .serialized)
+struct ChaosScenarioTests {
+    @Test("invariants hold under the fault", arguments: ChaosScenario.allCases)
+    func scenario(_ scenario: ChaosScenario) async throws {
+        var options = ChaosOptions.smoke
+        options.allowDestructive = true
+        let report = try await ChaosRunner.run(scenario, options: options)
+        #expect(report.requests > 100, "the fleet must actually run: \(report.requests) requests")
+        #expect(report.upstreamCalls > 0)
+        for verdict in report.invariants {
+            #expect(verdict.status != .fail, "\(scenario.rawValue): \(verdict.name): \(verdict.detail)")
+        }
+        if !report.passed { print(ChaosReportFormat.table([report])) }
+    }
+
+    @Test("destructive scenarios are refused without --allow-destructive, and restarts need an own server")
+    func planning() {
+        let plan = ChaosRunner.plan(ChaosScenario.allCases, options: ChaosOptions())
+        #expect(plan.run == [.baseline, .upstreamErrors, .upstreamHangs])
+        #expect(plan.skipped.count == ChaosScenario.allCases.count - 3)
+        var external = ChaosOptions()
+        external.redisURL = "redis://example:6379"
+        external.allowDestructive = true
+        let externalPlan = ChaosRunner.plan(ChaosScenario.allCases, options: external)
+        #expect(!externalPlan.run.contains(.redisRestart) && !externalPlan.run.contains(.memoryPressure))
+        #expect(externalPlan.run.contains(.clientKill))
+    }
+}

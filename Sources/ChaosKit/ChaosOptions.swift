@@ -1,0 +1,73 @@
+/// The faults the chaos suite can inject, one per scenario.
+package enum ChaosScenario: String, CaseIterable, Sendable, Codable {
+    /// No fault: the reference run (0 extra upstream calls allowed).
+    case baseline
+    /// `SCRIPT FLUSH` twice under load: every script must be reloaded (NOSCRIPT).
+    case scriptFlush = "script-flush"
+    /// `CLIENT KILL TYPE normal` and `TYPE pubsub` twice under load.
+    case clientKill = "client-kill"
+    /// `SHUTDOWN NOSAVE` and start again on the same address: data and scripts are gone.
+    case redisRestart = "redis-restart"
+    /// `CLIENT PAUSE` longer than the command timeout: commands time out, the fleet fails open.
+    case redisStall = "redis-stall"
+    /// A 2 MB `maxmemory` with `allkeys-lru`: entries, locks and fence counters get evicted.
+    case memoryPressure = "memory-pressure"
+    /// A burst of upstream 500s (half of all calls fail for a while).
+    case upstreamErrors = "upstream-errors"
+    /// Upstream calls that hang past the compute timeout.
+    case upstreamHangs = "upstream-hangs"
+    /// The subscriber connections are killed again and again while followers wait: notices get lost.
+    case lostNotices = "lost-notices"
+
+    /// Whether the scenario flushes, kills, pauses or restarts (needs `--allow-destructive`).
+    package var isDestructive: Bool {
+        switch self {
+        case .baseline, .upstreamErrors, .upstreamHangs: return false
+        default: return true
+        }
+    }
+
+    /// Whether the scenario needs a redis-server the suite started (it restarts it or sets its memory).
+    package var needsOwnServer: Bool { self == .redisRestart || self == .memoryPressure }
+
+    /// One line on what the scenario does.
+    package var summary: String {
+        switch self {
+        case .baseline: return "no fault"
+        case .scriptFlush: return "SCRIPT FLUSH at 30% and 60% of the run"
+        case .clientKill: return "CLIENT KILL TYPE normal + pubsub at 30% and 60%"
+        case .redisRestart: return "SHUTDOWN NOSAVE + restart on the same address at 40%"
+        case .redisStall: return "CLIENT PAUSE 1.5 s (3x the command timeout) at 30%"
+        case .memoryPressure: return "maxmemory 2mb allkeys-lru over 1,500 keys"
+        case .upstreamErrors: return "upstream error rate 50% from 30% to 60%"
+        case .upstreamHangs: return "30% of upstream calls hang from 30% to 60%"
+        case .lostNotices: return "CLIENT KILL TYPE pubsub every 150 ms from 30% to 60%"
+        }
+    }
+}
+
+/// The size and shape of a chaos run.
+package struct ChaosOptions: Sendable {
+    /// Worker instances (each with its own Redis connections and LLMCache).
+    package var workers = 4
+    /// Concurrent callers per worker.
+    package var callers = 8
+    /// Distinct prompts.
+    package var keys = 60
+    /// Zipf exponent of prompt popularity.
+    package var zipf = 1.1
+    /// How long each scenario's load runs.
+    package var duration: Duration = .seconds(3)
+    /// Seed of the workload and of the simulated upstream.
+    package var seed: UInt64 = 7
+    /// A Redis to run against instead of a private one (only non-destructive scenarios, unless allowed).
+    package var redisURL: String?
+    /// Allow scenarios that flush, kill, pause or restart Redis.
+    package var allowDestructive = false
+
+    /// The bounded size CI runs (about 5 s a scenario).
+    package static var smoke: ChaosOptions { ChaosOptions() }
+
+    /// Creates options with the smoke defaults.
+    package init() {}
+}

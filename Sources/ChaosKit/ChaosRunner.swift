@@ -1,0 +1,232 @@
+import AsyncHTTPClient
+import Foundation
+package import LLMCache
+package import Logging
+import NIOCore
+import RedisClient
+import RedisServerProcess
+import SimulatedLLM
+import StampedeCache
+import Synchronization
+
+/// Runs chaos scenarios: a fleet of LLMCache workers under load against a simulated upstream,
+/// a fault injected against Redis (or the upstream), and invariants checked from the upstream's
+/// own record of every call — never from the cache's own metrics alone.
+package enum ChaosRunner {
+    /// Freshness in the scenarios: short, so answers expire and are refreshed during a run.
+    static let freshFor: Duration = .seconds(1)
+    static let staleFor: Duration = .seconds(30)
+    static let computeTimeout: Duration = .seconds(1)
+    static let lockTTL: Duration = .seconds(2)
+    static let commandTimeout: Duration = .milliseconds(500)
+
+    static var policy: CachePolicy {
+        CachePolicy(
+            freshFor: freshFor, staleFor: staleFor, computeTimeout: computeTimeout, lockTTL: lockTTL,
+            hot: .init(threshold: 1_000_000, window: .seconds(60), ttl: .zero), ttlJitter: 0,
+            failSafeThrottle: .milliseconds(200), followerRecheckInterval: .milliseconds(250),
+            fenceRetention: .seconds(600), redisUnavailable: .failOpen(maxConcurrentComputations: 64)
+        )
+    }
+
+    /// Every request must end (value or typed error) within this; a request still running is a hang.
+    static var requestDeadline: Duration { policy.effectiveMaxWait + computeTimeout + .seconds(2) }
+
+    /// The scenarios `options` allow, in order, with why the others are left out.
+    package static func plan(_ scenarios: [ChaosScenario], options: ChaosOptions) -> (run: [ChaosScenario], skipped: [(ChaosScenario, String)]) {
+        var run: [ChaosScenario] = []
+        var skipped: [(ChaosScenario, String)] = []
+        for scenario in scenarios {
+            if scenario.isDestructive && !options.allowDestructive {
+                skipped.append((scenario, "destructive: pass --allow-destructive (it flushes, kills, pauses or restarts Redis)"))
+            } else if scenario.needsOwnServer && options.redisURL != nil {
+                skipped.append((scenario, "needs a redis-server the suite starts itself (it restarts it or sets its memory); run without REDIS_URL"))
+            } else {
+                run.append(scenario)
+            }
+        }
+        return (run, skipped)
+    }
+
+    /// Runs one scenario and judges it.
+    package static func run(_ scenario: ChaosScenario, options: ChaosOptions, logger: Logger = Logger(label: "chaos", factory: { _ in SwiftLogNoOpLogHandler() })) async throws -> ScenarioReport {
+        var serverOptions = RedisServerOptions()
+        if scenario == .memoryPressure {
+            serverOptions.maxmemory = "2mb"
+            serverOptions.maxmemoryPolicy = "allkeys-lru"
+        }
+        let server: RedisServerProcess? = options.redisURL == nil ? try await RedisServerProcess.start(serverOptions, logger: logger) : nil
+        let url = options.redisURL ?? server!.url
+        do {
+            let report = try await runScenario(scenario, url: url, server: server, options: options, logger: logger)
+            await server?.stop()
+            return report
+        } catch {
+            await server?.stop()
+            throw error
+        }
+    }
+
+    typealias Record = RecordView
+
+    struct RecordView: Sendable {
+        var key: Int
+        var start: ContinuousClock.Instant
+        var end: ContinuousClock.Instant
+        var source: String?
+        var error: String?
+        var ageMs: Double
+        var calledUpstream: Bool
+        var hung: Bool
+    }
+
+    private static func prompt(_ key: Int, seed: UInt64) -> ChatRequest {
+        ChatRequest(model: "chaos-model", messages: [.user("chaos question \(key) of run \(seed)")])
+    }
+
+    private static func runScenario(_ scenario: ChaosScenario, url: String, server: RedisServerProcess?, options: ChaosOptions, logger: Logger) async throws -> ScenarioReport {
+        let keys = scenario == .memoryPressure ? max(options.keys, 1_500) : options.keys
+        let upstream = try await SimulatedLLMServer.start(baseBehaviour(options.seed))
+        var httpConfiguration = HTTPClient.Configuration()
+        httpConfiguration.connectionPool = .init(idleTimeout: .seconds(30), concurrentHTTP1ConnectionsPerHostSoftLimit: max(64, options.workers * options.callers * 2))
+        let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: httpConfiguration)
+        let namespace = "chaos\(UInt32.random(in: 0..<UInt32.max))"
+        var fleet: [(RedisClient, LLMCache)] = []
+        for index in 0..<options.workers {
+            var configuration = try RedisConfiguration(url: url)
+            configuration.commandTimeout = commandTimeout
+            configuration.clientName = "chaos-worker-\(index)"
+            configuration.poolSize = 1
+            configuration.reconnectBackoff = .init(initial: .milliseconds(10), maximum: .milliseconds(200))
+            let client = try RedisClient(configuration: configuration, logger: logger)
+            let openAI = OpenAIClient(configuration: OpenAIConfiguration(baseURL: upstream.baseURL, apiKey: "chaos", maxRetries: 0, workerID: "worker-\(index)"), httpClient: http, logger: logger)
+            let llm = try await LLMCache(redis: client, upstream: openAI, configuration: LLMCacheConfiguration(namespace: namespace, policy: policy), logger: logger)
+            fleet.append((client, llm))
+        }
+        let admin = try RedisClient(url: url, clientName: "chaos-admin", logger: logger)
+        let evictedBefore = try await evictedKeys(admin)
+
+        let records = RecordLog()
+        let zipf = Zipf(count: keys, exponent: options.zipf)
+        let started = ContinuousClock.now
+        let end = started + options.duration
+        let faultWindow = FaultWindow()
+
+        let injector = Task {
+            await inject(scenario, admin: admin, server: server, upstream: upstream, started: started, duration: options.duration, window: faultWindow, logger: logger)
+        }
+        await withTaskGroup(of: Void.self) { group in
+            for (workerIndex, (_, llm)) in fleet.enumerated() {
+                for caller in 0..<options.callers {
+                    group.addTask {
+                        var generator = SplitMix64(seed: options.seed &+ UInt64(workerIndex * 1_000 + caller) &* 0x9E37_79B9)
+                        while ContinuousClock.now < end {
+                            let key = zipf.sample(&generator)
+                            let record = await call(llm, key: key, seed: options.seed)
+                            records.append(record)
+                            try? await Task.sleep(for: .milliseconds(Int.random(in: 0...10, using: &generator)))
+                        }
+                    }
+                }
+            }
+        }
+        await injector.value
+        let loadEnded = ContinuousClock.now
+
+        // Recovery probe: the fleet asks for the 10 most popular prompts again; nearly all must be hits.
+        try? await Task.sleep(for: .milliseconds(300))
+        var probeHits = 0
+        var probeRequests = 0
+        let probeKeys = Array(0..<min(10, keys))
+        for _ in 0..<3 {
+            for (_, llm) in fleet {
+                for key in probeKeys {
+                    let record = await call(llm, key: key, seed: options.seed)
+                    probeRequests += 1
+                    if let source = record.source, !record.calledUpstream, source != "received_from_other_worker" { probeHits += 1 }
+                }
+            }
+        }
+
+        let all = records.all
+        let calls = upstream.calls
+        let evictedAfter = (try? await evictedKeys(admin)) ?? evictedBefore
+        let window: (start: ContinuousClock.Instant, end: ContinuousClock.Instant) = faultWindow.current ?? (started, started)
+
+        // Committed values must be readable afterwards (unless evicted): every key answered by a
+        // computation after the fault ended has an entry in Redis now.
+        var unreadable: [Int] = []
+        if scenario != .memoryPressure {
+            let computedAfterFault = Set(all.filter { $0.calledUpstream && $0.source == "computed" && $0.start > window.end }.map(\.key))
+            let cache = try await fleet[0].1.cache(for: namespace)
+            for key in computedAfterFault.sorted() {
+                let cacheKey = prompt(key, seed: options.seed).cacheKey().cacheKey
+                let entry = try await cache.entryKeys(for: cacheKey)
+                if (try? await admin.send("EXISTS", RedisArgument(entry.value)).int) != 1 { unreadable.append(key) }
+            }
+        }
+
+        for (client, llm) in fleet {
+            await llm.close()
+            await client.close()
+        }
+        await admin.close()
+        try? await http.shutdown()
+        await upstream.stop()
+
+        return judge(
+            scenario: scenario, records: all, calls: calls, seed: options.seed, keys: keys, window: window,
+            faultInstants: faultWindow.hits, evicted: evictedAfter - evictedBefore, probe: (probeHits, probeRequests), unreadable: unreadable,
+            loadDuration: loadEnded - started
+        )
+    }
+
+    private static func call(_ llm: LLMCache, key: Int, seed: UInt64) async -> Record {
+        let begin = ContinuousClock.now
+        do {
+            let result = try await withHardTimeout(requestDeadline) { try await llm.complete(prompt(key, seed: seed)) }
+            return Record(key: key, start: begin, end: .now, source: result.source.label, error: nil, ageMs: result.age.milliseconds, calledUpstream: result.calledUpstream, hung: false)
+        } catch is ComputeTimedOut {
+            return Record(key: key, start: begin, end: .now, source: nil, error: "hung past the request deadline", ageMs: 0, calledUpstream: false, hung: true)
+        } catch {
+            return Record(key: key, start: begin, end: .now, source: nil, error: errorKind(error), ageMs: 0, calledUpstream: false, hung: false)
+        }
+    }
+
+    static func errorKind(_ error: any Error) -> String {
+        switch error {
+        case UpstreamError.http(let status, _, _, _): return "upstream \(status)"
+        case UpstreamError.timedOut: return "upstream timed out"
+        case let upstream as UpstreamError: return "upstream: \(upstream)".prefix(60).description
+        case CacheError.computationFailedElsewhere: return "another worker's call failed"
+        case CacheError.computationTimedOut: return "computation timed out"
+        case CacheError.waitTimedOut: return "waited too long"
+        case CacheError.redisUnavailable: return "redis unavailable"
+        case CacheError.redisFailure(let redis): return "redis: \(redis.code)"
+        case let cache as CacheError: return "cache: \(cache)".prefix(60).description
+        default: return String(describing: error).prefix(60).description
+        }
+    }
+
+    private static func evictedKeys(_ admin: RedisClient) async throws -> Int {
+        let info = try await admin.send("INFO", "stats").string ?? ""
+        for line in info.split(whereSeparator: \.isNewline) where line.hasPrefix("evicted_keys:") {
+            return Int(line.dropFirst("evicted_keys:".count)) ?? 0
+        }
+        return 0
+    }
+}
+
+extension Duration {
+    var milliseconds: Double {
+        let parts = components
+        return Double(parts.seconds) * 1_000 + Double(parts.attoseconds) / 1e15
+    }
+}
+
+/// The callers' records, shared by every caller task.
+final class RecordLog: Sendable {
+    private let records = Mutex<[ChaosRunner.RecordView]>([])
+    func append(_ record: ChaosRunner.RecordView) { records.withLock { $0.append(record) } }
+    var all: [ChaosRunner.RecordView] { records.withLock { $0 } }
+}

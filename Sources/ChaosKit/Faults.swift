@@ -1,0 +1,86 @@
+import Foundation
+import Logging
+import RedisClient
+import RedisServerProcess
+import SimulatedLLM
+import Synchronization
+
+extension ChaosRunner {
+    static func baseBehaviour(_ seed: UInt64) -> SimulatedLLMBehaviour {
+        SimulatedLLMBehaviour(latency: .logNormal(p50: .milliseconds(30), p99: .milliseconds(150)), seed: seed)
+    }
+
+    /// Injects `scenario`'s fault at its moments in the run and records the fault window.
+    static func inject(
+        _ scenario: ChaosScenario, admin: RedisClient, server: RedisServerProcess?, upstream: SimulatedLLMServer,
+        started: ContinuousClock.Instant, duration: Duration, window: FaultWindow, logger: Logger
+    ) async {
+        func at(_ fraction: Double) async -> ContinuousClock.Instant {
+            let moment = started + duration * fraction
+            try? await Task.sleep(until: moment, clock: .continuous)
+            return .now
+        }
+        func attempt(_ what: String, _ body: () async throws -> Void) async {
+            do { try await body() } catch { logger.warning("fault injection step failed", metadata: ["step": "\(what)", "error": "\(error)"]) }
+        }
+        switch scenario {
+        case .baseline:
+            return
+        case .memoryPressure:
+            window.set((started, started + duration))
+        case .scriptFlush:
+            let first = await at(0.3)
+            await attempt("SCRIPT FLUSH") { try await admin.send("SCRIPT", "FLUSH") }
+            _ = await at(0.6)
+            await attempt("SCRIPT FLUSH") { try await admin.send("SCRIPT", "FLUSH") }
+            window.set((first, .now))
+        case .clientKill:
+            let first = await at(0.3)
+            for _ in 0..<2 {
+                window.hit()
+                await attempt("CLIENT KILL normal") { try await admin.send("CLIENT", "KILL", "TYPE", "normal") }
+                await attempt("CLIENT KILL pubsub") { try await admin.send("CLIENT", "KILL", "TYPE", "pubsub") }
+                _ = await at(0.6)
+            }
+            window.set((first, .now + .milliseconds(200)))
+        case .redisRestart:
+            let first = await at(0.4)
+            window.hit()
+            await attempt("restart") { try await server?.restart() }
+            window.hit()
+            window.set((first, .now + .milliseconds(200)))
+        case .redisStall:
+            let first = await at(0.3)
+            window.hit()
+            await attempt("CLIENT PAUSE") { try await admin.send("CLIENT", "PAUSE", "1500", "ALL") }
+            window.set((first, first + .milliseconds(1_700)))
+        case .upstreamErrors, .upstreamHangs:
+            let first = await at(0.3)
+            var faulty = baseBehaviour(UInt64(started.hashValue & 0xFFFF))
+            if scenario == .upstreamErrors { faulty.errorRate = 0.5 } else { faulty.hangRate = 0.3 }
+            upstream.setBehaviour(faulty)
+            _ = await at(0.6)
+            upstream.setBehaviour(baseBehaviour(UInt64(started.hashValue & 0xFFFF) &+ 1))
+            window.set((first, .now + computeTimeout))
+        case .lostNotices:
+            let first = await at(0.3)
+            let stop = started + duration * 0.6
+            while ContinuousClock.now < stop {
+                await attempt("CLIENT KILL pubsub") { try await admin.send("CLIENT", "KILL", "TYPE", "pubsub") }
+                try? await Task.sleep(for: .milliseconds(150))
+            }
+            window.set((first, .now + .milliseconds(300)))
+        }
+    }
+}
+
+/// When the fault was active (start, end), set by the injector.
+final class FaultWindow: Sendable {
+    private let value = Mutex<(start: ContinuousClock.Instant, end: ContinuousClock.Instant)?>(nil)
+    private let instants = Mutex<[ContinuousClock.Instant]>([])
+    func set(_ window: (start: ContinuousClock.Instant, end: ContinuousClock.Instant)) { value.withLock { $0 = window } }
+    var current: (start: ContinuousClock.Instant, end: ContinuousClock.Instant)? { value.withLock { $0 } }
+    /// Marks the moment a connection-level fault hit (kill, restart, pause).
+    func hit(_ instant: ContinuousClock.Instant = .now) { instants.withLock { $0.append(instant) } }
+    var hits: [ContinuousClock.Instant] { instants.withLock { $0 } }
+}

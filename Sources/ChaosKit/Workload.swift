@@ -1,0 +1,41 @@
+/// SplitMix64: small, fast and seedable, so a run is reproducible from its seed.
+struct SplitMix64: RandomNumberGenerator {
+    private var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+/// Zipf-distributed indices 0..<count (0 is the most popular).
+struct Zipf: Sendable {
+    private let cumulative: [Double]
+
+    init(count: Int, exponent: Double) {
+        var weights = (1...max(1, count)).map { 1 / pow(Double($0), exponent) }
+        let total = weights.reduce(0, +)
+        var running = 0.0
+        for index in weights.indices {
+            running += weights[index] / total
+            weights[index] = running
+        }
+        cumulative = weights
+    }
+
+    func sample(_ generator: inout some RandomNumberGenerator) -> Int {
+        let draw = Double.random(in: 0..<1, using: &generator)
+        var low = 0
+        var high = cumulative.count - 1
+        while low < high {
+            let middle = (low + high) / 2
+            if cumulative[middle] < draw { low = middle + 1 } else { high = middle }
+        }
+        return low
+    }
+}
+
+import Foundation
