@@ -27,8 +27,11 @@ bench: release
 
 test: deps test-lua test-swift
 
+# The chaos suite (worker processes, fault injection) runs after the other suites, not alongside
+# them, so its load does not distort their timing on a 2-core machine.
 test-swift:
-	$(SWIFT) test $(SWIFT_BUILD_FLAGS)
+	$(SWIFT) test $(SWIFT_BUILD_FLAGS) --skip ChaosTests
+	$(SWIFT) test $(SWIFT_BUILD_FLAGS) --filter ChaosTests
 
 test-lua:
 	python3 LuaScripts/verify_scripts.py

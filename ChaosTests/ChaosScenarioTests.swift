@@ -1,4 +1,5 @@
 import ChaosKit
+import RedisTestSupport
 import Testing
 
 /// Every chaos scenario at its bounded smoke size, each against its own private redis-server,
@@ -10,6 +11,7 @@ struct ChaosScenarioTests {
     func scenario(_ scenario: ChaosScenario) async throws {
         var options = ChaosOptions.smoke
         options.allowDestructive = true
+        options.workerExecutable = try stampedeBinary()
         let report = try await ChaosRunner.run(scenario, options: options)
         #expect(report.requests > 100, "the fleet must actually run: \(report.requests) requests")
         #expect(report.upstreamCalls > 0)
@@ -19,11 +21,29 @@ struct ChaosScenarioTests {
         if !report.passed { print(ChaosReportFormat.table([report])) }
     }
 
+    @Test("combined faults: the budget is the sum of what each fault justifies", arguments: [
+        [ChaosScenario.clientKill, .upstreamErrors],
+        [.scriptFlush, .lostNotices, .upstreamHangs],
+    ])
+    func combined(_ scenarios: [ChaosScenario]) async throws {
+        var options = ChaosOptions.smoke
+        options.allowDestructive = true
+        let report = try await ChaosRunner.run(scenarios, options: options)
+        #expect(report.name == scenarios.map(\.rawValue).joined(separator: "+"))
+        #expect(report.requests > 100)
+        for verdict in report.invariants {
+            #expect(verdict.status != .fail, "\(report.name): \(verdict.name): \(verdict.detail)")
+        }
+    }
+
     @Test("destructive scenarios are refused without --allow-destructive, and restarts need an own server")
     func planning() {
         let plan = ChaosRunner.plan(ChaosScenario.allCases, options: ChaosOptions())
         #expect(plan.run == [.baseline, .upstreamErrors, .upstreamHangs])
         #expect(plan.skipped.count == ChaosScenario.allCases.count - 3)
+        var noExecutable = ChaosOptions()
+        noExecutable.allowDestructive = true
+        #expect(ChaosRunner.plan([.workerKilled, .leaderFrozen], options: noExecutable).run.isEmpty)
         var external = ChaosOptions()
         external.redisURL = "redis://example:6379"
         external.allowDestructive = true

@@ -18,6 +18,10 @@ package enum ChaosScenario: String, CaseIterable, Sendable, Codable {
     case upstreamHangs = "upstream-hangs"
     /// The subscriber connections are killed again and again while followers wait: notices get lost.
     case lostNotices = "lost-notices"
+    /// A worker process holding a lock is killed with SIGKILL mid-computation (workers are OS processes).
+    case workerKilled = "worker-killed"
+    /// A worker process holding a lock is frozen (SIGSTOP) past its lock TTL, then resumed: the zombie writer.
+    case leaderFrozen = "leader-frozen"
 
     /// Whether the scenario flushes, kills, pauses or restarts (needs `--allow-destructive`).
     package var isDestructive: Bool {
@@ -29,6 +33,9 @@ package enum ChaosScenario: String, CaseIterable, Sendable, Codable {
 
     /// Whether the scenario needs a redis-server the suite started (it restarts it or sets its memory).
     package var needsOwnServer: Bool { self == .redisRestart || self == .memoryPressure }
+
+    /// Whether the workers run as separate `stampede chaos-worker` processes.
+    package var isMultiProcess: Bool { self == .workerKilled || self == .leaderFrozen }
 
     /// One line on what the scenario does.
     package var summary: String {
@@ -42,6 +49,8 @@ package enum ChaosScenario: String, CaseIterable, Sendable, Codable {
         case .upstreamErrors: return "upstream error rate 50% from 30% to 60%"
         case .upstreamHangs: return "30% of upstream calls hang from 30% to 60%"
         case .lostNotices: return "CLIENT KILL TYPE pubsub every 150 ms from 30% to 60%"
+        case .workerKilled: return "SIGKILL a worker process while its upstream call is in flight"
+        case .leaderFrozen: return "SIGSTOP a computing worker process for lockTTL + 0.5 s, then SIGCONT"
         }
     }
 }
@@ -62,8 +71,10 @@ package struct ChaosOptions: Sendable {
     package var seed: UInt64 = 7
     /// A Redis to run against instead of a private one (only non-destructive scenarios, unless allowed).
     package var redisURL: String?
-    /// Allow scenarios that flush, kill, pause or restart Redis.
+    /// Allow scenarios that flush, kill, pause or restart Redis, or kill worker processes.
     package var allowDestructive = false
+    /// The `stampede` executable, for the scenarios whose workers are OS processes.
+    package var workerExecutable: String?
 
     /// The bounded size CI runs (about 5 s a scenario).
     package static var smoke: ChaosOptions { ChaosOptions() }

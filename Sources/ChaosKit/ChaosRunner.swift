@@ -39,6 +39,8 @@ package enum ChaosRunner {
         for scenario in scenarios {
             if scenario.isDestructive && !options.allowDestructive {
                 skipped.append((scenario, "destructive: pass --allow-destructive (it flushes, kills, pauses or restarts Redis)"))
+            } else if scenario.isMultiProcess && options.workerExecutable == nil {
+                skipped.append((scenario, "needs the stampede executable to start worker processes"))
             } else if scenario.needsOwnServer && options.redisURL != nil {
                 skipped.append((scenario, "needs a redis-server the suite starts itself (it restarts it or sets its memory); run without REDIS_URL"))
             } else {
@@ -50,15 +52,27 @@ package enum ChaosRunner {
 
     /// Runs one scenario and judges it.
     package static func run(_ scenario: ChaosScenario, options: ChaosOptions, logger: Logger = Logger(label: "chaos", factory: { _ in SwiftLogNoOpLogHandler() })) async throws -> ScenarioReport {
+        try await run([scenario], options: options, logger: logger)
+    }
+
+    /// Runs several faults at once (for example `client-kill` with `upstream-errors`) and judges the
+    /// result against the sum of what each fault can justify. Multi-process scenarios run alone.
+    package static func run(_ scenarios: [ChaosScenario], options: ChaosOptions, logger: Logger = Logger(label: "chaos", factory: { _ in SwiftLogNoOpLogHandler() })) async throws -> ScenarioReport {
+        guard let first = scenarios.first else { throw ChaosError("no scenario given") }
+        if scenarios.contains(where: \.isMultiProcess), scenarios.count > 1 {
+            throw ChaosError("worker-killed and leader-frozen run alone (their workers are separate processes)")
+        }
         var serverOptions = RedisServerOptions()
-        if scenario == .memoryPressure {
+        if scenarios.contains(.memoryPressure) {
             serverOptions.maxmemory = "2mb"
             serverOptions.maxmemoryPolicy = "allkeys-lru"
         }
         let server: RedisServerProcess? = options.redisURL == nil ? try await RedisServerProcess.start(serverOptions, logger: logger) : nil
         let url = options.redisURL ?? server!.url
         do {
-            let report = try await runScenario(scenario, url: url, server: server, options: options, logger: logger)
+            let report = first.isMultiProcess
+                ? try await runMultiProcess(first, url: url, options: options, logger: logger)
+                : try await runScenario(scenarios, url: url, server: server, options: options, logger: logger)
             await server?.stop()
             return report
         } catch {
@@ -80,12 +94,12 @@ package enum ChaosRunner {
         var hung: Bool
     }
 
-    private static func prompt(_ key: Int, seed: UInt64) -> ChatRequest {
+    static func prompt(_ key: Int, seed: UInt64) -> ChatRequest {
         ChatRequest(model: "chaos-model", messages: [.user("chaos question \(key) of run \(seed)")])
     }
 
-    private static func runScenario(_ scenario: ChaosScenario, url: String, server: RedisServerProcess?, options: ChaosOptions, logger: Logger) async throws -> ScenarioReport {
-        let keys = scenario == .memoryPressure ? max(options.keys, 1_500) : options.keys
+    private static func runScenario(_ scenarios: [ChaosScenario], url: String, server: RedisServerProcess?, options: ChaosOptions, logger: Logger) async throws -> ScenarioReport {
+        let keys = scenarios.contains(.memoryPressure) ? max(options.keys, 1_500) : options.keys
         let upstream = try await SimulatedLLMServer.start(baseBehaviour(options.seed))
         var httpConfiguration = HTTPClient.Configuration()
         httpConfiguration.connectionPool = .init(idleTimeout: .seconds(30), concurrentHTTP1ConnectionsPerHostSoftLimit: max(64, options.workers * options.callers * 2))
@@ -113,7 +127,13 @@ package enum ChaosRunner {
         let faultWindow = FaultWindow()
 
         let injector = Task {
-            await inject(scenario, admin: admin, server: server, upstream: upstream, started: started, duration: options.duration, window: faultWindow, logger: logger)
+            await withTaskGroup(of: Void.self) { group in
+                for scenario in scenarios {
+                    group.addTask {
+                        await inject(scenario, admin: admin, server: server, upstream: upstream, started: started, duration: options.duration, window: faultWindow, logger: logger)
+                    }
+                }
+            }
         }
         await withTaskGroup(of: Void.self) { group in
             for (workerIndex, (_, llm)) in fleet.enumerated() {
@@ -156,7 +176,7 @@ package enum ChaosRunner {
         // Committed values must be readable afterwards (unless evicted): every key answered by a
         // computation after the fault ended has an entry in Redis now.
         var unreadable: [Int] = []
-        if scenario != .memoryPressure {
+        if !scenarios.contains(.memoryPressure) {
             let computedAfterFault = Set(all.filter { $0.calledUpstream && $0.source == "computed" && $0.start > window.end }.map(\.key))
             let cache = try await fleet[0].1.cache(for: namespace)
             for key in computedAfterFault.sorted() {
@@ -175,13 +195,13 @@ package enum ChaosRunner {
         await upstream.stop()
 
         return judge(
-            scenario: scenario, records: all, calls: calls, seed: options.seed, keys: keys, window: window,
+            scenarios: scenarios, records: all, calls: calls, seed: options.seed, keys: keys, window: window,
             faultInstants: faultWindow.hits, evicted: evictedAfter - evictedBefore, probe: (probeHits, probeRequests), unreadable: unreadable,
             loadDuration: loadEnded - started
         )
     }
 
-    private static func call(_ llm: LLMCache, key: Int, seed: UInt64) async -> Record {
+    static func call(_ llm: LLMCache, key: Int, seed: UInt64) async -> Record {
         let begin = ContinuousClock.now
         do {
             let result = try await withHardTimeout(requestDeadline) { try await llm.complete(prompt(key, seed: seed)) }
@@ -208,7 +228,7 @@ package enum ChaosRunner {
         }
     }
 
-    private static func evictedKeys(_ admin: RedisClient) async throws -> Int {
+    static func evictedKeys(_ admin: RedisClient) async throws -> Int {
         let info = try await admin.send("INFO", "stats").string ?? ""
         for line in info.split(whereSeparator: \.isNewline) where line.hasPrefix("evicted_keys:") {
             return Int(line.dropFirst("evicted_keys:".count)) ?? 0

@@ -24,8 +24,8 @@ extension ChaosRunner {
             do { try await body() } catch { logger.warning("fault injection step failed", metadata: ["step": "\(what)", "error": "\(error)"]) }
         }
         switch scenario {
-        case .baseline:
-            return
+        case .baseline, .workerKilled, .leaderFrozen:
+            return  // (the multi-process scenarios inject their faults themselves)
         case .memoryPressure:
             window.set((started, started + duration))
         case .scriptFlush:
@@ -78,7 +78,16 @@ extension ChaosRunner {
 final class FaultWindow: Sendable {
     private let value = Mutex<(start: ContinuousClock.Instant, end: ContinuousClock.Instant)?>(nil)
     private let instants = Mutex<[ContinuousClock.Instant]>([])
-    func set(_ window: (start: ContinuousClock.Instant, end: ContinuousClock.Instant)) { value.withLock { $0 = window } }
+    /// Records a fault's window; with several faults, the window covers them all.
+    func set(_ window: (start: ContinuousClock.Instant, end: ContinuousClock.Instant)) {
+        value.withLock { current in
+            if let existing = current {
+                current = (min(existing.start, window.start), max(existing.end, window.end))
+            } else {
+                current = window
+            }
+        }
+    }
     var current: (start: ContinuousClock.Instant, end: ContinuousClock.Instant)? { value.withLock { $0 } }
     /// Marks the moment a connection-level fault hit (kill, restart, pause).
     func hit(_ instant: ContinuousClock.Instant = .now) { instants.withLock { $0.append(instant) } }

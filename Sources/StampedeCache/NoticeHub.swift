@@ -50,6 +50,16 @@ package actor NoticeHub {
     private struct Waiter {
         var continuation: CheckedContinuation<Wake, Never>
         var timer: Task<Void, Never>?
+        /// `done`/`fail` notices with a lower fence token are about an older computation: ignored.
+        var minimumToken: Int64
+    }
+
+    /// Whether `notice` is news for a follower waiting for a computation with at least `minimumToken`.
+    private static func concerns(_ notice: Notice, minimumToken: Int64) -> Bool {
+        switch notice {
+        case .done(let token), .failed(let token, _): return token >= minimumToken
+        case .invalidated, .generation: return true
+        }
     }
 
     private let client: RedisClient
@@ -113,11 +123,17 @@ package actor NoticeHub {
         let now = ContinuousClock.now
         recent[entry] = (notice, now)
         if recent.count > 4096 { recent = recent.filter { now - $0.value.at < Self.recentWindow } }
-        guard let waiting = waiters.removeValue(forKey: entry) else { return }
-        for waiter in waiting.values {
-            waiter.timer?.cancel()
-            waiter.continuation.resume(returning: .notice(notice))
+        guard let waiting = waiters[entry] else { return }
+        var remaining: [UInt64: Waiter] = [:]
+        for (id, waiter) in waiting {
+            if Self.concerns(notice, minimumToken: waiter.minimumToken) {
+                waiter.timer?.cancel()
+                waiter.continuation.resume(returning: .notice(notice))
+            } else {
+                remaining[id] = waiter
+            }
         }
+        waiters[entry] = remaining.isEmpty ? nil : remaining
     }
 
     private func wakeEveryone(_ wake: Wake) {
@@ -135,9 +151,10 @@ package actor NoticeHub {
         return message
     }
 
-    /// Waits for a notice about `entry` published after `since`, or until `timeout`.
-    package func wait(for entry: String, since: ContinuousClock.Instant, timeout: Duration) async -> Wake {
-        if let seen = recent[entry], seen.at >= since { return .notice(seen.notice) }
+    /// Waits for a notice about `entry` published after `since` by a computation with a fence token of
+    /// at least `minimumToken` (older `done`/`fail` notices, possibly delivered late, are ignored), or until `timeout`.
+    package func wait(for entry: String, since: ContinuousClock.Instant, minimumToken: Int64 = 0, timeout: Duration) async -> Wake {
+        if let seen = recent[entry], seen.at >= since, Self.concerns(seen.notice, minimumToken: minimumToken) { return .notice(seen.notice) }
         nextID += 1
         let id = nextID
         return await withCheckedContinuation { continuation in
@@ -145,7 +162,7 @@ package actor NoticeHub {
                 try? await Task.sleep(for: timeout)
                 await self?.expire(entry: entry, id: id)
             }
-            waiters[entry, default: [:]][id] = Waiter(continuation: continuation, timer: timer)
+            waiters[entry, default: [:]][id] = Waiter(continuation: continuation, timer: timer, minimumToken: minimumToken)
         }
     }
 

@@ -347,7 +347,8 @@ public final class StampedeCache: Sendable {
                     return try await lead(key: key, entry: entry, token: token, options: options, fallback: stored, compute: compute)
                 }
                 waitedForOther = true
-                if let served = try await follow(key: key, entry: entry, since: since, started: started, lockRemaining: lockRemaining, fallback: fallback) {
+                // Wait for a computation newer than the value we hold (a late notice of its own commit is not news).
+                if let served = try await follow(key: key, entry: entry, since: since, started: started, lockRemaining: lockRemaining, fallback: fallback, minimumToken: stored.fence + 1) {
                     return served
                 }
             case .leader(let token, _):
@@ -357,9 +358,9 @@ public final class StampedeCache: Sendable {
                     logger.notice("took over an expired lock", metadata: ["key": "\(key)"])
                 }
                 return try await lead(key: key, entry: entry, token: token, options: options, fallback: fallback, compute: compute)
-            case .wait(_, let lockRemaining, _):
+            case .wait(let holder, let lockRemaining, _):
                 waitedForOther = true
-                if let served = try await follow(key: key, entry: entry, since: since, started: started, lockRemaining: lockRemaining, fallback: fallback) {
+                if let served = try await follow(key: key, entry: entry, since: since, started: started, lockRemaining: lockRemaining, fallback: fallback, minimumToken: holder) {
                     return served
                 }
             }
@@ -383,7 +384,7 @@ public final class StampedeCache: Sendable {
     /// Waits as a follower. Returns an outcome to serve, or `nil` to re-check with get-or-lock.
     private func follow(
         key: String, entry: EntryKeys, since: ContinuousClock.Instant, started: ContinuousClock.Instant,
-        lockRemaining: Duration, fallback: StoredEntry?
+        lockRemaining: Duration, fallback: StoredEntry?, minimumToken: Int64
     ) async throws -> Outcome? {
         let waited = ContinuousClock.now - started
         let maxWait = policy.effectiveMaxWait
@@ -403,7 +404,7 @@ public final class StampedeCache: Sendable {
         // Wake on the notice; else re-check when the holder's lock would have expired, or at the fallback interval.
         let timeout = min(policy.followerRecheckInterval, lockRemaining + .milliseconds(15), maxWait - waited)
         let waitStart = ContinuousClock.now
-        let wake = await hub.wait(for: entry.id, since: since, timeout: max(timeout, .milliseconds(1)))
+        let wake = await hub.wait(for: entry.id, since: since, minimumToken: minimumToken, timeout: max(timeout, .milliseconds(1)))
         metrics.waitTime.recordNanoseconds((ContinuousClock.now - waitStart).nanosecondsClamped)
         switch wake {
         case .notice(.failed(_, let message)):

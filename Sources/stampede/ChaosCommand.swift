@@ -17,7 +17,7 @@ struct ChaosCommand: AsyncParsableCommand {
 
     @Option(name: .customLong("redis-url"), help: "Redis to run against (default: $REDIS_URL, else a private redis-server per scenario).")
     var redisURL: String?
-    @Option(help: "Comma-separated scenarios (default: all). Known: \(ChaosScenario.allCases.map(\.rawValue).joined(separator: ", ")).")
+    @Option(help: "Comma-separated scenarios, each alone; join faults with + to combine them (default: every scenario alone). Known: \(ChaosScenario.allCases.map(\.rawValue).joined(separator: ", ")).")
     var scenarios: String?
     @Flag(help: "The bounded size CI runs (the defaults below are already that size).")
     var smoke = false
@@ -47,25 +47,62 @@ struct ChaosCommand: AsyncParsableCommand {
         options.seed = seed
         options.redisURL = redisURL ?? ProcessInfo.processInfo.environment["REDIS_URL"].flatMap { $0.isEmpty ? nil : $0 }
         options.allowDestructive = allowDestructive || options.redisURL == nil  // private servers are ours to break
-        var chosen = ChaosScenario.allCases
+        options.workerExecutable = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL.path
+        if !FileManager.default.isExecutableFile(atPath: options.workerExecutable!), let path = Bundle.main.executablePath {
+            options.workerExecutable = path
+        }
+        // "a,b+c" runs a, then b and c together.
+        var groups: [[ChaosScenario]] = ChaosScenario.allCases.map { [$0] }
         if let scenarios {
-            chosen = try scenarios.split(separator: ",").map { name in
-                guard let scenario = ChaosScenario(rawValue: name.trimmingCharacters(in: .whitespaces)) else {
-                    throw ValidationError("unknown scenario '\(name)'; known: \(ChaosScenario.allCases.map(\.rawValue).joined(separator: ", "))")
+            groups = try scenarios.split(separator: ",").map { group in
+                try group.split(separator: "+").map { name in
+                    guard let scenario = ChaosScenario(rawValue: name.trimmingCharacters(in: .whitespaces)) else {
+                        throw ValidationError("unknown scenario '\(name)'; known: \(ChaosScenario.allCases.map(\.rawValue).joined(separator: ", "))")
+                    }
+                    return scenario
                 }
-                return scenario
             }
         }
-        let plan = ChaosRunner.plan(chosen, options: options)
-        for (scenario, reason) in plan.skipped { Console.note("skipping \(scenario.rawValue): \(reason)") }
         var reports: [ScenarioReport] = []
-        for scenario in plan.run {
-            Console.note("running \(scenario.rawValue): \(scenario.summary) ...")
-            let report = try await ChaosRunner.run(scenario, options: options)
+        for group in groups {
+            let plan = ChaosRunner.plan(group, options: options)
+            if let (scenario, reason) = plan.skipped.first {
+                Console.note("skipping \(group.map(\.rawValue).joined(separator: "+")): \(scenario.rawValue) is \(reason)")
+                continue
+            }
+            Console.note("running \(group.map(\.rawValue).joined(separator: "+")): \(group.map(\.summary).joined(separator: "; ")) ...")
+            let report = try await ChaosRunner.run(group, options: options)
             Console.note("  \(report.passed ? "PASS" : "FAIL"): \(report.requests) requests, \(report.upstreamCalls) upstream calls, \(report.extraCalls) extra (allowed \(report.extraAllowed))")
             reports.append(report)
         }
         print(json ? ChaosReportFormat.json(reports) : ChaosReportFormat.table(reports))
         if !reports.allSatisfy(\.passed) { throw ExitCode.failure }
+    }
+}
+
+/// `stampede chaos-worker`: one worker process of a multi-process chaos scenario (started by `stampede chaos`).
+struct ChaosWorkerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "chaos-worker",
+        abstract: "Run one chaos worker process (used by `stampede chaos` and ChaosTests); prints a JSON summary when its load ends.",
+        shouldDisplay: false
+    )
+
+    @Option(name: .customLong("redis-url")) var redisURL: String
+    @Option(name: .customLong("upstream-url")) var upstreamURL: String
+    @Option var namespace: String
+    @Option(name: .customLong("worker-id")) var workerID: String
+    @Option var callers: Int = 6
+    @Option var keys: Int = 20
+    @Option var zipf: Double = 1.1
+    @Option var seed: UInt64 = 7
+    @Option(name: .customLong("duration-ms")) var durationMs: Int = 4_000
+
+    func run() async throws {
+        let summary = try await ChaosRunner.runWorker(
+            redisURL: redisURL, upstreamURL: upstreamURL, namespace: namespace, workerID: workerID, callers: callers,
+            keys: keys, zipf: zipf, seed: seed, duration: .milliseconds(durationMs)
+        )
+        print(String(decoding: try JSONEncoder().encode(summary), as: UTF8.self))
     }
 }

@@ -5,7 +5,7 @@ struct Stampede: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "stampede",
         abstract: "StampedeCache: a Redis-backed cache where exactly one worker in the fleet computes each missing value.",
-        subcommands: [DemoCommand.self, AskCommand.self, StatsCommand.self, InvalidateCommand.self, ConfigCommand.self, ChaosCommand.self, Bench.self, CacheCommand.self]
+        subcommands: [DemoCommand.self, AskCommand.self, StatsCommand.self, InvalidateCommand.self, ConfigCommand.self, ChaosCommand.self, ChaosWorkerCommand.self, Bench.self, CacheCommand.self]
     )
 }
 

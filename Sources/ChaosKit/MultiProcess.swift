@@ -1,0 +1,156 @@
+import Foundation
+import LLMCache
+import Logging
+import RedisClient
+import SimulatedLLM
+import StampedeCache
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension ChaosRunner {
+    /// Workers as OS processes; one that is computing gets killed (SIGKILL) or frozen (SIGSTOP) past its lock TTL.
+    static func runMultiProcess(_ scenario: ChaosScenario, url: String, options: ChaosOptions, logger: Logger) async throws -> ScenarioReport {
+        guard let executable = options.workerExecutable else { throw ChaosError("no worker executable") }
+        // Slow, fixed upstream latency, so a worker is caught mid-computation.
+        let upstream = try await SimulatedLLMServer.start(.init(latency: .fixed(.milliseconds(400)), seed: options.seed))
+        let namespace = "chaos\(UInt32.random(in: 0..<UInt32.max))"
+        let keys = 20
+        let workerCount = 3
+        let duration = max(options.duration, .seconds(4))
+        var children: [WorkerChild] = []
+        for index in 0..<workerCount {
+            children.append(try WorkerChild(executable: executable, arguments: [
+                "chaos-worker", "--redis-url", url, "--upstream-url", upstream.baseURL, "--namespace", namespace,
+                "--worker-id", "worker-\(index)", "--callers", "6", "--keys", "\(keys)", "--seed", "\(options.seed)",
+                "--duration-ms", "\(Int(duration.milliseconds))",
+            ], id: "worker-\(index)"))
+        }
+        let started = ContinuousClock.now
+        try? await Task.sleep(until: started + duration * 0.3, clock: .continuous)
+
+        // Find a worker with an upstream call in flight: it holds that key's lock.
+        var victim: WorkerChild?
+        var victimCalls: [RecordedCall] = []
+        let searchEnd = ContinuousClock.now + .seconds(3)
+        while victim == nil, ContinuousClock.now < searchEnd {
+            let now = ContinuousClock.now
+            let inFlight = upstream.calls.filter { $0.status == 0 && now - $0.receivedAt < .milliseconds(300) && $0.worker != nil }
+            if let first = inFlight.first, let child = children.first(where: { $0.id == first.worker }) {
+                victim = child
+                victimCalls = inFlight.filter { $0.worker == child.id }
+            } else {
+                try? await Task.sleep(for: .milliseconds(20))
+            }
+        }
+        guard let victim else { throw ChaosError("no worker was caught computing within 3 s") }
+        let faultAt = ContinuousClock.now
+        var readBack: [(key: Int, token: Int64, fence: Int64?)] = []
+        if scenario == .workerKilled {
+            kill(victim.pid, SIGKILL)
+        } else {
+            kill(victim.pid, SIGSTOP)
+            try? await Task.sleep(for: lockTTL + .milliseconds(500))
+            kill(victim.pid, SIGCONT)
+            // Give the zombie time to try its late commit, then read the entries back.
+            try? await Task.sleep(for: .milliseconds(300))
+            let reader = try RedisClient(url: url, logger: logger)
+            let cache = try await StampedeCache(redis: reader, namespace: namespace, policy: policy, logger: logger)
+            for call in victimCalls {
+                guard let key = Int(call.lastUserMessage.split(separator: " ").dropFirst(2).first ?? ""), let token = call.fenceToken.flatMap({ Int64($0) }) else { continue }
+                let entry = try await cache.entryKeys(for: prompt(key, seed: options.seed).cacheKey().cacheKey)
+                let blob = try? await reader.get(entry.value)
+                readBack.append((key, token, blob.flatMap { StoredEntry(blob: $0, now: 0, staleUntil: nil)?.fence }))
+            }
+            await cache.close()
+            await reader.close()
+        }
+        var summaries: [WorkerSummary] = []
+        var killed = 0
+        for child in children {
+            if let summary = await child.finish() { summaries.append(summary) } else { killed += 1 }
+        }
+
+        // Recovery probe from a fresh, in-process worker.
+        let probeClient = try RedisClient(url: url, logger: logger)
+        let probeLLM = try await LLMCache(redis: probeClient, upstream: OpenAIClient(configuration: OpenAIConfiguration(baseURL: upstream.baseURL, apiKey: "chaos", maxRetries: 0, workerID: "probe"), logger: logger), configuration: LLMCacheConfiguration(namespace: namespace, policy: policy), logger: logger)
+        var probeHits = 0
+        var probeRequests = 0
+        for _ in 0..<3 {
+            for key in 0..<10 {
+                let record = await call(probeLLM, key: key, seed: options.seed)
+                probeRequests += 1
+                if record.source != nil, !record.calledUpstream, record.source != "received_from_other_worker" { probeHits += 1 }
+            }
+        }
+        await probeLLM.close()
+        await probeClient.close()
+        let calls = upstream.calls
+        await upstream.stop()
+
+        return judgeMultiProcess(
+            scenario: scenario, calls: calls, summaries: summaries, killed: killed, victimCalls: victimCalls,
+            readBack: readBack, faultAt: faultAt, probe: (probeHits, probeRequests)
+        )
+    }
+
+    static func judgeMultiProcess(
+        scenario: ChaosScenario, calls: [RecordedCall], summaries: [WorkerSummary], killed: Int, victimCalls: [RecordedCall],
+        readBack: [(key: Int, token: Int64, fence: Int64?)], faultAt: ContinuousClock.Instant, probe: (hits: Int, requests: Int)
+    ) -> ScenarioReport {
+        let extra = extraCalls(calls)
+        let holders = victimCalls.count
+        var verdicts: [InvariantVerdict] = []
+        verdicts.append(InvariantVerdict(
+            name: "upstream_calls_within_budget", status: extra <= holders ? .pass : .fail,
+            detail: "\(calls.count) upstream calls, \(extra) made while an earlier answer was still fresh; allowed \(holders) (one per lock the \(scenario == .workerKilled ? "killed" : "frozen") worker held)"
+        ))
+        let hung = summaries.map(\.hung).reduce(0, +)
+        verdicts.append(InvariantVerdict(
+            name: "every_request_ends_in_time", status: hung == 0 && summaries.count == (scenario == .workerKilled ? 2 : 3) ? .pass : .fail,
+            detail: "\(summaries.count) workers reported, \(killed) killed; \(hung) requests still running at the \(Int(requestDeadline.milliseconds)) ms deadline"
+        ))
+        let tooOld = summaries.map(\.tooOld).reduce(0, +)
+        verdicts.append(InvariantVerdict(name: "no_value_beyond_stale_until", status: tooOld == 0 ? .pass : .fail, detail: "\(tooOld) answers older than fresh+stale by the server clock"))
+        verdicts.append(InvariantVerdict(name: "committed_values_readable", status: .skipped, detail: "checked by the in-process scenarios"))
+        let rate = probe.requests == 0 ? 0 : Double(probe.hits) / Double(probe.requests)
+        verdicts.append(InvariantVerdict(name: "recovers_to_99pct_hits", status: rate >= 0.99 ? .pass : .fail, detail: "\(probe.hits)/\(probe.requests) hits on the 10 most popular prompts afterwards"))
+        if scenario == .leaderFrozen {
+            let overwritten = readBack.filter { $0.fence == $0.token }.count
+            let rejected = summaries.map(\.rejectedCommits).reduce(0, +)
+            verdicts.append(InvariantVerdict(
+                name: "no_stale_fence_write", status: overwritten == 0 ? .pass : .fail,
+                detail: "the frozen worker held \(readBack.count) lock(s); entries read back after it resumed: \(overwritten) carry its stale token; fencing rejected \(rejected) late commit(s) in the fleet"
+            ))
+        } else {
+            verdicts.append(InvariantVerdict(name: "no_stale_fence_write", status: .skipped, detail: "a killed worker writes nothing; see leader-frozen"))
+        }
+        return ScenarioReport(
+            name: scenario.rawValue, fault: scenario.summary, requests: summaries.map(\.requests).reduce(0, +), upstreamCalls: calls.count,
+            extraCalls: extra, extraAllowed: holders, extraReason: "each lock held by the \(scenario == .workerKilled ? "killed" : "frozen") worker (\(holders)) is taken over once after its TTL",
+            errors: summaries.reduce(into: [String: Int]()) { total, summary in total.merge(summary.errorKinds, uniquingKeysWith: +) },
+            maxLatencyMs: summaries.map(\.maxLatencyMs).max() ?? 0, p99LatencyMs: summaries.map(\.p99LatencyMs).max() ?? 0,
+            sources: [:], invariants: verdicts
+        )
+    }
+
+    /// Calls for a key made while an earlier successful call's answer could still have been fresh.
+    static func extraCalls(_ calls: [RecordedCall]) -> Int {
+        var extra = 0
+        let byKey = Dictionary(grouping: calls, by: { $0.lastUserMessage })
+        for (_, keyCalls) in byKey {
+            var lastSuccess: ContinuousClock.Instant?
+            for call in keyCalls.sorted(by: { $0.receivedAt < $1.receivedAt }) {
+                if let lastSuccess, call.receivedAt < lastSuccess + freshFor { extra += 1 }
+                if call.status == 200 { lastSuccess = call.receivedAt }
+            }
+        }
+        return extra
+    }
+}
+
+/// A chaos run could not be set up.
+struct ChaosError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
