@@ -1,6 +1,6 @@
 import AsyncHTTPClient
 import Foundation
-package import LLMCache
+import LLMCache
 package import Logging
 import NIOCore
 import RedisClient
@@ -151,7 +151,6 @@ package enum ChaosRunner {
             }
         }
         await injector.value
-        let loadEnded = ContinuousClock.now
 
         // Recovery probe: the fleet asks for the 10 most popular prompts again; nearly all must be hits.
         try? await Task.sleep(for: .milliseconds(300))
@@ -195,9 +194,8 @@ package enum ChaosRunner {
         await upstream.stop()
 
         return judge(
-            scenarios: scenarios, records: all, calls: calls, seed: options.seed, keys: keys, window: window,
-            faultInstants: faultWindow.hits, evicted: evictedAfter - evictedBefore, probe: (probeHits, probeRequests), unreadable: unreadable,
-            loadDuration: loadEnded - started
+            scenarios: scenarios, records: all, calls: calls,
+            faultInstants: faultWindow.hits, evicted: evictedAfter - evictedBefore, probe: (probeHits, probeRequests), unreadable: unreadable
         )
     }
 

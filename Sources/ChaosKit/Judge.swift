@@ -2,7 +2,7 @@ import Foundation
 import SimulatedLLM
 
 extension ChaosRunner {
-    private static func keyOf(_ prompt: String) -> Int? {
+    static func keyOf(_ prompt: String) -> Int? {
         // "chaos question <key> of run <seed>"
         let parts = prompt.split(separator: " ")
         guard parts.count >= 3, parts[0] == "chaos", parts[1] == "question" else { return nil }
@@ -11,25 +11,17 @@ extension ChaosRunner {
 
     /// Checks the invariants from the callers' records and the upstream's own record of every call.
     static func judge(
-        scenarios: [ChaosScenario], records: [RecordView], calls: [RecordedCall], seed: UInt64, keys: Int,
-        window: (start: ContinuousClock.Instant, end: ContinuousClock.Instant), faultInstants: [ContinuousClock.Instant], evicted: Int, probe: (hits: Int, requests: Int),
-        unreadable: [Int], loadDuration: Duration
+        scenarios: [ChaosScenario], records: [RecordView], calls: [RecordedCall],
+        faultInstants: [ContinuousClock.Instant], evicted: Int, probe: (hits: Int, requests: Int), unreadable: [Int]
     ) -> ScenarioReport {
         // Extra calls: a call for a key made before an earlier successful call's answer could have
         // stopped being fresh (that answer was committed no earlier than the call arrived).
-        var extra = 0
-        var inFlightAtFault = 0
-        for (_, keyCalls) in Dictionary(grouping: calls.compactMap { call in keyOf(call.lastUserMessage).map { ($0, call) } }, by: \.0) {
-            var lastSuccess: ContinuousClock.Instant?
-            for (_, call) in keyCalls.sorted(by: { $0.1.receivedAt < $1.1.receivedAt }) {
-                if let lastSuccess, call.receivedAt < lastSuccess + freshFor { extra += 1 }
-                if call.status == 200 { lastSuccess = call.receivedAt }
-                // In flight when a connection-level fault hit: its commit or notice may be lost.
-                // (The simulated upstream answers in 30 ms p50 / 150 ms p99: a call that arrived more than
-                // 500 ms before the fault has been answered and committed.)
-                if faultInstants.contains(where: { call.receivedAt >= $0 - .milliseconds(500) && call.receivedAt <= $0 }) { inFlightAtFault += 1 }
-            }
-        }
+        let extra = extraCalls(calls)
+        // (The simulated upstream answers in 30 ms p50 / 150 ms p99: a call that arrived more than
+        // 500 ms before a connection-level fault has been answered and committed.)
+        let inFlightAtFault = calls.filter { call in
+            faultInstants.contains { call.receivedAt >= $0 - .milliseconds(500) && call.receivedAt <= $0 }
+        }.count
         let failOpen = records.filter { $0.source == "uncached_redis_unavailable" }.count
         let distinctKeys = Set(calls.compactMap { keyOf($0.lastUserMessage) }).count
         // What the faults can justify, added up over the faults of the run.

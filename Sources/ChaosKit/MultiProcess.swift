@@ -57,7 +57,7 @@ extension ChaosRunner {
             let reader = try RedisClient(url: url, logger: logger)
             let cache = try await StampedeCache(redis: reader, namespace: namespace, policy: policy, logger: logger)
             for call in victimCalls {
-                guard let key = Int(call.lastUserMessage.split(separator: " ").dropFirst(2).first ?? ""), let token = call.fenceToken.flatMap({ Int64($0) }) else { continue }
+                guard let key = keyOf(call.lastUserMessage), let token = call.fenceToken.flatMap({ Int64($0) }) else { continue }
                 let entry = try await cache.entryKeys(for: prompt(key, seed: options.seed).cacheKey().cacheKey)
                 let blob = try? await reader.get(entry.value)
                 readBack.append((key, token, blob.flatMap { StoredEntry(blob: $0, now: 0, staleUntil: nil)?.fence }))

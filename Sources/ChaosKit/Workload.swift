@@ -1,8 +1,10 @@
 /// SplitMix64: small, fast and seedable, so a run is reproducible from its seed.
-struct SplitMix64: RandomNumberGenerator {
+package struct SplitMix64: RandomNumberGenerator {
     private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
+    /// A generator from `seed`.
+    package init(seed: UInt64) { state = seed }
+    /// The next 64 random bits.
+    package mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
@@ -12,10 +14,11 @@ struct SplitMix64: RandomNumberGenerator {
 }
 
 /// Zipf-distributed indices 0..<count (0 is the most popular).
-struct Zipf: Sendable {
+package struct Zipf: Sendable {
     private let cumulative: [Double]
 
-    init(count: Int, exponent: Double) {
+    /// A distribution over `count` indices with exponent `exponent`.
+    package init(count: Int, exponent: Double) {
         var weights = (1...max(1, count)).map { 1 / pow(Double($0), exponent) }
         let total = weights.reduce(0, +)
         var running = 0.0
@@ -26,7 +29,8 @@ struct Zipf: Sendable {
         cumulative = weights
     }
 
-    func sample(_ generator: inout some RandomNumberGenerator) -> Int {
+    /// One index.
+    package func sample(_ generator: inout some RandomNumberGenerator) -> Int {
         let draw = Double.random(in: 0..<1, using: &generator)
         var low = 0
         var high = cumulative.count - 1
