@@ -1,6 +1,6 @@
 import AsyncHTTPClient
 import Foundation
-package import LLMCache
+import LLMCache
 package import Logging
 import RedisClient
 import SimulatedLLM
