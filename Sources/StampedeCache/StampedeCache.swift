@@ -247,7 +247,7 @@ public final class StampedeCache: Sendable {
         compute: @escaping @Sendable () async throws -> ByteBuffer
     ) async throws -> Outcome {
         let entry = try keySpace.entry(key, generation: await currentGeneration())
-        hits.record(entry)
+        if policy.hot.ttl > .zero { hits.record(entry) }  // nothing would ever flush them otherwise
         var flightKey = options.maxStale.map { "\(entry.id)#\($0.wholeMilliseconds)" } ?? entry.id
         if options.forceRefresh { flightKey += "#force" }
         if options.noStore { flightKey += "#nostore" }

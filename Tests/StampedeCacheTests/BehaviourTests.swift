@@ -264,3 +264,18 @@ struct BehaviourTests {
         }
     }
 }
+
+@Suite("hit counting")
+struct HitCountingTests {
+    @Test("with hot keys off (hot.ttl 0) no hits are kept in memory, so nothing grows without a flusher")
+    func noHitsWithoutHotKeys() async throws {
+        try await withPrivateRedis { server in
+            var policy = testPolicy()
+            policy.hot.ttl = .zero
+            let worker = try await Worker.start(server.url, namespace: uniqueNamespace(), policy: policy)
+            for index in 0..<50 { _ = try await worker.cache.value(for: "k\(index)") { [1] } }
+            #expect(worker.cache.hits.drain().isEmpty)
+            await worker.stop()
+        }
+    }
+}
