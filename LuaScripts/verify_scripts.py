@@ -390,7 +390,8 @@ def run(c, sub):
     check(r2[4] == 0 and r2[5] == 0 and r2[6] > 0, "second forced caller sees the lease held")
     r3 = gol("ef")
     shape(r3, "fresh", FRESH)
-    check(True, "unforced callers still get the fresh value meanwhile")
+    check(r3[1].endswith(b"\ncached") and c.call("GET", L("ef")) == str(r[5]).encode(),
+          "unforced callers still get the fresh value meanwhile, and the forced lease stays held")
     r4 = c.call_err("EVALSHA", sha["get_or_lock"], 3, V("ef"), L("ef"), F("ef"), 5000, RET, "0", "0.5", "2")
     check(isinstance(r4, RedisErr) and "ARGV[5]" in str(r4), "bad force flag rejected")
     c.call("DEL", *keys("ef"))
