@@ -21,6 +21,25 @@ struct ChaosScenarioTests {
         if !report.passed { print(ChaosReportFormat.table([report])) }
     }
 
+    @Test(
+        "invariants hold with every worker a separate OS process",
+        arguments: ChaosScenario.allCases.filter { !$0.isMultiProcess }
+    )
+    func scenarioWithWorkerProcesses(_ scenario: ChaosScenario) async throws {
+        var options = ChaosOptions.smoke
+        options.allowDestructive = true
+        options.processes = true
+        options.workerExecutable = try stampedeBinary()
+        let report = try await ChaosRunner.run(scenario, options: options)
+        #expect(report.fleet == "\(options.workers) worker processes")
+        #expect(report.requests > 100, "the worker processes must actually run: \(report.requests) requests")
+        #expect(report.upstreamCalls > 0)
+        for verdict in report.invariants {
+            #expect(verdict.status != .fail, "\(scenario.rawValue) (processes): \(verdict.name): \(verdict.detail)")
+        }
+        if !report.passed { print(ChaosReportFormat.table([report])) }
+    }
+
     @Test("combined faults: the budget is the sum of what each fault justifies", arguments: [
         [ChaosScenario.clientKill, .upstreamErrors],
         [.scriptFlush, .lostNotices, .upstreamHangs],
@@ -44,6 +63,8 @@ struct ChaosScenarioTests {
         var noExecutable = ChaosOptions()
         noExecutable.allowDestructive = true
         #expect(ChaosRunner.plan([.workerKilled, .leaderFrozen], options: noExecutable).run.isEmpty)
+        noExecutable.processes = true
+        #expect(ChaosRunner.plan([.baseline], options: noExecutable).run.isEmpty, "worker processes need the executable")
         var external = ChaosOptions()
         external.redisURL = "redis://example:6379"
         external.allowDestructive = true

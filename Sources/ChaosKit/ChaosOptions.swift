@@ -75,6 +75,9 @@ package struct ChaosOptions: Sendable {
     package var allowDestructive = false
     /// The `stampede` executable, for the scenarios whose workers are OS processes.
     package var workerExecutable: String?
+    /// Run every scenario's workers as separate OS processes (`stampede chaos-worker`) instead of
+    /// tasks of this process. `worker-killed` and `leader-frozen` always use processes.
+    package var processes = false
 
     /// The bounded size CI runs (about 5 s a scenario).
     package static var smoke: ChaosOptions { ChaosOptions() }

@@ -40,13 +40,15 @@ package struct ScenarioReport: Sendable, Codable {
     package var sources: [String: Int]
     /// Every invariant.
     package var invariants: [InvariantVerdict]
+    /// How the fleet was made up, e.g. "8 worker processes".
+    package var fleet: String = ""
 
     /// The JSON object of the report.
     package var jsonObject: [String: Any] {
         var object: [String: Any] = [
             "name": name, "fault": fault, "passed": passed, "requests": requests, "upstream_calls": upstreamCalls,
             "extra_calls": extraCalls, "extra_allowed": extraAllowed, "extra_reason": extraReason, "errors": errors,
-            "max_latency_ms": maxLatencyMs, "p99_latency_ms": p99LatencyMs, "sources": sources,
+            "max_latency_ms": maxLatencyMs, "p99_latency_ms": p99LatencyMs, "sources": sources, "fleet": fleet,
         ]
         for verdict in invariants { object[verdict.name] = ["status": verdict.status.rawValue, "detail": verdict.detail] }
         return object
@@ -67,7 +69,7 @@ package enum ChaosReportFormat {
         }
         lines.append("")
         for report in reports {
-            lines.append("\(report.name) (\(report.fault)): extra calls allowed because \(report.extraReason)")
+            lines.append("\(report.name) (\(report.fault); \(report.fleet.isEmpty ? "" : report.fleet + ", ")\(report.requests) requests): extra calls allowed because \(report.extraReason)")
             for verdict in report.invariants {
                 lines.append("  \(verdict.status.rawValue.uppercased().padding(toLength: 8, withPad: " ", startingAt: 0)) \(verdict.name): \(verdict.detail)")
             }

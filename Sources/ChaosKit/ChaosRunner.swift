@@ -39,7 +39,7 @@ package enum ChaosRunner {
         for scenario in scenarios {
             if scenario.isDestructive && !options.allowDestructive {
                 skipped.append((scenario, "destructive: pass --allow-destructive (it flushes, kills, pauses or restarts Redis)"))
-            } else if scenario.isMultiProcess && options.workerExecutable == nil {
+            } else if (scenario.isMultiProcess || options.processes) && options.workerExecutable == nil {
                 skipped.append((scenario, "needs the stampede executable to start worker processes"))
             } else if scenario.needsOwnServer && options.redisURL != nil {
                 skipped.append((scenario, "needs a redis-server the suite starts itself (it restarts it or sets its memory); run without REDIS_URL"))
@@ -105,26 +105,43 @@ package enum ChaosRunner {
         httpConfiguration.connectionPool = .init(idleTimeout: .seconds(30), concurrentHTTP1ConnectionsPerHostSoftLimit: max(64, options.workers * options.callers * 2))
         let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: httpConfiguration)
         let namespace = "chaos\(UInt32.random(in: 0..<UInt32.max))"
-        var fleet: [(RedisClient, LLMCache)] = []
-        for index in 0..<options.workers {
+        func makeWorker(_ name: String) async throws -> (RedisClient, LLMCache) {
             var configuration = try RedisConfiguration(url: url)
             configuration.commandTimeout = commandTimeout
-            configuration.clientName = "chaos-worker-\(index)"
+            configuration.clientName = "chaos-\(name)"
             configuration.poolSize = 1
             configuration.reconnectBackoff = .init(initial: .milliseconds(10), maximum: .milliseconds(200))
             let client = try RedisClient(configuration: configuration, logger: logger)
-            let openAI = OpenAIClient(configuration: OpenAIConfiguration(baseURL: upstream.baseURL, apiKey: "chaos", maxRetries: 0, workerID: "worker-\(index)"), httpClient: http, logger: logger)
+            let openAI = OpenAIClient(configuration: OpenAIConfiguration(baseURL: upstream.baseURL, apiKey: "chaos", maxRetries: 0, workerID: name), httpClient: http, logger: logger)
             let llm = try await LLMCache(redis: client, upstream: openAI, configuration: LLMCacheConfiguration(namespace: namespace, policy: policy), logger: logger)
-            fleet.append((client, llm))
+            return (client, llm)
+        }
+        // In-process workers run now; worker processes are started below and their records read back.
+        var fleet: [(RedisClient, LLMCache)] = []
+        if !options.processes {
+            for index in 0..<options.workers { fleet.append(try await makeWorker("worker-\(index)")) }
         }
         let admin = try RedisClient(url: url, clientName: "chaos-admin", logger: logger)
         let evictedBefore = try await evictedKeys(admin)
 
         let records = RecordLog()
         let zipf = Zipf(count: keys, exponent: options.zipf)
+        let faultWindow = FaultWindow()
+        var children: [WorkerChild] = []
+        let recordsDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("stampede-chaos-\(namespace)")
+        if options.processes {
+            guard let executable = options.workerExecutable else { throw ChaosError("--processes needs the stampede executable") }
+            try FileManager.default.createDirectory(at: recordsDirectory, withIntermediateDirectories: true)
+            for index in 0..<options.workers {
+                children.append(try WorkerChild(
+                    executable: executable, redisURL: url, upstreamURL: upstream.baseURL, namespace: namespace, index: index,
+                    callers: options.callers, keys: keys, zipf: options.zipf, seed: options.seed, duration: options.duration,
+                    recordsPath: recordsDirectory.appendingPathComponent("worker-\(index).tsv").path
+                ))
+            }
+        }
         let started = ContinuousClock.now
         let end = started + options.duration
-        let faultWindow = FaultWindow()
 
         let injector = Task {
             await withTaskGroup(of: Void.self) { group in
@@ -135,16 +152,30 @@ package enum ChaosRunner {
                 }
             }
         }
-        await withTaskGroup(of: Void.self) { group in
-            for (workerIndex, (_, llm)) in fleet.enumerated() {
-                for caller in 0..<options.callers {
-                    group.addTask {
-                        var generator = SplitMix64(seed: options.seed &+ UInt64(workerIndex * 1_000 + caller) &* 0x9E37_79B9)
-                        while ContinuousClock.now < end {
-                            let key = zipf.sample(&generator)
-                            let record = await call(llm, key: key, seed: options.seed)
-                            records.append(record)
-                            try? await Task.sleep(for: .milliseconds(Int.random(in: 0...10, using: &generator)))
+        var crashedWorkers: [String] = []
+        var rejectedCommits = 0
+        if options.processes {
+            for child in children {
+                if let summary = await child.finish(), let epoch = summary.epoch {
+                    records.append(contentsOf: WorkerChild.records(at: recordsDirectory.appendingPathComponent("\(child.id).tsv").path, epoch: epoch))
+                    rejectedCommits += summary.rejectedCommits
+                } else {
+                    crashedWorkers.append(child.id)
+                }
+            }
+            try? FileManager.default.removeItem(at: recordsDirectory)
+        } else {
+            await withTaskGroup(of: Void.self) { group in
+                for (workerIndex, (_, llm)) in fleet.enumerated() {
+                    for caller in 0..<options.callers {
+                        group.addTask {
+                            var generator = SplitMix64(seed: options.seed &+ UInt64(workerIndex * 1_000 + caller) &* 0x9E37_79B9)
+                            while ContinuousClock.now < end {
+                                let key = zipf.sample(&generator)
+                                let record = await call(llm, key: key, seed: options.seed)
+                                records.append(record)
+                                try? await Task.sleep(for: .milliseconds(Int.random(in: 0...10, using: &generator)))
+                            }
                         }
                     }
                 }
@@ -152,7 +183,9 @@ package enum ChaosRunner {
         }
         await injector.value
 
-        // Recovery probe: the fleet asks for the 10 most popular prompts again; nearly all must be hits.
+        // Recovery probe: the fleet (or, with worker processes, a fresh worker) asks for the 10 most
+        // popular prompts again; nearly all must be hits.
+        if fleet.isEmpty { fleet.append(try await makeWorker("probe")) }
         try? await Task.sleep(for: .milliseconds(300))
         var probeHits = 0
         var probeRequests = 0
@@ -177,12 +210,7 @@ package enum ChaosRunner {
         var unreadable: [Int] = []
         if !scenarios.contains(.memoryPressure) {
             let computedAfterFault = Set(all.filter { $0.calledUpstream && $0.source == "computed" && $0.start > window.end }.map(\.key))
-            let cache = try await fleet[0].1.cache(for: namespace)
-            for key in computedAfterFault.sorted() {
-                let cacheKey = prompt(key, seed: options.seed).cacheKey().cacheKey
-                let entry = try await cache.entryKeys(for: cacheKey)
-                if (try? await admin.send("EXISTS", RedisArgument(entry.value)).int) != 1 { unreadable.append(key) }
-            }
+            unreadable = try await unreadableKeys(computedAfterFault, cache: fleet[0].1.cache(for: namespace), admin: admin, seed: options.seed)
         }
 
         for (client, llm) in fleet {
@@ -195,8 +223,19 @@ package enum ChaosRunner {
 
         return judge(
             scenarios: scenarios, records: all, calls: calls,
-            faultInstants: faultWindow.hits, evicted: evictedAfter - evictedBefore, probe: (probeHits, probeRequests), unreadable: unreadable
+            faultInstants: faultWindow.hits, evicted: evictedAfter - evictedBefore, probe: (probeHits, probeRequests), unreadable: unreadable,
+            workers: options.processes ? .processes(count: options.workers, crashed: crashedWorkers, rejectedCommits: rejectedCommits) : .inProcess(count: options.workers)
         )
+    }
+
+    /// The keys in `keys` whose entries are not in Redis.
+    static func unreadableKeys(_ keys: Set<Int>, cache: StampedeCache, admin: RedisClient, seed: UInt64) async throws -> [Int] {
+        var unreadable: [Int] = []
+        for key in keys.sorted() {
+            let entry = try await cache.entryKeys(for: prompt(key, seed: seed).cacheKey().cacheKey)
+            if (try? await admin.send("EXISTS", RedisArgument(entry.value)).int) != 1 { unreadable.append(key) }
+        }
+        return unreadable
     }
 
     static func call(_ llm: LLMCache, key: Int, seed: UInt64) async -> Record {
@@ -246,5 +285,6 @@ extension Duration {
 final class RecordLog: Sendable {
     private let records = Mutex<[ChaosRunner.RecordView]>([])
     func append(_ record: ChaosRunner.RecordView) { records.withLock { $0.append(record) } }
+    func append(contentsOf more: [ChaosRunner.RecordView]) { records.withLock { $0.append(contentsOf: more) } }
     var all: [ChaosRunner.RecordView] { records.withLock { $0 } }
 }

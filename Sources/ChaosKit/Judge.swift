@@ -12,7 +12,8 @@ extension ChaosRunner {
     /// Checks the invariants from the callers' records and the upstream's own record of every call.
     static func judge(
         scenarios: [ChaosScenario], records: [RecordView], calls: [RecordedCall],
-        faultInstants: [ContinuousClock.Instant], evicted: Int, probe: (hits: Int, requests: Int), unreadable: [Int]
+        faultInstants: [ContinuousClock.Instant], evicted: Int, probe: (hits: Int, requests: Int), unreadable: [Int],
+        workers: FleetKind
     ) -> ScenarioReport {
         // Extra calls: a call for a key made before an earlier successful call's answer could have
         // stopped being fresh (that answer was committed no earlier than the call arrived).
@@ -52,9 +53,12 @@ extension ChaosRunner {
         ))
         let hung = records.filter(\.hung).count
         let slowest = records.map { ($0.end - $0.start).milliseconds }.max() ?? 0
+        var crashed: [String] = []
+        if case .processes(_, let dead, _) = workers { crashed = dead }
         verdicts.append(InvariantVerdict(
-            name: "every_request_ends_in_time", status: hung == 0 ? .pass : .fail,
+            name: "every_request_ends_in_time", status: hung == 0 && crashed.isEmpty ? .pass : .fail,
             detail: "\(records.count) requests, \(hung) still running at the \(Int(requestDeadline.milliseconds)) ms deadline; slowest \(Int(slowest)) ms; every other ended with a value or a typed error"
+                + (crashed.isEmpty ? "" : "; worker processes that crashed or reported nothing: \(crashed.joined(separator: ", "))")
         ))
         let limitMs = (freshFor + staleFor).milliseconds + 100
         let tooOld = records.filter { $0.source != nil && $0.ageMs > limitMs }.count
@@ -77,7 +81,8 @@ extension ChaosRunner {
         ))
         verdicts.append(InvariantVerdict(
             name: "no_stale_fence_write", status: .skipped,
-            detail: "in-process workers cannot become zombies; checked by leader-frozen (a worker process frozen past its lock TTL)"
+            detail: "no worker is frozen in this scenario, so none can become a zombie; checked by leader-frozen (a worker process frozen past its lock TTL)"
+                + (workers.rejectedCommits > 0 ? "; fencing rejected \(workers.rejectedCommits) late commit(s)" : "")
         ))
 
         let latencies = records.map { ($0.end - $0.start).milliseconds }.sorted()
@@ -89,7 +94,27 @@ extension ChaosRunner {
         return ScenarioReport(
             name: scenarios.map(\.rawValue).joined(separator: "+"), fault: scenarios.map(\.summary).joined(separator: "; "), requests: records.count, upstreamCalls: calls.count,
             extraCalls: extra, extraAllowed: allowed, extraReason: reason, errors: errors,
-            maxLatencyMs: latencies.last ?? 0, p99LatencyMs: p99, sources: sources, invariants: verdicts
+            maxLatencyMs: latencies.last ?? 0, p99LatencyMs: p99, sources: sources, invariants: verdicts, fleet: workers.description
         )
+    }
+
+    /// How the fleet of a run was made up.
+    enum FleetKind: CustomStringConvertible {
+        /// Workers as tasks of the runner's process.
+        case inProcess(count: Int)
+        /// Workers as `stampede chaos-worker` processes; `crashed` reported nothing.
+        case processes(count: Int, crashed: [String], rejectedCommits: Int)
+
+        var rejectedCommits: Int {
+            if case .processes(_, _, let rejected) = self { return rejected }
+            return 0
+        }
+
+        var description: String {
+            switch self {
+            case .inProcess(let count): return "\(count) in-process workers"
+            case .processes(let count, _, _): return "\(count) worker processes"
+            }
+        }
     }
 }

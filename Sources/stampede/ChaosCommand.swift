@@ -31,6 +31,8 @@ struct ChaosCommand: AsyncParsableCommand {
     var keys: Int = 60
     @Option(help: "Seed of the workload and the simulated upstream.")
     var seed: UInt64 = 7
+    @Flag(help: "Run every scenario's workers as separate OS processes (stampede chaos-worker), as a real fleet is; worker-killed and leader-frozen always do.")
+    var processes = false
     @Flag(name: .customLong("allow-destructive"), help: "Allow scenarios that flush, kill, pause or restart Redis.")
     var allowDestructive = false
     @Flag(help: "Print one JSON object: {passed, scenarios: [...]}.")
@@ -45,6 +47,7 @@ struct ChaosCommand: AsyncParsableCommand {
             options.keys = keys
         }
         options.seed = seed
+        options.processes = processes
         options.redisURL = redisURL ?? ProcessInfo.processInfo.environment["REDIS_URL"].flatMap { $0.isEmpty ? nil : $0 }
         options.allowDestructive = allowDestructive || options.redisURL == nil  // private servers are ours to break
         options.workerExecutable = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL.path
@@ -91,17 +94,18 @@ struct ChaosWorkerCommand: AsyncParsableCommand {
     @Option(name: .customLong("redis-url")) var redisURL: String
     @Option(name: .customLong("upstream-url")) var upstreamURL: String
     @Option var namespace: String
-    @Option(name: .customLong("worker-id")) var workerID: String
+    @Option(name: .customLong("worker-index")) var workerIndex: Int
     @Option var callers: Int = 6
     @Option var keys: Int = 20
     @Option var zipf: Double = 1.1
     @Option var seed: UInt64 = 7
     @Option(name: .customLong("duration-ms")) var durationMs: Int = 4_000
+    @Option var records: String?
 
     func run() async throws {
         let summary = try await ChaosRunner.runWorker(
-            redisURL: redisURL, upstreamURL: upstreamURL, namespace: namespace, workerID: workerID, callers: callers,
-            keys: keys, zipf: zipf, seed: seed, duration: .milliseconds(durationMs)
+            redisURL: redisURL, upstreamURL: upstreamURL, namespace: namespace, workerIndex: workerIndex, callers: callers,
+            keys: keys, zipf: zipf, seed: seed, duration: .milliseconds(durationMs), recordsPath: records
         )
         print(String(decoding: try JSONEncoder().encode(summary), as: UTF8.self))
     }
