@@ -27,11 +27,14 @@ bench: release
 
 test: deps test-lua test-swift
 
-# The chaos suite (worker processes, fault injection) runs after the other suites, not alongside
-# them, so its load does not distort their timing on a 2-core machine.
+# The chaos suite (worker processes, fault injection) and the bench compare / tune smoke runs go
+# after the other suites, not alongside them, so their load does not distort the others' timing on
+# a 2-core machine (and theirs).
 test-swift:
-	$(SWIFT) test $(SWIFT_BUILD_FLAGS) --skip ChaosTests
+	$(SWIFT) test $(SWIFT_BUILD_FLAGS) --skip 'ChaosTests|BenchToolsTests'
 	$(SWIFT) test $(SWIFT_BUILD_FLAGS) --filter ChaosTests
+	$(SWIFT) test $(SWIFT_BUILD_FLAGS) --filter BenchToolsTests
+
 
 test-lua:
 	python3 LuaScripts/verify_scripts.py

@@ -183,9 +183,11 @@ package enum ChaosRunner {
         }
         await injector.value
 
-        // Recovery probe: the fleet (or, with worker processes, a fresh worker) asks for the 10 most
-        // popular prompts again; nearly all must be hits.
-        if fleet.isEmpty { fleet.append(try await makeWorker("probe")) }
+        // Recovery probe: the fleet (or, with worker processes, as many fresh in-process workers)
+        // asks for the 10 most popular prompts again; nearly all must be hits.
+        if fleet.isEmpty {
+            for index in 0..<options.workers { fleet.append(try await makeWorker("probe-\(index)")) }
+        }
         try? await Task.sleep(for: .milliseconds(300))
         var probeHits = 0
         var probeRequests = 0

@@ -65,18 +65,23 @@ extension Duration {
 extension LatencyModel {
     /// Draws one latency from the model.
     func sample(using generator: inout SplitMix64) -> Duration {
+        sample { generator.nextUnit() }
+    }
+
+    /// Draws one latency from the model, with `unit` giving uniform draws in [0, 1).
+    package func sample(unit: () -> Double) -> Duration {
         switch self {
         case .fixed(let duration):
             return max(.zero, duration)
         case .uniform(let a, let b):
             let low = min(a, b)
             let high = max(a, b)
-            let unit = generator.nextUnit()
-            return max(.zero, low + .seconds((high - low).inSeconds * unit))
+            let draw = unit()
+            return max(.zero, low + .seconds((high - low).inSeconds * draw))
         case .logNormal(let p50, let p99):
             // Box–Muller for one standard-normal draw; z(0.99) ≈ 2.3263.
-            let u1 = max(generator.nextUnit(), 0x1p-53)
-            let u2 = generator.nextUnit()
+            let u1 = max(unit(), 0x1p-53)
+            let u2 = unit()
             let z = (-2 * log(u1)).squareRoot() * cos(2 * Double.pi * u2)
             let median = max(p50.inSeconds, 0)
             guard median > 0, p99 > p50 else { return max(.zero, p50) }

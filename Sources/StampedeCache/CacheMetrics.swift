@@ -87,6 +87,8 @@ public struct CacheDiagnostics: Sendable, Hashable {
     public var wakeupsByRecheck = 0
     /// Followers woken because the subscriber reconnected.
     public var wakeupsByReconnect = 0
+    /// Followers that went back to get-or-lock after the computation they awaited failed (``CachePolicy/followerRetries``).
+    public var followerRetries = 0
     /// Times this instance took over a lock after the holder's expired.
     public var lockTakeovers = 0
     /// Commits rejected by fencing.

@@ -67,6 +67,13 @@ public struct CachePolicy: Sendable, Hashable {
     public var maxWait: Duration?
     /// How long fence counters outlive their entry (protects against very late zombie writers).
     public var fenceRetention: Duration
+    /// How many times a follower whose awaited computation failed, and who has no stale value to
+    /// serve, goes back to get-or-lock (becoming the next leader, or waiting for it) before it
+    /// returns ``CacheError/computationFailedElsewhere(key:message:)``. Each retry round costs at
+    /// most one upstream call fleet-wide. `0` (the default) hands the failure to every follower at
+    /// once, which is right when the computation already retries transient errors itself (as
+    /// LLMCache's upstream client does); `1` suits computations that fail at random.
+    public var followerRetries: Int
     /// Behaviour when Redis is unreachable.
     public var redisUnavailable: RedisUnavailable
 
@@ -89,8 +96,10 @@ public struct CachePolicy: Sendable, Hashable {
         followerRecheckInterval: Duration = .seconds(1),
         maxWait: Duration? = nil,
         fenceRetention: Duration = .seconds(3600),
-        redisUnavailable: RedisUnavailable = .failOpen(maxConcurrentComputations: 8)
+        redisUnavailable: RedisUnavailable = .failOpen(maxConcurrentComputations: 8),
+        followerRetries: Int = 0
     ) {
+        self.followerRetries = followerRetries
         self.freshFor = freshFor
         self.staleFor = staleFor
         self.computeTimeout = computeTimeout
@@ -132,6 +141,9 @@ public struct CachePolicy: Sendable, Hashable {
         }
         if !(0...0.5).contains(ttlJitter) || ttlJitter.isNaN {
             throw CacheConfigurationError(setting: "ttlJitter", problem: "must be in [0, 0.5], got \(ttlJitter)")
+        }
+        if !(0...10).contains(followerRetries) {
+            throw CacheConfigurationError(setting: "followerRetries", problem: "must be between 0 and 10, got \(followerRetries)")
         }
         if hot.threshold < 1 { throw CacheConfigurationError(setting: "hot.threshold", problem: "must be at least 1, got \(hot.threshold)") }
         if !(earlyRefreshBeta >= 0) || earlyRefreshBeta.isInfinite {

@@ -309,6 +309,7 @@ public final class StampedeCache: Sendable {
         var corruptRetries = 0
         var fallback: StoredEntry?
         var force = options.forceRefresh  // only the first look: after a wait, someone just recomputed
+        var retriesLeft = policy.followerRetries
         while true {
             let since = ContinuousClock.now
             let reply: GetOrLockReply
@@ -348,7 +349,7 @@ public final class StampedeCache: Sendable {
                 }
                 waitedForOther = true
                 // Wait for a computation newer than the value we hold (a late notice of its own commit is not news).
-                if let served = try await follow(key: key, entry: entry, since: since, started: started, lockRemaining: lockRemaining, fallback: fallback, minimumToken: stored.fence + 1) {
+                if let served = try await follow(key: key, entry: entry, since: since, started: started, lockRemaining: lockRemaining, fallback: fallback, minimumToken: stored.fence + 1, retriesLeft: &retriesLeft) {
                     return served
                 }
             case .leader(let token, _):
@@ -360,7 +361,7 @@ public final class StampedeCache: Sendable {
                 return try await lead(key: key, entry: entry, token: token, options: options, fallback: fallback, compute: compute)
             case .wait(let holder, let lockRemaining, _):
                 waitedForOther = true
-                if let served = try await follow(key: key, entry: entry, since: since, started: started, lockRemaining: lockRemaining, fallback: fallback, minimumToken: holder) {
+                if let served = try await follow(key: key, entry: entry, since: since, started: started, lockRemaining: lockRemaining, fallback: fallback, minimumToken: holder, retriesLeft: &retriesLeft) {
                     return served
                 }
             }
@@ -384,7 +385,7 @@ public final class StampedeCache: Sendable {
     /// Waits as a follower. Returns an outcome to serve, or `nil` to re-check with get-or-lock.
     private func follow(
         key: String, entry: EntryKeys, since: ContinuousClock.Instant, started: ContinuousClock.Instant,
-        lockRemaining: Duration, fallback: StoredEntry?, minimumToken: Int64
+        lockRemaining: Duration, fallback: StoredEntry?, minimumToken: Int64, retriesLeft: inout Int
     ) async throws -> Outcome? {
         let waited = ContinuousClock.now - started
         let maxWait = policy.effectiveMaxWait
@@ -411,6 +412,12 @@ public final class StampedeCache: Sendable {
             metrics.wakeup("notice")
             diagnosticsBox.update { $0.wakeupsByNotice += 1 }
             if let fallback { return Self.outcome(fallback, .staleAfterFailure(reason: message)) }
+            if retriesLeft > 0 {
+                // Back to get-or-lock: one of the followers becomes the next leader, the rest wait for it.
+                retriesLeft -= 1
+                diagnosticsBox.update { $0.followerRetries += 1 }
+                return nil
+            }
             throw CacheError.computationFailedElsewhere(key: key, message: message)
         case .notice:
             metrics.wakeup("notice")

@@ -251,6 +251,33 @@ struct StampedeTests {
         for worker in workers { await worker.stop() }
     }
 
+    @Test("followerRetries 1: after the leader's failure one follower computes again; every follower gets its value, with 2 computations")
+    func followersRetryOnce() async throws {
+        let url = try TestRedis.sharedURL
+        let namespace = uniqueNamespace()
+        var policy = testPolicy()
+        policy.followerRetries = 1
+        let leader = try await Worker.start(url, namespace: namespace, policy: policy)
+        let followers = try await Worker.fleet(2, url: url, namespace: namespace, policy: policy)
+        let failing = Upstream()
+        let succeeding = Upstream()
+        let leading = Task { try await leader.cache.value(for: "k", compute: failing.failing(after: .milliseconds(300))) }
+        try await Task.sleep(for: .milliseconds(100))
+        let results = try await withThrowingTaskGroup(of: CacheResult<[UInt8]>.self) { group in
+            for follower in followers {
+                group.addTask { try await follower.cache.value(for: "k", compute: succeeding.compute("second try", latency: .milliseconds(100))) }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        await #expect(throws: UpstreamDown.self) { try await leading.value }
+        #expect(failing.count == 1)
+        #expect(succeeding.count == 1, "one retry round, one computation fleet-wide")
+        #expect(results.map { String(decoding: $0.value, as: UTF8.self) } == ["second try", "second try"])
+        #expect(followers.map(\.cache.diagnostics.followerRetries).reduce(0, +) == 2)
+        await leader.stop()
+        for follower in followers { await follower.stop() }
+    }
+
     @Test("a computation past computeTimeout is abandoned, its lock released, and the caller told")
     func computeTimeout() async throws {
         let worker = try await Worker.start(try TestRedis.sharedURL, namespace: uniqueNamespace(), policy: testPolicy(computeTimeout: .milliseconds(200), lockTTL: .milliseconds(1_500)))

@@ -1,0 +1,164 @@
+import Foundation
+import Logging
+import RedisClient
+import StampedeCache
+
+/// The implementations a comparison runs side by side on the same workload.
+///
+/// Only ``stampedeCache`` is the product. The two baselines exist in this benchmark only, written
+/// the way they usually appear in tutorials and blog posts, flaws included.
+enum Implementation: String, CaseIterable, Sendable {
+    /// StampedeCache: fenced lock, atomic get-or-lock, notices, serve-stale-then-refresh.
+    case stampedeCache = "stampede_cache"
+    /// Baseline: GET; on a miss call the upstream and PSETEX. No lock.
+    case cacheAside = "cache_aside"
+    /// Baseline: GET; on a miss `SET lock NX EX 10`; the winner computes, PSETEX, DEL lock (without
+    /// checking it still owns it); the others sleep 100 ms and start over.
+    case setNXLock = "set_nx_lock"
+
+    /// The label in tables and charts.
+    var label: String {
+        switch self {
+        case .stampedeCache: return "StampedeCache"
+        case .cacheAside: return "cache-aside (baseline)"
+        case .setNXLock: return "SET NX + sleep (baseline)"
+        }
+    }
+}
+
+/// What one request of a comparison got back.
+struct Fetched: Sendable {
+    var bytes: Int
+    /// The value served was past its freshness (only StampedeCache serves stale values).
+    var stale: Bool
+}
+
+/// One worker's instance of an implementation: its own Redis connection and, for StampedeCache,
+/// its own cache (as separate processes would have).
+protocol Contender: Sendable {
+    func fetch(_ key: String, upstream: BenchUpstream) async throws -> Fetched
+    func close() async
+}
+
+/// The settings a workload gives every implementation.
+struct ContenderSettings: Sendable {
+    /// How long a value is fresh (the baselines' PSETEX TTL).
+    var ttl: Duration
+    /// How long StampedeCache may serve a value past `ttl` while one worker refreshes it.
+    var staleFor: Duration
+    /// StampedeCache's compute timeout (its lock TTL is this plus the policy's minimum margin).
+    var computeTimeout: Duration
+    /// The baseline lock's fixed TTL ("EX 10" in the tutorials; scaled with `--time-scale`).
+    var baselineLockTTL: Duration
+    /// How long the baseline lock's losers sleep before they start over.
+    var baselineRetrySleep: Duration = .milliseconds(100)
+    /// StampedeCache's ``CachePolicy/followerRetries``.
+    var followerRetries = 0
+
+    var stampedePolicy: CachePolicy {
+        let margin = max(.seconds(1), computeTimeout / 10)
+        return CachePolicy(
+            freshFor: ttl, staleFor: staleFor, computeTimeout: computeTimeout, lockTTL: computeTimeout + margin,
+            hot: .init(threshold: 1_000_000, window: .seconds(60), ttl: .zero), ttlJitter: 0,
+            failSafeThrottle: .milliseconds(200), followerRecheckInterval: .milliseconds(250), followerRetries: followerRetries
+        )
+    }
+}
+
+struct StampedeContender: Contender {
+    let client: RedisClient
+    let cache: StampedeCache
+
+    static func make(url: String, namespace: String, settings: ContenderSettings, logger: Logger) async throws -> StampedeContender {
+        let client = try RedisClient(configuration: try BenchConnections.configuration(url), logger: logger)
+        let cache = try await StampedeCache(redis: client, namespace: namespace, policy: settings.stampedePolicy, logger: logger)
+        return StampedeContender(client: client, cache: cache)
+    }
+
+    func fetch(_ key: String, upstream: BenchUpstream) async throws -> Fetched {
+        let result = try await cache.value(for: key) { try await upstream.call(key) }
+        let stale: Bool
+        switch result.source {
+        case .staleHit, .staleAfterFailure: stale = true
+        default: stale = false
+        }
+        return Fetched(bytes: result.value.count, stale: stale)
+    }
+
+    func close() async {
+        await cache.close()
+        await client.close()
+    }
+}
+
+struct CacheAsideContender: Contender {
+    let client: RedisClient
+    let prefix: String
+    let ttl: Duration
+
+    func fetch(_ key: String, upstream: BenchUpstream) async throws -> Fetched {
+        let redisKey = prefix + key
+        if let cached = try await client.get(redisKey) { return Fetched(bytes: cached.readableBytes, stale: false) }
+        let value = try await upstream.call(key)
+        try await client.send("PSETEX", RedisArgument(redisKey), RedisArgument(ttl.wholeMilliseconds), RedisArgument(bytes: value))
+        return Fetched(bytes: value.count, stale: false)
+    }
+
+    func close() async { await client.close() }
+}
+
+/// The tutorial lock, as written: no owner token, fixed TTL, DEL on the way out, poll every 100 ms.
+struct SetNXLockContender: Contender {
+    let client: RedisClient
+    let prefix: String
+    let settings: ContenderSettings
+
+    func fetch(_ key: String, upstream: BenchUpstream) async throws -> Fetched {
+        let redisKey = prefix + key
+        let lockKey = prefix + "lock:" + key
+        while true {
+            if let cached = try await client.get(redisKey) { return Fetched(bytes: cached.readableBytes, stale: false) }
+            let acquired = try await client.send("SET", RedisArgument(lockKey), "1", "NX", "PX", RedisArgument(settings.baselineLockTTL.wholeMilliseconds))
+            if acquired.string == "OK" {
+                do {
+                    let value = try await upstream.call(key)
+                    try await client.send("PSETEX", RedisArgument(redisKey), RedisArgument(settings.ttl.wholeMilliseconds), RedisArgument(bytes: value))
+                    _ = try await client.delete([lockKey])  // the flaw: may delete another worker's lock
+                    return Fetched(bytes: value.count, stale: false)
+                } catch {
+                    _ = try? await client.delete([lockKey])
+                    throw error
+                }
+            }
+            try await Task.sleep(for: settings.baselineRetrySleep)
+        }
+    }
+
+    func close() async { await client.close() }
+}
+
+enum BenchConnections {
+    /// One connection per worker, generous timeouts (the benchmark measures the caches, not failures).
+    static func configuration(_ url: String) throws -> RedisConfiguration {
+        var configuration = try RedisConfiguration(url: url)
+        configuration.poolSize = 1
+        configuration.commandTimeout = .seconds(10)
+        return configuration
+    }
+
+    static func make(_ implementation: Implementation, url: String, runID: String, settings: ContenderSettings, logger: Logger) async throws -> any Contender {
+        switch implementation {
+        case .stampedeCache:
+            return try await StampedeContender.make(url: url, namespace: "cmp\(runID)", settings: settings, logger: logger)
+        case .cacheAside:
+            return CacheAsideContender(client: try RedisClient(configuration: configuration(url), logger: logger), prefix: "bench:aside:\(runID):", ttl: settings.ttl)
+        case .setNXLock:
+            return SetNXLockContender(client: try RedisClient(configuration: configuration(url), logger: logger), prefix: "bench:nx:\(runID):", settings: settings)
+        }
+    }
+}
+
+extension Duration {
+    /// Whole milliseconds, at least 1 (PSETEX and PX reject 0).
+    var wholeMilliseconds: Int64 { max(1, nanoseconds / 1_000_000) }
+}
