@@ -183,24 +183,16 @@ package enum ChaosRunner {
         }
         await injector.value
 
-        // Recovery probe: the fleet (or, with worker processes, as many fresh in-process workers)
-        // asks for the 10 most popular prompts again; nearly all must be hits.
+        // The fault ends (memory pressure is lifted), then the fleet (or, with worker processes, as
+        // many fresh in-process workers) must be back to >= 99% hits within a bounded number of rounds.
+        if scenarios.contains(.memoryPressure) {
+            do { try await admin.send("CONFIG", "SET", "maxmemory", "0") } catch { logger.warning("could not lift maxmemory", metadata: ["error": "\(error)"]) }
+        }
         if fleet.isEmpty {
             for index in 0..<options.workers { fleet.append(try await makeWorker("probe-\(index)")) }
         }
         try? await Task.sleep(for: .milliseconds(300))
-        var probeHits = 0
-        var probeRequests = 0
-        let probeKeys = Array(0..<min(10, keys))
-        for _ in 0..<3 {
-            for (_, llm) in fleet {
-                for key in probeKeys {
-                    let record = await call(llm, key: key, seed: options.seed)
-                    probeRequests += 1
-                    if let source = record.source, !record.calledUpstream, source != "received_from_other_worker" { probeHits += 1 }
-                }
-            }
-        }
+        let recovery = await recoveryProbe(fleet.map(\.1), keys: keys, seed: options.seed)
 
         let all = records.all
         let calls = upstream.calls
@@ -225,9 +217,48 @@ package enum ChaosRunner {
 
         return judge(
             scenarios: scenarios, records: all, calls: calls,
-            faultInstants: faultWindow.hits, evicted: evictedAfter - evictedBefore, probe: (probeHits, probeRequests), unreadable: unreadable,
+            faultInstants: faultWindow.hits, evicted: evictedAfter - evictedBefore, recovery: recovery, unreadable: unreadable,
             workers: options.processes ? .processes(count: options.workers, crashed: crashedWorkers, rejectedCommits: rejectedCommits) : .inProcess(count: options.workers)
         )
+    }
+
+    /// How the fleet came back after the fault: the first round of asks with >= 99% hits.
+    struct Recovery: Sendable {
+        /// Rounds asked (the last is the one judged).
+        var rounds: Int
+        var hits: Int
+        var requests: Int
+        var elapsed: Duration
+        var recovered: Bool
+
+        var detail: String {
+            (recovered ? "recovered in round \(rounds) of at most \(ChaosRunner.recoveryRounds)" : "not recovered after \(rounds) rounds")
+                + " (\(Int(elapsed.milliseconds)) ms): \(hits)/\(requests) hits on the 10 most popular prompts in the last round"
+        }
+    }
+
+    /// The bound on recovery: rounds in which every worker asks for the 10 most popular prompts.
+    static let recoveryRounds = 5
+
+    /// Asks round after round until a round is >= 99% hits (answers served from Redis, not computed
+    /// and not received from another worker's computation), at most ``recoveryRounds`` rounds.
+    static func recoveryProbe(_ fleet: [LLMCache], keys: Int, seed: UInt64) async -> Recovery {
+        let started = ContinuousClock.now
+        var last = Recovery(rounds: 0, hits: 0, requests: 0, elapsed: .zero, recovered: false)
+        for round in 1...recoveryRounds {
+            var hits = 0
+            var requests = 0
+            for llm in fleet {
+                for key in 0..<min(10, keys) {
+                    let record = await call(llm, key: key, seed: seed)
+                    requests += 1
+                    if let source = record.source, !record.calledUpstream, source != "received_from_other_worker" { hits += 1 }
+                }
+            }
+            last = Recovery(rounds: round, hits: hits, requests: requests, elapsed: .now - started, recovered: Double(hits) >= 0.99 * Double(requests))
+            if last.recovered { break }
+        }
+        return last
     }
 
     /// The keys in `keys` whose entries are not in Redis.

@@ -378,8 +378,16 @@ public final class StampedeCache: Sendable {
         Outcome(value: stored.value, source: source, age: stored.age, freshUntil: stored.freshUntil)
     }
 
+    /// Redis cannot coordinate this request: unreachable, too slow, shutting down, or out of memory
+    /// (`-OOM` under `maxmemory` with `noeviction`, or when eviction cannot free enough), so it
+    /// cannot take the lock. The request then fails open or closed as ``CachePolicy/redisUnavailable`` says.
     static func meansUnavailable(_ error: RedisError) -> Bool {
-        error.code == .connection || error.code == .timeout || error.code == .shutdown
+        error.code == .connection || error.code == .timeout || error.code == .shutdown || isOutOfMemory(error)
+    }
+
+    /// Redis refused a write because it is at `maxmemory`.
+    static func isOutOfMemory(_ error: RedisError) -> Bool {
+        error.code == .server && error.message.hasPrefix("OOM ")
     }
 
     /// Waits as a follower. Returns an outcome to serve, or `nil` to re-check with get-or-lock.

@@ -265,6 +265,33 @@ struct BehaviourTests {
     }
 }
 
+@Suite("Redis out of memory")
+struct OutOfMemoryTests {
+    @Test("a Redis at maxmemory with noeviction refuses the lock: the request fails open, computes once, and returns the value uncached")
+    func outOfMemoryFailsOpen() async throws {
+        var options = RedisServerOptions()
+        options.maxmemory = "1mb"
+        options.maxmemoryPolicy = "noeviction"
+        try await withPrivateRedis(options) { server in
+            let worker = try await Worker.start(server.url, namespace: uniqueNamespace(), policy: testPolicy())
+            // Fill Redis past its limit (writes are refused from then on).
+            let filler = [UInt8](repeating: 120, count: 64 * 1_024)
+            var refused: RedisError?
+            for index in 0..<64 where refused == nil {
+                do { try await worker.client.set("filler:\(index)", to: RedisArgument(bytes: filler)) } catch let error as RedisError { refused = error }
+            }
+            let oom = try #require(refused, "Redis never reached maxmemory")
+            #expect(oom.message.hasPrefix("OOM "), "the server's own message: \(oom.message)")
+            let upstream = Upstream()
+            let result = try await worker.cache.value(for: "k", compute: upstream.compute("answer"))
+            #expect(result.source == .uncachedRedisUnavailable)
+            #expect(String(decoding: result.value, as: UTF8.self) == "answer")
+            #expect(upstream.count == 1)
+            await worker.stop()
+        }
+    }
+}
+
 @Suite("hit counting")
 struct HitCountingTests {
     @Test("with hot keys off (hot.ttl 0) no hits are kept in memory, so nothing grows without a flusher")

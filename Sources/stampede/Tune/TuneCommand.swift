@@ -22,9 +22,9 @@ struct TuneCommand: AsyncParsableCommand {
     @Option(help: "A JSON-lines trace of requests to replay instead of generated traffic.")
     var trace: String?
     @Option(help: "Generated traffic: requests per second.")
-    var rate: Double = 20
+    var rate: Double = 5
     @Option(help: "Generated traffic: seconds of traffic to replay.")
-    var duration: Double = 600
+    var duration: Double = 3_600
     @Option(help: "Generated traffic: distinct keys.")
     var keys: Int = 200
     @Option(help: "Generated traffic: Zipf exponent of key popularity.")
@@ -131,7 +131,8 @@ struct TuneCommand: AsyncParsableCommand {
         print(json ? report.json : report.table)
     }
 
-    static func roundUp(_ seconds: Double) -> Double { seconds < 10 ? (seconds * 10).rounded(.up) / 10 : seconds.rounded(.up) }
+    /// Rounded up to 0.1 s below 10 s and to whole seconds above (ignoring floating-point dust).
+    static func roundUp(_ seconds: Double) -> Double { seconds < 10 ? (seconds * 10 - 1e-9).rounded(.up) / 10 : (seconds - 1e-9).rounded(.up) }
 }
 
 /// A progress bar on stderr: redrawn in place on a terminal, one line per step otherwise.

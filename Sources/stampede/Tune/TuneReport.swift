@@ -15,20 +15,26 @@ struct TuneReport {
     func withinLimit(_ result: SettingResult) -> Bool { result.worstStaleness <= maxStaleness }
     func lockCoversTail(_ result: SettingResult) -> Bool { result.setting.lockTTL >= requiredLockTTL }
 
-    /// The index of the recommended setting, and whether it meets every constraint.
+    /// Upstream calls within this share of the fewest count as a tie (replays vary by a few calls).
+    static let tieShare = 0.01
+
+    /// The index of the recommended setting, and whether it meets every constraint: the fewest
+    /// upstream calls (ties within 1% going to the freshest answers, then fewer errors, then the
+    /// shorter follower wait).
     var recommendation: (index: Int, meetsLimit: Bool) {
-        func better(_ a: Int, _ b: Int) -> Bool {
-            let x = results[a], y = results[b]
-            if x.upstreamCalls != y.upstreamCalls { return x.upstreamCalls < y.upstreamCalls }
-            if x.errors != y.errors { return x.errors < y.errors }
-            if x.freshHits != y.freshHits { return x.freshHits > y.freshHits }
-            return x.memoryBytes < y.memoryBytes
+        func pick(_ indices: [Int]) -> Int? {
+            guard let fewest = indices.map({ results[$0].upstreamCalls }).min() else { return nil }
+            let limit = Double(fewest) * (1 + Self.tieShare) + 1
+            return indices.filter { Double(results[$0].upstreamCalls) <= limit }.min { a, b in
+                let x = results[a], y = results[b]
+                if x.worstStaleness != y.worstStaleness { return x.worstStaleness < y.worstStaleness }
+                if x.errors != y.errors { return x.errors < y.errors }
+                return x.followerWaitP99 < y.followerWaitP99
+            }
         }
         let indices = Array(results.indices)
-        let strict = indices.filter { withinLimit(results[$0]) && lockCoversTail(results[$0]) }
-        if let best = strict.min(by: better) { return (best, true) }
-        let withinStaleness = indices.filter { withinLimit(results[$0]) }
-        if let best = withinStaleness.min(by: better) { return (best, false) }
+        if let best = pick(indices.filter { withinLimit(results[$0]) && lockCoversTail(results[$0]) }) { return (best, true) }
+        if let best = pick(indices.filter { withinLimit(results[$0]) }) { return (best, false) }
         let freshest = indices.min { results[$0].worstStaleness < results[$1].worstStaleness } ?? 0
         return (freshest, false)
     }
@@ -48,7 +54,10 @@ struct TuneReport {
         var lines: [String] = []
         let feasible = results.filter { withinLimit($0) && lockCoversTail($0) }
         if meets {
-            lines.append("Fewest upstream calls (\(chosen.upstreamCalls) for \(chosen.requests) requests) among the \(feasible.count) of \(results.count) settings whose worst staleness stays within \(TuneSetting.short(maxStaleness)) and whose lock covers the latency tail; worst staleness served here: \(formatted(chosen.worstStaleness)) s.")
+            let fewest = feasible.map(\.upstreamCalls).min() ?? chosen.upstreamCalls
+            let ties = feasible.filter { Double($0.upstreamCalls) <= Double(fewest) * (1 + Self.tieShare) + 1 }.count
+            lines.append("Fewest upstream calls (\(chosen.upstreamCalls) for \(chosen.requests) requests) among the \(feasible.count) of \(results.count) settings whose worst staleness stays within \(TuneSetting.short(maxStaleness)) and whose lock covers the latency tail"
+                + (ties > 1 ? "; of the \(ties) within 1% of the fewest, it serves the freshest answers" : "") + "; worst staleness served here: \(formatted(chosen.worstStaleness)) s.")
         } else if withinLimit(chosen) {
             lines.append("No setting in the grid has a lockTTL covering the latency tail; this one has the fewest upstream calls within the staleness limit. Add --lock-ttl \(Int(requiredLockTTL.rounded(.up))) to the grid.")
         } else {
@@ -56,7 +65,7 @@ struct TuneReport {
         }
         lines.append("lockTTL must be >= p99.9 upstream latency + margin: p99.9 = \(formatted(latencyP999)) s (p99 \(formatted(latencyP99)) s) + max(1 s, 10%) = \(formatted(requiredLockTTL)) s; chosen \(TuneSetting.short(setting.lockTTL)) (compute timeout \(formatted(setting.computeTimeout)) s).")
         if let shorter = results.filter({ !lockCoversTail($0) }).max(by: { $0.errors < $1.errors }), shorter.errors > 0 || shorter.upstreamCalls > chosen.upstreamCalls {
-            lines.append("  With lockTTL \(TuneSetting.short(shorter.setting.lockTTL)) the slowest calls are abandoned at the compute timeout: \(shorter.errors) failed requests and \(shorter.upstreamCalls) upstream calls (\(shorter.setting.label)).")
+            lines.append("With lockTTL \(TuneSetting.short(shorter.setting.lockTTL)) the slowest calls are abandoned at the compute timeout: \(shorter.errors) failed requests and \(shorter.upstreamCalls) upstream calls (\(shorter.setting.label)).")
         }
         let sameOther = results.filter { $0.setting.staleFor == setting.staleFor && $0.setting.lockTTL == setting.lockTTL && $0.setting.hot == setting.hot }
         if sameOther.count > 1 {

@@ -22,7 +22,6 @@ struct BarChart {
 
     static let palette = ["#1b7f5f", "#c2571a", "#5b5ea6", "#9b2335", "#3a7ca5", "#8a6d3b"]
 
-    private static let labelWidth = 150.0
     private static let barHeight = 14.0
     private static let groupGap = 12.0
 
@@ -31,8 +30,11 @@ struct BarChart {
         var out: [String] = []
         out.append(##"<text x="\##(x)" y="\##(y + 14)" font-size="14" font-weight="bold">\##(escaped(title))</text>"##)
         var cursor = y + 26
-        let plotX = x + Self.labelWidth
-        let plotWidth = width - Self.labelWidth - 90
+        let labelWidth = max(110, Double(groups.map(\.label.count).max() ?? 10) * 6.8 + 14)
+        let plotX = x + labelWidth
+        // Room on the right for the longest label after a bar (about 6.3 px a character at 11 px).
+        let longestNote = groups.flatMap { $0.bars.map { ($0.note ?? format($0.value)).count } }.max() ?? 4
+        let plotWidth = max(120, width - labelWidth - Double(longestNote) * 6.3 - 12)
         let values = groups.flatMap { $0.bars.map(\.value) }
         let maxValue = max(values.max() ?? 1, logScale ? 10 : 1)
         let floor = logScale ? max(min(values.filter { $0 > 0 }.min() ?? 1, 1) / 2, 0.01) : 0
@@ -75,7 +77,7 @@ struct SVGDocument {
         for (index, name) in series.enumerated() {
             body.append(##"<rect x="\##(legendX)" y="58" width="12" height="12" fill="\##(BarChart.palette[index % BarChart.palette.count])"/>"##)
             body.append(##"<text x="\##(legendX + 16)" y="68" font-size="12">\##(escaped(name))</text>"##)
-            legendX += 30 + Double(name.count) * 6.5
+            legendX += 34 + Double(name.count) * 7.2
         }
         var y = 84.0
         for panel in panels {
