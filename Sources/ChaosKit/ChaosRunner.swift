@@ -38,7 +38,7 @@ package enum ChaosRunner {
         var skipped: [(ChaosScenario, String)] = []
         for scenario in scenarios {
             if scenario.isDestructive && !options.allowDestructive {
-                skipped.append((scenario, "destructive: pass --allow-destructive (it flushes, kills, pauses or restarts Redis)"))
+                skipped.append((scenario, "is destructive: pass --allow-destructive (it flushes, kills, pauses or restarts Redis)"))
             } else if (scenario.isMultiProcess || options.processes) && options.workerExecutable == nil {
                 skipped.append((scenario, "needs the stampede executable to start worker processes"))
             } else if scenario.needsOwnServer && options.redisURL != nil {

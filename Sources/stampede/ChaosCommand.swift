@@ -70,7 +70,7 @@ struct ChaosCommand: AsyncParsableCommand {
         for group in groups {
             let plan = ChaosRunner.plan(group, options: options)
             if let (scenario, reason) = plan.skipped.first {
-                Console.note("skipping \(group.map(\.rawValue).joined(separator: "+")): \(scenario.rawValue) is \(reason)")
+                Console.note("skipping \(group.map(\.rawValue).joined(separator: "+")): \(scenario.rawValue) \(reason)")
                 continue
             }
             Console.note("running \(group.map(\.rawValue).joined(separator: "+")): \(group.map(\.summary).joined(separator: "; ")) ...")
