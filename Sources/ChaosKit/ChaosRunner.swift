@@ -106,15 +106,7 @@ package enum ChaosRunner {
         let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: httpConfiguration)
         let namespace = "chaos\(UInt32.random(in: 0..<UInt32.max))"
         func makeWorker(_ name: String) async throws -> (RedisClient, LLMCache) {
-            var configuration = try RedisConfiguration(url: url)
-            configuration.commandTimeout = commandTimeout
-            configuration.clientName = "chaos-\(name)"
-            configuration.poolSize = 1
-            configuration.reconnectBackoff = .init(initial: .milliseconds(10), maximum: .milliseconds(200))
-            let client = try RedisClient(configuration: configuration, logger: logger)
-            let openAI = OpenAIClient(configuration: OpenAIConfiguration(baseURL: upstream.baseURL, apiKey: "chaos", maxRetries: 0, workerID: name), httpClient: http, logger: logger)
-            let llm = try await LLMCache(redis: client, upstream: openAI, configuration: LLMCacheConfiguration(namespace: namespace, policy: policy), logger: logger)
-            return (client, llm)
+            try await ChaosRunner.makeWorker(name, url: url, upstreamURL: upstream.baseURL, namespace: namespace, http: http, logger: logger)
         }
         // In-process workers run now; worker processes are started below and their records read back.
         var fleet: [(RedisClient, LLMCache)] = []
@@ -127,18 +119,13 @@ package enum ChaosRunner {
         let records = RecordLog()
         let zipf = Zipf(count: keys, exponent: options.zipf)
         let faultWindow = FaultWindow()
-        var children: [WorkerChild] = []
-        let recordsDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("stampede-chaos-\(namespace)")
+        var processes: WorkerFleet?
         if options.processes {
             guard let executable = options.workerExecutable else { throw ChaosError("--processes needs the stampede executable") }
-            try FileManager.default.createDirectory(at: recordsDirectory, withIntermediateDirectories: true)
-            for index in 0..<options.workers {
-                children.append(try WorkerChild(
-                    executable: executable, redisURL: url, upstreamURL: upstream.baseURL, namespace: namespace, index: index,
-                    callers: options.callers, keys: keys, zipf: options.zipf, seed: options.seed, duration: options.duration,
-                    recordsPath: recordsDirectory.appendingPathComponent("worker-\(index).tsv").path
-                ))
-            }
+            processes = try WorkerFleet.start(
+                executable: executable, count: options.workers, redisURL: url, upstreamURL: upstream.baseURL, namespace: namespace,
+                callers: options.callers, keys: keys, zipf: options.zipf, seed: options.seed, duration: options.duration
+            )
         }
         let started = ContinuousClock.now
         let end = started + options.duration
@@ -152,34 +139,15 @@ package enum ChaosRunner {
                 }
             }
         }
-        var crashedWorkers: [String] = []
+        var missingWorkers: [String] = []
         var rejectedCommits = 0
-        if options.processes {
-            for child in children {
-                if let summary = await child.finish(), let epoch = summary.epoch {
-                    records.append(contentsOf: WorkerChild.records(at: recordsDirectory.appendingPathComponent("\(child.id).tsv").path, epoch: epoch))
-                    rejectedCommits += summary.rejectedCommits
-                } else {
-                    crashedWorkers.append(child.id)
-                }
-            }
-            try? FileManager.default.removeItem(at: recordsDirectory)
+        if let processes {
+            let collected = await processes.collect()
+            records.append(contentsOf: collected.records)
+            missingWorkers = collected.missing
+            rejectedCommits = collected.summaries.map(\.rejectedCommits).reduce(0, +)
         } else {
-            await withTaskGroup(of: Void.self) { group in
-                for (workerIndex, (_, llm)) in fleet.enumerated() {
-                    for caller in 0..<options.callers {
-                        group.addTask {
-                            var generator = SplitMix64(seed: options.seed &+ UInt64(workerIndex * 1_000 + caller) &* 0x9E37_79B9)
-                            while ContinuousClock.now < end {
-                                let key = zipf.sample(&generator)
-                                let record = await call(llm, key: key, seed: options.seed)
-                                records.append(record)
-                                try? await Task.sleep(for: .milliseconds(Int.random(in: 0...10, using: &generator)))
-                            }
-                        }
-                    }
-                }
-            }
+            await runCallers(fleet.enumerated().map { ($0.offset, $0.element.1) }, callers: options.callers, zipf: zipf, seed: options.seed, until: end, into: records)
         }
         await injector.value
 
@@ -218,7 +186,7 @@ package enum ChaosRunner {
         return judge(
             scenarios: scenarios, records: all, calls: calls,
             faultInstants: faultWindow.hits, evicted: evictedAfter - evictedBefore, recovery: recovery, unreadable: unreadable,
-            workers: options.processes ? .processes(count: options.workers, crashed: crashedWorkers, rejectedCommits: rejectedCommits) : .inProcess(count: options.workers)
+            workers: options.processes ? .processes(count: options.workers, crashed: missingWorkers, rejectedCommits: rejectedCommits) : .inProcess(count: options.workers)
         )
     }
 
@@ -271,6 +239,39 @@ package enum ChaosRunner {
         return unreadable
     }
 
+    /// One fleet worker: its own Redis connection (settings of the chaos runs) and LLMCache, calling
+    /// the simulated upstream as `name`.
+    static func makeWorker(_ name: String, url: String, upstreamURL: String, namespace: String, http: HTTPClient = .shared, logger: Logger) async throws -> (RedisClient, LLMCache) {
+        var configuration = try RedisConfiguration(url: url)
+        configuration.commandTimeout = commandTimeout
+        configuration.clientName = "chaos-\(name)"
+        configuration.poolSize = 1
+        configuration.reconnectBackoff = .init(initial: .milliseconds(10), maximum: .milliseconds(200))
+        let client = try RedisClient(configuration: configuration, logger: logger)
+        let openAI = OpenAIClient(configuration: OpenAIConfiguration(baseURL: upstreamURL, apiKey: "chaos", maxRetries: 0, workerID: name), httpClient: http, logger: logger)
+        let llm = try await LLMCache(redis: client, upstream: openAI, configuration: LLMCacheConfiguration(namespace: namespace, policy: policy), logger: logger)
+        return (client, llm)
+    }
+
+    /// `callers` concurrent callers per worker asking for Zipf-chosen prompts until `end`, each
+    /// seeded from its worker index and caller number, so a run is reproducible from the seed
+    /// whether the workers are tasks or processes.
+    static func runCallers(_ workers: [(index: Int, llm: LLMCache)], callers: Int, zipf: Zipf, seed: UInt64, until end: ContinuousClock.Instant, into records: RecordLog) async {
+        await withTaskGroup(of: Void.self) { group in
+            for (workerIndex, llm) in workers {
+                for caller in 0..<callers {
+                    group.addTask {
+                        var generator = SplitMix64(seed: seed &+ UInt64(workerIndex * 1_000 + caller) &* 0x9E37_79B9)
+                        while ContinuousClock.now < end {
+                            records.append(await call(llm, key: zipf.sample(&generator), seed: seed))
+                            try? await Task.sleep(for: .milliseconds(Int.random(in: 0...10, using: &generator)))
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     static func call(_ llm: LLMCache, key: Int, seed: UInt64) async -> Record {
         let begin = ContinuousClock.now
         do {
@@ -304,13 +305,6 @@ package enum ChaosRunner {
             return Int(line.dropFirst("evicted_keys:".count)) ?? 0
         }
         return 0
-    }
-}
-
-extension Duration {
-    var milliseconds: Double {
-        let parts = components
-        return Double(parts.seconds) * 1_000 + Double(parts.attoseconds) / 1e15
     }
 }
 

@@ -51,21 +51,15 @@ extension ChaosRunner {
             name: "upstream_calls_within_budget", status: extra <= allowed ? .pass : .fail,
             detail: "\(calls.count) upstream calls, \(extra) made while an earlier answer for the key was still fresh; allowed \(allowed)"
         ))
-        let hung = records.filter(\.hung).count
-        let slowest = records.map { ($0.end - $0.start).milliseconds }.max() ?? 0
+        let stats = RecordStats(records)
         var crashed: [String] = []
         if case .processes(_, let dead, _) = workers { crashed = dead }
         verdicts.append(InvariantVerdict(
-            name: "every_request_ends_in_time", status: hung == 0 && crashed.isEmpty ? .pass : .fail,
-            detail: "\(records.count) requests, \(hung) still running at the \(Int(requestDeadline.milliseconds)) ms deadline; slowest \(Int(slowest)) ms; every other ended with a value or a typed error"
+            name: "every_request_ends_in_time", status: stats.hung == 0 && crashed.isEmpty ? .pass : .fail,
+            detail: "\(records.count) requests, \(stats.hung) still running at the \(Int(requestDeadline.milliseconds)) ms deadline; slowest \(Int(stats.maxMs)) ms; every other ended with a value or a typed error"
                 + (crashed.isEmpty ? "" : "; worker processes that crashed or reported nothing: \(crashed.joined(separator: ", "))")
         ))
-        let limitMs = (freshFor + staleFor).milliseconds + 100
-        let tooOld = records.filter { $0.source != nil && $0.ageMs > limitMs }.count
-        verdicts.append(InvariantVerdict(
-            name: "no_value_beyond_stale_until", status: tooOld == 0 ? .pass : .fail,
-            detail: "\(tooOld) answers older than fresh+stale (\(Int(limitMs)) ms) by the server clock"
-        ))
+        verdicts.append(stats.staleUntilVerdict)
         if set.contains(.memoryPressure) {
             verdicts.append(InvariantVerdict(name: "committed_values_readable", status: .skipped, detail: "entries are evicted on purpose in this scenario (\(evicted) evictions)"))
         } else {
@@ -81,17 +75,45 @@ extension ChaosRunner {
                 + (workers.rejectedCommits > 0 ? "; fencing rejected \(workers.rejectedCommits) late commit(s)" : "")
         ))
 
-        let latencies = records.map { ($0.end - $0.start).milliseconds }.sorted()
-        let p99 = latencies.isEmpty ? 0 : latencies[min(latencies.count - 1, Int(Double(latencies.count) * 0.99))]
-        var errors: [String: Int] = [:]
-        for record in records { if let error = record.error { errors[error, default: 0] += 1 } }
-        var sources: [String: Int] = [:]
-        for record in records { if let source = record.source { sources[record.calledUpstream || source != "computed" ? source : "coalesced_in_process", default: 0] += 1 } }
         return ScenarioReport(
             name: scenarios.map(\.rawValue).joined(separator: "+"), fault: scenarios.map(\.summary).joined(separator: "; "), requests: records.count, upstreamCalls: calls.count,
-            extraCalls: extra, extraAllowed: allowed, extraReason: reason, errors: errors,
-            maxLatencyMs: latencies.last ?? 0, p99LatencyMs: p99, sources: sources, invariants: verdicts, fleet: workers.description
+            extraCalls: extra, extraAllowed: allowed, extraReason: reason, errors: stats.errors,
+            maxLatencyMs: stats.maxMs, p99LatencyMs: stats.p99Ms, sources: stats.sources, invariants: verdicts, fleet: workers.description
         )
+    }
+
+    /// What the callers' records add up to, for both kinds of fleet.
+    struct RecordStats {
+        /// Requests still running at the request deadline.
+        var hung = 0
+        /// Answers older than fresh + stale (plus 100 ms of rounding) by the server clock.
+        var tooOld = 0
+        var errors: [String: Int] = [:]
+        var sources: [String: Int] = [:]
+        var maxMs = 0.0
+        var p99Ms = 0.0
+        static let staleLimitMs = (freshFor + staleFor).milliseconds + 100
+
+        init(_ records: [RecordView]) {
+            for record in records {
+                if record.hung { hung += 1 }
+                if let error = record.error { errors[error, default: 0] += 1 }
+                if let source = record.source {
+                    if record.ageMs > Self.staleLimitMs { tooOld += 1 }
+                    sources[record.calledUpstream || source != "computed" ? source : "coalesced_in_process", default: 0] += 1
+                }
+            }
+            let latencies = records.map { ($0.end - $0.start).milliseconds }.sorted()
+            maxMs = latencies.last ?? 0
+            p99Ms = latencies.isEmpty ? 0 : latencies[min(latencies.count - 1, Int(Double(latencies.count) * 0.99))]
+        }
+
+        var staleUntilVerdict: InvariantVerdict {
+            InvariantVerdict(
+                name: "no_value_beyond_stale_until", status: tooOld == 0 ? .pass : .fail,
+                detail: "\(tooOld) answers older than fresh+stale (\(Int(Self.staleLimitMs)) ms) by the server clock"
+            )
+        }
     }
 
     /// How the fleet of a run was made up.

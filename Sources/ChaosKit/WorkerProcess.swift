@@ -6,30 +6,19 @@ import RedisClient
 import SimulatedLLM
 import StampedeCache
 
-/// What a worker process reports when its load ends (one JSON line on stdout).
+/// What a worker process reports when its load ends (one JSON line on stdout). Everything about
+/// its requests is in its records file; this carries what only the worker knows.
 package struct WorkerSummary: Sendable, Codable {
-    /// Requests issued.
+    /// Requests issued (the records file must hold as many lines).
     package var requests = 0
-    /// Requests that ended with a typed error.
-    package var errors = 0
-    /// Requests still running at the deadline.
-    package var hung = 0
-    /// Answers older than fresh + stale by the server clock.
-    package var tooOld = 0
     /// Commits this worker attempted that fencing rejected (a zombie's late writes).
     package var rejectedCommits = 0
     /// Computations this worker ran.
     package var computations = 0
-    /// The longest request, ms.
-    package var maxLatencyMs = 0.0
-    /// p99 request latency, ms.
-    package var p99LatencyMs = 0.0
-    /// Typed errors by kind.
-    package var errorKinds: [String: Int] = [:]
     /// The worker's clock reference: record times in the records file are nanoseconds after it.
     /// `ContinuousClock` is the system-wide boot clock on Linux, so instants from worker processes
     /// and from the runner are comparable.
-    package var epoch: ContinuousClock.Instant?
+    package var epoch: ContinuousClock.Instant
 }
 
 extension ChaosRunner.RecordView {
@@ -56,61 +45,69 @@ extension ChaosRunner.RecordView {
 }
 
 extension ChaosRunner {
-    /// The worker role (`stampede chaos-worker`): one LLMCache and `callers` concurrent callers for `duration`.
-    /// Each caller's record goes to `recordsPath` (one tab-separated line per request) when given.
+    /// The worker role (`stampede chaos-worker`): one LLMCache and `callers` concurrent callers for
+    /// `duration`; every request's record goes to `recordsPath`, one tab-separated line each.
     package static func runWorker(
         redisURL: String, upstreamURL: String, namespace: String, workerIndex: Int, callers: Int, keys: Int, zipf: Double,
-        seed: UInt64, duration: Duration, recordsPath: String? = nil, logger: Logger = Logger(label: "chaos-worker", factory: { _ in SwiftLogNoOpLogHandler() })
+        seed: UInt64, duration: Duration, recordsPath: String, logger: Logger = Logger(label: "chaos-worker", factory: { _ in SwiftLogNoOpLogHandler() })
     ) async throws -> WorkerSummary {
-        let workerID = "worker-\(workerIndex)"
-        var configuration = try RedisConfiguration(url: redisURL)
-        configuration.commandTimeout = commandTimeout
-        configuration.clientName = "chaos-\(workerID)"
-        configuration.poolSize = 1
-        configuration.reconnectBackoff = .init(initial: .milliseconds(10), maximum: .milliseconds(200))
         let epoch = ContinuousClock.now
-        let client = try RedisClient(configuration: configuration, logger: logger)
         var httpConfiguration = HTTPClient.Configuration()
         httpConfiguration.connectionPool = .init(idleTimeout: .seconds(30), concurrentHTTP1ConnectionsPerHostSoftLimit: max(16, callers * 2))
         let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: httpConfiguration)
-        let openAI = OpenAIClient(configuration: OpenAIConfiguration(baseURL: upstreamURL, apiKey: "chaos", maxRetries: 0, workerID: workerID), httpClient: http, logger: logger)
-        let llm = try await LLMCache(redis: client, upstream: openAI, configuration: LLMCacheConfiguration(namespace: namespace, policy: policy), logger: logger)
+        let (client, llm) = try await makeWorker("worker-\(workerIndex)", url: redisURL, upstreamURL: upstreamURL, namespace: namespace, http: http, logger: logger)
         let records = RecordLog()
-        let zipf = Zipf(count: keys, exponent: zipf)
-        let end = ContinuousClock.now + duration
-        await withTaskGroup(of: Void.self) { group in
-            for caller in 0..<callers {
-                group.addTask {
-                    var generator = SplitMix64(seed: seed &+ UInt64(workerIndex * 1_000 + caller) &* 0x9E37_79B9)
-                    while ContinuousClock.now < end {
-                        records.append(await call(llm, key: zipf.sample(&generator), seed: seed))
-                        try? await Task.sleep(for: .milliseconds(Int.random(in: 0...10, using: &generator)))
-                    }
-                }
-            }
-        }
+        await runCallers([(workerIndex, llm)], callers: callers, zipf: Zipf(count: keys, exponent: zipf), seed: seed, until: .now + duration, into: records)
         let diagnostics = try await llm.cache(for: namespace).diagnostics
         let all = records.all
-        let limitMs = (freshFor + staleFor).milliseconds + 100
-        let latencies = all.map { ($0.end - $0.start).milliseconds }.sorted()
-        var errorKinds: [String: Int] = [:]
-        for record in all { if let error = record.error { errorKinds[error, default: 0] += 1 } }
-        let summary = WorkerSummary(
-            requests: all.count, errors: all.filter { $0.error != nil && !$0.hung }.count, hung: all.filter(\.hung).count,
-            tooOld: all.filter { $0.source != nil && $0.ageMs > limitMs }.count,
-            rejectedCommits: diagnostics.rejectedCommits, computations: diagnostics.computations,
-            maxLatencyMs: latencies.last ?? 0,
-            p99LatencyMs: latencies.isEmpty ? 0 : latencies[min(latencies.count - 1, Int(Double(latencies.count) * 0.99))],
-            errorKinds: errorKinds, epoch: epoch
-        )
-        if let recordsPath {
-            let text = all.map { $0.line(epoch: epoch) }.joined(separator: "\n")
-            try Data(text.utf8).write(to: URL(fileURLWithPath: recordsPath))
-        }
+        try Data(all.map { $0.line(epoch: epoch) }.joined(separator: "\n").utf8).write(to: URL(fileURLWithPath: recordsPath))
         await llm.close()
         await client.close()
         try? await http.shutdown()
-        return summary
+        return WorkerSummary(requests: all.count, rejectedCommits: diagnostics.rejectedCommits, computations: diagnostics.computations, epoch: epoch)
+    }
+}
+
+/// The worker processes of one run, each writing its records into one temporary directory.
+struct WorkerFleet {
+    let children: [WorkerChild]
+    let directory: URL
+
+    /// Starts `count` `stampede chaos-worker` processes.
+    static func start(
+        executable: String, count: Int, redisURL: String, upstreamURL: String, namespace: String, callers: Int, keys: Int,
+        zipf: Double, seed: UInt64, duration: Duration
+    ) throws -> WorkerFleet {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("stampede-chaos-\(namespace)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let children = try (0..<count).map { index in
+            try WorkerChild(executable: executable, arguments: [
+                "chaos-worker", "--redis-url", redisURL, "--upstream-url", upstreamURL, "--namespace", namespace,
+                "--worker-index", "\(index)", "--callers", "\(callers)", "--keys", "\(keys)", "--zipf", "\(zipf)", "--seed", "\(seed)",
+                "--duration-ms", "\(Int(duration.milliseconds))", "--records", directory.appendingPathComponent("worker-\(index).tsv").path,
+            ], id: "worker-\(index)")
+        }
+        return WorkerFleet(children: children, directory: directory)
+    }
+
+    /// Waits for every worker, merges their records, and removes the directory. A worker that
+    /// was killed, failed, or wrote fewer records than it reported is listed in `missing`.
+    func collect() async -> (records: [ChaosRunner.RecordView], summaries: [WorkerSummary], missing: [String]) {
+        var records: [ChaosRunner.RecordView] = []
+        var summaries: [WorkerSummary] = []
+        var missing: [String] = []
+        for child in children {
+            guard let summary = await child.finish() else {
+                missing.append(child.id)
+                continue
+            }
+            let written = WorkerChild.records(at: directory.appendingPathComponent("\(child.id).tsv").path, epoch: summary.epoch)
+            if written.count != summary.requests { missing.append("\(child.id) (\(written.count) of \(summary.requests) records)") }
+            records += written
+            summaries.append(summary)
+        }
+        try? FileManager.default.removeItem(at: directory)
+        return (records, summaries, missing)
     }
 }
 
@@ -119,17 +116,6 @@ final class WorkerChild: Sendable {
     let process: Process
     let output: Pipe
     let id: String
-
-    /// Starts `stampede chaos-worker` for worker `index`, writing its records next to the run's other files.
-    convenience init(executable: String, redisURL: String, upstreamURL: String, namespace: String, index: Int, callers: Int, keys: Int, zipf: Double, seed: UInt64, duration: Duration, recordsPath: String?) throws {
-        var arguments = [
-            "chaos-worker", "--redis-url", redisURL, "--upstream-url", upstreamURL, "--namespace", namespace,
-            "--worker-index", "\(index)", "--callers", "\(callers)", "--keys", "\(keys)", "--zipf", "\(zipf)", "--seed", "\(seed)",
-            "--duration-ms", "\(Int(duration.milliseconds))",
-        ]
-        if let recordsPath { arguments += ["--records", recordsPath] }
-        try self.init(executable: executable, arguments: arguments, id: "worker-\(index)")
-    }
 
     init(executable: String, arguments: [String], id: String) throws {
         process = Process()

@@ -179,17 +179,3 @@ public struct CacheConfigurationError: Error, Sendable, Hashable, CustomStringCo
     public var description: String { "Invalid cache policy: \(setting) \(problem)" }
 }
 
-extension Duration {
-    /// Whole milliseconds, rounded up so that a positive duration is never 0 ms.
-    var wholeMilliseconds: Int64 {
-        let parts = components
-        let fromAttos = (parts.attoseconds + 999_999_999_999_999) / 1_000_000_000_000_000
-        return parts.seconds * 1_000 + fromAttos
-    }
-
-    /// Milliseconds as a `Double` (for metrics and reports).
-    var milliseconds: Double {
-        let parts = components
-        return Double(parts.seconds) * 1_000 + Double(parts.attoseconds) / 1e15
-    }
-}

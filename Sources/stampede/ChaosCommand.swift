@@ -100,7 +100,7 @@ struct ChaosWorkerCommand: AsyncParsableCommand {
     @Option var zipf: Double = 1.1
     @Option var seed: UInt64 = 7
     @Option(name: .customLong("duration-ms")) var durationMs: Int = 4_000
-    @Option var records: String?
+    @Option var records: String
 
     func run() async throws {
         let summary = try await ChaosRunner.runWorker(

@@ -143,4 +143,17 @@ extension Duration {
         if overflow { return parts.seconds < 0 ? .min : .max }
         return high &+ parts.attoseconds / 1_000_000_000
     }
+
+    /// Whole milliseconds, rounded up so that a positive duration is never 0 ms (PX and PSETEX reject 0).
+    package var wholeMilliseconds: Int64 {
+        let parts = components
+        let fromAttos = (parts.attoseconds + 999_999_999_999_999) / 1_000_000_000_000_000
+        return parts.seconds * 1_000 + fromAttos
+    }
+
+    /// Milliseconds as a `Double` (for metrics and reports).
+    package var milliseconds: Double {
+        let parts = components
+        return Double(parts.seconds) * 1_000 + Double(parts.attoseconds) / 1e15
+    }
 }

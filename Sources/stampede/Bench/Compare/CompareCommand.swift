@@ -61,18 +61,7 @@ struct CompareBench: AsyncParsableCommand {
             var results: [WorkloadResult] = []
             for var workload in selected {
                 workload.settings.followerRetries = followerRetries
-                if case .hotPath = workload.shape {
-                    Console.note("\(workload.name): every implementation, \(hotRounds) interleaved rounds ...")
-                    results.append(WorkloadResult(workload: workload, results: try await CompareEngine.runHotPath(workload, url: url, seed: seed, rounds: hotRounds)))
-                    continue
-                }
-                var row: [ImplementationResult] = []
-                for implementation in Implementation.allCases {
-                    Console.note("\(workload.name): \(implementation.label) ...")
-                    let result = try await CompareEngine.run(workload, implementation, url: url, seed: seed)
-                    Console.note("  \(result.requests) requests, \(result.upstreamCalls) upstream calls, p99 \(formatted(result.percentileMs(99))) ms, \(result.errorCount) errors")
-                    row.append(result)
-                }
+                let row = try await CompareEngine.run(workload, url: url, seed: seed, hotRounds: hotRounds, progress: Console.note)
                 results.append(WorkloadResult(workload: workload, results: row))
             }
             return (results, Self.field("redis_version", in: info) ?? "unknown")
@@ -123,7 +112,7 @@ struct CompareReport {
             for result in row.results {
                 var numbers: [String: Any] = [
                     "requests": result.requests, "upstream_calls": result.upstreamCalls, "minimum_calls": result.minimumCalls,
-                    "extra_calls": result.extraCalls, "p50_ms": result.percentileMs(50), "p99_ms": result.percentileMs(99),
+                    "extra_calls": result.extraCalls, "p50_ms": result.p50Ms, "p99_ms": result.p99Ms,
                     "errors": result.errorCount, "errors_by_kind": result.errors, "stale_served": result.staleServed,
                     "wall_s": result.wall.secondsDouble,
                 ]
@@ -136,8 +125,8 @@ struct CompareReport {
                     guard let theirs = row.result(baseline) else { continue }
                     var pair: [String: Any] = [:]
                     pair["upstream_calls"] = Self.ratio(Double(ours.upstreamCalls), Double(theirs.upstreamCalls))
-                    pair["p50_ms"] = Self.ratio(ours.percentileMs(50), theirs.percentileMs(50))
-                    pair["p99_ms"] = Self.ratio(ours.percentileMs(99), theirs.percentileMs(99))
+                    pair["p50_ms"] = Self.ratio(ours.p50Ms, theirs.p50Ms)
+                    pair["p99_ms"] = Self.ratio(ours.p99Ms, theirs.p99Ms)
                     if let a = ours.opsPerSecond, let b = theirs.opsPerSecond { pair["ops_per_s"] = Self.ratio(a, b) }
                     ratios["\(Implementation.stampedeCache.rawValue)_vs_\(baseline.rawValue)"] = pair
                 }
@@ -162,8 +151,8 @@ struct CompareReport {
             for (index, result) in row.results.enumerated() {
                 lines.append(
                     pad(index == 0 ? row.workload.name : "", 16) + pad(result.implementation.label, 27) + pad("\(result.requests)", 10)
-                        + pad("\(result.upstreamCalls)", 10) + pad("\(result.extraCalls)", 8) + pad(formatted(result.percentileMs(50)), 10)
-                        + pad(formatted(result.percentileMs(99)), 10) + pad("\(result.errorCount)", 8) + pad("\(result.staleServed)", 8)
+                        + pad("\(result.upstreamCalls)", 10) + pad("\(result.extraCalls)", 8) + pad(formatted(result.p50Ms), 10)
+                        + pad(formatted(result.p99Ms), 10) + pad("\(result.errorCount)", 8) + pad("\(result.staleServed)", 8)
                         + (result.opsPerSecond.map { String(Int($0)) } ?? "-")
                 )
             }
@@ -173,10 +162,10 @@ struct CompareReport {
                     guard let theirs = row.result(baseline) else { continue }
                     let name = baseline == .cacheAside ? "cache-aside" : "SET NX"
                     if let a = ours.opsPerSecond, let b = theirs.opsPerSecond {
-                        parts.append("vs \(name): ops/s x\(formatted(a / b, 2)), p99 x\(formatted(ours.percentileMs(99) / max(theirs.percentileMs(99), 0.001), 2))")
+                        parts.append("vs \(name): ops/s x\(formatted(a / b, 2)), p99 x\(formatted(ours.p99Ms / max(theirs.p99Ms, 0.001), 2))")
                     } else {
                         let calls = Self.ratio(Double(ours.upstreamCalls), Double(theirs.upstreamCalls)).map { formatted($0, 3) } ?? "-"
-                        parts.append("vs \(name): calls x\(calls), p99 x\(formatted(ours.percentileMs(99) / max(theirs.percentileMs(99), 0.001), 2))")
+                        parts.append("vs \(name): calls x\(calls), p99 x\(formatted(ours.p99Ms / max(theirs.p99Ms, 0.001), 2))")
                     }
                 }
                 lines.append(pad("", 16) + "StampedeCache " + parts.joined(separator: "; "))
@@ -209,7 +198,7 @@ struct CompareReport {
             series: implementations.map(\.label),
             panels: [
                 panel("Upstream calls (fewer is better)", "calls", { Double($0.upstreamCalls) }),
-                panel("Caller latency p99 (p50 in the label)", "milliseconds", { $0.percentileMs(99) }, note: { "p99 \(formatted($0.percentileMs(99))) ms, p50 \(formatted($0.percentileMs(50))) ms" }),
+                panel("Caller latency p99 (p50 in the label)", "milliseconds", { $0.p99Ms }, note: { "p99 \(formatted($0.p99Ms)) ms, p50 \(formatted($0.p50Ms)) ms" }),
                 panel("Errors returned to callers", "errors", { Double($0.errorCount) }),
             ]
         ).text

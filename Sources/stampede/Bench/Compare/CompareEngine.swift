@@ -92,20 +92,34 @@ struct ImplementationResult: Sendable {
     /// The fewest upstream calls that could have served these requests: one per key per freshness
     /// period in which it was asked for (greedy windows of `ttl` from each uncovered request).
     var minimumCalls: Int
-    var latenciesNs: [Int64]
+    /// Caller latency percentiles, ms (computed once from the samples).
+    var p50Ms: Double
+    var p99Ms: Double
     var errors: [String: Int]
     var staleServed: Int
     var wall: Duration
     var opsPerSecond: Double?
 
-    var extraCalls: Int { max(0, upstreamCalls - minimumCalls) }
-    var errorCount: Int { errors.values.reduce(0, +) }
-
-    func percentileMs(_ p: Double) -> Double {
+    init(
+        implementation: Implementation, requests: Int, upstreamCalls: Int, minimumCalls: Int, latenciesNs: [Int64],
+        errors: [String: Int], staleServed: Int, wall: Duration, opsPerSecond: Double?
+    ) {
+        self.implementation = implementation
+        self.requests = requests
+        self.upstreamCalls = upstreamCalls
+        self.minimumCalls = minimumCalls
         var samples = LatencySamples()
         for value in latenciesNs { samples.append(value) }
-        return samples.percentileMicros(p) / 1_000
+        p50Ms = samples.percentileMicros(50) / 1_000
+        p99Ms = samples.percentileMicros(99) / 1_000
+        self.errors = errors
+        self.staleServed = staleServed
+        self.wall = wall
+        self.opsPerSecond = opsPerSecond
     }
+
+    var extraCalls: Int { max(0, upstreamCalls - minimumCalls) }
+    var errorCount: Int { errors.values.reduce(0, +) }
 }
 
 /// A workload's results for every implementation.
@@ -119,27 +133,39 @@ struct WorkloadResult: Sendable {
 enum CompareEngine {
     static let quiet = Logger(label: "bench", factory: { _ in SwiftLogNoOpLogHandler() })
 
-    /// Runs `workload` with `implementation` against the Redis at `url`.
-    static func run(_ workload: CompareWorkload, _ implementation: Implementation, url: String, seed: UInt64) async throws -> ImplementationResult {
-        let runID = "\(UInt32.random(in: 0..<UInt32.max))"
-        let upstream = BenchUpstream(latency: .model(workload.latency), errorRate: workload.errorRate, seed: seed)
+    /// Runs `workload` with every implementation against the Redis at `url`: one after another,
+    /// or, for the hot path, in interleaved rounds. `progress` gets a line as each one starts and ends.
+    static func run(_ workload: CompareWorkload, url: String, seed: UInt64, hotRounds: Int, progress: (String) -> Void) async throws -> [ImplementationResult] {
+        if case .hotPath(let duration) = workload.shape {
+            progress("\(workload.name): every implementation, \(hotRounds) interleaved rounds ...")
+            return try await runHotPath(workload, duration: duration, url: url, seed: seed, rounds: hotRounds)
+        }
+        var results: [ImplementationResult] = []
+        for implementation in Implementation.allCases {
+            progress("\(workload.name): \(implementation.label) ...")
+            let upstream = BenchUpstream(latency: .model(workload.latency), errorRate: workload.errorRate, seed: seed)
+            let contenders = try await makeContenders(implementation, workload, url: url, runID: "\(UInt32.random(in: 0..<UInt32.max))")
+            let result = await measure(workload, implementation, contenders: contenders, upstream: upstream, seed: seed)
+            for contender in contenders { await contender.close() }
+            progress("  \(result.requests) requests, \(result.upstreamCalls) upstream calls, p99 \(formatted(result.p99Ms)) ms, \(result.errorCount) errors")
+            results.append(result)
+        }
+        return results
+    }
+
+    /// One instance of `implementation` per worker, each with its own Redis connection.
+    private static func makeContenders(_ implementation: Implementation, _ workload: CompareWorkload, url: String, runID: String) async throws -> [any Contender] {
         var contenders: [any Contender] = []
         for _ in 0..<workload.workers {
             contenders.append(try await BenchConnections.make(implementation, url: url, runID: runID, settings: workload.settings, logger: quiet))
         }
-        do {
-            let result = try await measure(workload, implementation, contenders: contenders, upstream: upstream, seed: seed)
-            for contender in contenders { await contender.close() }
-            return result
-        } catch {
-            for contender in contenders { await contender.close() }
-            throw error
-        }
+        return contenders
     }
 
+    /// The herd or plan workloads (the hot path has its own loop).
     private static func measure(
         _ workload: CompareWorkload, _ implementation: Implementation, contenders: [any Contender], upstream: BenchUpstream, seed: UInt64
-    ) async throws -> ImplementationResult {
+    ) async -> ImplementationResult {
         let log = Box<[CompareRecord]>([])
         let deadline = workload.requestDeadline
         let zipf = Zipf(count: workload.keys, exponent: workload.zipf)
@@ -191,7 +217,7 @@ enum CompareEngine {
                 }
             }
         case .hotPath:
-            throw TuneError("the hot path runs every implementation together: use CompareEngine.runHotPath")
+            break  // run() sends the hot path to runHotPath
         }
         let wall = ContinuousClock.now - started
         let records = log.value
@@ -211,18 +237,15 @@ enum CompareEngine {
     }
 
     /// The hot path: values written first, then every implementation in turn, round by round (the
-    /// order rotating), so drift in the machine's speed hits all of them alike.
-    static func runHotPath(_ workload: CompareWorkload, url: String, seed: UInt64, rounds: Int) async throws -> [ImplementationResult] {
-        guard case .hotPath(let duration) = workload.shape else { throw TuneError("not a hot-path workload") }
+    /// order rotating), so drift in the machine's speed hits all of them alike. Requests are timed
+    /// bare (no per-request deadline task), since nothing here waits on the upstream.
+    private static func runHotPath(_ workload: CompareWorkload, duration: Duration, url: String, seed: UInt64, rounds: Int) async throws -> [ImplementationResult] {
         let runID = "\(UInt32.random(in: 0..<UInt32.max))"
         let upstream = BenchUpstream(latency: .model(workload.latency), errorRate: 0, seed: seed)
         var fleets: [Implementation: [any Contender]] = [:]
         var prefillCalls: [Implementation: Int] = [:]
         for implementation in Implementation.allCases {
-            var contenders: [any Contender] = []
-            for _ in 0..<workload.workers {
-                contenders.append(try await BenchConnections.make(implementation, url: url, runID: runID, settings: workload.settings, logger: quiet))
-            }
+            let contenders = try await makeContenders(implementation, workload, url: url, runID: runID)
             let before = upstream.calls
             for key in 0..<workload.keys { _ = try await contenders[0].fetch("k\(key)", upstream: upstream) }
             prefillCalls[implementation] = upstream.calls - before

@@ -100,7 +100,7 @@ struct CacheAsideContender: Contender {
         let redisKey = prefix + key
         if let cached = try await client.get(redisKey) { return Fetched(bytes: cached.readableBytes, stale: false) }
         let value = try await upstream.call(key)
-        try await client.send("PSETEX", RedisArgument(redisKey), RedisArgument(ttl.wholeMilliseconds), RedisArgument(bytes: value))
+        try await client.store(value, at: redisKey, for: ttl)
         return Fetched(bytes: value.count, stale: false)
     }
 
@@ -122,7 +122,7 @@ struct SetNXLockContender: Contender {
             if acquired.string == "OK" {
                 do {
                     let value = try await upstream.call(key)
-                    try await client.send("PSETEX", RedisArgument(redisKey), RedisArgument(settings.ttl.wholeMilliseconds), RedisArgument(bytes: value))
+                    try await client.store(value, at: redisKey, for: settings.ttl)
                     _ = try await client.delete([lockKey])  // the flaw: may delete another worker's lock
                     return Fetched(bytes: value.count, stale: false)
                 } catch {
@@ -135,6 +135,13 @@ struct SetNXLockContender: Contender {
     }
 
     func close() async { await client.close() }
+}
+
+extension RedisClient {
+    /// `PSETEX key ttl value`: how both baselines store what they computed.
+    fileprivate func store(_ value: [UInt8], at key: String, for ttl: Duration) async throws {
+        try await send("PSETEX", RedisArgument(key), RedisArgument(ttl.wholeMilliseconds), RedisArgument(bytes: value))
+    }
 }
 
 enum BenchConnections {
@@ -156,9 +163,4 @@ enum BenchConnections {
             return SetNXLockContender(client: try RedisClient(configuration: configuration(url), logger: logger), prefix: "bench:nx:\(runID):", settings: settings)
         }
     }
-}
-
-extension Duration {
-    /// Whole milliseconds, at least 1 (PSETEX and PX reject 0).
-    var wholeMilliseconds: Int64 { max(1, nanoseconds / 1_000_000) }
 }
