@@ -8,8 +8,8 @@
 -- Run with EVALSHA <sha> 3 KEYS[1] KEYS[2] KEYS[3] ARGV[1..10].
 --
 -- KEYS (share one hash tag {E}; built by the client, never here):
---   KEYS[1]  P{E}:v  entry STRING: "sc1 <fu> <ct> <cms> <fence>\n" .. value,
---                    key expiry (PEXPIREAT) = stale-until su
+--   KEYS[1]  P{E}:v  entry STRING: "sc2 <fu> <su> <ct> <cms> <fence>\n" .. value,
+--                    key expiry (PEXPIREAT) = retention, at least su
 --   KEYS[2]  P{E}:l  lock string (holder's fence token)
 --   KEYS[3]  P{E}:f  fence counter
 --
@@ -17,8 +17,8 @@
 --   ARGV[1]   fence token, decimal integer >= 1, no leading zeros
 --   ARGV[2]   value bytes (opaque, binary safe, may be empty)
 --   ARGV[3]   fresh-for, integer ms >= 1
---   ARGV[4]   stale-for, integer ms >= 0 (extra retention after fresh;
---             total retention = fresh' + stale)
+--   ARGV[4]   stale-for, integer ms >= 0 (how long after fresh-until the
+--             value may still be served: su = fu + stale)
 --   ARGV[5]   jitter fraction, decimal float in [0, 0.5]
 --   ARGV[6]   uniform random number in [0,1), decimal float, from the client
 --   ARGV[7]   measured compute time, integer ms >= 0 (stored as cms, for XFetch)
@@ -32,12 +32,12 @@
 --   fu = now + fresh' ; su = fu + stale   (so su >= fu > now)
 --
 -- entry.fence is read from the header with GETRANGE KEYS[1] 0 127; a missing
--- entry, or one whose header is not valid, counts as fence 0 (a corrupt
--- entry is simply overwritten). WRONGTYPE (raised by GETRANGE) if KEYS[1]
--- exists and is not a string.
+-- entry, one whose header is not valid, or a key of another type counts as
+-- fence 0 (and is simply overwritten). A lock key of another type is not
+-- owned; a fence key of another type counts as missing.
 -- Accept iff token >= entry.fence
 --        and (KEYS[3] missing or token <= GET KEYS[3]).
--- On accept: SET KEYS[1] "sc1 <fu> <now> <cms> <token>\n"..value PXAT su;
+-- On accept: SET KEYS[1] "sc2 <fu> <su> <now> <cms> <token>\n"..value PXAT su;
 --   DEL KEYS[2] if it holds this token; keep KEYS[3] (if it exists) alive
 --   for at least (su - now) + fence retention; PUBLISH ARGV[8] "done|E|token".
 -- On reject: DEL KEYS[2] if it holds this token; nothing is published.
@@ -116,20 +116,27 @@ if not fence_ret then return bad('ARGV[10] fence retention ms must be an integer
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 
--- Committed fence from the header (the header is at most 72 bytes). A
--- missing or corrupt entry counts as fence 0 and is simply overwritten.
+-- Committed fence from the header (the header is at most 90 bytes). A
+-- missing or corrupt entry, or a key of another type, counts as fence 0 and
+-- is simply overwritten.
+local function is_string(key)
+  return redis.call('TYPE', key)['ok'] == 'string'
+end
 local e_fence = 0
-local head = redis.call('GETRANGE', KEYS[1], 0, 127) -- WRONGTYPE if not a string
-local sfu, sct, scms, sfence = string.match(head, '^sc1 (%d+) (%d+) (%d+) (%d+)\n')
-if sfence and #sfu <= 16 and #sct <= 16 and #scms <= 16 and #sfence <= 16 then
-  local f = tonumber(sfence)
-  if f <= 9007199254740991 and tonumber(sfu) <= 9007199254740991
-     and tonumber(sct) <= 9007199254740991 and tonumber(scms) <= 9007199254740991 then
-    e_fence = f
+if is_string(KEYS[1]) then
+  local head = redis.call('GETRANGE', KEYS[1], 0, 127)
+  local sfu, ssu, sct, scms, sfence = string.match(head, '^sc2 (%d+) (%d+) (%d+) (%d+) (%d+)\n')
+  if sfence and #sfu <= 16 and #ssu <= 16 and #sct <= 16 and #scms <= 16 and #sfence <= 16 then
+    local f = tonumber(sfence)
+    if f <= 9007199254740991 and tonumber(sfu) <= 9007199254740991 and tonumber(ssu) <= 9007199254740991
+       and tonumber(sct) <= 9007199254740991 and tonumber(scms) <= 9007199254740991 then
+      e_fence = f
+    end
   end
 end
-local counter = tonumber(redis.call('GET', KEYS[3]))
-local owns = (redis.call('GET', KEYS[2]) == token_s)
+local counter = nil
+if is_string(KEYS[3]) then counter = tonumber(redis.call('GET', KEYS[3])) end
+local owns = is_string(KEYS[2]) and (redis.call('GET', KEYS[2]) == token_s)
 
 local reason = nil
 if token < e_fence then
@@ -148,7 +155,7 @@ if fresh_eff < 1 then fresh_eff = 1 end
 local fu = now + fresh_eff
 local su = fu + stale
 
-local header = 'sc1 ' .. fmtint(fu) .. ' ' .. fmtint(now) .. ' ' .. fmtint(cms) .. ' ' .. token_s .. '\n'
+local header = 'sc2 ' .. fmtint(fu) .. ' ' .. fmtint(su) .. ' ' .. fmtint(now) .. ' ' .. fmtint(cms) .. ' ' .. token_s .. '\n'
 redis.call('SET', KEYS[1], header .. value, 'PXAT', fmtint(su))
 
 local released = 0

@@ -25,7 +25,7 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SCRIPTS = ["get_or_lock", "commit", "release", "invalidate_key", "hot_touch"]
+SCRIPTS = ["get_or_lock", "commit", "release", "invalidate_key", "hot_touch", "handoff"]
 MAX_EXACT = 2 ** 53 - 1
 
 
@@ -170,11 +170,11 @@ def main():
     sys.exit(1 if FAILS else 0)
 
 
-HEADER_RE = re.compile(rb"^sc1 (\d+) (\d+) (\d+) (\d+)\n")
+HEADER_RE = re.compile(rb"^sc2 (\d+) (\d+) (\d+) (\d+) (\d+)\n")
 
 
 def parse_blob(blob):
-    """(fu, ct, cms, fence, value) of an entry blob, or None if the header is bad."""
+    """(fu, su, ct, cms, fence, value) of an entry blob, or None if the header is bad."""
     m = HEADER_RE.match(blob)
     if not m:
         return None
@@ -196,7 +196,7 @@ def run(c, sub):
     RET = 86400000
 
     def keys(e):
-        return [P + "{" + e + "}:" + s for s in ("v", "l", "f", "h")]
+        return [P + "{" + e + "}:" + s for s in ("v", "l", "f", "h", "d")]
 
     def V(e):
         return keys(e)[0]
@@ -209,6 +209,12 @@ def run(c, sub):
 
     def H(e):
         return keys(e)[3]
+
+    def D(e):
+        return keys(e)[4]
+
+    def handoff(e, token, value=b"v", life=5000, chan="chan", reason="truncated"):
+        return c.call("EVALSHA", sha["handoff"], 3, V(e), L(e), D(e), str(token), value, life, chan, e, reason)
 
     def gol(e, lock_ttl=5000, ret=RET, beta="0", rnd="0.5"):
         return c.call("EVALSHA", sha["get_or_lock"], 3, V(e), L(e), F(e), lock_ttl, ret, beta, rnd)
@@ -227,8 +233,9 @@ def run(c, sub):
     def hot(e, n=1, thr=1000, win=1000, hot_ttl=60000, ret=RET):
         return c.call("EVALSHA", sha["hot_touch"], 3, V(e), F(e), H(e), n, thr, win, hot_ttl, ret)
 
-    def release(e, token, chan="chan", msg="", pub="1"):
-        return c.call("EVALSHA", sha["release"], 2, V(e), L(e), str(token), chan, e, msg, pub)
+    def release(e, token, chan="chan", msg="", pub="1", hold=None):
+        extra = [] if hold is None else [str(hold)]
+        return c.call("EVALSHA", sha["release"], 2, V(e), L(e), str(token), chan, e, msg, pub, *extra)
 
     def inval(e, chan="chan"):
         return c.call("EVALSHA", sha["invalidate_key"], 2, V(e), L(e), chan, e)
@@ -290,7 +297,7 @@ def run(c, sub):
     check(c.call("EXISTS", V("e1"), H("e1")) == 0, "get_or_lock writes neither entry nor hot counter")
 
     # ---------------------------------------------------------------- commit accepted
-    val = b"\x00bin\r\nary\x00\xff|done|\nsc1 1 2 3 4\n"
+    val = b"\x00bin\r\nary\x00\xff|done|\nsc2 1 2 1 3 4\n"
     r = commit("e1", 1, value=val, fresh=1000, stale=5000, cms=42)
     shape(r, "ok", [I, I, I, I])
     fu, su, now, rel = r[1:]
@@ -300,12 +307,12 @@ def run(c, sub):
     check(c.call("TYPE", V("e1")) == ("status", b"string"), "entry is a string")
     check(pexp("e1") == su, "PXAT: PEXPIRETIME entry == su (%r vs %r)" % (pexp("e1"), su))
     blob = c.call("GET", V("e1"))
-    check(blob == b"sc1 %d %d 42 1\n" % (fu, now) + val, "blob = exact header + value bytes (%r)" % blob[:40])
+    check(blob == b"sc2 %d %d %d 42 1\n" % (fu, su, now) + val, "blob = exact header (fu su ct cms fence) + value bytes (%r)" % blob[:40])
     check(c.call("PTTL", F("e1")) >= (su - now) + RET - 1000, "fence counter outlives entry")
     r = gol("e1")
     shape(r, "fresh", FRESH)
     check(r[1] == blob, "fresh reply carries the whole blob, binary value intact")
-    check(parse_blob(r[1]) == (fu, now, 42, 1, val), "client-side header parse of fresh blob")
+    check(parse_blob(r[1]) == (fu, su, now, 42, 1, val), "client-side header parse of fresh blob")
     check(abs(r[2] - su) <= 1 and abs(r[3] - srv_now()) < 1000, "fresh su = now + PTTL = commit su (%r vs %r)" % (r[2], su))
 
     # ---------------------------------------------------------------- jitter
@@ -330,12 +337,12 @@ def run(c, sub):
     r = commit("e2", 1, value=b"old")
     shape(r, "rejected", [B, I, I])
     check(r[1] == b"stale_token" and r[2] == 2, "zombie token 1 rejected stale_token, fence 2")
-    check(parse_blob(c.call("GET", V("e2")))[3:] == (2, b"new"), "zombie did not overwrite")
+    check(parse_blob(c.call("GET", V("e2")))[4:] == (2, b"new"), "zombie did not overwrite")
     r = commit("e2", 99, value=b"forged")
     check(r[0] == b"rejected" and r[1] == b"unknown_token" and r[2] == 2, "never-issued token 99 rejected unknown_token")
     r = commit("e2", 2, value=b"new2")
     check(r[0] == b"ok" and r[4] == 0, "same token re-commit (retry) accepted, released=0")
-    check(parse_blob(c.call("GET", V("e2")))[3:] == (2, b"new2"), "retry wrote its value")
+    check(parse_blob(c.call("GET", V("e2")))[4:] == (2, b"new2"), "retry wrote its value")
     check(notice() == b"done|e2|2", "retry publishes done again")
     # zombie holding the lock (forged state) gets its lock deleted on rejection
     c.call("SET", L("e2"), "1", "PX", 10000)
@@ -349,8 +356,8 @@ def run(c, sub):
     # fence counter evicted while the entry survived
     c.call("DEL", F("e2"))
     b2 = c.call("GET", V("e2"))
-    fu2, ct2, cms2, fence2, v2 = parse_blob(b2)
-    c.call("SET", V("e2"), b"sc1 0 %d %d %d\n" % (ct2, cms2, fence2) + v2, "KEEPTTL")  # force stale
+    fu2, su2, ct2, cms2, fence2, v2 = parse_blob(b2)
+    c.call("SET", V("e2"), b"sc2 %d %d %d %d %d\n" % (ct2, su2, ct2, cms2, fence2) + v2, "KEEPTTL")  # force stale
     r = gol("e2")
     shape(r, "stale", STALE)
     check(r[4] == 1 and r[5] == 3 and r[6] == 5000, "after counter loss, token = entry.fence+1 = 3 (%r)" % r[2:])
@@ -362,7 +369,7 @@ def run(c, sub):
     r = commit("e2", 2)
     check(r[0] == b"rejected" and r[1] == b"stale_token" and r[2] == 3, "old token 2 fenced after counter loss")
     r = gol("e2")
-    check(r[0] == b"fresh" and parse_blob(r[1])[3] == 3, "entry keeps fence 3")
+    check(r[0] == b"fresh" and parse_blob(r[1])[4] == 3, "entry keeps fence 3")
 
     # ---------------------------------------------------------------- stale lease won / lost
     new_entry("e3", value=b"s", fresh=60, stale=10000)
@@ -370,8 +377,8 @@ def run(c, sub):
     time.sleep(0.1)
     r = gol("e3")
     shape(r, "stale", STALE)
-    check(parse_blob(r[1])[4] == b"s" and r[4] == 1 and r[5] == 2 and r[6] == 5000, "stale lease won with token 2")
-    check(abs(r[2] - su3) <= 1 and r[3] >= parse_blob(r[1])[0], "stale: su from key expiry, now >= fu")
+    check(parse_blob(r[1])[5] == b"s" and r[4] == 1 and r[5] == 2 and r[6] == 5000, "stale lease won with token 2")
+    check(r[2] == su3 == parse_blob(r[1])[1] and r[3] >= parse_blob(r[1])[0], "stale: su from the header (== key expiry after commit), now >= fu")
     check(c.call("GET", L("e3")) == b"2" and c.call("PTTL", F("e3")) >= (su3 - r[3]) + RET - 1000,
           "stale lease: lock holds token 2, counter kept past su")
     r = gol("e3")
@@ -424,6 +431,22 @@ def run(c, sub):
     r = c.call_err("EVALSHA", sha["release"], 2, V("e3"), L("e3"), "4", "chan", "e3", "", "0", "-1")
     check(isinstance(r, RedisErr) and "ARGV[6]" in str(r), "bad hold rejected")
     c.call("DEL", L("e3"))
+    # the hold never outlasts the stale copy: cut to su - now, and with nothing servable the lock is deleted
+    c.call("SET", L("e3"), "5", "PX", "60000")
+    su3h = parse_blob(c.call("GET", V("e3")))[1]
+    r = release("e3", 5, pub="0", hold=3600000)
+    check(r == [b"released", 1] and 0 < c.call("PTTL", L("e3")) <= su3h - srv_now() + 5,
+          "hold of 1 h cut to the entry's remaining servable time (%r ms)" % c.call("PTTL", L("e3")))
+    c.call("DEL", L("e3"))
+    new_entry("e3x", value=b"s", fresh=20, stale=20)
+    time.sleep(0.06)  # past su: nothing left to serve
+    c.call("SET", L("e3x"), "9", "PX", "60000")
+    r = release("e3x", 9, pub="0", hold=5000)
+    check(r == [b"released", 1] and c.call("EXISTS", L("e3x")) == 0, "hold with no servable copy left: lock deleted at once")
+    c.call("SET", L("e3x"), "10", "PX", "60000")
+    r = release("e3x", 10, msg="bad request", pub="2")
+    check(r == [b"released", 1] and notice() == b"fatal|e3x|10|bad request", "publish flag 2 -> fatal notice")
+    c.call("DEL", *keys("e3x"))
 
     # ---------------------------------------------------------------- XFetch early
     new_entry("e4", value=b"x", fresh=10000, cms=1000)
@@ -431,7 +454,7 @@ def run(c, sub):
     check(r[0] == b"fresh", "XFetch not triggered far from expiry")
     r = gol("e4", beta="100", rnd="0.01")
     shape(r, "early", EARLY)
-    check(r[4] == 2 and parse_blob(r[1])[4] == b"x", "XFetch early lease won token 2")
+    check(r[4] == 2 and parse_blob(r[1])[5] == b"x", "XFetch early lease won token 2")
     check(c.call("GET", L("e4")) == b"2" and 0 < c.call("PTTL", L("e4")) <= 5000, "early: lock holds token 2 for lock TTL")
     r = gol("e4", beta="100", rnd="0.01")
     shape(r, "fresh", FRESH)
@@ -469,9 +492,10 @@ def run(c, sub):
     r = hot("e5", thr=5, win=10000, hot_ttl=0)
     check(r[0] == b"hot" and r[1] == 0 and pexp("e5") == slid5, "hot TTL 0 never slides")
     r = gol("e5")
-    check(r[0] == b"fresh" and r[1] == blob5 and abs(r[2] - slid5) <= 1, "get_or_lock sees slid su, same blob")
+    check(r[0] == b"fresh" and r[1] == blob5 and r[2] == su5 == parse_blob(blob5)[1],
+          "get_or_lock reports the header's servable-until, not the slid retention")
     check(c.call("HGET", H("e5"), "c") == b"7", "get_or_lock does not count hits")
-    r = commit("e5", parse_blob(blob5)[3], fresh=2000, stale=1000)
+    r = commit("e5", parse_blob(blob5)[4], fresh=2000, stale=1000)
     check(r[0] == b"ok" and pexp("e5") == r[2], "accepted commit sets su = fu + stale again (PXAT)")
     drain()
     r = hot("e5", thr=5, win=10000, hot_ttl=60000)
@@ -499,9 +523,17 @@ def run(c, sub):
     check(r[0] == b"hot" and r[1] == 1 and r[2] == r[3] + 60000, "stale hot entry: retention slid")
     r = gol("e12")
     shape(r, "stale", STALE)
-    check(r[1] == blob12 and abs(r[2] - pexp("e12")) <= 1 and r[4] == 1,
-          "stale hot entry: still stale (fu unchanged), su slid, lease won")
+    check(r[1] == blob12 and r[2] == parse_blob(blob12)[1] < pexp("e12") and r[4] == 1,
+          "stale hot entry: still stale (fu unchanged), servable-until from the header, retention slid, lease won")
     c.call("DEL", L("e12"))
+    # retention past su never makes an entry servable: a hot entry past fresh + stale is missing
+    new_entry("e12b", fresh=20, stale=20)
+    hot("e12b", thr=1, win=10000, hot_ttl=60000)
+    time.sleep(0.06)
+    check(c.call("PTTL", V("e12b")) > 50000, "hot entry retained for the hot TTL")
+    r = gol("e12b")
+    check(r[0] == b"leader" and r[1] == 2, "hot entry past fresh + stale: leader (not stale), token above its fence (%r)" % r)
+    c.call("DEL", *keys("e12b"))
 
     # missing entry / entry without expiry / no fence counter
     c.call("DEL", *keys("e14"))
@@ -510,7 +542,7 @@ def run(c, sub):
     check(r[1] == 0 and r[2] == 0, "hot_touch on missing entry: slid 0, su 0")
     check(c.call("EXISTS", V("e14"), F("e14")) == 0 and c.call("HGET", H("e14"), "c") == b"10",
           "missing entry: counted, nothing else created")
-    c.call("SET", V("e14"), b"sc1 1 1 1 1\nx")
+    c.call("SET", V("e14"), b"sc2 1 1 1 1 1\nx")
     r = hot("e14", n=1, thr=1)
     check(r == [b"hot", 0, 0, r[3]] and c.call("PTTL", V("e14")) == -1, "entry without expiry: not slid, su 0")
     c.call("PEXPIRE", V("e14"), 1000)
@@ -583,42 +615,48 @@ def run(c, sub):
     c.call("DEL", L("e9"))
 
     # ---------------------------------------------------------------- corrupt entries
+    t0 = srv_now()
     corrupt_cases = [
-        b"", b"garbage", b"sc2 1 2 3 4\n", b"sc1 1 2 3\n", b"sc1 1 2 3 4", b"sc1 1 2 3 4 \n",
-        b"sc1 -1 2 3 4\n", b"sc1  1 2 3 4\n", b" sc1 1 2 3 4\n", b"SC1 1 2 3 4\n", b"sc1 1 2 3 4\r\n",
-        b"sc1 1 2 3 x\n", b"sc1 1 2 3 99999999999999999\n", b"sc1 %d 2 3 4\n" % (MAX_EXACT + 1),
+        b"", b"garbage", b"sc1 1 2 3 4\n", b"sc2 1 2 3\n", b"sc2 2 3 1 3 4", b"sc2 2 3 1 3 4 \n",
+        b"sc2 -1 2 1 3 4\n", b"sc2  2 3 1 3 4\n", b" sc2 2 3 1 3 4\n", b"SC2 2 3 1 3 4\n", b"sc2 2 3 1 3 4\r\n",
+        b"sc2 2 3 1 3 x\n", b"sc2 2 3 1 3 99999999999999999\n", b"sc2 %d %d 2 3 4\n" % (MAX_EXACT + 1, MAX_EXACT + 1),
+        # ordering and span: ct <= fu <= su, su - ct <= ~10 years, fence < 10^15 - 1
+        b"sc2 %d %d %d 0 1\n" % (t0 + 9000, t0 + 8000, t0),       # fu > su
+        b"sc2 %d %d %d 0 1\n" % (t0, t0 + 8000, t0 + 1000),       # ct > fu
+        b"sc2 9999999999999 9999999999999 %d 0 1\n" % t0,         # an entry "fresh" for 270 years
+        b"sc2 %d %d %d 0 999999999999999\n" % (t0 + 9000, t0 + 9000, t0),
     ]
     for cb in corrupt_cases:
         c.call("DEL", *keys("ec"))
         c.call("SET", V("ec"), cb + b"tail", "PX", 60000)
         r = gol("ec")
-        shape(r, "corrupt", [B])
-        check(r[1] == b"bad header" and c.call("EXISTS", L("ec"), F("ec"), H("ec")) == 0
+        shape(r, "corrupt", [B, B])
+        check(r[1] == b"bad header" and r[2] == b"value" and c.call("EXISTS", L("ec"), F("ec"), H("ec")) == 0
               and c.call("GET", V("ec")) == cb + b"tail",
-              "corrupt header %r -> corrupt, nothing touched" % cb)
+              "corrupt header %r -> corrupt value, nothing touched" % cb)
     c.call("DEL", *keys("ec"))
-    c.call("SET", V("ec"), b"sc1 %d 1 1 1\nv" % MAX_EXACT, "PX", 60000)
+    c.call("SET", V("ec"), b"sc2 %d %d %d 1 1\nv" % (MAX_EXACT, MAX_EXACT, MAX_EXACT), "PX", 60000)
     r = gol("ec")
-    check(r[0] == b"fresh", "header field = 2^53-1 is still valid")
+    check(r[0] == b"fresh", "header fields = 2^53-1 are still valid")
     c.call("DEL", *keys("ec"))
-    c.call("SET", V("ec"), b"sc1 %d 1 1 1\nv" % (srv_now() + 60000))
+    c.call("SET", V("ec"), b"sc2 %d %d %d 1 1\nv" % (srv_now() + 60000, srv_now() + 60000, srv_now()))
     r = gol("ec")
-    check(r == [b"corrupt", b"no expiry"] and c.call("EXISTS", L("ec"), F("ec")) == 0,
+    check(r == [b"corrupt", b"no expiry", b"value"] and c.call("EXISTS", L("ec"), F("ec")) == 0,
           "key without expiry -> corrupt 'no expiry', nothing touched")
-    c.call("SET", V("ec"), b"sc1 0 1 1 1\nv")
+    c.call("SET", V("ec"), b"sc2 1 1 1 1 1\nv")
     r = gol("ec")
-    check(r == [b"corrupt", b"no expiry"] and c.call("EXISTS", L("ec")) == 0, "stale-looking key without expiry -> corrupt")
+    check(r == [b"corrupt", b"no expiry", b"value"] and c.call("EXISTS", L("ec")) == 0, "stale-looking key without expiry -> corrupt")
     # commit over a corrupt entry: fence counts as 0, entry is overwritten
     c.call("DEL", *keys("ec"))
-    c.call("SET", V("ec"), b"sc1 1 2 3 9", "PX", 60000)  # fence 9 but no "\n": invalid
+    c.call("SET", V("ec"), b"sc2 1 2 1 3 9", "PX", 60000)  # fence 9 but no "\n": invalid
     c.call("SET", F("ec"), "2")
     r = commit("ec", 1, value=b"fixed")
-    check(r[0] == b"ok" and parse_blob(c.call("GET", V("ec")))[3:] == (1, b"fixed") and pexp("ec") == r[2],
+    check(r[0] == b"ok" and parse_blob(c.call("GET", V("ec")))[4:] == (1, b"fixed") and pexp("ec") == r[2],
           "commit overwrites a corrupt entry (fence 0)")
     drain()
     # commit reads the fence from a valid header even when the value is large
     big = bytes(range(256)) * 4096  # 1 MiB
-    c.call("SET", V("ec"), b"sc1 1 2 3 7\n" + big, "PX", 60000)
+    c.call("SET", V("ec"), b"sc2 1 2 1 3 7\n" + big, "PX", 60000)
     r = commit("ec", 2)
     check(r == [b"rejected", b"stale_token", 7, r[3]], "commit reads fence 7 via GETRANGE header")
     c.call("SET", F("ec"), "8")
@@ -626,22 +664,91 @@ def run(c, sub):
     check(r[0] == b"ok", "commit with 1 MiB value")
     drain()
     r = gol("ec")
-    check(r[0] == b"fresh" and parse_blob(r[1])[3:] == (8, big), "1 MiB value round-trips exactly")
+    check(r[0] == b"fresh" and parse_blob(r[1])[4:] == (8, big), "1 MiB value round-trips exactly")
 
-    # ---------------------------------------------------------------- WRONGTYPE
+    # ---------------------------------------------------------------- fence tokens stay exact
+    # A counter near 2^53, at 10^15 - 1, or not an integer is corrupt: the next token is reset
+    # above the entry's committed fence (never an uncommittable or repeated token).
+    for bad_counter in [b"9007199254740990", b"9007199254740992", b"999999999999999", b"1e3", b"-4", b"x", b"1.5"]:
+        new_entry("ef2", fresh=20, stale=60000)
+        time.sleep(0.03)
+        fence_before = parse_blob(c.call("GET", V("ef2")))[4]
+        c.call("SET", F("ef2"), bad_counter, "KEEPTTL")
+        r = gol("ef2")
+        check(r[0] == b"stale" and r[4] == 1 and r[5] == fence_before + 1,
+              "corrupt counter %r: token reset to fence + 1 = %d (%r)" % (bad_counter, fence_before + 1, r[4:6]))
+        r2 = commit("ef2", r[5])
+        check(r2[0] == b"ok", "the reset token commits (%r)" % r2)
+        drain()
+        r3 = gol_force("ef2")
+        check(r3[0] == b"stale" and r3[5] == r[5] + 1, "next token continues the sequence (%r)" % r3[4:6])
+        c.call("DEL", *keys("ef2"))
+    # the largest counter that is still valid issues 10^15 - 1 ... no: 10^15 would be uncommittable
+    c.call("DEL", *keys("ef3"))
+    c.call("SET", F("ef3"), "999999999999998")
+    r = gol("ef3")
+    check(r[0] == b"leader" and r[1] == 999999999999999, "counter 10^15 - 2 issues 10^15 - 1 (15 digits)")
+    r = commit("ef3", r[1])
+    check(r[0] == b"ok", "token 10^15 - 1 commits")
+    drain()
+    c.call("DEL", *keys("ef3"))
+
+    # ---------------------------------------------------------------- foreign types: say which key
     c.call("DEL", *keys("ew"))
     c.call("HSET", V("ew"), "val", "x", "fu", "1")
     c.call("SET", F("ew"), "4")
-    r = gol_raw("ew")
-    check(isinstance(r, RedisErr) and "WRONGTYPE" in str(r), "get_or_lock on a hash entry -> WRONGTYPE (%r)" % r)
-    r = c.call_err("EVALSHA", sha["commit"], 3, V("ew"), L("ew"), F("ew"), "4", "v", 1000, 0, "0", "0", 1, "chan", "ew", RET)
-    check(isinstance(r, RedisErr) and "WRONGTYPE" in str(r), "commit on a hash entry -> WRONGTYPE (%r)" % r)
+    r = gol("ew")
+    check(r == [b"corrupt", b"value key holds a hash", b"value"], "get_or_lock on a hash entry -> corrupt value (%r)" % r)
     check(c.call("TYPE", V("ew")) == ("status", b"hash") and c.call("EXISTS", L("ew")) == 0
-          and c.call("GET", F("ew")) == b"4", "WRONGTYPE calls wrote nothing")
+          and c.call("GET", F("ew")) == b"4", "get_or_lock on a foreign type wrote nothing")
+    r = commit("ew", 4)
+    check(r[0] == b"ok" and parse_blob(c.call("GET", V("ew")))[4] == 4, "commit overwrites a foreign-typed entry (fence 0)")
+    drain()
+    blob_ew = c.call("GET", V("ew"))
+    c.call("HSET", L("ew"), "a", "b")
+    r = gol_force("ew")
+    check(r == [b"corrupt", b"lock key holds a hash", b"lock"] and c.call("GET", V("ew")) == blob_ew,
+          "a hash in the lock key -> corrupt lock; the valid entry is untouched")
+    r = commit("ew", 4)
+    check(r[0] == b"ok" and r[4] == 0 and c.call("TYPE", L("ew")) == ("status", b"hash"), "commit with a foreign lock key: not owned, not touched")
+    drain()
+    r = release("ew", 4)
+    check(r == [b"not_owner", b""], "release with a foreign lock key: not_owner")
+    c.call("DEL", L("ew"))
+    c.call("DEL", F("ew"))
+    c.call("SADD", F("ew"), "x")
+    r = gol_force("ew")
+    check(r == [b"corrupt", b"fence key holds a set", b"fence"], "a set in the fence key -> corrupt fence")
+    c.call("DEL", F("ew"))
+    r = gol_force("ew")
+    check(r[0] == b"stale" and r[5] == 5, "after the fence key is repaired, tokens resume above the entry's fence 4 (%r)" % r)
     c.call("SET", H("ew"), "x")
     r = c.call_err("EVALSHA", sha["hot_touch"], 3, V("ew"), F("ew"), H("ew"), 1, 1, 1000, 1000, RET)
     check(isinstance(r, RedisErr) and "WRONGTYPE" in str(r), "hot_touch with a non-hash counter -> WRONGTYPE")
     c.call("DEL", *keys("ew"))
+
+    # ---------------------------------------------------------------- hand-off (computed, not stored)
+    c.call("DEL", *keys("eh"))
+    r = gol("eh")
+    tok = r[1]
+    r = handoff("eh", tok, value=b"\x00paid|for\n", reason="finish_reason length")
+    check(r == [b"delivered", 1], "owner hands off")
+    check(notice() == b"deliver|eh|%d|finish_reason length" % tok, "deliver notice carries token and reason")
+    check(c.call("GET", D("eh")) == b"hd1 %d\n\x00paid|for\n" % tok and 0 < c.call("PTTL", D("eh")) <= 5000,
+          "hand-off copy with token, binary value, PX lifetime")
+    check(c.call("EXISTS", V("eh"), L("eh")) == 0, "nothing stored, lock released")
+    r = handoff("eh", tok)
+    check(r == [b"not_owner", b""], "a second hand-off without the lock writes nothing")
+    c.call("SET", L("eh"), "77", "PX", 5000)
+    r = handoff("eh", tok)
+    check(r == [b"not_owner", b"77"] and c.call("GET", L("eh")) == b"77", "hand-off never releases another's lock")
+    for idx, v in [(0, "0"), (0, "x"), (2, "0"), (2, "-1"), (3, ""), (4, ""), (4, "a|b")]:
+        a2 = ["1", "v", "1000", "chan", "eh", "r"]
+        a2[idx] = v
+        r = c.call_err("EVALSHA", sha["handoff"], 3, V("eh"), L("eh"), D("eh"), *a2)
+        check(isinstance(r, RedisErr) and "ERR stampede: handoff: ARGV[%d]" % (idx + 1) in str(r),
+              "handoff rejects ARGV[%d]=%r -> %r" % (idx + 1, v, r))
+    c.call("DEL", *keys("eh"))
 
     # ---------------------------------------------------------------- bad ARGV / KEYS
     k4 = keys("bad")
@@ -696,7 +803,7 @@ def run(c, sub):
     check(isinstance(r, RedisErr) and "expected 5 ARGV" in str(r), "hot_touch wrong ARGV count")
 
     rargs = ["1", "chan", "bad", "", "1"]
-    for idx, v in [(0, "0"), (0, "abc"), (1, ""), (2, ""), (2, "x|y"), (4, "2")]:
+    for idx, v in [(0, "0"), (0, "abc"), (1, ""), (2, ""), (2, "x|y"), (4, "3")]:
         a = list(rargs)
         a[idx] = v
         r = c.call_err("EVALSHA", sha["release"], 2, *k4[:2], *a)
@@ -716,9 +823,10 @@ def run(c, sub):
     cr = new_entry("e10", value=b"", cms=0)
     r = gol("e10")
     shape(r, "fresh", FRESH)
-    check(r[1] == b"sc1 %d %d 0 1\n" % (cr[1], cr[3]), "empty value: blob is exactly the header, array complete")
-    check(parse_blob(r[1])[4] == b"", "empty value parses to b''")
-    c.call("SET", V("e10"), b"sc1 0 0 0 0\n", "KEEPTTL")  # stale, all-zero header, empty value
+    check(r[1] == b"sc2 %d %d %d 0 1\n" % (cr[1], cr[2], cr[3]), "empty value: blob is exactly the header, array complete")
+    check(parse_blob(r[1])[5] == b"", "empty value parses to b''")
+    t10 = srv_now()
+    c.call("SET", V("e10"), b"sc2 %d %d %d 0 0\n" % (t10 - 10, t10 + 60000, t10 - 10), "KEEPTTL")  # stale, fence 0, empty value
     r = gol("e10")
     shape(r, "stale", STALE)
     check(r[4] == 1 and r[5] == 2, "all-zero header + empty value: stale, lease, token > fence 0")

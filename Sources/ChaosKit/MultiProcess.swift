@@ -58,7 +58,7 @@ extension ChaosRunner {
                 guard let key = keyOf(call.lastUserMessage), let token = call.fenceToken.flatMap({ Int64($0) }) else { continue }
                 let entry = try await cache.entryKeys(for: prompt(key, seed: options.seed).cacheKey().cacheKey)
                 let blob = try? await reader.get(entry.value)
-                readBack.append((key, token, blob.flatMap { StoredEntry(blob: $0, now: 0, staleUntil: nil)?.fence }))
+                readBack.append((key, token, blob.flatMap { StoredEntry(blob: $0, now: 0)?.fence }))
             }
             await cache.close()
             await reader.close()

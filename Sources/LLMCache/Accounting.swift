@@ -63,22 +63,32 @@ public struct ModelAccounting: Sendable, Hashable, Codable {
     /// USD those tokens would have cost.
     public var moneySaved = 0.0
 
-    /// Adds another set of counters.
+    /// Adds another set of counters (saturating at `Int.max`: counters read from Redis can be anything).
     public mutating func add(_ other: ModelAccounting) {
-        requests += other.requests
-        freshHits += other.freshHits
-        staleHits += other.staleHits
-        receivedFromOtherWorkers += other.receivedFromOtherWorkers
-        upstreamCalls += other.upstreamCalls
-        failures += other.failures
-        promptTokensServedFromCache += other.promptTokensServedFromCache
-        completionTokensServedFromCache += other.completionTokensServedFromCache
+        func sum(_ a: inout Int, _ b: Int) {
+            let (result, overflow) = a.addingReportingOverflow(b)
+            a = overflow ? (b > 0 ? .max : .min) : result
+        }
+        sum(&requests, other.requests)
+        sum(&freshHits, other.freshHits)
+        sum(&staleHits, other.staleHits)
+        sum(&receivedFromOtherWorkers, other.receivedFromOtherWorkers)
+        sum(&upstreamCalls, other.upstreamCalls)
+        sum(&failures, other.failures)
+        sum(&promptTokensServedFromCache, other.promptTokensServedFromCache)
+        sum(&completionTokensServedFromCache, other.completionTokensServedFromCache)
         moneySaved += other.moneySaved
+    }
+
+    /// Prompt and completion tokens served from the cache (saturating at `Int.max`).
+    public var tokensServedFromCache: Int {
+        let (sum, overflow) = promptTokensServedFromCache.addingReportingOverflow(completionTokensServedFromCache)
+        return overflow ? .max : sum
     }
 
     /// Hits (fresh, stale, received) per request.
     public var hitRate: Double {
-        requests == 0 ? 0 : Double(freshHits + staleHits + receivedFromOtherWorkers) / Double(requests)
+        requests == 0 ? 0 : (Double(freshHits) + Double(staleHits) + Double(receivedFromOtherWorkers)) / Double(requests)
     }
 
     /// The counters as named integers/doubles (the Redis hash fields of the fleet-wide accounting).
@@ -91,19 +101,28 @@ public struct ModelAccounting: Sendable, Hashable, Codable {
         ]
     }
 
-    mutating func set(field: String, value: Double) {
-        switch field {
-        case "requests": requests = Int(value)
-        case "fresh_hits": freshHits = Int(value)
-        case "stale_hits": staleHits = Int(value)
-        case "received": receivedFromOtherWorkers = Int(value)
-        case "upstream_calls": upstreamCalls = Int(value)
-        case "failures": failures = Int(value)
-        case "prompt_tokens_saved": promptTokensServedFromCache = Int(value)
-        case "completion_tokens_saved": completionTokensServedFromCache = Int(value)
-        case "money_saved": moneySaved = value
-        default: break
+    /// Sets a counter read from Redis. Returns `false` (and changes nothing) for a value no counter
+    /// can hold: not finite, negative, or past 2^53 for a count (anyone can write to the hash).
+    mutating func set(field: String, value: Double) -> Bool {
+        guard value.isFinite, value >= 0 else { return false }
+        if field == "money_saved" {
+            moneySaved = value
+            return true
         }
+        guard value <= 9_007_199_254_740_992, value.rounded(.towardZero) == value else { return false }
+        let count = Int(value)
+        switch field {
+        case "requests": requests = count
+        case "fresh_hits": freshHits = count
+        case "stale_hits": staleHits = count
+        case "received": receivedFromOtherWorkers = count
+        case "upstream_calls": upstreamCalls = count
+        case "failures": failures = count
+        case "prompt_tokens_saved": promptTokensServedFromCache = count
+        case "completion_tokens_saved": completionTokensServedFromCache = count
+        default: return false
+        }
+        return true
     }
 }
 
@@ -121,6 +140,9 @@ public struct AccountingSnapshot: Sendable, Hashable, Codable {
 
     /// Counters per namespace and model.
     public var entries: [Key: ModelAccounting]
+    /// Fields of the accounting hashes that hold no usable counter (`key|field = value`, verbatim),
+    /// left out of ``entries``: someone else wrote them, or they overflowed.
+    public var invalidFields: [String] = []
 
     /// Everything added up.
     public var total: ModelAccounting {

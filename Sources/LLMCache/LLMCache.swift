@@ -71,9 +71,13 @@ public struct LLMResult: Sendable, Hashable {
     public var namespace: String
     /// The request's cache key (`nil` when the request bypassed the cache).
     public var key: RequestKey?
-    /// Why the answer was not cached, when it was not.
+    /// Why the answer is not in the cache, when it was computed and not stored (not cacheable,
+    /// `noStore`, a commit Redis refused, Redis unavailable). `nil` for answers that are cached.
     public var notCachedBecause: String?
-    /// Whether this call made an upstream request itself.
+    /// Whether this call made an upstream request itself (and so paid for it). `false` for every
+    /// hit, for answers received from another worker (``CacheSource/receivedFromOtherWorker``), and
+    /// for calls that joined a concurrent call in this process (``CacheSource/joinedInProcess``).
+    /// Exactly one call per upstream request has `calledUpstream == true`.
     public var calledUpstream: Bool
 }
 
@@ -175,19 +179,27 @@ public final class LLMCache: Sendable {
     /// Reads the fleet-wide accounting of `namespaces` from Redis (used by `stampede stats`).
     public static func fleetAccounting(redis: RedisClient, namespaces: [String]) async throws -> AccountingSnapshot {
         var entries: [AccountingSnapshot.Key: ModelAccounting] = [:]
+        var invalid: [String] = []
         for namespace in namespaces {
             let reply = try await redis.send("HGETALL", RedisArgument(statsKey(namespace)))
             let items = reply.array ?? []
             var index = 0
             while index + 1 < items.count {
                 defer { index += 2 }
-                guard let field = items[index].string, let value = items[index + 1].string.flatMap(Double.init),
-                      let separator = field.lastIndex(of: "|") else { continue }
+                guard let field = items[index].string, let separator = field.lastIndex(of: "|") else { continue }
+                let text = items[index + 1].string ?? ""
                 let key = AccountingSnapshot.Key(namespace: namespace, model: String(field[..<separator]))
-                entries[key, default: .init()].set(field: String(field[field.index(after: separator)...]), value: value)
+                var counters = entries[key] ?? ModelAccounting()
+                if let value = Double(text), counters.set(field: String(field[field.index(after: separator)...]), value: value) {
+                    entries[key] = counters
+                } else {
+                    invalid.append("\(statsKey(namespace)) \(field) = \(text.prefix(40))")
+                }
             }
         }
-        return AccountingSnapshot(entries: entries)
+        var snapshot = AccountingSnapshot(entries: entries)
+        snapshot.invalidFields = invalid
+        return snapshot
     }
 
     static func statsKey(_ namespace: String) -> String { "stampede:stats:{\(namespace)}" }
@@ -202,13 +214,6 @@ public final class LLMCache: Sendable {
 
     // MARK: The call
 
-    private struct NotCacheable: Error, CustomStringConvertible {
-        static let marker = "not cacheable:"
-        var completion: ChatCompletion
-        var reason: String
-        var description: String { "\(Self.marker) \(reason)" }
-    }
-
     private func run(_ request: ChatRequest, options: LLMRequestOptions, onDelta: (@Sendable (String) -> Void)?) async throws -> LLMResult {
         let namespace = options.namespace ?? configuration.namespace
         let cache = try await caches.cache(for: namespace)
@@ -222,7 +227,7 @@ public final class LLMCache: Sendable {
         let cacheability = configuration.cacheability
         let upstream = self.upstream
         do {
-            let result = try await cache.value(for: key.cacheKey, as: ChatCompletion.self, options: cacheOptions) {
+            let result = try await cache.value(for: key.cacheKey, as: ChatCompletion.self, options: cacheOptions) { () async throws -> Computed<ChatCompletion> in
                 let deadline = ContinuousClock.now + timeout
                 let completion: ChatCompletion
                 if let onDelta {
@@ -230,20 +235,16 @@ public final class LLMCache: Sendable {
                 } else {
                     completion = try await upstream.complete(request, deadline: deadline)
                 }
+                // Paid for but not cacheable (truncated, tool calls, ...): the callers waiting for
+                // this computation still receive it; nothing is stored.
                 if let reason = cacheability.reasonNotToCache(completion, for: request) {
-                    throw NotCacheable(completion: completion, reason: reason)
+                    return .deliverWithoutStoring(completion, reason: reason)
                 }
-                return completion
+                return .store(completion)
             }
-            let calledUpstream = !result.coalesced && [.computed, .computedNotStored, .uncachedRedisUnavailable].contains(result.source)
+            let calledUpstream = result.computedHere
             account(namespace: namespace, model: model, source: result.source, completion: result.value, calledUpstream: calledUpstream, coalesced: result.coalesced)
-            return LLMResult(completion: result.value, source: result.source, age: result.age, namespace: namespace, key: key, notCachedBecause: nil, calledUpstream: calledUpstream)
-        } catch let error as NotCacheable {
-            account(namespace: namespace, model: model, source: .computedNotStored, completion: error.completion, calledUpstream: true, coalesced: false)
-            return LLMResult(completion: error.completion, source: .computedNotStored, age: .zero, namespace: namespace, key: key, notCachedBecause: error.reason, calledUpstream: true)
-        } catch CacheError.computationFailedElsewhere(_, let message) where message.hasPrefix(NotCacheable.marker) {
-            // Another worker's answer could not be cached: get our own (no lock, nothing will be stored).
-            return try await direct(request, namespace: namespace, key: key, reason: String(message.dropFirst(NotCacheable.marker.count + 1)), onDelta: onDelta)
+            return LLMResult(completion: result.value, source: result.source, age: result.age, namespace: namespace, key: key, notCachedBecause: result.notCachedBecause, calledUpstream: calledUpstream)
         } catch {
             accountant.record(namespace: namespace, model: model, ModelAccounting(requests: 1, failures: 1))
             throw error

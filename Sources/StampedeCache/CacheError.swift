@@ -19,6 +19,8 @@ public enum CacheError: Error, Sendable, CustomStringConvertible {
     case redisFailure(RedisError)
     /// The key is empty or longer than 1 KiB.
     case invalidKey(String, reason: String)
+    /// A per-call option (``CacheRequestOptions``) cannot be used; nothing was read or written.
+    case invalidOption(String, problem: String)
 
     /// What happened, and what to do.
     public var description: String {
@@ -39,6 +41,8 @@ public enum CacheError: Error, Sendable, CustomStringConvertible {
             return "Redis failure: \(error)"
         case .invalidKey(let key, let reason):
             return "invalid cache key '\(key.prefix(80))': \(reason)"
+        case .invalidOption(let option, let problem):
+            return "invalid request option \(option): \(problem)"
         }
     }
 }

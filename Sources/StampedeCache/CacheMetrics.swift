@@ -6,7 +6,9 @@ import Synchronization
 /// `stampede_cache_compute_seconds`, `stampede_cache_follower_wait_seconds`,
 /// `stampede_cache_follower_wakeups_total{via}`, `stampede_cache_lock_takeovers_total`,
 /// `stampede_cache_commits_rejected_total{reason}`, `stampede_cache_corrupt_entries_total`,
-/// `stampede_cache_coalesced_total`, `stampede_cache_redis_unavailable_total`.
+/// `stampede_cache_coalesced_total`, `stampede_cache_redis_unavailable_total`,
+/// `stampede_cache_commit_failures_total` (computed values Redis refused to store: returned, handed
+/// to the waiting followers, not cached).
 /// NOSCRIPT reloads are counted by the client as `redis_noscript_reloads_total`.
 extension CacheSource {
     /// The position of ``label`` in ``CacheMetrics/sourceLabels``.
@@ -21,6 +23,7 @@ extension CacheSource {
         case .staleAfterFailure: return 6
         case .uncachedRedisUnavailable: return 7
         case .computedNotStored: return 8
+        case .joinedInProcess: return 9
         }
     }
 }
@@ -33,12 +36,14 @@ struct CacheMetrics: Sendable {
     let corrupt: Counter
     let coalesced: Counter
     let redisUnavailable: Counter
+    let commitFailures: Counter
     private let requestCounters: [Counter]
     private let wakeups: [String: Counter]
 
     static let sourceLabels = [
         "fresh_hit", "fresh_hit_early_refresh", "stale_hit_refreshing_here", "stale_hit_refreshing_elsewhere",
         "computed", "received_from_other_worker", "stale_after_failure", "uncached_redis_unavailable", "computed_not_stored",
+        "joined_in_process",
     ]
 
     init(namespace: String) {
@@ -56,6 +61,7 @@ struct CacheMetrics: Sendable {
         corrupt = Counter(label: "stampede_cache_corrupt_entries_total", dimensions: dimensions)
         coalesced = Counter(label: "stampede_cache_coalesced_total", dimensions: dimensions)
         redisUnavailable = Counter(label: "stampede_cache_redis_unavailable_total", dimensions: dimensions)
+        commitFailures = Counter(label: "stampede_cache_commit_failures_total", dimensions: dimensions)
     }
 
     func request(_ source: CacheSource) {
@@ -81,6 +87,8 @@ public struct CacheDiagnostics: Sendable, Hashable {
     public var computations = 0
     /// Computations that threw or timed out.
     public var failedComputations = 0
+    /// Times a follower started waiting for another worker's computation (one per wait).
+    public var followerWaits = 0
     /// Followers woken by a completion/failure notice (the primary path).
     public var wakeupsByNotice = 0
     /// Followers woken by the fallback re-check timer.
@@ -99,6 +107,12 @@ public struct CacheDiagnostics: Sendable, Hashable {
     public var corruptEntries = 0
     /// Background refreshes started.
     public var refreshesStarted = 0
+    /// Commits that Redis refused with an error (the value was returned and handed off, not cached).
+    public var failedCommits = 0
+    /// Computed values handed to waiting followers without being stored.
+    public var handoffsGiven = 0
+    /// Values this instance's followers received from another worker's hand-off (not stored).
+    public var handoffsReceived = 0
 }
 
 final class DiagnosticsBox: Sendable {

@@ -70,9 +70,12 @@ public struct CachePolicy: Sendable, Hashable {
     /// How many times a follower whose awaited computation failed, and who has no stale value to
     /// serve, goes back to get-or-lock (becoming the next leader, or waiting for it) before it
     /// returns ``CacheError/computationFailedElsewhere(key:message:)``. Each retry round costs at
-    /// most one upstream call fleet-wide. `0` (the default) hands the failure to every follower at
-    /// once, which is right when the computation already retries transient errors itself (as
-    /// LLMCache's upstream client does); `1` suits computations that fail at random.
+    /// most one upstream call fleet-wide. Default `1`: followers get one fresh single-flight round,
+    /// so a transient failure reaches no more callers than cache-aside would give them. A failure
+    /// that a retry cannot fix (a ``RetryClassifiedError`` whose ``RetryClassifiedError/retryCanSucceed``
+    /// is `false`, e.g. an HTTP 400 from the upstream) or a computation that ran out
+    /// ``computeTimeout`` is handed to every follower at once. `0`
+    /// hands every failure to the followers at once.
     public var followerRetries: Int
     /// Behaviour when Redis is unreachable.
     public var redisUnavailable: RedisUnavailable
@@ -97,7 +100,7 @@ public struct CachePolicy: Sendable, Hashable {
         maxWait: Duration? = nil,
         fenceRetention: Duration = .seconds(3600),
         redisUnavailable: RedisUnavailable = .failOpen(maxConcurrentComputations: 8),
-        followerRetries: Int = 0
+        followerRetries: Int = 1
     ) {
         self.followerRetries = followerRetries
         self.freshFor = freshFor

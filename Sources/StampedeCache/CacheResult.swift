@@ -22,8 +22,12 @@ public enum CacheSource: Sendable, Hashable, CustomStringConvertible {
     case staleAfterFailure(reason: String)
     /// Redis was unreachable; computed directly without caching (fail-open).
     case uncachedRedisUnavailable
-    /// Computed for a ``CacheRequestOptions/noStore`` call: not written, and no lock taken.
+    /// Computed by this call and not stored: a ``CacheRequestOptions/noStore`` call (no lock taken),
+    /// or a computation that returned ``Computed/deliverWithoutStoring(_:reason:)``.
     case computedNotStored
+    /// Computed by a concurrent call for the same key in this process, which this call joined: this
+    /// call made no computation and no Redis call of its own (``CacheResult/coalesced`` is `true`).
+    case joinedInProcess
 
     /// A short, stable label (also used as a metrics dimension).
     public var label: String {
@@ -37,6 +41,7 @@ public enum CacheSource: Sendable, Hashable, CustomStringConvertible {
         case .staleAfterFailure: return "stale_after_failure"
         case .uncachedRedisUnavailable: return "uncached_redis_unavailable"
         case .computedNotStored: return "computed_not_stored"
+        case .joinedInProcess: return "joined_in_process"
         }
     }
 
@@ -64,21 +69,36 @@ public struct CacheResult<Value: Sendable>: Sendable {
     /// (`nil` when it was not stored).
     public var freshUntilMillis: Int64?
     /// `true` when this call joined a concurrent call for the same key in this process and shares
-    /// its outcome (``source`` is then that call's): no Redis call or computation was made for it.
+    /// its outcome: no Redis call or computation was made for it. A joined hit keeps the hit's
+    /// ``source``; a joined computation has ``CacheSource/joinedInProcess``.
     public var coalesced: Bool
+    /// Why the value is not in the cache although it was computed for this call (or for the call it
+    /// received it from): `noStore`, the computation's ``Computed/deliverWithoutStoring(_:reason:)``
+    /// reason, a commit Redis refused (its message verbatim), a newer value already stored, or Redis
+    /// unavailable. `nil` when the value is stored (or was served from the cache).
+    public var notCachedBecause: String?
+
+    /// Whether this call's own task ran the computation (and so paid for it).
+    public var computedHere: Bool {
+        switch source {
+        case .computed, .computedNotStored, .uncachedRedisUnavailable: return true
+        default: return false
+        }
+    }
 
     /// Creates a result.
-    public init(value: Value, source: CacheSource, age: Duration, freshUntilMillis: Int64?, coalesced: Bool = false) {
+    public init(value: Value, source: CacheSource, age: Duration, freshUntilMillis: Int64?, coalesced: Bool = false, notCachedBecause: String? = nil) {
         self.value = value
         self.source = source
         self.age = age
         self.freshUntilMillis = freshUntilMillis
         self.coalesced = coalesced
+        self.notCachedBecause = notCachedBecause
     }
 
     /// The same result with a transformed value.
     public func map<T: Sendable>(_ transform: (Value) throws -> T) rethrows -> CacheResult<T> {
-        CacheResult<T>(value: try transform(value), source: source, age: age, freshUntilMillis: freshUntilMillis, coalesced: coalesced)
+        CacheResult<T>(value: try transform(value), source: source, age: age, freshUntilMillis: freshUntilMillis, coalesced: coalesced, notCachedBecause: notCachedBecause)
     }
 }
 
@@ -99,6 +119,20 @@ public struct CacheRequestOptions: Sendable, Hashable {
     /// otherwise the value is computed directly, without taking the lock, so nobody waits for a
     /// result that will not be stored.
     public var noStore: Bool
+
+    /// Checks the per-call settings (a value computed with an unusable freshness would never be
+    /// stored, and its lock would be held until it expired).
+    /// - Throws: ``CacheError/invalidOption(_:problem:)`` naming the option.
+    public func validate() throws(CacheError) {
+        let tenYears = Duration.seconds(10 * 365 * 86_400)
+        if let freshFor {
+            guard freshFor >= .milliseconds(1) else { throw CacheError.invalidOption("freshFor", problem: "must be at least 1 ms, got \(freshFor)") }
+            guard freshFor <= tenYears else { throw CacheError.invalidOption("freshFor", problem: "is longer than 10 years (\(freshFor)); that is almost certainly a unit mistake") }
+        }
+        if let maxStale, maxStale < .zero {
+            throw CacheError.invalidOption("maxStale", problem: "must be zero or positive, got \(maxStale)")
+        }
+    }
 
     /// Creates options; the defaults change nothing.
     public init(maxStale: Duration? = nil, freshFor: Duration? = nil, tags: [String] = [], forceRefresh: Bool = false, noStore: Bool = false) {

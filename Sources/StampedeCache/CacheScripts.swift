@@ -8,7 +8,8 @@ package enum CacheScripts {
     package static let release = script("release")
     package static let invalidateKey = script("invalidate_key")
     package static let hotTouch = script("hot_touch")
-    package static let all = [getOrLock, commit, release, invalidateKey, hotTouch]
+    package static let handoff = script("handoff")
+    package static let all = [getOrLock, commit, release, invalidateKey, hotTouch, handoff]
 
     private static func script(_ name: String) -> RedisScript {
         guard let source = EmbeddedLuaScripts.sources[name] else {
@@ -18,28 +19,58 @@ package enum CacheScripts {
     }
 }
 
-/// A stored entry: the string at `P{E}:v` is a header `sc1 <fu> <ct> <cms> <fence>\n` and then the
-/// value bytes; the key's expiry is the entry's retention (stale-until).
+/// A stored entry: the string at `P{E}:v` is a header `sc2 <fu> <su> <ct> <cms> <fence>\n` and then
+/// the value bytes. `su` (servable-until = fresh-until + the policy's staleFor) bounds every
+/// answer; the key's expiry is only how long Redis keeps the bytes (hot keys keep them longer).
 package struct StoredEntry: Sendable {
     package var value: ByteBuffer
     package var freshUntil: Int64
-    /// Stale-until (the key's expiry), when known (`nil` on the fast path, which does not read it).
-    package var staleUntil: Int64?
+    /// Servable-until: no answer is served from this entry at or after this server time.
+    package var staleUntil: Int64
     package var createdAt: Int64
     package var computeMillis: Int64
     package var fence: Int64
     /// The Redis server's time when the entry was read.
     package var now: Int64
+    /// This process's clock when the entry was read (to age the entry while it is held, e.g. as a
+    /// fail-safe fallback: the server clock advances at the same rate).
+    package var readAt: ContinuousClock.Instant
+
+    /// The longest `su - ct` a valid header can have: the policy's 10-year limit plus slack.
+    package static let maximumSpanMillis: Int64 = 316_000_000_000
+    /// Fence tokens stay below 10^15 (15 digits, exact in a Lua double).
+    package static let tokenLimit: Int64 = 1_000_000_000_000_000
+
+    /// The server time now, estimated from the read and this process's elapsed time.
+    package func serverNow(at instant: ContinuousClock.Instant = .now) -> Int64 {
+        now + max(0, (instant - readAt).wholeMilliseconds)
+    }
 
     package var age: Duration { .milliseconds(max(0, now - createdAt)) }
     package var staleness: Duration { .milliseconds(max(0, now - freshUntil)) }
     package var isFresh: Bool { now < freshUntil }
 
-    /// Parses a stored blob; `nil` if its header is not a valid `sc1` header.
-    package init?(blob: ByteBuffer, now: Int64, staleUntil: Int64?) {
+    /// The same entry as it is at `instant` (its server time advanced by the time held here).
+    package func aged(to instant: ContinuousClock.Instant = .now) -> StoredEntry {
+        var copy = self
+        copy.now = serverNow(at: instant)
+        copy.readAt = instant
+        return copy
+    }
+
+    /// Whether the entry may still be served (before its servable-until), at `instant`.
+    package func isServable(at instant: ContinuousClock.Instant = .now) -> Bool {
+        serverNow(at: instant) < staleUntil
+    }
+
+    /// Parses a stored blob; `nil` if its header is not a valid `sc2` header: five decimal fields of
+    /// at most 16 digits and 2^53-1 (like the scripts: Lua numbers are doubles), with
+    /// `ct <= fu <= su`, `su - ct <=` ``maximumSpanMillis`` and a fence below 10^15 - 1.
+    package init?(blob: ByteBuffer, now: Int64, readAt: ContinuousClock.Instant = .now) {
         let bytes = blob.readableBytesView
-        guard bytes.starts(with: "sc1 ".utf8), let newline = bytes.firstIndex(of: UInt8(ascii: "\n")) else { return nil }
+        guard bytes.starts(with: "sc2 ".utf8), let newline = bytes.prefix(96).firstIndex(of: UInt8(ascii: "\n")) else { return nil }
         var fields: [Int64] = []
+        fields.reserveCapacity(5)
         var current: Int64 = 0
         var digits = 0
         for byte in bytes[(bytes.startIndex + 4)..<newline] {
@@ -49,7 +80,6 @@ package struct StoredEntry: Sendable {
                 current = 0
                 digits = 0
             } else if byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9"), digits < 16 {
-                // At most 16 digits and 2^53-1, like the scripts (Lua numbers are doubles).
                 current = current * 10 + Int64(byte - UInt8(ascii: "0"))
                 digits += 1
                 guard current <= 9_007_199_254_740_991 else { return nil }
@@ -59,17 +89,25 @@ package struct StoredEntry: Sendable {
         }
         guard digits > 0 else { return nil }
         fields.append(current)
-        guard fields.count == 4 else { return nil }
+        guard fields.count == 5 else { return nil }
+        let (fu, su, ct, cms, fence) = (fields[0], fields[1], fields[2], fields[3], fields[4])
+        guard ct <= fu, fu <= su, su - ct <= Self.maximumSpanMillis, fence < Self.tokenLimit - 1 else { return nil }
         let headerLength = newline - bytes.startIndex + 1
         guard let value = blob.getSlice(at: blob.readerIndex + headerLength, length: blob.readableBytes - headerLength) else { return nil }
         self.value = value
-        self.freshUntil = fields[0]
-        self.createdAt = fields[1]
-        self.computeMillis = fields[2]
-        self.fence = fields[3]
+        self.freshUntil = fu
+        self.staleUntil = su
+        self.createdAt = ct
+        self.computeMillis = cms
+        self.fence = fence
         self.now = now
-        self.staleUntil = staleUntil
+        self.readAt = readAt
     }
+}
+
+/// Which of an entry's keys holds something that is not ours.
+package enum EntryKeyRole: String, Sendable {
+    case value, lock, fence
 }
 
 /// The answers of get-or-lock.
@@ -81,8 +119,9 @@ package enum GetOrLockReply: Sendable {
     case stale(StoredEntry, token: Int64?, lockRemaining: Duration)
     case leader(token: Int64, now: Int64)
     case wait(holder: Int64, lockRemaining: Duration, now: Int64)
-    /// The value at the key is not a valid entry (bad header, no expiry).
-    case corrupt(reason: String)
+    /// One of the entry's keys holds something that is not ours: the value key a bad header, no
+    /// expiry or another type; the lock or fence key another type. Only that key is repaired.
+    case corrupt(reason: String, key: EntryKeyRole)
 }
 
 package enum CommitReply: Sendable, Equatable {
@@ -119,7 +158,7 @@ extension RedisClient {
         let now = seconds * 1_000 + micros / 1_000
         switch value {
         case .null: return .missing(now: now)
-        case .bulkString(let blob): return StoredEntry(blob: blob, now: now, staleUntil: nil).map(FastRead.entry) ?? .unusable
+        case .bulkString(let blob): return StoredEntry(blob: blob, now: now).map(FastRead.entry) ?? .unusable
         default: return .unusable
         }
     }
@@ -139,8 +178,9 @@ extension RedisClient {
         guard case .array(let items) = reply, let status = items.first?.string else { throw malformed("get_or_lock", reply) }
         func int(_ index: Int) -> Int64? { index < items.count ? items[index].int : nil }
         func entry() -> StoredEntry? {
-            guard items.count >= 4, let blob = items[1].buffer, let su = int(2), let now = int(3) else { return nil }
-            return StoredEntry(blob: blob, now: now, staleUntil: su)
+            guard items.count >= 4, let blob = items[1].buffer, let su = int(2), let now = int(3),
+                  let stored = StoredEntry(blob: blob, now: now), stored.staleUntil == su else { return nil }
+            return stored
         }
         switch status {
         case "fresh":
@@ -150,16 +190,17 @@ extension RedisClient {
             guard let entry = entry(), let token = int(4) else { break }
             return .early(entry, token: token)
         case "stale":
-            guard let entry = entry(), let lease = int(4), let token = int(5), let pttl = int(6) else { break }
+            guard let entry = entry(), let lease = int(4), let token = int(5), let pttl = int(6), pttl >= 0 else { break }
             return .stale(entry, token: lease == 1 ? token : nil, lockRemaining: .milliseconds(pttl))
         case "leader":
             guard let token = int(1), let now = int(3) else { break }
             return .leader(token: token, now: now)
         case "wait":
-            guard let holder = int(1), let pttl = int(2), let now = int(3) else { break }
+            guard let holder = int(1), let pttl = int(2), pttl >= 0, let now = int(3) else { break }
             return .wait(holder: holder, lockRemaining: .milliseconds(pttl), now: now)
         case "corrupt":
-            return .corrupt(reason: items.count > 1 ? items[1].string ?? "" : "")
+            guard items.count == 3, let reason = items[1].string, let role = items[2].string.flatMap(EntryKeyRole.init(rawValue:)) else { break }
+            return .corrupt(reason: reason, key: role)
         default:
             break
         }
@@ -220,20 +261,48 @@ extension RedisClient {
         return items[1].int == 1
     }
 
-    /// Compare-and-delete of the lock; returns whether this token held it.
+    /// Compare-and-delete of the lock; returns whether this token held it. With a `failure`, followers
+    /// are told (`fail|…`, or `fatal|…` when `retryable` is false: a retry cannot fix it).
     @discardableResult
-    package func release(_ keys: EntryKeys, token: Int64, channel: String, failure: String?, hold: Duration = .zero) async throws -> Bool {
+    package func release(_ keys: EntryKeys, token: Int64, channel: String, failure: String?, retryable: Bool = true, hold: Duration = .zero) async throws -> Bool {
         let reply = try await evalSHA(
             CacheScripts.release,
             keys: [RedisArgument(keys.value), RedisArgument(keys.lock)],
             args: [
                 RedisArgument(token), RedisArgument(channel), RedisArgument(keys.id),
-                RedisArgument(failure ?? ""), RedisArgument(failure == nil ? "0" : "1"),
+                RedisArgument(failure ?? ""), RedisArgument(failure == nil ? "0" : (retryable ? "1" : "2")),
                 RedisArgument(hold == .zero ? 0 : hold.wholeMilliseconds),
             ]
         )
         guard case .array(let items) = reply, let status = items.first?.string else { throw malformed("release", reply) }
         return status == "released"
+    }
+
+    /// Hands a computed value that will not be stored to the followers waiting for this token:
+    /// a short-lived `P{E}:d` copy, the lock released, a `deliver|E|token` notice. Returns whether
+    /// this token still held the lock (if not, nothing was written).
+    @discardableResult
+    package func handOff(_ keys: EntryKeys, token: Int64, value: ByteBuffer, reason: String, lifetime: Duration, channel: String) async throws -> Bool {
+        let reply = try await evalSHA(
+            CacheScripts.handoff,
+            keys: [RedisArgument(keys.value), RedisArgument(keys.lock), RedisArgument(keys.handoff)],
+            args: [
+                RedisArgument(token), RedisArgument(buffer: value), RedisArgument(max(1, lifetime.wholeMilliseconds)),
+                RedisArgument(channel), RedisArgument(keys.id), RedisArgument(String(reason.prefix(500))),
+            ]
+        )
+        guard case .array(let items) = reply, let status = items.first?.string, status == "delivered" || status == "not_owner" else {
+            throw malformed("handoff", reply)
+        }
+        return status == "delivered"
+    }
+
+    /// The value handed off by the computation with `token`, if it is still there.
+    package func handedOff(_ keys: EntryKeys, token: Int64) async throws -> ByteBuffer? {
+        guard let blob = try await send("GET", RedisArgument(keys.handoff)).buffer else { return nil }
+        let prefix = "hd1 \(token)\n"
+        guard blob.readableBytesView.starts(with: prefix.utf8) else { return nil }
+        return blob.getSlice(at: blob.readerIndex + prefix.utf8.count, length: blob.readableBytes - prefix.utf8.count)
     }
 
     package func invalidateEntry(_ keys: EntryKeys, channel: String) async throws -> Bool {

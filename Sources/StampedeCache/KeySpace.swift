@@ -48,7 +48,7 @@ package struct KeySpace: Sendable {
     }
 }
 
-/// The four keys of one entry, all in the hash tag `{id}`.
+/// The keys of one entry (value, lock, fence, hot counter, hand-off), all in the hash tag `{id}`.
 package struct EntryKeys: Sendable, Hashable {
     /// The entry id `E`: `<namespace>:<generation>:<escaped key>`; also used in notices.
     package let id: String
@@ -63,4 +63,6 @@ package struct EntryKeys: Sendable, Hashable {
     package var lock: String { "\(KeySpace.prefix){\(id)}:l" }
     package var fence: String { "\(KeySpace.prefix){\(id)}:f" }
     package var hot: String { "\(KeySpace.prefix){\(id)}:h" }
+    /// A value computed but not stored, handed to the followers waiting at that moment (seconds).
+    package var handoff: String { "\(KeySpace.prefix){\(id)}:d" }
 }

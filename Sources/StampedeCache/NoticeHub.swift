@@ -5,11 +5,15 @@ package import RedisClient
 /// A notice published by a script on the namespace channel.
 package enum Notice: Sendable, Equatable {
     case done(token: Int64)
-    case failed(token: Int64, message: String)
+    /// The computation failed; `retryable` is false when a retry cannot fix it (`fatal|…`).
+    case failed(token: Int64, message: String, retryable: Bool)
+    /// The computation's value was handed off (`P{E}:d`) without being stored, for `reason`.
+    case delivered(token: Int64, reason: String)
     case invalidated
     case generation(Int64)
 
-    /// Parses `done|E|token`, `fail|E|token|message`, `inval|E`, `gen|N`; returns the entry id and notice.
+    /// Parses `done|E|token`, `fail|E|token|message`, `fatal|E|token|message`, `deliver|E|token|reason`,
+    /// `inval|E`, `gen|N`; returns the entry id and notice.
     package static func parse(_ payload: ByteBuffer) -> (entry: String, notice: Notice)? {
         let text = String(buffer: payload)
         let parts = text.split(separator: "|", maxSplits: 3, omittingEmptySubsequences: false).map(String.init)
@@ -17,9 +21,12 @@ package enum Notice: Sendable, Equatable {
         case "done" where parts.count == 3:
             guard let token = Int64(parts[2]) else { return nil }
             return (parts[1], .done(token: token))
-        case "fail" where parts.count == 4:
+        case "fail" where parts.count == 4, "fatal" where parts.count == 4:
             guard let token = Int64(parts[2]) else { return nil }
-            return (parts[1], .failed(token: token, message: parts[3]))
+            return (parts[1], .failed(token: token, message: parts[3], retryable: parts[0] == "fail"))
+        case "deliver" where parts.count == 4:
+            guard let token = Int64(parts[2]) else { return nil }
+            return (parts[1], .delivered(token: token, reason: parts[3]))
         case "inval" where parts.count == 2:
             return (parts[1], .invalidated)
         case "gen" where parts.count == 2:
@@ -57,7 +64,7 @@ package actor NoticeHub {
     /// Whether `notice` is news for a follower waiting for a computation with at least `minimumToken`.
     private static func concerns(_ notice: Notice, minimumToken: Int64) -> Bool {
         switch notice {
-        case .done(let token), .failed(let token, _): return token >= minimumToken
+        case .done(let token), .failed(let token, _, _), .delivered(let token, _): return token >= minimumToken
         case .invalidated, .generation: return true
         }
     }
@@ -147,7 +154,7 @@ package actor NoticeHub {
 
     /// The failure message of the latest notice about `entry`, if it was a failure within `window`.
     package func recentFailure(for entry: String, within window: Duration) -> String? {
-        guard let seen = recent[entry], ContinuousClock.now - seen.at <= window, case .failed(_, let message) = seen.notice else { return nil }
+        guard let seen = recent[entry], ContinuousClock.now - seen.at <= window, case .failed(_, let message, _) = seen.notice else { return nil }
         return message
     }
 

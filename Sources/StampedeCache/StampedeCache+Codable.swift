@@ -13,13 +13,24 @@ extension StampedeCache {
         options: CacheRequestOptions = CacheRequestOptions(),
         compute: @escaping @Sendable () async throws -> T
     ) async throws -> CacheResult<T> {
-        let encodeAndCompute: @Sendable () async throws -> [UInt8] = {
+        try await value(for: key, as: type, options: options, produce: { .store(try await compute()) })
+    }
+
+    /// The `Codable` value for `key`, where the computation may decide not to store what it
+    /// computed (see ``Computed`` and ``value(for:options:produce:)``).
+    public func value<T: Codable & Sendable>(
+        for key: String,
+        as type: T.Type = T.self,
+        options: CacheRequestOptions = CacheRequestOptions(),
+        produce: @escaping @Sendable () async throws -> Computed<T>
+    ) async throws -> CacheResult<T> {
+        let encodeAndCompute: @Sendable () async throws -> Computed<[UInt8]> = {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
-            return Array(try encoder.encode(try await compute()))
+            return try await produce().map { Array(try encoder.encode($0)) }
         }
         for attempt in 0..<2 {
-            let raw = try await value(for: key, options: options, compute: encodeAndCompute)
+            let raw = try await value(for: key, options: options, produce: encodeAndCompute)
             do {
                 let decoded = try JSONDecoder().decode(T.self, from: Data(raw.value))
                 return raw.map { _ in decoded }

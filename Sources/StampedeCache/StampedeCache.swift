@@ -51,7 +51,16 @@ public final class StampedeCache: Sendable {
         var age: Duration
         var freshUntil: Int64?
         var coalesced = false
+        /// Set when the value was computed but is not in the cache (see ``CacheResult/notCachedBecause``).
+        var notCachedBecause: String? = nil
+
+        func result<Value: Sendable>(_ value: Value) -> CacheResult<Value> {
+            CacheResult(value: value, source: source, age: age, freshUntilMillis: freshUntil, coalesced: coalesced, notCachedBecause: notCachedBecause)
+        }
     }
+
+    /// How long a value handed off without being stored stays readable for the followers woken by it.
+    static let handoffLifetime: Duration = .seconds(5)
 
     /// Creates a cache over `redis` for `namespace` (1–64 characters of `A-Z a-z 0-9 - _ .`).
     ///
@@ -111,11 +120,21 @@ public final class StampedeCache: Sendable {
         options: CacheRequestOptions = CacheRequestOptions(),
         compute: @escaping @Sendable () async throws -> [UInt8]
     ) async throws -> CacheResult<[UInt8]> {
-        let outcome = try await outcome(for: key, options: options) {
-            let bytes = try await compute()
-            return ByteBuffer(bytes: bytes)
-        }
-        return CacheResult(value: Array(outcome.value.readableBytesView), source: outcome.source, age: outcome.age, freshUntilMillis: outcome.freshUntil, coalesced: outcome.coalesced)
+        let outcome = try await outcome(for: key, options: options) { .store(ByteBuffer(bytes: try await compute())) }
+        return outcome.result(Array(outcome.value.readableBytesView))
+    }
+
+    /// The value for `key`, where the computation may decide not to store what it computed
+    /// (``Computed/deliverWithoutStoring(_:reason:)``): the callers waiting for it at that moment,
+    /// in every process, still receive it, and nothing is written to the entry.
+    /// See ``value(for:options:compute:)`` for everything else.
+    public func value(
+        for key: String,
+        options: CacheRequestOptions = CacheRequestOptions(),
+        produce: @escaping @Sendable () async throws -> Computed<[UInt8]>
+    ) async throws -> CacheResult<[UInt8]> {
+        let outcome = try await outcome(for: key, options: options) { try await produce().map { ByteBuffer(bytes: $0) } }
+        return outcome.result(Array(outcome.value.readableBytesView))
     }
 
     /// The UTF-8 text value for `key` (see ``value(for:options:compute:)``).
@@ -124,8 +143,8 @@ public final class StampedeCache: Sendable {
         options: CacheRequestOptions = CacheRequestOptions(),
         compute: @escaping @Sendable () async throws -> String
     ) async throws -> CacheResult<String> {
-        let outcome = try await outcome(for: key, options: options) { ByteBuffer(string: try await compute()) }
-        return CacheResult(value: String(buffer: outcome.value), source: outcome.source, age: outcome.age, freshUntilMillis: outcome.freshUntil, coalesced: outcome.coalesced)
+        let outcome = try await outcome(for: key, options: options) { .store(ByteBuffer(string: try await compute())) }
+        return outcome.result(String(buffer: outcome.value))
     }
 
     /// Deletes one entry and tells every process; a computation already in flight may still commit.
@@ -244,8 +263,9 @@ public final class StampedeCache: Sendable {
     func outcome(
         for key: String,
         options: CacheRequestOptions,
-        compute: @escaping @Sendable () async throws -> ByteBuffer
+        compute: @escaping @Sendable () async throws -> Computed<ByteBuffer>
     ) async throws -> Outcome {
+        try options.validate()
         let entry = try keySpace.entry(key, generation: await currentGeneration())
         if policy.hot.ttl > .zero { hits.record(entry) }  // nothing would ever flush them otherwise
         var flightKey = options.maxStale.map { "\(entry.id)#\($0.wholeMilliseconds)" } ?? entry.id
@@ -259,7 +279,14 @@ public final class StampedeCache: Sendable {
         }) {
             try await flight(key: key, entry: entry, options: options, compute: compute)
         }
-        outcome.coalesced = joined
+        if joined {
+            outcome.coalesced = true
+            // This call did not compute: it received a concurrent call's computation.
+            switch outcome.source {
+            case .computed, .computedNotStored, .uncachedRedisUnavailable: outcome.source = .joinedInProcess
+            default: break
+            }
+        }
         metrics.request(outcome.source)
         return outcome
     }
@@ -268,14 +295,14 @@ public final class StampedeCache: Sendable {
         key: String,
         entry: EntryKeys,
         options: CacheRequestOptions,
-        compute: @escaping @Sendable () async throws -> ByteBuffer
+        compute: @escaping @Sendable () async throws -> Computed<ByteBuffer>
     ) async throws -> Outcome {
         // Fast path: `TIME` + `GET` in one round trip, no script. Only a fresh entry is served from
         // here; anything else (stale, missing, early refresh due, unreadable) takes the script path.
         if !options.forceRefresh {
             do {
                 if case .entry(let stored) = try await redis.fastRead(entry), stored.isFresh, !earlyRefreshDue(stored) {
-                    return Self.outcome(stored, .freshHit)
+                    return Self.served(stored, .freshHit)
                 }
             } catch {
                 if Self.meansUnavailable(error) { return try await failOpen(key: key, error: error, compute: compute) }
@@ -285,8 +312,10 @@ public final class StampedeCache: Sendable {
         if options.noStore {
             // Nothing will be stored, so take no lock and make nobody wait for this computation.
             diagnosticsBox.update { $0.computations += 1 }
-            let value = try await withHardTimeout(policy.computeTimeout, compute)
-            return Outcome(value: value, source: .computedNotStored, age: .zero, freshUntil: nil)
+            let computed = try await withHardTimeout(policy.computeTimeout, compute)
+            var because = "the request asked not to store it (noStore)"
+            if case .deliverWithoutStoring(_, let reason) = computed { because = reason }
+            return Outcome(value: computed.value, source: .computedNotStored, age: .zero, freshUntil: nil, notCachedBecause: because)
         }
         return try await scriptedFlight(key: key, entry: entry, options: options, compute: compute)
     }
@@ -302,11 +331,11 @@ public final class StampedeCache: Sendable {
         key: String,
         entry: EntryKeys,
         options: CacheRequestOptions,
-        compute: @escaping @Sendable () async throws -> ByteBuffer
+        compute: @escaping @Sendable () async throws -> Computed<ByteBuffer>
     ) async throws -> Outcome {
         let started = ContinuousClock.now
         var waitedForOther = false
-        var corruptRetries = 0
+        var repairs = 0
         var fallback: StoredEntry?
         var force = options.forceRefresh  // only the first look: after a wait, someone just recomputed
         var retriesLeft = policy.followerRetries
@@ -317,31 +346,28 @@ public final class StampedeCache: Sendable {
                 reply = try await redis.getOrLock(entry, policy: policy, force: force)
                 force = false
             } catch let error as RedisError {
-                if error.code == .server, error.message.hasPrefix("WRONGTYPE"), corruptRetries == 0 {
-                    corruptRetries += 1
-                    try await discardCorrupt(entry, key: key, reason: error.message)
-                    continue
-                }
                 if Self.meansUnavailable(error) { return try await failOpen(key: key, error: error, compute: compute) }
                 throw CacheError.redisFailure(error)
             }
             switch reply {
-            case .corrupt(let reason):
-                guard corruptRetries == 0 else { throw CacheError.corruptEntry(key: key, reason: reason) }
-                corruptRetries += 1
-                try await discardCorrupt(entry, key: key, reason: reason)
+            case .corrupt(let reason, let role):
+                // Each of the three keys can be repaired once; a key that is broken again at once is
+                // being written by something else, and the caller is told.
+                guard repairs < 3 else { throw CacheError.corruptEntry(key: key, reason: reason) }
+                repairs += 1
+                try await repair(entry, role, key: key, reason: reason)
             case .fresh(let stored):
-                return Self.outcome(stored, waitedForOther ? .receivedFromOtherWorker : .freshHit)
+                return Self.served(stored, waitedForOther ? .receivedFromOtherWorker : .freshHit)
             case .early(let stored, let token):
                 startRefresh(key: key, entry: entry, token: token, options: options, stale: stored, compute: compute)
-                return Self.outcome(stored, .freshHitEarlyRefresh)
+                return Self.served(stored, .freshHitEarlyRefresh)
             case .stale(let stored, let token, let lockRemaining):
                 if accepts(stored, options) {
                     if let token {
                         startRefresh(key: key, entry: entry, token: token, options: options, stale: stored, compute: compute)
-                        return Self.outcome(stored, .staleHit(.startedHere))
+                        return Self.served(stored, .staleHit(.startedHere))
                     }
-                    return Self.outcome(stored, .staleHit(.runningElsewhere))
+                    return Self.served(stored, .staleHit(.runningElsewhere))
                 }
                 fallback = stored
                 if let token {
@@ -374,8 +400,21 @@ public final class StampedeCache: Sendable {
         return stored.staleness <= maxStale
     }
 
-    private static func outcome(_ stored: StoredEntry, _ source: CacheSource) -> Outcome {
+    /// An entry just read from Redis (within its servable window: the script and the fast path
+    /// checked it on the server clock).
+    private static func served(_ stored: StoredEntry, _ source: CacheSource) -> Outcome {
         Outcome(value: stored.value, source: source, age: stored.age, freshUntil: stored.freshUntil)
+    }
+
+    /// A stale copy held while waiting or computing, served as a fail-safe only while it is still
+    /// within its servable window (fresh-until + staleFor, on the server clock, aged by the time it
+    /// was held here): no answer is ever older than the policy allows. `nil` when it is too old.
+    private static func fallback(_ stored: StoredEntry?, _ source: CacheSource) -> Outcome? {
+        guard let stored else { return nil }
+        let now = ContinuousClock.now
+        guard stored.isServable(at: now) else { return nil }
+        let aged = stored.aged(to: now)
+        return Outcome(value: aged.value, source: source, age: aged.age, freshUntil: aged.freshUntil)
     }
 
     /// Redis cannot coordinate this request: unreachable, too slow, shutting down, or out of memory
@@ -398,35 +437,49 @@ public final class StampedeCache: Sendable {
         let waited = ContinuousClock.now - started
         let maxWait = policy.effectiveMaxWait
         if waited >= maxWait {
-            if let fallback { return Self.outcome(fallback, .staleAfterFailure(reason: "waited \(waited) for another worker")) }
+            if let served = Self.fallback(fallback, .staleAfterFailure(reason: "waited \(waited) for another worker")) { return served }
             throw CacheError.waitTimedOut(key: key, waited: waited)
         }
         // A refresh of this entry failed moments ago and its lease is held as a fail-safe throttle:
         // serve the stale value now instead of waiting out the throttle.
-        if let fallback, policy.failSafeThrottle > .zero,
-           let message = await hub.recentFailure(for: entry.id, within: policy.failSafeThrottle) {
-            return Self.outcome(fallback, .staleAfterFailure(reason: message))
+        if fallback != nil, policy.failSafeThrottle > .zero,
+           let message = await hub.recentFailure(for: entry.id, within: policy.failSafeThrottle),
+           let served = Self.fallback(fallback, .staleAfterFailure(reason: message)) {
+            return served
         }
         if !(await hub.isSubscribed) {
             do { try await hub.start() } catch { logger.debug("notice channel unavailable; falling back to re-checks", metadata: ["error": "\(error)"]) }
         }
         // Wake on the notice; else re-check when the holder's lock would have expired, or at the fallback interval.
         let timeout = min(policy.followerRecheckInterval, lockRemaining + .milliseconds(15), maxWait - waited)
+        diagnosticsBox.update { $0.followerWaits += 1 }
         let waitStart = ContinuousClock.now
         let wake = await hub.wait(for: entry.id, since: since, minimumToken: minimumToken, timeout: max(timeout, .milliseconds(1)))
         metrics.waitTime.recordNanoseconds((ContinuousClock.now - waitStart).nanosecondsClamped)
         switch wake {
-        case .notice(.failed(_, let message)):
+        case .notice(.failed(_, let message, let retryable)):
             metrics.wakeup("notice")
             diagnosticsBox.update { $0.wakeupsByNotice += 1 }
-            if let fallback { return Self.outcome(fallback, .staleAfterFailure(reason: message)) }
-            if retriesLeft > 0 {
+            if let served = Self.fallback(fallback, .staleAfterFailure(reason: message)) { return served }
+            if retryable, retriesLeft > 0 {
                 // Back to get-or-lock: one of the followers becomes the next leader, the rest wait for it.
                 retriesLeft -= 1
                 diagnosticsBox.update { $0.followerRetries += 1 }
                 return nil
             }
             throw CacheError.computationFailedElsewhere(key: key, message: message)
+        case .notice(.delivered(let token, let reason)):
+            metrics.wakeup("notice")
+            diagnosticsBox.update { $0.wakeupsByNotice += 1 }
+            do {
+                if let value = try await redis.handedOff(entry, token: token) {
+                    diagnosticsBox.update { $0.handoffsReceived += 1 }
+                    return Outcome(value: value, source: .receivedFromOtherWorker, age: .zero, freshUntil: nil, notCachedBecause: reason)
+                }
+            } catch {
+                logger.debug("could not read a handed-off value; re-checking", metadata: ["key": "\(key)", "error": "\(error)"])
+            }
+            // Gone already (or unreadable): back to get-or-lock.
         case .notice:
             metrics.wakeup("notice")
             diagnosticsBox.update { $0.wakeupsByNotice += 1 }
@@ -443,7 +496,7 @@ public final class StampedeCache: Sendable {
     /// This caller holds the lock: compute in an owned task (not cancelled with the caller), commit, return.
     private func lead(
         key: String, entry: EntryKeys, token: Int64, options: CacheRequestOptions, fallback: StoredEntry?,
-        compute: @escaping @Sendable () async throws -> ByteBuffer
+        compute: @escaping @Sendable () async throws -> Computed<ByteBuffer>
     ) async throws -> Outcome {
         let hold = fallback == nil ? Duration.zero : policy.failSafeThrottle
         let task = background.spawn {
@@ -454,7 +507,7 @@ public final class StampedeCache: Sendable {
 
     private func startRefresh(
         key: String, entry: EntryKeys, token: Int64, options: CacheRequestOptions, stale: StoredEntry,
-        compute: @escaping @Sendable () async throws -> ByteBuffer
+        compute: @escaping @Sendable () async throws -> Computed<ByteBuffer>
     ) {
         diagnosticsBox.update { $0.refreshesStarted += 1 }
         _ = background.spawn {
@@ -464,38 +517,48 @@ public final class StampedeCache: Sendable {
 
     private func computeAndCommit(
         key: String, entry: EntryKeys, token: Int64, options: CacheRequestOptions, fallback: StoredEntry?, hold: Duration,
-        compute: @escaping @Sendable () async throws -> ByteBuffer
+        compute: @escaping @Sendable () async throws -> Computed<ByteBuffer>
     ) async throws -> Outcome {
         diagnosticsBox.update { $0.computations += 1 }
         let started = ContinuousClock.now
-        let value: ByteBuffer
+        let computed: Computed<ByteBuffer>
         do {
             let context = ComputationContext(namespace: namespace, key: key, fenceToken: token)
-            value = try await StampedeCache.$computation.withValue(context) {
+            computed = try await StampedeCache.$computation.withValue(context) {
                 try await withHardTimeout(policy.computeTimeout, compute)
             }
         } catch {
             let timedOut = error is ComputeTimedOut
+            // A computation that ran out its computeTimeout is not retried by its followers: they have
+            // already waited that long, and the upstream that just answered too slowly (it may even
+            // have answered, too late, and been paid) is unlikely to be faster for them.
+            let retryable = !timedOut && ((error as? any RetryClassifiedError)?.retryCanSucceed ?? true)
             diagnosticsBox.update { $0.failedComputations += 1 }
             metrics.computation(timedOut ? "timeout" : "failed")
             let message = timedOut ? "timed out after \(policy.computeTimeout)" : String(describing: error)
-            logger.warning("computation failed; releasing the lock", metadata: ["key": "\(key)", "error": "\(message)"])
+            logger.warning("computation failed; releasing the lock", metadata: ["key": "\(key)", "error": "\(message)", "retryable": "\(retryable)"])
             do {
-                try await redis.release(entry, token: token, channel: keySpace.channel, failure: String(message.prefix(500)), hold: hold)
+                try await redis.release(entry, token: token, channel: keySpace.channel, failure: String(message.prefix(500)), retryable: retryable, hold: hold)
             } catch {
                 logger.warning("could not release the lock; it expires by its TTL", metadata: ["key": "\(key)", "error": "\(error)"])
             }
-            if let fallback { return Self.outcome(fallback, .staleAfterFailure(reason: message)) }
+            if let served = Self.fallback(fallback, .staleAfterFailure(reason: message)) { return served }
             if timedOut { throw CacheError.computationTimedOut(key: key, timeout: policy.computeTimeout) }
             throw error
         }
         let computeTime = ContinuousClock.now - started
         metrics.computeTime.recordNanoseconds(computeTime.nanosecondsClamped)
+        let value = computed.value
         guard value.readableBytes <= policy.maxValueBytes else {
             metrics.computation("too_large")
             let error = CacheError.valueTooLarge(key: key, size: value.readableBytes, limit: policy.maxValueBytes)
-            _ = try? await redis.release(entry, token: token, channel: keySpace.channel, failure: error.description, hold: .zero)
+            _ = try? await redis.release(entry, token: token, channel: keySpace.channel, failure: error.description, retryable: false, hold: .zero)
             throw error
+        }
+        if case .deliverWithoutStoring(_, let reason) = computed {
+            metrics.computation("not_stored")
+            await handOff(key: key, entry: entry, token: token, value: value, reason: reason)
+            return Outcome(value: value, source: .computedNotStored, age: .zero, freshUntil: nil, notCachedBecause: reason)
         }
         metrics.computation("ok")
         do {
@@ -511,11 +574,35 @@ public final class StampedeCache: Sendable {
                 diagnosticsBox.update { $0.rejectedCommits += 1 }
                 metrics.rejectedCommit(reason)
                 logger.warning("commit rejected by fencing; a newer value stays", metadata: ["key": "\(key)", "token": "\(token)", "fence": "\(currentFence)", "reason": "\(reason)"])
-                return Outcome(value: value, source: .computed, age: .zero, freshUntil: nil)
+                return Outcome(value: value, source: .computed, age: .zero, freshUntil: nil, notCachedBecause: "a newer computation's value is stored (fence \(currentFence) > token \(token))")
             }
         } catch {
-            logger.error("commit failed; the value is returned but not cached", metadata: ["key": "\(key)", "error": "\(error)"])
-            return Outcome(value: value, source: .computed, age: .zero, freshUntil: nil)
+            // The value was computed but could not be stored. The lock must not outlive this: hand
+            // the value to the waiting followers (which releases the lock), or at least release it.
+            let message = (error as? RedisError)?.message ?? String(describing: error)
+            diagnosticsBox.update { $0.failedCommits += 1 }
+            metrics.commitFailures.increment()
+            logger.error("commit failed; the value is returned but not cached", metadata: ["key": "\(key)", "error": "\(message)"])
+            let reason = "the commit failed: \(message)"
+            await handOff(key: key, entry: entry, token: token, value: value, reason: reason)
+            return Outcome(value: value, source: .computed, age: .zero, freshUntil: nil, notCachedBecause: reason)
+        }
+    }
+
+    /// Gives a computed value that will not be stored to the followers waiting for `token` and
+    /// releases the lock; if Redis refuses even that, releases the lock with a failure notice.
+    private func handOff(key: String, entry: EntryKeys, token: Int64, value: ByteBuffer, reason: String) async {
+        do {
+            try await redis.handOff(entry, token: token, value: value, reason: reason, lifetime: Self.handoffLifetime, channel: keySpace.channel)
+            diagnosticsBox.update { $0.handoffsGiven += 1 }
+            return
+        } catch {
+            logger.warning("could not hand the value to waiting followers; releasing the lock", metadata: ["key": "\(key)", "error": "\(error)"])
+        }
+        do {
+            try await redis.release(entry, token: token, channel: keySpace.channel, failure: String(reason.prefix(500)), retryable: true, hold: .zero)
+        } catch {
+            logger.warning("could not release the lock; it expires by its TTL", metadata: ["key": "\(key)", "error": "\(error)"])
         }
     }
 
@@ -533,18 +620,27 @@ public final class StampedeCache: Sendable {
         }
     }
 
-    private func discardCorrupt(_ entry: EntryKeys, key: String, reason: String) async throws {
+    /// Deletes exactly the key of the entry that holds something foreign (a valid value is never
+    /// deleted because its lock or fence key is broken; a deleted fence counter is re-seeded above
+    /// the entry's committed fence at the next issuance).
+    private func repair(_ entry: EntryKeys, _ role: EntryKeyRole, key: String, reason: String) async throws {
         metrics.corrupt.increment()
         diagnosticsBox.update { $0.corruptEntries += 1 }
-        logger.error("corrupt or foreign entry treated as a miss", metadata: ["key": "\(key)", "reason": "\(reason)"])
+        let redisKey: String
+        switch role {
+        case .value: redisKey = entry.value
+        case .lock: redisKey = entry.lock
+        case .fence: redisKey = entry.fence
+        }
+        logger.error("foreign or corrupt data in the entry's \(role.rawValue) key; deleting that key only", metadata: ["key": "\(key)", "redisKey": "\(redisKey)", "reason": "\(reason)"])
         do {
-            try await redis.send("DEL", RedisArgument(entry.value))
+            try await redis.send("DEL", RedisArgument(redisKey))
         } catch {
-            throw CacheError.corruptEntry(key: key, reason: reason)
+            throw CacheError.corruptEntry(key: key, reason: "\(reason) (in the \(role.rawValue) key \(redisKey), which could not be deleted: \(error))")
         }
     }
 
-    private func failOpen(key: String, error: RedisError, compute: @escaping @Sendable () async throws -> ByteBuffer) async throws -> Outcome {
+    private func failOpen(key: String, error: RedisError, compute: @escaping @Sendable () async throws -> Computed<ByteBuffer>) async throws -> Outcome {
         metrics.redisUnavailable.increment()
         guard let limiter else { throw CacheError.redisUnavailable(error) }
         logger.warning("Redis unavailable; computing without the cache (fail-open)", metadata: ["key": "\(key)", "error": "\(error.message)"])
@@ -556,7 +652,7 @@ public final class StampedeCache: Sendable {
                 throw CacheError.computationTimedOut(key: key, timeout: timeout)
             }
         }
-        return Outcome(value: value, source: .uncachedRedisUnavailable, age: .zero, freshUntil: nil)
+        return Outcome(value: value.value, source: .uncachedRedisUnavailable, age: .zero, freshUntil: nil, notCachedBecause: "Redis is unavailable: \(error.message)")
     }
 
     // MARK: Generation

@@ -41,6 +41,12 @@ struct CacheCommand: AsyncParsableCommand {
         @Flag(help: "Print one JSON object: value, source, age_ms.")
         var json = false
 
+        func validate() throws {
+            _ = try NumericInput.integer(freshMs, "--fresh-ms", in: 1...315_360_000_000)
+            _ = try NumericInput.integer(staleMs, "--stale-ms", in: 0...315_360_000_000)
+            _ = try NumericInput.integer(computeMs, "--compute-ms", in: 0...9_000)
+        }
+
         func run() async throws {
             guard let url = redisURL ?? ProcessInfo.processInfo.environment["REDIS_URL"], !url.isEmpty else {
                 throw ValidationError("set --redis-url or REDIS_URL")

@@ -38,10 +38,17 @@ struct ChaosCommand: AsyncParsableCommand {
     @Flag(help: "Print one JSON object: {passed, scenarios: [...]}.")
     var json = false
 
+    func validate() throws {
+        _ = try NumericInput.number(duration, "--duration", in: 0.1...86_400)
+        _ = try NumericInput.integer(workers, "--workers", in: 1...256)
+        _ = try NumericInput.integer(callers, "--callers", in: 1...4_096)
+        _ = try NumericInput.integer(keys, "--keys", in: 1...1_000_000)
+    }
+
     func run() async throws {
         var options = ChaosOptions()
         if !smoke {
-            options.duration = .milliseconds(Int64(duration * 1000))
+            options.duration = try NumericInput.seconds(duration, "--duration", in: 0.1...86_400)
             options.workers = workers
             options.callers = callers
             options.keys = keys
@@ -79,6 +86,11 @@ struct ChaosCommand: AsyncParsableCommand {
             reports.append(report)
         }
         print(json ? ChaosReportFormat.json(reports) : ChaosReportFormat.table(reports))
+        // No scenario run is no evidence: that is a failure, not a pass.
+        if reports.isEmpty {
+            Console.note("FAIL: every scenario was skipped, so nothing was checked (give a private Redis, or --allow-destructive)")
+            throw ExitCode.failure
+        }
         if !reports.allSatisfy(\.passed) { throw ExitCode.failure }
     }
 }
@@ -101,6 +113,14 @@ struct ChaosWorkerCommand: AsyncParsableCommand {
     @Option var seed: UInt64 = 7
     @Option(name: .customLong("duration-ms")) var durationMs: Int = 4_000
     @Option var records: String
+
+    func validate() throws {
+        _ = try NumericInput.integer(workerIndex, "--worker-index", in: 0...10_000)
+        _ = try NumericInput.integer(callers, "--callers", in: 1...4_096)
+        _ = try NumericInput.integer(keys, "--keys", in: 1...1_000_000)
+        _ = try NumericInput.number(zipf, "--zipf", in: 0...10)
+        _ = try NumericInput.integer(durationMs, "--duration-ms", in: 1...86_400_000)
+    }
 
     func run() async throws {
         let summary = try await ChaosRunner.runWorker(

@@ -49,6 +49,12 @@ struct AskCommand: AsyncParsableCommand {
     var stream = false
     @OptionGroup var settings: SettingsOptions
 
+    func validate() throws {
+        if let temperature { _ = try NumericInput.number(temperature, "--temperature", in: 0...2) }
+        if let ttl { _ = try NumericInput.number(ttl, "--ttl", in: 0.001...NumericInput.maximumSeconds) }
+        if let maxStale { _ = try NumericInput.number(maxStale, "--max-stale", in: 0...NumericInput.maximumSeconds) }
+    }
+
     func run() async throws {
         let resolved = try Settings.resolve(settings)
         let problems = resolved.problems()
@@ -67,7 +73,9 @@ struct AskCommand: AsyncParsableCommand {
             if let system { messages.append(.system(system)) }
             messages.append(.user(prompt))
             let request = ChatRequest(model: model ?? resolved.model.value, messages: messages, temperature: temperature)
-            let options = LLMRequestOptions(noCache: noCache, noStore: noStore, ttl: ttl.map { .seconds($0) }, maxStale: maxStale.map { .seconds($0) })
+            let options = LLMRequestOptions(noCache: noCache, noStore: noStore, ttl: try ttl.map { try NumericInput.seconds($0, "--ttl", in: 0.001...NumericInput.maximumSeconds) },
+                maxStale: try maxStale.map { try NumericInput.seconds($0, "--max-stale") }
+            )
             let result: LLMResult
             if stream {
                 var final: LLMResult?
@@ -109,6 +117,9 @@ struct StatsCommand: AsyncParsableCommand {
         let namespace = try KeySpaceCheck.namespace(resolved.namespace.value)
         try await withRedis(resolved) { redis in
             let accounting = try await LLMCache.fleetAccounting(redis: redis, namespaces: [namespace])
+            for field in accounting.invalidFields {
+                Console.note("warning: ignoring an accounting field that holds no usable counter: \(field)")
+            }
             // Entry keys all start with "stampede:{<namespace>:"; SCAN never blocks Redis like KEYS would.
             var cursor = "0"
             var keys = 0
@@ -129,7 +140,7 @@ struct StatsCommand: AsyncParsableCommand {
                     "namespace": namespace, "redis_keys": keys, "redis_bytes": bytes,
                     "requests": total.requests, "fresh_hits": total.freshHits, "stale_hits": total.staleHits,
                     "received_from_other_workers": total.receivedFromOtherWorkers, "upstream_calls": total.upstreamCalls,
-                    "failures": total.failures, "tokens_saved": total.promptTokensServedFromCache + total.completionTokensServedFromCache,
+                    "failures": total.failures, "tokens_saved": total.tokensServedFromCache,
                     "money_saved_usd": total.moneySaved, "hit_rate": total.hitRate,
                 ]
                 print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
@@ -141,7 +152,7 @@ struct StatsCommand: AsyncParsableCommand {
                 let hits = counters.freshHits + counters.staleHits + counters.receivedFromOtherWorkers
                 print(key.model.padding(toLength: 28, withPad: " ", startingAt: 0)
                       + "\(counters.requests)".leftPadded(8) + "\(hits)".leftPadded(7) + "\(counters.upstreamCalls)".leftPadded(10)
-                      + "\(counters.failures)".leftPadded(10) + "\(counters.promptTokensServedFromCache + counters.completionTokensServedFromCache)".leftPadded(14)
+                      + "\(counters.failures)".leftPadded(10) + "\(counters.tokensServedFromCache)".leftPadded(14)
                       + ("$" + formatted(counters.moneySaved, 4)).leftPadded(14))
             }
             if accounting.entries.isEmpty { print("(no accounting yet: workers flush it about once a second)") }

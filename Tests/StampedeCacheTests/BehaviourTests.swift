@@ -12,7 +12,7 @@ struct BehaviourTests {
         let entry = try await worker.cache.entryKeys(for: key)
         let pttl = try await worker.client.send("PTTL", RedisArgument(entry.value)).int ?? -3
         let blob = try #require(try await worker.client.get(entry.value))
-        let stored = try #require(StoredEntry(blob: blob, now: 0, staleUntil: nil))
+        let stored = try #require(StoredEntry(blob: blob, now: 0))
         return (pttl, stored.freshUntil)
     }
 
@@ -88,7 +88,8 @@ struct BehaviourTests {
         }
         #expect(upstream.count == 2)  // v1, then exactly one forced recomputation for all 10 callers
         #expect(forced.allSatisfy { text($0.value) == "v2" })
-        #expect(Set(forced.map(\.source.label)) == ["computed", "received_from_other_worker"])
+        #expect(Set(forced.map(\.source.label)) == ["computed", "joined_in_process", "received_from_other_worker"])
+        #expect(forced.filter { $0.source == .computed }.count == 1)
         let after = try await workers[1].cache.value(for: "k", compute: upstream.compute("x"))
         #expect(after.source == .freshHit && text(after.value) == "v2")
         for worker in workers { await worker.stop() }

@@ -14,13 +14,13 @@ struct ScriptsAndPolicyTests {
     func embeddedScriptsEqualFiles() throws {
         let files = try FileManager.default.contentsOfDirectory(at: Self.luaDirectory, includingPropertiesForKeys: nil)
             .filter { $0.pathExtension == "lua" }
-        #expect(files.count == 5)
+        #expect(files.count == 6)
         #expect(Set(files.map { $0.deletingPathExtension().lastPathComponent }) == Set(EmbeddedLuaScripts.sources.keys))
         for file in files {
             let onDisk = try String(contentsOf: file, encoding: .utf8)
             #expect(EmbeddedLuaScripts.sources[file.deletingPathExtension().lastPathComponent] == onDisk, "\(file.lastPathComponent)")
         }
-        #expect(CacheScripts.all.map(\.name).sorted() == ["commit", "get_or_lock", "hot_touch", "invalidate_key", "release"])
+        #expect(CacheScripts.all.map(\.name).sorted() == ["commit", "get_or_lock", "handoff", "hot_touch", "invalidate_key", "release"])
     }
 
     @Test("the default policy is valid")
@@ -66,24 +66,36 @@ struct ScriptsAndPolicyTests {
         #expect(throws: CacheError.self) { try space.entry(String(repeating: "k", count: 1025), generation: 0) }
     }
 
-    @Test("entry headers parse exactly, and anything else is rejected")
+    @Test("entry headers parse exactly (sc2: fresh-until, servable-until, created, compute ms, fence), and anything else is rejected")
     func entryHeaders() {
-        let stored = StoredEntry(blob: .init(string: "sc1 1700000000123 1699999999000 42 7\nhello\r\n\u{0}"), now: 5, staleUntil: nil)
+        let stored = StoredEntry(blob: .init(string: "sc2 1700000000123 1700000060123 1699999999000 42 7\nhello\r\n\u{0}"), now: 5)
         #expect(stored?.freshUntil == 1_700_000_000_123)
+        #expect(stored?.staleUntil == 1_700_000_060_123)
         #expect(stored?.createdAt == 1_699_999_999_000)
         #expect(stored?.computeMillis == 42)
         #expect(stored?.fence == 7)
         #expect(stored.map { String(buffer: $0.value) } == "hello\r\n\u{0}")
-        #expect(StoredEntry(blob: .init(string: "sc1 1 2 3 4\n"), now: 0, staleUntil: nil)?.value.readableBytes == 0)
-        for bad in ["", "sc1", "sc1 1 2 3\nx", "sc1 1 2 3 4 5\nx", "sc2 1 2 3 4\nx", "sc1 1 2 3 4", "sc1 1 2  3 4\nx", "sc1 -1 2 3 4\nx", "sc1 12345678901234567 2 3 4\nx", "sc1 9007199254740992 2 3 4\nx", "plain text"] {
-            #expect(StoredEntry(blob: .init(string: bad), now: 0, staleUntil: nil) == nil, "\(bad)")
+        #expect(StoredEntry(blob: .init(string: "sc2 2 3 1 3 4\n"), now: 0)?.value.readableBytes == 0)
+        let bad = [
+            "", "sc2", "sc2 1 2 3 4\nx", "sc2 1 2 3 4 5 6\nx", "sc1 1 2 3 4\nx", "sc2 2 3 1 3 4", "sc2 2 3  1 3 4\nx",
+            "sc2 -2 3 1 3 4\nx", "sc2 12345678901234567 2 1 3 4\nx", "sc2 9007199254740992 9007199254740992 1 3 4\nx", "plain text",
+            // ct <= fu <= su, su - ct within ~10 years, fence below 10^15 - 1:
+            "sc2 5 4 1 0 1\nx", "sc2 1 2 3 0 1\nx", "sc2 9999999999999 9999999999999 1700000000000 0 1\nx",
+            "sc2 2 3 1 0 999999999999999\nx",
+        ]
+        for blob in bad {
+            #expect(StoredEntry(blob: .init(string: blob), now: 0) == nil, "\(blob)")
         }
+        #expect(StoredEntry(blob: .init(string: "sc2 2 3 1 0 999999999999998\nx"), now: 0)?.fence == 999_999_999_999_998)
     }
 
     @Test("notices parse, and a failure message may itself contain '|'")
     func noticeParsing() {
         #expect(Notice.parse(.init(string: "done|llm:0:k|12"))! == ("llm:0:k", .done(token: 12)))
-        #expect(Notice.parse(.init(string: "fail|llm:0:k|3|boom|x"))! == ("llm:0:k", .failed(token: 3, message: "boom|x")))
+        #expect(Notice.parse(.init(string: "fail|llm:0:k|3|boom|x"))! == ("llm:0:k", .failed(token: 3, message: "boom|x", retryable: true)))
+        #expect(Notice.parse(.init(string: "fatal|llm:0:k|3|400 bad"))! == ("llm:0:k", .failed(token: 3, message: "400 bad", retryable: false)))
+        #expect(Notice.parse(.init(string: "deliver|llm:0:k|4|truncated|x"))! == ("llm:0:k", .delivered(token: 4, reason: "truncated|x")))
+        #expect(Notice.parse(.init(string: "deliver|llm:0:k|4")) == nil)
         #expect(Notice.parse(.init(string: "inval|llm:0:k"))! == ("llm:0:k", .invalidated))
         #expect(Notice.parse(.init(string: "gen|5"))! == ("", .generation(5)))
         #expect(Notice.parse(.init(string: "done|x|notanumber")) == nil)
@@ -103,7 +115,7 @@ struct NoticeHubTests {
         #expect(await hub.wait(for: "e", since: since, minimumToken: 3, timeout: .milliseconds(50)) == .notice(.done(token: 3)))
         async let waiting = hub.wait(for: "e", since: .now, minimumToken: 4, timeout: .seconds(5))
         try await Task.sleep(for: .milliseconds(20))
-        await hub.deliver(entry: "e", notice: .failed(token: 2, message: "old"))
+        await hub.deliver(entry: "e", notice: .failed(token: 2, message: "old", retryable: true))
         await hub.deliver(entry: "e", notice: .done(token: 5))
         #expect(await waiting == .notice(.done(token: 5)))
         await client.close()

@@ -28,7 +28,8 @@ struct StampedeTests {
         #expect(results.count == 200)
         #expect(Set(results.map { text($0.value) }).count == 1)
         let sources = Dictionary(grouping: results, by: { $0.source.label }).mapValues(\.count)
-        #expect(sources["computed", default: 0] == 50)  // the leader's process: 1 leader + 49 coalesced
+        #expect(sources["computed", default: 0] == 1)  // the leader
+        #expect(sources["joined_in_process", default: 0] == 49)  // the callers that joined it in its process
         #expect(sources["received_from_other_worker", default: 0] == 150)
         let diagnostics = workers.map(\.cache.diagnostics)
         #expect(diagnostics.map(\.computations).reduce(0, +) == 1)
@@ -215,11 +216,11 @@ struct StampedeTests {
         await worker.stop()
     }
 
-    @Test("fail-safe without a stale value: the error reaches the leader and every follower, with 1 computation")
+    @Test("followerRetries 0, no stale value: the error reaches the leader and every follower, with 1 computation")
     func failureReachesFollowers() async throws {
         let url = try TestRedis.sharedURL
         let namespace = uniqueNamespace()
-        let workers = try await Worker.fleet(3, url: url, namespace: namespace, policy: testPolicy())
+        let workers = try await Worker.fleet(3, url: url, namespace: namespace, policy: testPolicy(followerRetries: 0))
         let upstream = Upstream()
         let outcomes = await withTaskGroup(of: (Int, Result<CacheResult<[UInt8]>, any Error>).self) { group in
             for (index, worker) in workers.enumerated() {

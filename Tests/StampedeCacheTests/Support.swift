@@ -68,12 +68,24 @@ func testPolicy(
     hot: CachePolicy.HotKeys = .init(threshold: 1_000_000, window: .seconds(60), ttl: .seconds(60)),
     ttlJitter: Double = 0,
     recheck: Duration = .seconds(10),
-    failSafeThrottle: Duration = .zero
+    failSafeThrottle: Duration = .zero,
+    followerRetries: Int = CachePolicy().followerRetries
 ) -> CachePolicy {
     CachePolicy(
         freshFor: freshFor, staleFor: staleFor, computeTimeout: computeTimeout, lockTTL: lockTTL, hot: hot,
-        ttlJitter: ttlJitter, failSafeThrottle: failSafeThrottle, followerRecheckInterval: recheck
+        ttlJitter: ttlJitter, failSafeThrottle: failSafeThrottle, followerRecheckInterval: recheck,
+        followerRetries: followerRetries
     )
+}
+
+/// Waits (polling every 5 ms, at most `limit`) until `condition` holds; records an issue if it never does.
+func eventually(_ what: String, limit: Duration = .seconds(20), _ condition: () async throws -> Bool) async throws {
+    let deadline = ContinuousClock.now + limit
+    while ContinuousClock.now < deadline {
+        if try await condition() { return }
+        try await Task.sleep(for: .milliseconds(5))
+    }
+    Issue.record("never happened: \(what)")
 }
 
 func text(_ bytes: [UInt8]) -> String { String(decoding: bytes, as: UTF8.self) }

@@ -1,5 +1,7 @@
+public import StampedeCache
+
 /// Why an upstream (OpenAI-compatible) call failed. Each case says what to do.
-public enum UpstreamError: Error, Sendable, Hashable, CustomStringConvertible {
+public enum UpstreamError: Error, Sendable, Hashable, CustomStringConvertible, RetryClassifiedError {
     /// The upstream answered with an HTTP error; `message`, `type` and `code` are its own.
     case http(status: Int, message: String, type: String?, code: String?)
     /// The call (with its retries) did not finish before the deadline (the cache's compute timeout).
@@ -19,6 +21,18 @@ public enum UpstreamError: Error, Sendable, Hashable, CustomStringConvertible {
         case .http(let status, _, _, _): return status == 429 || status == 408 || (500...599).contains(status)
         case .connection: return true
         default: return false
+        }
+    }
+
+    /// Whether another computation of the same request can succeed, so that the callers waiting for
+    /// this one get one more single-flight round: not for an HTTP 4xx other than 408 and 429 (the
+    /// request itself is refused), a missing API key, or a call that already used up the compute
+    /// timeout (the waiting callers have waited that long already); yes for everything else.
+    public var retryCanSucceed: Bool {
+        switch self {
+        case .http(let status, _, _, _): return !(400...499).contains(status) || status == 408 || status == 429
+        case .missingAPIKey, .timedOut: return false
+        default: return true
         }
     }
 

@@ -36,6 +36,15 @@ struct CacheBench: AsyncParsableCommand {
     @Flag(help: "Print one JSON object instead of a table.")
     var json = false
 
+    func validate() throws {
+        _ = try NumericInput.integer(requests, "--requests", in: 1...100_000_000)
+        _ = try NumericInput.integer(rounds, "--rounds", in: 1...1_000)
+        _ = try NumericInput.integer(handovers, "--handovers", in: 1...1_000_000)
+        _ = try NumericInput.integer(herdCallers, "--herd-callers", in: 4...100_000)
+        _ = try NumericInput.integer(herdComputeMs, "--herd-compute-ms", in: 1...9_000)
+        _ = try NumericInput.integer(valueBytes, "--value-bytes", in: 1...(8 << 20))
+    }
+
     func run() async throws {
         let report = try await RedisTarget.with(explicitURL: redisURL) { url in try await measure(url: url) }
         print(json ? report.json : report.table)
@@ -108,7 +117,7 @@ struct CacheBench: AsyncParsableCommand {
                 }
             }
             try await Task.sleep(for: .milliseconds(2))
-            let result = try await follower.value(for: key) { throw ValidationError("the follower must not compute") }
+            let result = try await follower.value(for: key) { () async throws -> [UInt8] in throw ValidationError("the follower must not compute") }
             let returned = ContinuousClock.now
             _ = try await leading.value
             guard result.source == .receivedFromOtherWorker, let done = computeDone.value else {

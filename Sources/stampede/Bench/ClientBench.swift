@@ -28,6 +28,12 @@ struct ClientBench: AsyncParsableCommand {
     @Flag(help: "Print one JSON object instead of a table.")
     var json = false
 
+    func validate() throws {
+        _ = try NumericInput.integer(requests, "--requests", in: 1...100_000_000)
+        _ = try NumericInput.integer(rounds, "--rounds", in: 1...1_000)
+        _ = try NumericInput.integer(concurrentRequests, "--concurrent-requests", in: 64...1_000_000_000)
+    }
+
     func run() async throws {
         let report = try await RedisTarget.with(explicitURL: redisURL) { url in try await measure(url: url) }
         print(json ? report.json : report.table)

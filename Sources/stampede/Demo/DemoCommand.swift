@@ -56,10 +56,17 @@ struct DemoCommand: AsyncParsableCommand {
     var json = false
 
     func validate() throws {
-        guard workers >= 1, callers >= 1, requestsPerCaller >= 1, keys >= 1 else { throw ValidationError("workers, callers, requests-per-caller and keys must be at least 1") }
-        guard (0...1).contains(errorRate) else { throw ValidationError("--error-rate must be between 0 and 1") }
-        guard latencyMs > 0, latencyP99Ms >= latencyMs else { throw ValidationError("--latency-p99-ms must be >= --latency-ms > 0") }
-        guard freshSeconds > 0, staleSeconds >= 0 else { throw ValidationError("--fresh-seconds must be > 0 and --stale-seconds >= 0") }
+        _ = try NumericInput.integer(workers, "--workers", in: 1...256)
+        _ = try NumericInput.integer(callers, "--callers", in: 1...4_096)
+        _ = try NumericInput.integer(requestsPerCaller, "--requests-per-caller", in: 1...1_000_000)
+        _ = try NumericInput.integer(keys, "--keys", in: 1...10_000_000)
+        _ = try NumericInput.number(zipf, "--zipf", in: 0...10)
+        _ = try NumericInput.number(errorRate, "--error-rate", in: 0...1)
+        _ = try NumericInput.integer(latencyMs, "--latency-ms", in: 1...600_000)
+        _ = try NumericInput.integer(latencyP99Ms, "--latency-p99-ms", in: latencyMs...600_000)
+        _ = try NumericInput.number(freshSeconds, "--fresh-seconds", in: 0.001...NumericInput.maximumSeconds)
+        _ = try NumericInput.number(staleSeconds, "--stale-seconds", in: 0...NumericInput.maximumSeconds)
+        _ = try NumericInput.integer(thinkMs, "--think-ms", in: 0...600_000)
     }
 
     func run() async throws {

@@ -78,37 +78,56 @@ struct Settings {
             }
             file = object
         }
-        func pick<T>(_ flag: T?, _ env: String, _ key: String, _ parse: (String) -> T?, _ fromFile: (Any) -> T?, default value: T) throws -> Sourced<T> {
-            if let flag { return Sourced(value: flag, source: "flag") }
+        /// The flag, else the environment, else the file, else the default; `check` validates the
+        /// value whichever source it came from (its message names that source).
+        func pick<T>(
+            _ flag: T?, _ env: String, _ key: String, _ parse: (String, String) throws -> T, _ fromFile: (Any, String) throws -> T,
+            default value: T, check: (T, String) throws -> T = { value, _ in value }
+        ) throws -> Sourced<T> {
+            if let flag { return Sourced(value: try check(flag, "--\(key.replacingOccurrences(of: "_", with: "-"))"), source: "flag") }
             if let text = environment[env], !text.isEmpty {
-                guard let parsed = parse(text) else { throw ValidationError("\(env)='\(text)' is not a valid value") }
-                return Sourced(value: parsed, source: "env \(env)")
+                let name = "\(env)"
+                return Sourced(value: try check(try parse(text, name), name), source: "env \(env)")
             }
             if let raw = file[key] {
-                guard let parsed = fromFile(raw) else { throw ValidationError("'\(key)' in \(fileName) has the wrong type") }
-                return Sourced(value: parsed, source: fileName)
+                let name = "'\(key)' in \(fileName)"
+                return Sourced(value: try check(try fromFile(raw, name), name), source: fileName)
             }
             return Sourced(value: value, source: "default")
         }
-        let string: (String) -> String? = { $0 }
-        let double: (String) -> Double? = { Double($0) }
-        let int: (String) -> Int? = { Int($0) }
-        let fileString: (Any) -> String? = { $0 as? String }
-        let fileDouble: (Any) -> Double? = { ($0 as? NSNumber)?.doubleValue }
-        let fileInt: (Any) -> Int? = { ($0 as? NSNumber)?.intValue }
+        let string: (String, String) -> String = { text, _ in text }
+        let fileString: (Any, String) throws -> String = { raw, name in
+            guard let text = raw as? String else { throw ValidationError("\(name) must be a string") }
+            return text
+        }
+        // Seconds: finite, 0 ... 10 years (the policy then says which must be positive).
+        let secondsText: (String, String) throws -> Double = { try NumericInput.number($0, $1, in: 0...NumericInput.maximumSeconds) }
+        let secondsFile: (Any, String) throws -> Double = { try NumericInput.number(try NumericInput.jsonNumber($0, $1), $1, in: 0...NumericInput.maximumSeconds) }
+        let secondsCheck: (Double, String) throws -> Double = { try NumericInput.number($0, $1, in: 0...NumericInput.maximumSeconds) }
+        let seconds = { (flag: Double?, env: String, key: String, value: Double) throws -> Sourced<Double> in
+            try pick(flag, env, key, secondsText, secondsFile, default: value, check: secondsCheck)
+        }
         let redis = try pick(options.redisURL, "REDIS_URL", "redis_url", string, fileString, default: "")
-        let key = try pick(options.apiKey, "OPENAI_API_KEY", "-", string, { _ in nil }, default: "")
+        let key = try pick(options.apiKey, "OPENAI_API_KEY", "-", string, { _, name in throw ValidationError("\(name): put the API key in OPENAI_API_KEY, not in a file") }, default: "")
         return Settings(
             redisURL: Sourced(value: redis.value.isEmpty ? nil : redis.value, source: redis.source),
             namespace: try pick(options.namespace, "STAMPEDE_NAMESPACE", "namespace", string, fileString, default: "llm"),
-            freshFor: try pick(options.freshFor, "STAMPEDE_FRESH_FOR", "fresh_for", double, fileDouble, default: 3600),
-            staleFor: try pick(options.staleFor, "STAMPEDE_STALE_FOR", "stale_for", double, fileDouble, default: 86_400),
-            computeTimeout: try pick(options.computeTimeout, "STAMPEDE_COMPUTE_TIMEOUT", "compute_timeout", double, fileDouble, default: 60),
-            lockTTL: try pick(options.lockTTL, "STAMPEDE_LOCK_TTL", "lock_ttl", double, fileDouble, default: 90),
-            hotThreshold: try pick(options.hotThreshold, "STAMPEDE_HOT_THRESHOLD", "hot_threshold", int, fileInt, default: 10),
-            hotWindow: try pick(options.hotWindow, "STAMPEDE_HOT_WINDOW", "hot_window", double, fileDouble, default: 3600),
-            hotTTL: try pick(options.hotTTL, "STAMPEDE_HOT_TTL", "hot_ttl", double, fileDouble, default: 21_600),
-            ttlJitter: try pick(options.ttlJitter, "STAMPEDE_TTL_JITTER", "ttl_jitter", double, fileDouble, default: 0.1),
+            freshFor: try seconds(options.freshFor, "STAMPEDE_FRESH_FOR", "fresh_for", 3600),
+            staleFor: try seconds(options.staleFor, "STAMPEDE_STALE_FOR", "stale_for", 86_400),
+            computeTimeout: try seconds(options.computeTimeout, "STAMPEDE_COMPUTE_TIMEOUT", "compute_timeout", 60),
+            lockTTL: try seconds(options.lockTTL, "STAMPEDE_LOCK_TTL", "lock_ttl", 90),
+            hotThreshold: try pick(
+                options.hotThreshold, "STAMPEDE_HOT_THRESHOLD", "hot_threshold",
+                { try NumericInput.integer($0, $1, in: 1...1_000_000_000_000_000) }, NumericInput.jsonInteger, default: 10,
+                check: { try NumericInput.integer($0, $1, in: 1...1_000_000_000_000_000) }
+            ),
+            hotWindow: try seconds(options.hotWindow, "STAMPEDE_HOT_WINDOW", "hot_window", 3600),
+            hotTTL: try seconds(options.hotTTL, "STAMPEDE_HOT_TTL", "hot_ttl", 21_600),
+            ttlJitter: try pick(
+                options.ttlJitter, "STAMPEDE_TTL_JITTER", "ttl_jitter",
+                { try NumericInput.number($0, $1, in: 0...0.5) }, { try NumericInput.number(try NumericInput.jsonNumber($0, $1), $1, in: 0...0.5) },
+                default: 0.1, check: { try NumericInput.number($0, $1, in: 0...0.5) }
+            ),
             promptVersion: try pick(options.promptVersion, "STAMPEDE_PROMPT_VERSION", "prompt_version", string, fileString, default: "v1"),
             baseURL: try pick(options.baseURL, "OPENAI_BASE_URL", "base_url", string, fileString, default: "https://api.openai.com/v1"),
             apiKey: Sourced(value: key.value.isEmpty ? nil : key.value, source: key.source),

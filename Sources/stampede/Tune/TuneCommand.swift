@@ -56,7 +56,7 @@ struct TuneCommand: AsyncParsableCommand {
 
     static func seconds(_ list: String, _ name: String) throws -> [Double] {
         let values = try list.split(separator: ",").map { part -> Double in
-            guard let value = Double(part.trimmingCharacters(in: .whitespaces)), value >= 0, value.isFinite else {
+            guard let value = Double(part.trimmingCharacters(in: .whitespaces)), value >= 0, value <= NumericInput.maximumSeconds else {
                 throw ValidationError("--\(name): '\(part)' is not a number of seconds")
             }
             return value
@@ -78,10 +78,19 @@ struct TuneCommand: AsyncParsableCommand {
     }
 
     func validate() throws {
-        guard rate > 0, duration > 0, keys >= 1 else { throw ValidationError("--rate, --duration and --keys must be positive") }
-        guard latencyP50 > 0, latencyP99 >= latencyP50 else { throw ValidationError("--latency-p99 (\(latencyP99)) must be >= --latency-p50 (\(latencyP50)) > 0") }
-        guard (0..<1).contains(errorRate) else { throw ValidationError("--error-rate must be in [0, 1)") }
-        if let timeCompression, !(timeCompression >= 1) { throw ValidationError("--time-compression must be >= 1") }
+        _ = try NumericInput.number(rate, "--rate", in: 0.001...100_000)
+        _ = try NumericInput.number(duration, "--duration", in: 0.001...(30 * 86_400))
+        // The generated arrivals are held in memory: bound them (10 million is about 400 MB).
+        guard trace != nil || rate * duration <= 10_000_000 else {
+            throw ValidationError("--rate x --duration is \(Int(rate * duration)) requests; at most 10,000,000 can be replayed (lower one of them)")
+        }
+        _ = try NumericInput.integer(keys, "--keys", in: 1...10_000_000)
+        _ = try NumericInput.number(zipf, "--zipf", in: 0...10)
+        _ = try NumericInput.number(latencyP50, "--latency-p50", in: 0.001...3_600)
+        _ = try NumericInput.number(latencyP99, "--latency-p99", in: latencyP50...3_600)
+        guard errorRate.isFinite, (0..<1).contains(errorRate) else { throw ValidationError("--error-rate must be in [0, 1), got \(errorRate)") }
+        _ = try NumericInput.number(maxStaleness, "--max-staleness", in: 0...NumericInput.maximumSeconds)
+        if let timeCompression { _ = try NumericInput.number(timeCompression, "--time-compression", in: 1...1_000_000) }
     }
 
     func run() async throws {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import RedisClient
+import StampedeCache
 
 /// `stampede bench compare`: StampedeCache against plain cache-aside and the tutorial SET NX lock,
 /// on the same workloads, against one Redis, in one run.
@@ -27,8 +28,8 @@ struct CompareBench: AsyncParsableCommand {
     var workloads: String?
     @Option(help: "Seed of the plans and of the upstream's latencies and errors.")
     var seed: UInt64 = 42
-    @Option(name: .customLong("follower-retries"), help: "StampedeCache's followerRetries (0, its default: followers of a failed computation get the failure; 1: one retry round).")
-    var followerRetries: Int = 0
+    @Option(name: .customLong("follower-retries"), help: "StampedeCache's followerRetries (default 1, the policy's default: followers of a failed computation get one single-flight retry round; 0: they get the failure).")
+    var followerRetries: Int = CachePolicy().followerRetries
     @Option(name: .customLong("hot-rounds"), help: "Rounds of the hot path; the implementations take turns, the order rotating (default 5, or 2 with --smoke).")
     var hotRoundsOption: Int?
     @Option(help: "Write an SVG chart of caller latency and upstream calls per implementation to this file.")
@@ -41,7 +42,7 @@ struct CompareBench: AsyncParsableCommand {
     func validate() throws {
         if !(0...10).contains(followerRetries) { throw ValidationError("--follower-retries must be between 0 and 10") }
         if let hotRoundsOption, hotRoundsOption < 1 { throw ValidationError("--hot-rounds must be at least 1") }
-        if let timeScale, !(timeScale > 0 && timeScale <= 10) { throw ValidationError("--time-scale must be in (0, 10], got \(timeScale)") }
+        if let timeScale { _ = try NumericInput.number(timeScale, "--time-scale", in: 0.001...10) }
     }
 
     func run() async throws {
