@@ -78,10 +78,20 @@ package struct ChaosOptions: Sendable {
     /// Run every scenario's workers as separate OS processes (`stampede chaos-worker`) instead of
     /// tasks of this process. `worker-killed` and `leader-frozen` always use processes.
     package var processes = false
+    /// Breaks the cache on purpose, to prove the judge can fail (tests only; `stampede chaos` never sets it).
+    package var mutation: ChaosMutation?
 
     /// The bounded size CI runs (about 5 s a scenario).
     package static var smoke: ChaosOptions { ChaosOptions() }
 
     /// Creates options with the smoke defaults.
     package init() {}
+}
+
+/// A deliberate defect injected into a run, so a test can prove the invariants catch it.
+package enum ChaosMutation: Sendable {
+    /// Every entry stays servable an hour past its fresh + stale window, and its refresh is blocked
+    /// (its lock is held): the fleet serves answers older than the policy allows, as a cache that
+    /// ignored stale-until would. `no_value_beyond_stale_until` must fail.
+    case servePastStaleUntil
 }

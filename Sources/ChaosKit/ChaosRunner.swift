@@ -13,9 +13,11 @@ import Synchronization
 /// a fault injected against Redis (or the upstream), and invariants checked from the upstream's
 /// own record of every call — never from the cache's own metrics alone.
 package enum ChaosRunner {
-    /// Freshness in the scenarios: short, so answers expire and are refreshed during a run.
+    /// Freshness in the scenarios: short, so answers expire and are refreshed during a run, and
+    /// fresh + stale (2 s) shorter than a smoke run (3 s), so "no answer older than fresh + stale"
+    /// is exercised: an answer past it would be served in the run if the cache allowed it.
     static let freshFor: Duration = .seconds(1)
-    static let staleFor: Duration = .seconds(30)
+    static let staleFor: Duration = .seconds(1)
     static let computeTimeout: Duration = .seconds(1)
     static let lockTTL: Duration = .seconds(2)
     static let commandTimeout: Duration = .milliseconds(500)
@@ -139,6 +141,9 @@ package enum ChaosRunner {
                 }
             }
         }
+        let mutator = options.mutation.map { mutation in
+            Task { await mutate(mutation, admin: admin, namespace: namespace, until: end, logger: logger) }
+        }
         var missingWorkers: [String] = []
         var rejectedCommits = 0
         if let processes {
@@ -150,6 +155,7 @@ package enum ChaosRunner {
             await runCallers(fleet.enumerated().map { ($0.offset, $0.element.1) }, callers: options.callers, zipf: zipf, seed: options.seed, until: end, into: records)
         }
         await injector.value
+        await mutator?.value
 
         // The fault ends (memory pressure is lifted), then the fleet (or, with worker processes, as
         // many fresh in-process workers) must be back to >= 99% hits within a bounded number of rounds.
@@ -172,6 +178,7 @@ package enum ChaosRunner {
         var unreadable: [Int] = []
         if !scenarios.contains(.memoryPressure) {
             let computedAfterFault = Set(all.filter { $0.calledUpstream && $0.source == "computed" && $0.start > window.end }.map(\.key))
+                .intersection(keysStillRetained(all))
             unreadable = try await unreadableKeys(computedAfterFault, cache: fleet[0].1.cache(for: namespace), admin: admin, seed: options.seed)
         }
 
@@ -227,6 +234,47 @@ package enum ChaosRunner {
             if last.recovered { break }
         }
         return last
+    }
+
+    /// The keys whose latest answer's entry must still be in Redis now: created (the answer's end
+    /// minus its age) less than fresh + stale ago, with 500 ms to spare. Older entries have expired
+    /// by design; checking them would fail a correct cache.
+    static func keysStillRetained(_ records: [RecordView], now: ContinuousClock.Instant = .now) -> Set<Int> {
+        var createdAt: [Int: ContinuousClock.Instant] = [:]
+        for record in records where record.source != nil {
+            let created = record.end - .milliseconds(Int64(record.ageMs))
+            if createdAt[record.key].map({ created > $0 }) ?? true { createdAt[record.key] = created }
+        }
+        return Set(createdAt.filter { $0.value + freshFor + staleFor > now + .milliseconds(500) }.keys)
+    }
+
+    /// Applies `mutation` to every entry of `namespace` every 50 ms until `end`.
+    static func mutate(_ mutation: ChaosMutation, admin: RedisClient, namespace: String, until end: ContinuousClock.Instant, logger: Logger) async {
+        switch mutation {
+        case .servePastStaleUntil:
+            while ContinuousClock.now < end {
+                do {
+                    var cursor = "0"
+                    repeat {
+                        let reply = try await admin.send("SCAN", RedisArgument(cursor), "MATCH", RedisArgument("stampede:{\(namespace):*}:v"), "COUNT", "1000").array ?? []
+                        cursor = reply.first?.string ?? "0"
+                        for key in reply.count > 1 ? (reply[1].array ?? []).compactMap(\.string) : [] {
+                            guard let blob = try await admin.get(key), let stored = StoredEntry(blob: blob, now: 0) else { continue }
+                            let extended = stored.freshUntil + 3_600_000
+                            guard stored.staleUntil < extended else { continue }
+                            var rewritten = ByteBuffer(string: "sc2 \(stored.freshUntil) \(extended) \(stored.createdAt) \(stored.computeMillis) \(stored.fence)\n")
+                            rewritten.writeImmutableBuffer(stored.value)
+                            _ = try await admin.send("SET", RedisArgument(key), RedisArgument(buffer: rewritten), "PX", "3600000")
+                            let lock = String(key.dropLast(2)) + ":l"
+                            _ = try await admin.send("SET", RedisArgument(lock), "999999999", "PX", "60000")
+                        }
+                    } while cursor != "0"
+                } catch {
+                    logger.debug("mutation pass failed", metadata: ["error": "\(error)"])
+                }
+                try? await Task.sleep(for: .milliseconds(50))
+            }
+        }
     }
 
     /// The keys in `keys` whose entries are not in Redis.

@@ -47,6 +47,11 @@ extension ChaosRunner {
         }
         let reason = reasons.isEmpty ? "nothing: this fault must not cost a single extra upstream call" : reasons.joined(separator: "; ")
         var verdicts: [InvariantVerdict] = []
+        // No requests is no evidence: every other invariant would pass vacuously.
+        verdicts.append(InvariantVerdict(
+            name: "requests_issued", status: records.isEmpty || calls.isEmpty ? .fail : .pass,
+            detail: "\(records.count) requests, \(calls.count) upstream calls (a run without both proves nothing)"
+        ))
         verdicts.append(InvariantVerdict(
             name: "upstream_calls_within_budget", status: extra <= allowed ? .pass : .fail,
             detail: "\(calls.count) upstream calls, \(extra) made while an earlier answer for the key was still fresh; allowed \(allowed)"

@@ -70,9 +70,9 @@ extension ChaosRunner {
         let (probeClient, probeLLM) = try await makeWorker("probe", url: url, upstreamURL: upstream.baseURL, namespace: namespace, logger: logger)
         let recovery = await recoveryProbe([probeLLM], keys: keys, seed: options.seed)
         // Nothing is lost: every key the surviving workers were served a value for, including the
-        // ones whose locks were taken over from the victim, is readable now (the stale window
-        // outlasts the run and nothing is evicted or invalidated).
-        let computedAfter = Set(records.filter { $0.source != nil }.map(\.key))
+        // ones whose locks were taken over from the victim, is readable now, unless its entry has
+        // expired by design since (nothing is evicted or invalidated).
+        let computedAfter = keysStillRetained(records)
         let admin = try RedisClient(url: url, clientName: "chaos-admin", logger: logger)
         let unreadable = try await unreadableKeys(computedAfter, cache: probeLLM.cache(for: namespace), admin: admin, seed: options.seed)
         await admin.close()
@@ -97,6 +97,10 @@ extension ChaosRunner {
         let extra = extraCalls(calls)
         let holders = victimCalls.count
         var verdicts: [InvariantVerdict] = []
+        verdicts.append(InvariantVerdict(
+            name: "requests_issued", status: records.isEmpty || calls.isEmpty ? .fail : .pass,
+            detail: "\(records.count) requests, \(calls.count) upstream calls (a run without both proves nothing)"
+        ))
         verdicts.append(InvariantVerdict(
             name: "upstream_calls_within_budget", status: extra <= holders ? .pass : .fail,
             detail: "\(calls.count) upstream calls, \(extra) made while an earlier answer was still fresh; allowed \(holders) (one per lock the \(scenario == .workerKilled ? "killed" : "frozen") worker held)"

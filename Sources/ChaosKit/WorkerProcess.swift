@@ -81,8 +81,10 @@ struct WorkerFleet {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("stampede-chaos-\(namespace)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let children = try (0..<count).map { index in
-            try WorkerChild(executable: executable, arguments: [
-                "chaos-worker", "--redis-url", redisURL, "--upstream-url", upstreamURL, "--namespace", namespace,
+            // The Redis URL can carry a password: it goes to the child in its environment, never in
+            // its argv (which every user of the machine can read with ps).
+            try WorkerChild(executable: executable, environment: ["REDIS_URL": redisURL], arguments: [
+                "chaos-worker", "--upstream-url", upstreamURL, "--namespace", namespace,
                 "--worker-index", "\(index)", "--callers", "\(callers)", "--keys", "\(keys)", "--zipf", "\(zipf)", "--seed", "\(seed)",
                 "--duration-ms", "\(Int(duration.milliseconds))", "--records", directory.appendingPathComponent("worker-\(index).tsv").path,
             ], id: "worker-\(index)")
@@ -117,10 +119,11 @@ final class WorkerChild: Sendable {
     let output: Pipe
     let id: String
 
-    init(executable: String, arguments: [String], id: String) throws {
+    init(executable: String, environment: [String: String] = [:], arguments: [String], id: String) throws {
         process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
         output = Pipe()
         process.standardOutput = output
         process.standardError = FileHandle.nullDevice

@@ -60,7 +60,7 @@ final class AsyncLock: Sendable {
 }
 
 /// Small blocking helpers used by ``RedisServerProcess``: files, ports and the readiness probe.
-enum ServerSupport {
+package enum ServerSupport {
     /// Finds `name` on `PATH` (or checks it directly when it contains a `/`) and returns its path.
     static func resolveExecutable(_ name: String) throws(RedisServerProcessError) -> String {
         if name.contains("/") {
@@ -121,7 +121,7 @@ enum ServerSupport {
     /// Asks the kernel for a currently free TCP port on 127.0.0.1 (bind to port 0, read it, close).
     ///
     /// Another process may take the port before redis binds it; callers retry in that case.
-    static func pickFreePort() throws(RedisServerProcessError) -> Int {
+    package static func pickFreePort() throws(RedisServerProcessError) -> Int {
         #if canImport(Glibc)
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         #else

@@ -114,6 +114,7 @@ package actor NoticeHub {
             logger.info("notice channel re-subscribed; waking followers to re-check", metadata: ["channel": "\(channel)"])
             wakeEveryone(.reconnected)
         case .message(let message):
+            if message.payload.readableBytesView.starts(with: "probe|".utf8) { return }  // a permission check's PUBLISH
             guard let (entry, notice) = Notice.parse(message.payload) else {
                 logger.warning("ignoring an unparseable notice", metadata: ["channel": "\(channel)"])
                 return

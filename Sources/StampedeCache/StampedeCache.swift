@@ -98,6 +98,15 @@ public final class StampedeCache: Sendable {
         } catch {
             logger.warning("Redis not reachable while creating the cache; will retry on use", metadata: ["error": "\(error)"])
         }
+        // An ACL that denies PUBLISH, EVALSHA, ... makes the cache degrade quietly (followers fall
+        // back to polling, commits fail): say so once, at start, naming each command.
+        do {
+            for missing in try await Self.missingPermissions(redis: redis, namespace: namespace, subscribe: false) {
+                logger.error("the Redis user lacks a permission the cache needs", metadata: ["command": "\(missing.command)", "neededFor": "\(missing.neededFor)", "server": "\(missing.serverMessage)"])
+            }
+        } catch {
+            logger.debug("permission check skipped: Redis not reachable", metadata: ["error": "\(error)"])
+        }
     }
 
     /// Exact counters of what this instance did (computations, wake-ups by path, takeovers, ...).

@@ -103,7 +103,8 @@ struct ChaosWorkerCommand: AsyncParsableCommand {
         shouldDisplay: false
     )
 
-    @Option(name: .customLong("redis-url")) var redisURL: String
+    /// Given by `stampede chaos` in the environment (`REDIS_URL`), never in argv: it may hold a password.
+    @Option(name: .customLong("redis-url")) var redisURL: String?
     @Option(name: .customLong("upstream-url")) var upstreamURL: String
     @Option var namespace: String
     @Option(name: .customLong("worker-index")) var workerIndex: Int
@@ -123,8 +124,11 @@ struct ChaosWorkerCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        guard let url = redisURL ?? ProcessInfo.processInfo.environment["REDIS_URL"], !url.isEmpty else {
+            throw ValidationError("set REDIS_URL (stampede chaos does) or --redis-url")
+        }
         let summary = try await ChaosRunner.runWorker(
-            redisURL: redisURL, upstreamURL: upstreamURL, namespace: namespace, workerIndex: workerIndex, callers: callers,
+            redisURL: url, upstreamURL: upstreamURL, namespace: namespace, workerIndex: workerIndex, callers: callers,
             keys: keys, zipf: zipf, seed: seed, duration: .milliseconds(durationMs), recordsPath: records
         )
         print(String(decoding: try JSONEncoder().encode(summary), as: UTF8.self))

@@ -207,7 +207,7 @@ struct ConfigCommand: AsyncParsableCommand {
             abstract: "Resolve every setting (flag > environment > config file > default), show where each came from, and explain any problem. Exits non-zero on problems."
         )
 
-        @Flag(help: "Also connect to Redis and run PING.")
+        @Flag(help: "Also connect to Redis, run PING, and try every command the cache needs (EVALSHA, PUBLISH, SUBSCRIBE, ...) as this user.")
         var ping = false
         @OptionGroup var settings: SettingsOptions
 
@@ -221,9 +221,16 @@ struct ConfigCommand: AsyncParsableCommand {
             if ping, problems.isEmpty, let url = resolved.redisURL.value {
                 do {
                     let client = try RedisClient(url: url, logger: quietLogger)
-                    _ = try await client.ping()
+                    do {
+                        _ = try await client.ping()
+                        print("redis: PING ok")
+                        let missing = try await StampedeCache.missingPermissions(redis: client, namespace: resolved.namespace.value)
+                        for permission in missing { problems.append("redis permission: \(permission)") }
+                        if missing.isEmpty { print("redis: every command the cache needs is allowed for this user") }
+                    } catch {
+                        problems.append("redis_url: \(error)")
+                    }
                     await client.close()
-                    print("redis: PING ok")
                 } catch {
                     problems.append("redis_url: \(error)")
                 }

@@ -83,6 +83,32 @@ struct UpstreamClientTests {
         await server.stop()
     }
 
+    @Test("a refused connection is reported as such, with the real elapsed time, not as 'did not answer within 0.0 seconds'")
+    func refusedConnectionKeepsItsCause() async throws {
+        // A port nobody listens on: bind one, note it, close it.
+        let server = try await SimulatedLLMServer.start(.init(latency: .fixed(.milliseconds(1))), apiKey: "k")
+        let baseURL = server.baseURL
+        await server.stop()
+        let refused = OpenAIClient(
+            configuration: OpenAIConfiguration(baseURL: baseURL, apiKey: "k", maxRetries: 2, retryBase: .milliseconds(20), retryCap: .milliseconds(100)),
+            logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
+        )
+        do {
+            _ = try await refused.complete(request(), deadline: deadline(.milliseconds(800)))
+            Issue.record("expected a failure")
+        } catch let error as UpstreamError {
+            guard case .connection(let detail) = error else { Issue.record("got \(error)"); return }
+            #expect(detail.lowercased().contains("refused"), "\(detail)")
+            #expect(detail.contains(" s)"), "the elapsed time is stated: \(detail)")
+            #expect(!error.description.contains("0.0 seconds"))
+        }
+    }
+
+    @Test("a timeout states the real time waited")
+    func timeoutStatesElapsedTime() {
+        #expect(UpstreamError.timedOut(after: .milliseconds(1_250)).description.contains("within 1.25 s"))
+    }
+
     @Test("a hung upstream times out at the deadline")
     func timeout() async throws {
         let server = try await SimulatedLLMServer.start(.init(latency: .fixed(.milliseconds(1))), apiKey: "k")

@@ -51,14 +51,14 @@ struct ConfigurationTests {
         ("redis://host:notaport", "port 'notaport'"),
         ("redis://host:70000", "port '70000'"),
         ("redis://host:0", "port '0'"),
-        ("redis://host/abc", "database 'abc'"),
-        ("redis://host/-1", "database '-1'"),
+        ("redis://host/abc", "the database (after '/') is not a non-negative integer"),
+        ("redis://host/-1", "the database (after '/') is not a non-negative integer"),
         ("redis://[::1:6379", "closing ']'"),
         ("redis://:@host", "password is empty"),
         ("redis://u:p%zz@host", "percent-encoding"),
         ("unix://relative/path", "must be absolute"),
-        ("unix:///tmp/r.sock?db=x", "db 'x'"),
-        ("unix:///tmp/r.sock?timeout=3", "unknown query parameter 'timeout'"),
+        ("unix:///tmp/r.sock?db=x", "db is not a non-negative integer"),
+        ("unix:///tmp/r.sock?timeout=3", "an unknown query parameter was given; supported: db, user, password, name"),
         ("redis://host?name=has space", "no spaces"),
     ])
     func malformedURLs(url: String, expected: String) {
@@ -81,6 +81,21 @@ struct ConfigurationTests {
             #expect(error.message.contains("user:***@host"))
         }
         #expect(RedisConfiguration.redacted("unix:///s?password=hunter2&db=1") == "unix:///s?password=***&db=1")
+    }
+
+    @Test("no part of a password leaks: '?' inside it, PASSWORD= in upper case, a second password=, http credentials")
+    func redactsEveryForm() {
+        for url in ["redis://:hunt?er2@host:6379", "redis://:hunt?x=er2@host", "redis://:hu&nt?er2@host/abc", "unix:///s?db=zz&PASSWORD=hunter2", "unix:///s?password=a&password=hunter2&db=q"] {
+            do {
+                _ = try RedisConfiguration(url: url)
+            } catch {
+                #expect(!error.message.contains("hunter2") && !error.message.contains("er2") && !error.message.contains("hunt"), "\(error.message)")
+            }
+            #expect(!RedisConfiguration.redacted(url).contains("er2"), "\(RedisConfiguration.redacted(url))")
+        }
+        #expect(RedisConfiguration.redacted("unix:///s?PASSWORD=hunter2&password=x2&db=1") == "unix:///s?PASSWORD=***&password=***&db=1")
+        #expect(RedisConfiguration.redacted("https://sk-user:sk-secret@proxy.example/v1") == "https://sk-user:***@proxy.example/v1")
+        #expect(RedisConfiguration.redacted("https://api.example/v1?api_key=sk-secret") == "https://api.example/v1?api_key=***")
     }
 
     @Test("backoff doubles per failure, is capped, and jitter only shortens it")

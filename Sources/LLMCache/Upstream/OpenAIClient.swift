@@ -85,9 +85,10 @@ public final class OpenAIClient: ChatCompletionUpstream {
 
     /// One complete answer; retries retryable failures until `deadline`.
     public func complete(_ request: ChatRequest, deadline: ContinuousClock.Instant) async throws -> ChatCompletion {
-        try await withRetries(deadline: deadline) {
-            let response = try await self.send(request, stream: false, deadline: deadline)
-            let body = try await self.collect(response, deadline: deadline)
+        let started = ContinuousClock.now
+        return try await withRetries(deadline: deadline) {
+            let response = try await self.send(request, stream: false, started: started, deadline: deadline)
+            let body = try await self.collect(response, started: started, deadline: deadline)
             guard response.status == .ok else { throw Self.httpFailure(response, body) }
             return try Self.decodeCompletion(body, requestedModel: request.model)
         }
@@ -95,10 +96,11 @@ public final class OpenAIClient: ChatCompletionUpstream {
 
     /// A streamed answer. Retries only failures that happen before the first byte of the answer.
     public func stream(_ request: ChatRequest, deadline: ContinuousClock.Instant, onDelta: @escaping @Sendable (String) -> Void) async throws -> ChatCompletion {
+        let started = ContinuousClock.now
         let response = try await withRetries(deadline: deadline) {
-            let response = try await self.send(request, stream: true, deadline: deadline)
+            let response = try await self.send(request, stream: true, started: started, deadline: deadline)
             guard response.status == .ok else {
-                let body = try await self.collect(response, deadline: deadline)
+                let body = try await self.collect(response, started: started, deadline: deadline)
                 throw Self.httpFailure(response, body)
             }
             return response
@@ -142,7 +144,7 @@ public final class OpenAIClient: ChatCompletionUpstream {
         } catch let error as UpstreamError {
             throw error
         } catch {
-            if ContinuousClock.now >= deadline { throw UpstreamError.timedOut(after: .zero) }
+            if ContinuousClock.now >= deadline { throw UpstreamError.timedOut(after: ContinuousClock.now - started) }
             throw UpstreamError.streamCutOff(receivedCharacters: content.count)
         }
         guard done else { throw UpstreamError.streamCutOff(receivedCharacters: content.count) }
@@ -151,7 +153,10 @@ public final class OpenAIClient: ChatCompletionUpstream {
 
     // MARK: HTTP
 
-    private func send(_ request: ChatRequest, stream: Bool, deadline: ContinuousClock.Instant) async throws -> HTTPClientResponse {
+    /// One HTTP attempt. A deadline that passes is a timeout (with the real time since the call
+    /// `started`); any other failure keeps its own cause (connection refused, reset, TLS, DNS), even
+    /// when it is reported at the deadline, as async-http-client does for a pool that could never connect.
+    private func send(_ request: ChatRequest, stream: Bool, started: ContinuousClock.Instant, deadline: ContinuousClock.Instant) async throws -> HTTPClientResponse {
         var http = HTTPClientRequest(url: configuration.baseURL.trimmingSuffix("/") + "/chat/completions")
         http.method = .POST
         http.headers.add(name: "Content-Type", value: "application/json")
@@ -165,26 +170,31 @@ public final class OpenAIClient: ChatCompletionUpstream {
         let body = try JSONEncoder().encode(request.wireBody(stream: stream))
         http.body = .bytes(ByteBuffer(data: body))
         let remaining = deadline - ContinuousClock.now
-        guard remaining > .zero else { throw UpstreamError.timedOut(after: .zero) }
+        guard remaining > .zero else { throw UpstreamError.timedOut(after: ContinuousClock.now - started) }
         do {
             return try await self.http.execute(http, deadline: NIODeadline.now() + TimeAmount.nanoseconds(remaining.nanosecondsForNIO), logger: logger)
         } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout {
-            throw UpstreamError.timedOut(after: .zero)
+            throw UpstreamError.timedOut(after: ContinuousClock.now - started)
         } catch is CancellationError {
             throw CancellationError()
         } catch {
-            if ContinuousClock.now >= deadline { throw UpstreamError.timedOut(after: .zero) }
-            throw UpstreamError.connection(String(describing: error))
+            throw UpstreamError.connection("\(String(describing: error)) (after \(Self.shown(ContinuousClock.now - started)))")
         }
     }
 
-    private func collect(_ response: HTTPClientResponse, deadline: ContinuousClock.Instant) async throws -> ByteBuffer {
+    private func collect(_ response: HTTPClientResponse, started: ContinuousClock.Instant, deadline: ContinuousClock.Instant) async throws -> ByteBuffer {
         do {
             return try await response.body.collect(upTo: configuration.maxResponseBytes)
         } catch {
-            if ContinuousClock.now >= deadline { throw UpstreamError.timedOut(after: .zero) }
+            if ContinuousClock.now >= deadline { throw UpstreamError.timedOut(after: ContinuousClock.now - started) }
             throw UpstreamError.connection("the response body was cut off: \(error)")
         }
+    }
+
+    /// "1.25 s": elapsed time for messages.
+    static func shown(_ duration: Duration) -> String {
+        let seconds = Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+        return String(format: "%.2f s", seconds)
     }
 
     /// An HTTP error and the `Retry-After` it asked for (seconds, or an HTTP date).

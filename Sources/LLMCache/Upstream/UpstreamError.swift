@@ -50,7 +50,7 @@ public enum UpstreamError: Error, Sendable, Hashable, CustomStringConvertible, R
         case .http(let status, let message, _, _):
             return "upstream error \(status): \(message)"
         case .timedOut(let after):
-            return "upstream did not answer within \(after) (the cache's computeTimeout); raise computeTimeout and lockTTL if the model is legitimately this slow"
+            return "upstream did not answer within \(OpenAIClient.shown(after)) (the cache's computeTimeout); raise computeTimeout and lockTTL if the model is legitimately this slow"
         case .connection(let detail):
             return "cannot reach the upstream: \(detail); check OPENAI_BASE_URL and the network"
         case .malformedResponse(let detail):

@@ -5,7 +5,11 @@ extension RedisClient {
     /// `PING`: returns `PONG`.
     @discardableResult
     public func ping() async throws(RedisError) -> String {
-        try await send(RedisCommand("PING")).string ?? ""
+        let reply = try await send(RedisCommand("PING"))
+        guard reply.string == "PONG" else {
+            throw RedisError(code: .protocolError, message: "PING was answered with \(String(describing: reply).prefix(80)), not PONG: this is not a Redis server, or a proxy in between changes replies")
+        }
+        return "PONG"
     }
 
     /// `GET key`: the value's bytes, or `nil` if the key does not exist.

@@ -25,8 +25,10 @@ extension RedisConfiguration {
             rest = rest[..<questionMark]
             for pair in queryText.split(separator: "&", omittingEmptySubsequences: true) {
                 let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-                guard parts.count == 2, !parts[0].isEmpty else { throw bad("query parameter '\(pair)' is not name=value") }
-                guard let value = Self.percentDecode(parts[1]) else { throw bad("query parameter '\(parts[0])' has invalid percent-encoding") }
+                // Nothing of a malformed query is echoed: a password containing '?' or '&' would put
+                // parts of itself here.
+                guard parts.count == 2, !parts[0].isEmpty else { throw bad("a query parameter is not name=value (percent-encode '?', '&' and '@' in a password)") }
+                guard let value = Self.percentDecode(parts[1]) else { throw bad("a query parameter has invalid percent-encoding") }
                 query.append((String(parts[0]), value))
             }
         }
@@ -63,7 +65,7 @@ extension RedisConfiguration {
                 hostPort = rest[..<slash]
                 let path = rest[rest.index(after: slash)...]
                 if !path.isEmpty {
-                    guard let number = Int(path), number >= 0 else { throw bad("database '\(path)' is not a non-negative integer") }
+                    guard let number = Int(path), number >= 0 else { throw bad("the database (after '/') is not a non-negative integer") }
                     database = number
                 }
             }
@@ -105,12 +107,12 @@ extension RedisConfiguration {
         for (name, value) in query {
             switch name {
             case "db":
-                guard let number = Int(value), number >= 0 else { throw bad("db '\(value)' is not a non-negative integer") }
+                guard let number = Int(value), number >= 0 else { throw bad("db is not a non-negative integer") }
                 database = number
             case "password": password = value
             case "user", "username": username = value
             case "name", "client_name": clientName = value
-            default: throw bad("unknown query parameter '\(name)'; supported: db, user, password, name")
+            default: throw bad("an unknown query parameter was given; supported: db, user, password, name (percent-encode '?', '&' and '@' in a password)")
             }
         }
 
@@ -122,20 +124,29 @@ extension RedisConfiguration {
         }
     }
 
-    /// The URL with any password replaced by `***`, safe for logs and error messages.
+    /// Query parameters whose values are secrets (compared without case).
+    private static let secretParameters: Set<String> = ["password", "pass", "pwd", "secret", "token", "key", "api_key", "apikey", "access_token", "auth"]
+
+    /// The URL with every credential replaced by `***`, safe for logs and error messages: the whole
+    /// user-info (up to the last `@`, wherever a `?` or `/` in a password puts it) but a plain user
+    /// name, and the value of every secret query parameter (`password`, `PASSWORD`, `token`, `key`,
+    /// ..., each occurrence). Works for `redis://`, `unix://` and `http(s)://` URLs alike.
     public static func redacted(_ url: String) -> String {
         var result = url
         if let schemeEnd = url.firstRange(of: "://"), let at = url[schemeEnd.upperBound...].lastIndex(of: "@") {
             let userinfo = url[schemeEnd.upperBound..<at]
             let user = userinfo.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)
-            let redactedUserinfo = user.count == 2 ? "\(user[0]):***" : "***"
+            let plainUser = user.count == 2 && user[0].allSatisfy { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == "." }
+            let redactedUserinfo = plainUser ? "\(user[0]):***" : "***"
             result = String(url[..<schemeEnd.upperBound]) + redactedUserinfo + String(url[at...])
         }
-        if let range = result.firstRange(of: "password=") {
-            let end = result[range.upperBound...].firstIndex(of: "&") ?? result.endIndex
-            result.replaceSubrange(range.upperBound..<end, with: "***")
+        guard let question = result.firstIndex(of: "?") else { return result }
+        let query = result[result.index(after: question)...].split(separator: "&", omittingEmptySubsequences: false).map { pair -> String in
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            guard parts.count == 2, secretParameters.contains(parts[0].lowercased()) else { return String(pair) }
+            return "\(parts[0])=***"
         }
-        return result
+        return String(result[...question]) + query.joined(separator: "&")
     }
 
     private static func percentDecode(_ text: Substring) -> String? {

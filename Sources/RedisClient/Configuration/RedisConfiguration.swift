@@ -69,6 +69,9 @@ public struct RedisConfiguration: Sendable, Hashable {
     public var poolSize: Int
     /// The wait between reconnect attempts.
     public var reconnectBackoff: Backoff
+    /// The largest reply accepted (bytes, array elements, nesting); a reply past them closes the
+    /// connection with ``RedisError/Code/protocolError`` before it is buffered.
+    public var replyLimits: RESPReplyLimits = RESPReplyLimits()
 
     /// A configuration for `endpoint` with defaults: no auth, database 0, 5 s timeouts, 2 connections.
     public init(
@@ -114,6 +117,9 @@ public struct RedisConfiguration: Sendable, Hashable {
         if poolSize < 1 || poolSize > 64 { throw bad("poolSize \(poolSize) must be between 1 and 64") }
         if reconnectBackoff.initial <= .zero || reconnectBackoff.maximum < reconnectBackoff.initial {
             throw bad("reconnectBackoff needs 0 < initial <= maximum")
+        }
+        if replyLimits.maxReplyBytes < 1024 || replyLimits.maxArrayElements < 16 || !(1...7).contains(replyLimits.maxDepth) {
+            throw bad("replyLimits need maxReplyBytes >= 1024, maxArrayElements >= 16 and maxDepth in 1...7 (hiredis's limit)")
         }
         if !(0...1).contains(reconnectBackoff.jitter) || reconnectBackoff.multiplier < 1 {
             throw bad("reconnectBackoff needs jitter in [0, 1] and multiplier >= 1")

@@ -11,7 +11,7 @@ package final class RedisChannelHandler: ChannelInboundHandler {
     package typealias Continuation = CheckedContinuation<RESPValue, any Error>
 
     private var stateMachine = ConnectionStateMachine<Continuation>()
-    private let reader = HiredisReader()
+    private let reader: HiredisReader
     private var context: ChannelHandlerContext?
     private var flushScheduled = false
     private var timer: Scheduled<Void>?
@@ -23,8 +23,9 @@ package final class RedisChannelHandler: ChannelInboundHandler {
     package var onClose: ((RedisError) -> Void)?
     private var closeReason: RedisError?
 
-    package init(logger: Logger) {
+    package init(logger: Logger, replyLimits: RESPReplyLimits = RESPReplyLimits()) {
         self.logger = logger
+        self.reader = HiredisReader(limits: replyLimits)
     }
 
     package var inFlight: Int { stateMachine.inFlight }
@@ -84,6 +85,13 @@ package final class RedisChannelHandler: ChannelInboundHandler {
 
     package func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let bytes = unwrapInboundIn(data)
+        // A reply still arriving does not extend its command's deadline: a server that trickles a
+        // huge reply, or a loop kept busy by it, must not keep the caller past its timeout.
+        if let deadline = timerDeadline, deadline <= .now() {
+            timer?.cancel()
+            timerFired()
+            if closeReason != nil { return }
+        }
         do {
             try reader.feed(bytes)
             while let value = try reader.next() {

@@ -43,7 +43,7 @@ public final class RedisConnection: Sendable {
             .connectTimeout(TimeAmount(configuration.connectTimeout))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(RedisChannelHandler(logger: logger))
+                    try channel.pipeline.syncOperations.addHandler(RedisChannelHandler(logger: logger, replyLimits: configuration.replyLimits))
                 }
             }
         let channel: any Channel
@@ -80,8 +80,13 @@ public final class RedisConnection: Sendable {
         return connection
     }
 
+    /// The refusal for a Redis Cluster node: this client does not route commands by hash slot yet,
+    /// so two keys in three would fail with `MOVED`.
+    static let clusterRefusal = "this Redis is a Redis Cluster node (INFO cluster: cluster_enabled:1); this client does not route commands by hash slot yet, so most keys would fail with MOVED. Connect to a standalone Redis (or the primary a Sentinel names) until cluster support lands"
+
     private func handshake(_ configuration: RedisConfiguration) async throws(RedisError) {
-        // Pipelined: all handshake commands go out in one flush; each is checked in order.
+        // Pipelined: all handshake commands go out in one flush; each is checked in order. The last
+        // one, INFO cluster, refuses a cluster node up front (an ACL that denies INFO is not an error).
         var commands: [(RedisCommand, isAuth: Bool)] = []
         if let password = configuration.password {
             if let user = configuration.username {
@@ -92,7 +97,8 @@ public final class RedisConnection: Sendable {
         }
         if configuration.database != 0 { commands.append((RedisCommand("SELECT", RedisArgument(configuration.database)), false)) }
         if let name = configuration.clientName { commands.append((RedisCommand("CLIENT", "SETNAME", RedisArgument(name)), false)) }
-        guard !commands.isEmpty else { return }
+        let infoIndex = commands.count
+        commands.append((RedisCommand("INFO", "cluster"), false))
         // Start all, then await all, so they share one round trip.
         let results = await withTaskGroup(of: (Int, Result<RESPValue, RedisError>).self) { group in
             for (index, command) in commands.enumerated() {
@@ -107,9 +113,17 @@ public final class RedisConnection: Sendable {
             return results
         }
         for (index, result) in results.enumerated() {
-            if case .failure(var error) = result {
+            switch result {
+            case .some(.failure(var error)):
+                if index == infoIndex, error.code == .server { continue }  // e.g. NOPERM: INFO not allowed
                 if commands[index].isAuth, error.code == .server { error.code = .authentication }
                 throw error
+            case .some(.success(let reply)):
+                if index == infoIndex, let info = reply.string, info.contains("cluster_enabled:1") {
+                    throw RedisError(code: .configuration, message: Self.clusterRefusal)
+                }
+            case .none:
+                continue
             }
         }
     }

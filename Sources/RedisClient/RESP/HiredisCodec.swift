@@ -50,22 +50,28 @@ extension HiredisEncoder {
 /// hiredis's incremental reply parser: feed bytes, pull complete replies.
 ///
 /// Each reply is deep-copied into a ``RESPValue`` and the hiredis reply tree is freed once, from
-/// its root. Not thread-safe: one instance belongs to one connection's event loop.
+/// its root. Every byte passes a ``RESPFrameGuard`` first, so a reply that declares more than the
+/// limits allow is refused before hiredis allocates for it. Not thread-safe: one instance belongs
+/// to one connection's event loop.
 package final class HiredisReader {
     private let reader: UnsafeMutablePointer<redisReader>
+    private var frameGuard: RESPFrameGuard
 
     /// A new reader. Traps only if hiredis cannot allocate its small state struct.
-    package init() {
+    package init(limits: RESPReplyLimits = RESPReplyLimits()) {
         guard let reader = redisReaderCreate() else { fatalError("hiredis: redisReaderCreate returned NULL (out of memory)") }
         self.reader = reader
+        self.frameGuard = RESPFrameGuard(limits: limits)
     }
 
     deinit { redisReaderFree(reader) }
 
     /// Hands bytes received from the socket to the parser.
+    /// - Throws: ``RedisError/Code/protocolError`` for bytes that are not RESP2 or break a limit.
     package func feed(_ buffer: ByteBuffer) throws(RedisError) {
-        let status = buffer.withUnsafeReadableBytes { bytes -> Int32 in
+        let status = try buffer.withUnsafeReadableBytes { (bytes) throws(RedisError) -> Int32 in
             guard let base = bytes.baseAddress, bytes.count > 0 else { return REDIS_OK }
+            try frameGuard.scan(bytes)
             return redisReaderFeed(reader, base.assumingMemoryBound(to: CChar.self), bytes.count)
         }
         if status != REDIS_OK { throw readerError() }

@@ -153,7 +153,7 @@ struct Settings {
         do { try policy.validate() } catch { problems.append("\(error.setting) (\(sourceOf(error.setting))): \(error.problem)") }
         do { _ = try KeySpaceCheck.namespace(namespace.value) } catch { problems.append("namespace (\(namespace.source)): \(error)") }
         if URL(string: baseURL.value)?.scheme.map({ $0 == "http" || $0 == "https" }) != true {
-            problems.append("base_url (\(baseURL.source)): '\(baseURL.value)' is not an http(s) URL")
+            problems.append("base_url (\(baseURL.source)): '\(RedisConfiguration.redacted(baseURL.value))' is not an http(s) URL")
         }
         if promptVersion.value.isEmpty { problems.append("prompt_version (\(promptVersion.source)): must not be empty") }
         return problems
@@ -186,7 +186,7 @@ struct Settings {
             ("hot_ttl", "\(hotTTL.value) s", hotTTL.source),
             ("ttl_jitter", "\(ttlJitter.value)", ttlJitter.source),
             ("prompt_version", promptVersion.value, promptVersion.source),
-            ("base_url", baseURL.value, baseURL.source),
+            ("base_url", RedisConfiguration.redacted(baseURL.value), baseURL.source),
             ("api_key", apiKey.value == nil ? "(not set)" : "(set)", apiKey.source),
             ("model", model.value, model.source),
         ]
