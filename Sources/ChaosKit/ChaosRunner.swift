@@ -186,6 +186,7 @@ package enum ChaosRunner {
             await llm.close()
             await client.close()
         }
+        await removeNamespace(namespace, admin: admin, logger: logger)
         await admin.close()
         try? await http.shutdown()
         await upstream.stop()
@@ -246,6 +247,26 @@ package enum ChaosRunner {
             if createdAt[record.key].map({ created > $0 }) ?? true { createdAt[record.key] = created }
         }
         return Set(createdAt.filter { $0.value + freshFor + staleFor > now + .milliseconds(500) }.keys)
+    }
+
+    /// Deletes everything a run wrote under `namespace` (entries, locks, fences, hot counters, tags,
+    /// the generation and the accounting hash), so runs against a user's Redis leave nothing behind.
+    static func removeNamespace(_ namespace: String, admin: RedisClient, logger: Logger) async {
+        let exact = ["stampede:stats:{\(namespace)}", "stampede:gen:{\(namespace)}"]
+        do {
+            _ = try await admin.send(RedisCommand("DEL", exact.map { RedisArgument($0) }))
+            for pattern in ["stampede:{\(namespace):*", "stampede:tag:{\(namespace)}:*"] {
+                var cursor = "0"
+                repeat {
+                    let reply = try await admin.send("SCAN", RedisArgument(cursor), "MATCH", RedisArgument(pattern), "COUNT", "1000").array ?? []
+                    cursor = reply.first?.string ?? "0"
+                    let keys = reply.count > 1 ? (reply[1].array ?? []).compactMap(\.string) : []
+                    if !keys.isEmpty { _ = try await admin.send(RedisCommand("UNLINK", keys.map { RedisArgument($0) })) }
+                } while cursor != "0"
+            }
+        } catch {
+            logger.warning("could not remove the chaos namespace", metadata: ["namespace": "\(namespace)", "error": "\(error)"])
+        }
     }
 
     /// Applies `mutation` to every entry of `namespace` every 50 ms until `end`.

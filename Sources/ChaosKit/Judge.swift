@@ -18,12 +18,15 @@ extension ChaosRunner {
         // Extra calls: a call for a key made before an earlier successful call's answer could have
         // stopped being fresh (that answer was committed no earlier than the call arrived).
         let extra = extraCalls(calls)
-        // (The simulated upstream answers in 30 ms p50 / 150 ms p99: a call that arrived more than
-        // 500 ms before a connection-level fault has been answered and committed.)
+        // A computation runs at most computeTimeout and its commit at most commandTimeout: a call
+        // that arrived longer than that before a connection-level fault was committed (or abandoned)
+        // before it, whatever the load on the machine.
+        let inFlightWindow = computeTimeout + commandTimeout
         let inFlightAtFault = calls.filter { call in
-            faultInstants.contains { call.receivedAt >= $0 - .milliseconds(500) && call.receivedAt <= $0 }
+            faultInstants.contains { call.receivedAt >= $0 - inFlightWindow && call.receivedAt <= $0 }
         }.count
-        let failOpen = records.filter { $0.source == "uncached_redis_unavailable" }.count
+        // Fail-open computations (not the callers that joined one in their process: they made no call).
+        let failOpen = records.filter { $0.source == "uncached_redis_unavailable" && $0.calledUpstream }.count
         let distinctKeys = Set(calls.compactMap { keyOf($0.lastUserMessage) }).count
         // What the faults can justify, added up over the faults of the run.
         var allowed = 0

@@ -75,8 +75,9 @@ extension ChaosRunner {
         let computedAfter = keysStillRetained(records)
         let admin = try RedisClient(url: url, clientName: "chaos-admin", logger: logger)
         let unreadable = try await unreadableKeys(computedAfter, cache: probeLLM.cache(for: namespace), admin: admin, seed: options.seed)
-        await admin.close()
         await probeLLM.close()
+        await removeNamespace(namespace, admin: admin, logger: logger)
+        await admin.close()
         await probeClient.close()
         let calls = upstream.calls
         await upstream.stop()

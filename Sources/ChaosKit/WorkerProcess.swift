@@ -3,6 +3,7 @@ import Foundation
 import LLMCache
 package import Logging
 import RedisClient
+import RedisServerProcess
 import SimulatedLLM
 import StampedeCache
 
@@ -80,10 +81,11 @@ struct WorkerFleet {
     ) throws -> WorkerFleet {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("stampede-chaos-\(namespace)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        ProcessCleanup.register(directory: directory.path)
         let children = try (0..<count).map { index in
             // The Redis URL can carry a password: it goes to the child in its environment, never in
             // its argv (which every user of the machine can read with ps).
-            try WorkerChild(executable: executable, environment: ["REDIS_URL": redisURL], arguments: [
+            try WorkerChild(executable: executable, environment: ["REDIS_URL": redisURL, "STAMPEDE_PARENT_PID": "\(ProcessInfo.processInfo.processIdentifier)"], arguments: [
                 "chaos-worker", "--upstream-url", upstreamURL, "--namespace", namespace,
                 "--worker-index", "\(index)", "--callers", "\(callers)", "--keys", "\(keys)", "--zipf", "\(zipf)", "--seed", "\(seed)",
                 "--duration-ms", "\(Int(duration.milliseconds))", "--records", directory.appendingPathComponent("worker-\(index).tsv").path,
@@ -109,6 +111,7 @@ struct WorkerFleet {
             summaries.append(summary)
         }
         try? FileManager.default.removeItem(at: directory)
+        ProcessCleanup.unregister(directory: directory.path)
         return (records, summaries, missing)
     }
 }
@@ -130,6 +133,7 @@ final class WorkerChild: Sendable {
         process.standardInput = FileHandle.nullDevice
         self.id = id
         try process.run()
+        ProcessCleanup.register(pid: process.processIdentifier)
     }
 
     var pid: Int32 { process.processIdentifier }
@@ -139,6 +143,7 @@ final class WorkerChild: Sendable {
         let handle = output.fileHandleForReading
         let data = await Task.detached { handle.readDataToEndOfFile() }.value
         process.waitUntilExit()
+        ProcessCleanup.unregister(pid: process.processIdentifier)
         guard process.terminationReason == .exit, process.terminationStatus == 0 else { return nil }
         let line = String(decoding: data, as: UTF8.self).split(whereSeparator: \.isNewline).last.map(String.init) ?? ""
         return try? JSONDecoder().decode(WorkerSummary.self, from: Data(line.utf8))

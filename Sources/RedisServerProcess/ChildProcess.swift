@@ -29,6 +29,12 @@ private let exitHookInstalled: Bool = {
 ///
 /// Uses `withLockIfAvailable` so that exiting can never block on the registry lock.
 private func killLiveChildrenAtExit() {
+    killLiveChildren()
+}
+
+/// SIGKILLs every private server still running and removes its directory (at exit, or on a signal
+/// through ``ProcessCleanup``).
+func killLiveChildren() {
     let children: [pid_t: String] = liveChildren.withLockIfAvailable { children in
         let snapshot = children
         for pid in snapshot.keys {

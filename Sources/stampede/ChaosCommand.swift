@@ -127,6 +127,17 @@ struct ChaosWorkerCommand: AsyncParsableCommand {
         guard let url = redisURL ?? ProcessInfo.processInfo.environment["REDIS_URL"], !url.isEmpty else {
             throw ValidationError("set REDIS_URL (stampede chaos does) or --redis-url")
         }
+        // Die with the parent: a `stampede chaos` that is killed (even with SIGKILL, which it
+        // cannot handle) must not leave its workers loading Redis. Reparenting changes getppid().
+        // A thread of its own: the load keeps the cooperative pool busy. The parent names itself in
+        // STAMPEDE_PARENT_PID, so a parent that died before this line still counts.
+        let parent = ProcessInfo.processInfo.environment["STAMPEDE_PARENT_PID"].flatMap { Int32($0) } ?? getppid()
+        Thread.detachNewThread {
+            while true {
+                usleep(200_000)
+                if getppid() != parent { Foundation.exit(70) }
+            }
+        }
         let summary = try await ChaosRunner.runWorker(
             redisURL: url, upstreamURL: upstreamURL, namespace: namespace, workerIndex: workerIndex, callers: callers,
             keys: keys, zipf: zipf, seed: seed, duration: .milliseconds(durationMs), recordsPath: records

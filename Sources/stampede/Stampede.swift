@@ -1,4 +1,5 @@
 import ArgumentParser
+import RedisServerProcess
 
 @main
 struct Stampede: AsyncParsableCommand {
@@ -7,6 +8,22 @@ struct Stampede: AsyncParsableCommand {
         abstract: "StampedeCache: a Redis-backed cache where exactly one worker in the fleet computes each missing value.",
         subcommands: [DemoCommand.self, AskCommand.self, TuneCommand.self, StatsCommand.self, InvalidateCommand.self, ConfigCommand.self, ChaosCommand.self, ChaosWorkerCommand.self, Bench.self, CacheCommand.self]
     )
+
+    /// ArgumentParser's entry point, after installing the cleanup that SIGINT, SIGTERM and SIGHUP
+    /// run: private redis-servers and chaos workers are killed and temporary directories removed.
+    static func main() async {
+        ProcessCleanup.installSignalHandlers()
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            exit(withError: error)
+        }
+    }
 }
 
 struct Bench: AsyncParsableCommand {
