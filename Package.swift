@@ -140,6 +140,8 @@ let package = Package(
             name: "ChaosTests",
             dependencies: [
                 "ChaosKit",
+                "RedisClient",
+                "RedisServerProcess",
                 "RedisTestSupport",
             ],
             path: "ChaosTests",

@@ -1,4 +1,6 @@
 import ChaosKit
+import RedisClient
+import RedisServerProcess
 import RedisTestSupport
 import Testing
 
@@ -79,6 +81,21 @@ struct ChaosScenarioTests {
         let verdict = try #require(report.invariants.first { $0.name == "no_value_beyond_stale_until" })
         #expect(verdict.status == .fail, "\(verdict.detail)")
         #expect(!report.passed)
+    }
+
+    @Test("a run against a user's Redis leaves no key behind (entries, fences, accounting, generation)")
+    func leavesNothingBehind() async throws {
+        try await withPrivateRedis { server in
+            let client = try makeClient(server.url)
+            _ = try await client.send("SET", "users:own:key", "kept")
+            var options = ChaosOptions.smoke
+            options.redisURL = server.url
+            let report = try await ChaosRunner.run(.baseline, options: options)
+            #expect(report.requests > 100 && report.upstreamCalls > 0)
+            let keys = try await client.send("KEYS", "*").array?.compactMap(\.string) ?? []
+            #expect(keys == ["users:own:key"], "left behind: \(keys.prefix(10))")
+            await client.close()
+        }
     }
 
     @Test("destructive scenarios are refused without --allow-destructive, and restarts need an own server")

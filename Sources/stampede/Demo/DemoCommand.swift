@@ -72,6 +72,11 @@ struct DemoCommand: AsyncParsableCommand {
     func run() async throws {
         let report = try await RedisTarget.with(explicitURL: redisURL, tcp: false) { url in try await runDemo(url: url) }
         print(json ? report.json : report.text)
+        // The simulated LLM's injected errors are part of the demo; failures from Redis are not.
+        if report.stampede.infrastructureErrors > 0 {
+            Console.note("FAIL: \(report.stampede.infrastructureErrors) requests failed because of Redis, not the simulated LLM (see the errors above)")
+            throw ExitCode.failure
+        }
     }
 
     private static let quiet = Logger(label: "demo", factory: { _ in SwiftLogNoOpLogHandler() })

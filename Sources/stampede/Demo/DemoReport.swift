@@ -8,6 +8,8 @@ import Synchronization
 struct RunStats: Sendable {
     var requests = 0
     var errors = 0
+    /// Failures that are not the simulated LLM's own (Redis refused or broke): the demo then fails.
+    var infrastructureErrors = 0
     var errorsByType: [String: Int] = [:]
     var sources: [String: Int] = [:]
     var latencies = LatencySamples()
@@ -42,9 +44,15 @@ final class RunStatsCollector: Sendable {
         case let cache as CacheError: kind = "cache: \(cache)".prefix(70).description
         default: kind = String(describing: error).prefix(70).description
         }
+        var infrastructure = false
+        switch error {
+        case CacheError.computationFailedElsewhere, CacheError.computationTimedOut, CacheError.waitTimedOut, is UpstreamError: break
+        default: infrastructure = true
+        }
         state.withLock { stats in
             stats.requests += 1
             stats.errors += 1
+            if infrastructure { stats.infrastructureErrors += 1 }
             stats.errorsByType[kind, default: 0] += 1
         }
     }
