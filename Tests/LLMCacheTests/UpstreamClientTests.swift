@@ -121,7 +121,7 @@ struct UpstreamClientTests {
             guard case .timedOut = error else { Issue.record("got \(error)"); return }
         }
         let waited = ContinuousClock.now - started
-        #expect(waited >= .milliseconds(280) && waited < .seconds(2))
+        #expect(waited >= .milliseconds(280) && waited < .seconds(15))  // ends at the deadline, not when the hang would
         await server.stop()
     }
 

@@ -141,18 +141,25 @@ struct EdgePromiseTests {
 
     @Test("staleFor 0 with hot keys: retention slides, yet nothing is served past freshFor")
     func hotRetentionNeverServesPastStaleFor() async throws {
-        let policy = testPolicy(freshFor: .milliseconds(300), staleFor: .zero, hot: .init(threshold: 1, window: .seconds(60), ttl: .seconds(60)))
+        let policy = testPolicy(freshFor: .seconds(1), staleFor: .zero, hot: .init(threshold: 1, window: .seconds(60), ttl: .seconds(60)))
         let worker = try await Worker.start(try TestRedis.sharedURL, namespace: uniqueNamespace(), policy: policy)
         let upstream = Upstream()
         for _ in 0..<14 { _ = try await worker.cache.value(for: "k", compute: upstream.compute("v1")) }
         await worker.cache.flushHits()
         let entry = try await worker.cache.entryKeys(for: "k")
         #expect(try await worker.client.send("PTTL", RedisArgument(entry.value)).int ?? 0 > 50_000, "hot: retention slid to the hot TTL")
-        try await Task.sleep(for: .milliseconds(400))
+        let blob = try #require(try await worker.client.get(entry.value))
+        let stored = try #require(StoredEntry(blob: blob, now: 0))
+        #expect(stored.staleUntil == stored.freshUntil, "staleFor 0: servable until fresh-until")
+        // Wait (on the server's clock, not a sleep of fixed length) until freshness has ended.
+        try await eventually("the entry's fresh-until has passed on the server clock") {
+            let time = try await worker.client.send("TIME").array ?? []
+            let now = (time.first?.string.flatMap { Int64($0) } ?? 0) * 1000 + (time.last?.string.flatMap { Int64($0) } ?? 0) / 1000
+            return now > stored.freshUntil
+        }
         let after = try await worker.cache.value(for: "k", compute: upstream.compute("v2"))
         #expect(after.source == .computed, "not \(after.source)")
         #expect(String(decoding: after.value, as: UTF8.self) == "v2")
-        #expect(upstream.count == 2)
         await worker.stop()
     }
 
@@ -173,7 +180,7 @@ struct EdgePromiseTests {
 
     @Test("failSafeThrottle longer than the stale window: the throttle ends with the stale copy, so nobody waits it out")
     func throttleEndsWithTheStaleCopy() async throws {
-        let policy = testPolicy(freshFor: .milliseconds(100), staleFor: .milliseconds(400), failSafeThrottle: .seconds(5))
+        let policy = testPolicy(freshFor: .milliseconds(100), staleFor: .seconds(2), failSafeThrottle: .seconds(5))
         let worker = try await Worker.start(try TestRedis.sharedURL, namespace: uniqueNamespace(), policy: policy)
         let upstream = Upstream()
         _ = try await worker.cache.value(for: "k", compute: upstream.compute("v1"))
