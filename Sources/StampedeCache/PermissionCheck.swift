@@ -22,6 +22,11 @@ extension StampedeCache {
     /// ``init(redis:namespace:policy:logger:)`` runs it (without `subscribe`, which the notice
     /// listener itself does) and logs each missing permission once; `stampede config check --ping` prints them.
     public static func missingPermissions(redis: RedisClient, namespace: String, subscribe: Bool = true) async throws(RedisError) -> [MissingPermission] {
+        try await missingPermissions(redis: redis, namespace: namespace, subscribe: subscribe, loadScripts: true)
+    }
+
+    /// The check, optionally without `SCRIPT LOAD` (the cache's init has just loaded the scripts).
+    static func missingPermissions(redis: RedisClient, namespace: String, subscribe: Bool, loadScripts: Bool) async throws(RedisError) -> [MissingPermission] {
         let keySpace: KeySpace
         do { keySpace = try KeySpace(namespace: namespace) } catch {
             throw RedisError(code: .configuration, message: error.description)
@@ -37,10 +42,12 @@ extension StampedeCache {
                 return  // allowed; the command itself refused the probe's arguments
             }
         }
-        do {
-            try await redis.preload(CacheScripts.all)
-        } catch where error.code == .server {
-            missing.append(MissingPermission(command: "SCRIPT LOAD", neededFor: "loading the cache's Lua scripts", serverMessage: error.message))
+        if loadScripts {
+            do {
+                try await redis.preload(CacheScripts.all)
+            } catch where error.code == .server {
+                missing.append(MissingPermission(command: "SCRIPT LOAD", neededFor: "loading the cache's Lua scripts", serverMessage: error.message))
+            }
         }
         try await attempt("TIME", "deciding freshness on the server clock", RedisCommand("TIME"))
         try await attempt("GET \(probe.value)", "reading entries", RedisCommand("GET", RedisArgument(probe.value)))

@@ -91,17 +91,20 @@ public final class StampedeCache: Sendable {
             generation.observe(newGeneration)
         }
         if policy.hot.ttl > .zero { startHitFlusher() }
+        var scriptsLoaded = false
         do {
             try await redis.preload(CacheScripts.all)
+            scriptsLoaded = true
             await refreshGeneration()
             try await hub.start()
         } catch {
             logger.warning("Redis not reachable while creating the cache; will retry on use", metadata: ["error": "\(error)"])
         }
         // An ACL that denies PUBLISH, EVALSHA, ... makes the cache degrade quietly (followers fall
-        // back to polling, commits fail): say so once, at start, naming each command.
+        // back to polling, commits fail): say so once, at start, naming each command. (SUBSCRIBE
+        // was just tried by the notice listener, and the scripts were just loaded.)
         do {
-            for missing in try await Self.missingPermissions(redis: redis, namespace: namespace, subscribe: false) {
+            for missing in try await Self.missingPermissions(redis: redis, namespace: namespace, subscribe: false, loadScripts: !scriptsLoaded) {
                 logger.error("the Redis user lacks a permission the cache needs", metadata: ["command": "\(missing.command)", "neededFor": "\(missing.neededFor)", "server": "\(missing.serverMessage)"])
             }
         } catch {
