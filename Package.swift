@@ -155,6 +155,7 @@ let package = Package(
                 "SimulatedLLM",
                 "StampedeCache",
                 "RedisClient",
+                "RedisServerProcess",
                 "RedisTestSupport",
                 .product(name: "Logging", package: "swift-log"),
             ],

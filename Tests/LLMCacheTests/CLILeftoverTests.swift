@@ -1,4 +1,5 @@
 import Foundation
+import RedisServerProcess
 import RedisTestSupport
 import SimulatedLLM
 import Testing
@@ -87,5 +88,31 @@ struct CLILeftoverTests {
         try await waitUntil("the orphaned worker exits") { !isAlive(worker) || (try? String(contentsOfFile: "/proc/\(worker)/stat", encoding: .utf8))?.contains(") Z ") == true }
         try? FileManager.default.removeItem(atPath: records)
         await upstream.stop()
+    }
+
+    @Test("chaos worker processes get the Redis URL (and its password) in their environment, never in argv")
+    func noSecretInWorkerArgv() async throws {
+        var options = RedisServerOptions()
+        options.password = "argv-secret-\(UInt32.random(in: 0..<UInt32.max))"
+        try await withPrivateRedis(options) { server in
+            let chaos = Process()
+            chaos.executableURL = URL(fileURLWithPath: try stampedeBinary())
+            chaos.arguments = ["chaos", "--scenarios", "baseline", "--processes", "--redis-url", server.url]
+            chaos.standardOutput = FileHandle.nullDevice
+            chaos.standardError = FileHandle.nullDevice
+            try chaos.run()
+            var workers: [(pid: Int32, command: String)] = []
+            try await waitUntil("the chaos run starts its worker processes") {
+                workers = children(of: chaos.processIdentifier).filter { $0.command.contains("chaos-worker") }
+                return !workers.isEmpty
+            }
+            #expect(!workers.isEmpty)
+            for worker in workers {
+                #expect(!worker.command.contains(options.password!), "argv of \(worker.pid): \(worker.command)")
+                #expect(!worker.command.contains("--redis-url"))
+            }
+            kill(chaos.processIdentifier, SIGTERM)
+            chaos.waitUntilExit()
+        }
     }
 }
