@@ -143,6 +143,7 @@ let package = Package(
                 "RedisClient",
                 "RedisServerProcess",
                 "RedisTestSupport",
+                "SimulatedLLM",
             ],
             path: "ChaosTests",
             swiftSettings: strict
@@ -155,7 +156,6 @@ let package = Package(
                 "SimulatedLLM",
                 "StampedeCache",
                 "RedisClient",
-                "RedisServerProcess",
                 "RedisTestSupport",
                 .product(name: "Logging", package: "swift-log"),
             ],

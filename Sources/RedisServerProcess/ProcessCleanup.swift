@@ -21,6 +21,7 @@ package enum ProcessCleanup {
     }
 
     private static let registry = Mutex(Registry())
+    private static let terminating = Atomic<Bool>(false)
     private static let sources = Mutex<[any DispatchSourceSignal]>([])
 
     /// Kill `pid` (SIGKILL) if the process is interrupted before ``unregister(pid:)``.
@@ -42,6 +43,7 @@ package enum ProcessCleanup {
                 signal(signalNumber, SIG_IGN)
                 let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
                 source.setEventHandler {
+                    terminating.store(true, ordering: .sequentiallyConsistent)
                     cleanUpNow()
                     // End with the signal's own status. kill(getpid()) rather than raise(): the
                     // handler runs on a dispatch thread that may block signals; a process-directed
@@ -55,6 +57,14 @@ package enum ProcessCleanup {
                 sources.append(source)
             }
         }
+    }
+
+    /// Called where the process would end on its own (the command returned or failed): while a
+    /// signal's cleanup is under way, waits for it to end the process with the signal's status
+    /// instead of racing it with an exit status of its own (the killed server makes commands fail).
+    package static func waitIfTerminating() {
+        guard terminating.load(ordering: .sequentiallyConsistent) else { return }
+        while true { sleep(1) }
     }
 
     /// Kills what was registered (and every live private redis-server) and removes the directories.

@@ -21,8 +21,10 @@ struct Stampede: AsyncParsableCommand {
                 try command.run()
             }
         } catch {
+            ProcessCleanup.waitIfTerminating()
             exit(withError: error)
         }
+        ProcessCleanup.waitIfTerminating()
     }
 }
 

@@ -20,7 +20,7 @@ private func children(of parent: Int32) -> [(pid: Int32, command: String)] {
 
 private func isAlive(_ pid: Int32) -> Bool { kill(pid, 0) == 0 }
 
-private func waitUntil(_ what: String, limit: Duration = .seconds(30), _ condition: () -> Bool) async throws {
+private func waitUntil(_ what: String, limit: Duration = .seconds(60), _ condition: () -> Bool) async throws {
     let deadline = ContinuousClock.now + limit
     while ContinuousClock.now < deadline {
         if condition() { return }
@@ -29,8 +29,11 @@ private func waitUntil(_ what: String, limit: Duration = .seconds(30), _ conditi
     Issue.record("never happened: \(what)")
 }
 
-@Suite("the stampede command line leaves nothing behind", .sharedRedis)
-struct CLILeftoverTests {
+/// Processes the `stampede` command starts, and what they leave behind. These tests start fleets of
+/// processes, so they run in the serial chaos phase of `make test`, not beside the timing-sensitive
+/// suites.
+@Suite("the stampede command line leaves nothing behind", .sharedRedis, .serialized)
+struct ProcessLeftoverTests {
     @Test("SIGTERM to stampede demo stops its private redis-server and removes its directory", arguments: [SIGTERM, SIGINT])
     func signalStopsPrivateServer(_ signalNumber: Int32) async throws {
         let process = Process()
