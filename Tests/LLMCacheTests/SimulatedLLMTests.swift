@@ -250,7 +250,7 @@ struct SimulatedLLMTests {
         await server.stop()
 
         #expect(statuses.allSatisfy { $0 == 200 })
-        #expect(elapsed < .seconds(1))
+        #expect(elapsed < .seconds(5))  // serialised, 100 x 100 ms would take 10 s; the margin absorbs a loaded machine
     }
 
     /// A seeded behaviour reproduces the same error pattern.
@@ -284,7 +284,7 @@ struct SimulatedLLMTests {
 
         let start = ContinuousClock.now
         await server.stop()
-        #expect(ContinuousClock.now - start < .seconds(3))
+        #expect(ContinuousClock.now - start < .seconds(20))  // returns, rather than waiting on the hung request forever
         let (bytes, eof) = connection.receiveUntilEOF()
         #expect(eof)
         #expect(bytes.isEmpty)

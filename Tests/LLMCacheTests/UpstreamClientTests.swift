@@ -50,10 +50,10 @@ struct UpstreamClientTests {
     @Test("a Retry-After longer than the time left fails at once instead of waiting past the deadline")
     func retryAfterBeyondDeadline() async throws {
         let server = try await SimulatedLLMServer.start(.init(latency: .fixed(.milliseconds(1))), apiKey: "k")
-        server.enqueue([.status(429, retryAfter: "30")])
+        server.enqueue([.status(429, retryAfter: "120")])
         let started = ContinuousClock.now
-        await #expect(throws: UpstreamError.self) { try await client(server).complete(request(), deadline: deadline(.seconds(10))) }
-        #expect(ContinuousClock.now - started < .seconds(3))  // waiting would take 30 s (Retry-After) or 10 s (deadline)
+        await #expect(throws: UpstreamError.self) { try await client(server).complete(request(), deadline: deadline(.seconds(60))) }
+        #expect(ContinuousClock.now - started < .seconds(30))  // waiting would take 120 s (Retry-After) or 60 s (deadline)
         #expect(server.callCount == 1)
         await server.stop()
     }
