@@ -256,13 +256,10 @@ package enum ChaosRunner {
         do {
             _ = try await admin.send(RedisCommand("DEL", exact.map { RedisArgument($0) }))
             for pattern in ["stampede:{\(namespace):*", "stampede:tag:{\(namespace)}:*"] {
-                var cursor = "0"
-                repeat {
-                    let reply = try await admin.send("SCAN", RedisArgument(cursor), "MATCH", RedisArgument(pattern), "COUNT", "1000").array ?? []
-                    cursor = reply.first?.string ?? "0"
-                    let keys = reply.count > 1 ? (reply[1].array ?? []).compactMap(\.string) : []
-                    if !keys.isEmpty { _ = try await admin.send(RedisCommand("UNLINK", keys.map { RedisArgument($0) })) }
-                } while cursor != "0"
+                try await admin.scanKeys(matching: pattern) { keys in
+                    _ = try await admin.send(RedisCommand("UNLINK", keys.map { RedisArgument($0) }))
+                    return true
+                }
             }
         } catch {
             logger.warning("could not remove the chaos namespace", metadata: ["namespace": "\(namespace)", "error": "\(error)"])
@@ -275,11 +272,8 @@ package enum ChaosRunner {
         case .servePastStaleUntil:
             while ContinuousClock.now < end {
                 do {
-                    var cursor = "0"
-                    repeat {
-                        let reply = try await admin.send("SCAN", RedisArgument(cursor), "MATCH", RedisArgument("stampede:{\(namespace):*}:v"), "COUNT", "1000").array ?? []
-                        cursor = reply.first?.string ?? "0"
-                        for key in reply.count > 1 ? (reply[1].array ?? []).compactMap(\.string) : [] {
+                    try await admin.scanKeys(matching: "stampede:{\(namespace):*}:v") { keys in
+                        for key in keys {
                             guard let blob = try await admin.get(key), let stored = StoredEntry(blob: blob, now: 0) else { continue }
                             let extended = stored.freshUntil + 3_600_000
                             guard stored.staleUntil < extended else { continue }
@@ -289,7 +283,8 @@ package enum ChaosRunner {
                             let lock = String(key.dropLast(2)) + ":l"
                             _ = try await admin.send("SET", RedisArgument(lock), "999999999", "PX", "60000")
                         }
-                    } while cursor != "0"
+                        return true
+                    }
                 } catch {
                     logger.debug("mutation pass failed", metadata: ["error": "\(error)"])
                 }

@@ -120,20 +120,15 @@ struct StatsCommand: AsyncParsableCommand {
             for field in accounting.invalidFields {
                 Console.note("warning: ignoring an accounting field that holds no usable counter: \(field)")
             }
-            // Entry keys all start with "stampede:{<namespace>:"; SCAN never blocks Redis like KEYS would.
-            var cursor = "0"
+            // Entry keys all start with "stampede:{<namespace>:".
             var keys = 0
             var bytes: Int64 = 0
-            repeat {
-                let reply = try await redis.send("SCAN", RedisArgument(cursor), "MATCH", RedisArgument("stampede:{\(namespace):*"), "COUNT", "1000").array ?? []
-                cursor = reply.first?.string ?? "0"
-                let batch = reply.count > 1 ? (reply[1].array ?? []).compactMap(\.string) : []
+            try await redis.scanKeys(matching: "stampede:{\(namespace):*") { batch in
                 keys += batch.count
-                if !batch.isEmpty {
-                    let usage = try await redis.send(pipeline: batch.map { RedisCommand("MEMORY", "USAGE", RedisArgument($0), "SAMPLES", "0") })
-                    bytes += usage.compactMap(\.int).reduce(0, +)
-                }
-            } while cursor != "0" && keys < 1_000_000
+                let usage = try await redis.send(pipeline: batch.map { RedisCommand("MEMORY", "USAGE", RedisArgument($0), "SAMPLES", "0") })
+                bytes += usage.compactMap(\.int).reduce(0, +)
+                return keys < 1_000_000
+            }
             let total = accounting.total
             if json {
                 let object: [String: Any] = [

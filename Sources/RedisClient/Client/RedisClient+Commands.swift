@@ -44,4 +44,20 @@ extension RedisClient {
     public func publish(_ message: RedisArgument, to channel: String) async throws(RedisError) -> Int {
         Int(try await send(RedisCommand("PUBLISH", RedisArgument(channel), message)).int ?? 0)
     }
+
+    /// Walks every key matching the glob `pattern` with `SCAN` (which never blocks Redis as `KEYS`
+    /// does), handing each non-empty batch to `body` until the scan ends or `body` returns `false`.
+    /// A key may be seen twice if the keyspace is rehashed meanwhile (SCAN's own guarantee).
+    public func scanKeys(matching pattern: String, count: Int = 1000, _ body: ([String]) async throws -> Bool) async throws {
+        var cursor = "0"
+        repeat {
+            let reply = try await send("SCAN", RedisArgument(cursor), "MATCH", RedisArgument(pattern), "COUNT", RedisArgument(count)).array ?? []
+            guard let next = reply.first?.string, reply.count == 2 else {
+                throw RedisError(code: .protocolError, message: "unexpected SCAN reply: \(String(describing: reply).prefix(80))")
+            }
+            cursor = next
+            let keys = (reply[1].array ?? []).compactMap(\.string)
+            if !keys.isEmpty, try await !body(keys) { return }
+        } while cursor != "0"
+    }
 }
