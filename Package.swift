@@ -49,6 +49,7 @@ let package = Package(
                 "RedisClient",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict,
             plugins: ["EmbedLuaScriptsPlugin"]
@@ -64,6 +65,7 @@ let package = Package(
                 .product(name: "NIOFoundationCompat", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict
         ),
@@ -151,6 +153,7 @@ let package = Package(
         .testTarget(
             name: "LLMCacheTests",
             dependencies: [
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 "LLMCache",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 "SimulatedLLM",
@@ -164,6 +167,7 @@ let package = Package(
         .testTarget(
             name: "StampedeCacheTests",
             dependencies: [
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 "RedisTestSupport",
                 "StampedeCache",
                 "RedisClient",

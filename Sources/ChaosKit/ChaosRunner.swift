@@ -107,13 +107,16 @@ package enum ChaosRunner {
         httpConfiguration.connectionPool = .init(idleTimeout: .seconds(30), concurrentHTTP1ConnectionsPerHostSoftLimit: max(64, options.workers * options.callers * 2))
         let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: httpConfiguration)
         let namespace = "chaos\(UInt32.random(in: 0..<UInt32.max))"
-        func makeWorker(_ name: String) async throws -> (RedisClient, LLMCache) {
-            try await ChaosRunner.makeWorker(name, url: url, upstreamURL: upstream.baseURL, namespace: namespace, http: http, logger: logger)
+        var runs: [BackgroundRun] = []
+        func makeWorker(_ name: String) throws -> (RedisClient, LLMCache) {
+            let worker = try ChaosRunner.makeWorker(name, url: url, upstreamURL: upstream.baseURL, namespace: namespace, http: http, logger: logger)
+            runs.append(BackgroundRun(worker.1.run))
+            return worker
         }
         // In-process workers run now; worker processes are started below and their records read back.
         var fleet: [(RedisClient, LLMCache)] = []
         if !options.processes {
-            for index in 0..<options.workers { fleet.append(try await makeWorker("worker-\(index)")) }
+            for index in 0..<options.workers { fleet.append(try makeWorker("worker-\(index)")) }
         }
         let admin = try RedisClient(url: url, clientName: "chaos-admin", logger: logger)
         let evictedBefore = try await evictedKeys(admin)
@@ -163,7 +166,7 @@ package enum ChaosRunner {
             do { try await admin.send("CONFIG", "SET", "maxmemory", "0") } catch { logger.warning("could not lift maxmemory", metadata: ["error": "\(error)"]) }
         }
         if fleet.isEmpty {
-            for index in 0..<options.workers { fleet.append(try await makeWorker("probe-\(index)")) }
+            for index in 0..<options.workers { fleet.append(try makeWorker("probe-\(index)")) }
         }
         try? await Task.sleep(for: .milliseconds(300))
         let recovery = await recoveryProbe(fleet.map(\.1), keys: keys, seed: options.seed)
@@ -179,13 +182,12 @@ package enum ChaosRunner {
         if !scenarios.contains(.memoryPressure) {
             let computedAfterFault = Set(all.filter { $0.calledUpstream && $0.source == "computed" && $0.start > window.end }.map(\.key))
                 .intersection(keysStillRetained(all))
-            unreadable = try await unreadableKeys(computedAfterFault, cache: fleet[0].1.cache(for: namespace), admin: admin, seed: options.seed)
+            unreadable = try await unreadableKeys(computedAfterFault, cache: try fleet[0].1.cache(for: namespace), admin: admin, seed: options.seed)
         }
 
-        for (client, llm) in fleet {
-            await llm.close()
-            await client.close()
-        }
+        for (_, llm) in fleet { await llm.close() }
+        for run in runs { await run.finished() }
+        for (client, _) in fleet { await client.close() }
         await removeNamespace(namespace, admin: admin, logger: logger)
         await admin.close()
         try? await http.shutdown()
@@ -305,7 +307,7 @@ package enum ChaosRunner {
 
     /// One fleet worker: its own Redis connection (settings of the chaos runs) and LLMCache, calling
     /// the simulated upstream as `name`.
-    static func makeWorker(_ name: String, url: String, upstreamURL: String, namespace: String, http: HTTPClient = .shared, logger: Logger) async throws -> (RedisClient, LLMCache) {
+    static func makeWorker(_ name: String, url: String, upstreamURL: String, namespace: String, http: HTTPClient = .shared, logger: Logger) throws -> (RedisClient, LLMCache) {
         var configuration = try RedisConfiguration(url: url)
         configuration.commandTimeout = commandTimeout
         configuration.clientName = "chaos-\(name)"
@@ -313,7 +315,7 @@ package enum ChaosRunner {
         configuration.reconnectBackoff = .init(initial: .milliseconds(10), maximum: .milliseconds(200))
         let client = try RedisClient(configuration: configuration, logger: logger)
         let openAI = OpenAIClient(configuration: OpenAIConfiguration(baseURL: upstreamURL, apiKey: "chaos", maxRetries: 0, workerID: name), httpClient: http, logger: logger)
-        let llm = try await LLMCache(redis: client, upstream: openAI, configuration: LLMCacheConfiguration(namespace: namespace, policy: policy), logger: logger)
+        let llm = try LLMCache(redis: client, upstream: openAI, configuration: LLMCacheConfiguration(namespace: namespace, policy: policy), logger: logger)
         return (client, llm)
     }
 
@@ -353,11 +355,11 @@ package enum ChaosRunner {
         case UpstreamError.http(let status, _, _, _): return "upstream \(status)"
         case UpstreamError.timedOut: return "upstream timed out"
         case let upstream as UpstreamError: return "upstream: \(upstream)".prefix(60).description
-        case CacheError.computationFailedElsewhere: return "another worker's call failed"
-        case CacheError.computationTimedOut: return "computation timed out"
-        case CacheError.waitTimedOut: return "waited too long"
-        case CacheError.redisUnavailable: return "redis unavailable"
-        case CacheError.redisFailure(let redis): return "redis: \(redis.code)"
+        case CacheError.Code.computationFailedElsewhere: return "another worker's call failed"
+        case CacheError.Code.computationTimedOut: return "computation timed out"
+        case CacheError.Code.waitTimedOut: return "waited too long"
+        case CacheError.Code.redisUnavailable: return "redis unavailable"
+        case let cache as CacheError where cache.code == .redisFailure: return "redis: \(cache.redisError.map { "\($0.code)" } ?? "?")"
         case let cache as CacheError: return "cache: \(cache)".prefix(60).description
         default: return String(describing: error).prefix(60).description
         }

@@ -53,7 +53,7 @@ extension ChaosRunner {
             // Give the zombie time to try its late commit, then read the entries back.
             try? await Task.sleep(for: .milliseconds(300))
             let reader = try RedisClient(url: url, logger: logger)
-            let cache = try await StampedeCache(redis: reader, namespace: namespace, policy: policy, logger: logger)
+            let cache = try StampedeCache(redis: reader, namespace: namespace, policy: policy, logger: logger)
             for call in victimCalls {
                 guard let key = keyOf(call.lastUserMessage), let token = call.fenceToken.flatMap({ Int64($0) }) else { continue }
                 let entry = try await cache.entryKeys(for: prompt(key, seed: options.seed).cacheKey().cacheKey)
@@ -67,7 +67,7 @@ extension ChaosRunner {
         let killed = scenario == .workerKilled ? [victim.id] : []  // exactly the victim reports nothing
 
         // Recovery probe from a fresh, in-process worker.
-        let (probeClient, probeLLM) = try await makeWorker("probe", url: url, upstreamURL: upstream.baseURL, namespace: namespace, logger: logger)
+        let (probeClient, probeLLM) = try makeWorker("probe", url: url, upstreamURL: upstream.baseURL, namespace: namespace, logger: logger)
         let recovery = await recoveryProbe([probeLLM], keys: keys, seed: options.seed)
         // Nothing is lost: every key the surviving workers were served a value for, including the
         // ones whose locks were taken over from the victim, is readable now, unless its entry has

@@ -56,13 +56,15 @@ extension ChaosRunner {
         var httpConfiguration = HTTPClient.Configuration()
         httpConfiguration.connectionPool = .init(idleTimeout: .seconds(30), concurrentHTTP1ConnectionsPerHostSoftLimit: max(16, callers * 2))
         let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: httpConfiguration)
-        let (client, llm) = try await makeWorker("worker-\(workerIndex)", url: redisURL, upstreamURL: upstreamURL, namespace: namespace, http: http, logger: logger)
+        let (client, llm) = try makeWorker("worker-\(workerIndex)", url: redisURL, upstreamURL: upstreamURL, namespace: namespace, http: http, logger: logger)
         let records = RecordLog()
+        let running = BackgroundRun(llm.run)
         await runCallers([(workerIndex, llm)], callers: callers, zipf: Zipf(count: keys, exponent: zipf), seed: seed, until: .now + duration, into: records)
-        let diagnostics = try await llm.cache(for: namespace).diagnostics
+        let diagnostics = try llm.cache(for: namespace).diagnostics
         let all = records.all
         try Data(all.map { $0.line(epoch: epoch) }.joined(separator: "\n").utf8).write(to: URL(fileURLWithPath: recordsPath))
         await llm.close()
+        await running.finished()
         await client.close()
         try? await http.shutdown()
         return WorkerSummary(requests: all.count, rejectedCommits: diagnostics.rejectedCommits, computations: diagnostics.computations, epoch: epoch)

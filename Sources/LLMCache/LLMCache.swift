@@ -1,5 +1,6 @@
 public import Logging
 public import RedisClient
+public import ServiceLifecycle
 public import StampedeCache
 import Synchronization
 
@@ -15,8 +16,12 @@ public struct LLMCacheConfiguration: Sendable {
     public var prices: PriceTable
     /// Which requests and responses may be cached.
     public var cacheability: CacheabilityPolicy
-    /// How often this process adds its counters to the fleet-wide accounting in Redis.
+    /// How often this process adds its counters to the fleet-wide accounting in Redis (10 ms – 1 h).
     public var accountingFlushInterval: Duration
+    /// A tenant namespace without requests for this long is released (its notice channel is
+    /// unsubscribed; it is created again on its next request). The default namespace is kept.
+    /// At least 1 s.
+    public var idleNamespaceRelease: Duration
 
     /// Creates a configuration. Default policy: fresh 1 h, stale 1 day, 60 s compute timeout, 90 s lock.
     public init(
@@ -25,7 +30,8 @@ public struct LLMCacheConfiguration: Sendable {
         keyOptions: RequestKeyOptions = RequestKeyOptions(),
         prices: PriceTable = PriceTable(),
         cacheability: CacheabilityPolicy = CacheabilityPolicy(),
-        accountingFlushInterval: Duration = .seconds(1)
+        accountingFlushInterval: Duration = .seconds(1),
+        idleNamespaceRelease: Duration = .seconds(600)
     ) {
         self.namespace = namespace
         self.policy = policy
@@ -33,6 +39,18 @@ public struct LLMCacheConfiguration: Sendable {
         self.prices = prices
         self.cacheability = cacheability
         self.accountingFlushInterval = accountingFlushInterval
+        self.idleNamespaceRelease = idleNamespaceRelease
+    }
+
+    /// Checks the intervals (the policy and namespace are checked by the ``StampedeCache`` they make).
+    /// - Throws: ``CacheConfigurationError`` naming the setting.
+    public func validate() throws(CacheConfigurationError) {
+        guard accountingFlushInterval >= .milliseconds(10), accountingFlushInterval <= .seconds(3600) else {
+            throw CacheConfigurationError(setting: "accountingFlushInterval", problem: "must be between 10 ms and 1 h, got \(accountingFlushInterval)")
+        }
+        guard idleNamespaceRelease >= .seconds(1) else {
+            throw CacheConfigurationError(setting: "idleNamespaceRelease", problem: "must be at least 1 s, got \(idleNamespaceRelease)")
+        }
     }
 }
 
@@ -85,51 +103,51 @@ public struct LLMResult: Sendable, Hashable {
 /// freshness period) across every process, however many workers ask at once.
 ///
 /// ```swift
-/// let llm = try await LLMCache(redis: redis, upstream: OpenAIClient(configuration: .fromEnvironment()))
+/// let llm = try LLMCache(redis: redis, upstream: OpenAIClient(configuration: .fromEnvironment()))
+/// // in your ServiceGroup (or Hummingbird's Application(services:)): [redis, llm, ...]
 /// let result = try await llm.complete(ChatRequest(model: "gpt-4o-mini", messages: [.user("Hello")]))
 /// print(result.completion.content, result.source)
 /// ```
-public final class LLMCache: Sendable {
+///
+/// It is a swift-service-lifecycle `Service`: ``run()`` does the background work of every tenant
+/// namespace from one loop (accounting to Redis, hot-key counts, generation refresh, releasing
+/// idle namespaces) and closes the cache on graceful shutdown. Calls work without `run()`, but the
+/// fleet-wide accounting is then only written by ``fleetAccounting(namespaces:)`` and ``close()``.
+public final class LLMCache: Sendable, Service {
     /// The configuration.
     public let configuration: LLMCacheConfiguration
     /// The Redis client.
     public let redis: RedisClient
     /// Where answers come from.
     public let upstream: any ChatCompletionUpstream
-    private let logger: Logger
-    private let caches: NamespaceCaches
-    private let accountant = Accountant()
-    private let flusher = Mutex<Task<Void, Never>?>(nil)
+    let logger: Logger
+    let caches: NamespaceCaches
+    let accountant = Accountant()
+    let closed = Atomic<Bool>(false)
+    let runClaimed = Atomic<Bool>(false)
+    let closeSignal = CloseSignal()
 
-    /// Creates the cache and the default namespace's ``StampedeCache``.
-    /// - Throws: ``CacheConfigurationError`` for an invalid policy or namespace.
+    /// Creates the cache and the default namespace's ``StampedeCache``. Synchronous and free of I/O;
+    /// run it (``run()``, or in a `ServiceGroup`) so counters reach Redis and hot keys are promoted.
+    /// - Throws: ``CacheConfigurationError`` for an invalid policy, namespace or interval.
     public init(
         redis: RedisClient,
         upstream: any ChatCompletionUpstream,
         configuration: LLMCacheConfiguration = LLMCacheConfiguration(),
         logger: Logger = Logger(label: "LLMCache")
-    ) async throws {
+    ) throws(CacheConfigurationError) {
+        try configuration.validate()
         self.configuration = configuration
         self.redis = redis
         self.upstream = upstream
         self.logger = logger
-        self.caches = NamespaceCaches(redis: redis, policy: configuration.policy, logger: logger)
-        _ = try await caches.cache(for: configuration.namespace)
-        let interval = configuration.accountingFlushInterval
-        flusher.withLock { task in
-            task = Task { [weak self] in
-                while !Task.isCancelled {
-                    try? await Task.sleep(for: interval)
-                    guard let self else { return }
-                    await self.flushAccounting()
-                }
-            }
-        }
+        self.caches = try NamespaceCaches(redis: redis, policy: configuration.policy, defaultNamespace: configuration.namespace, logger: logger)
     }
 
-    /// The ``StampedeCache`` of a namespace (created on first use).
-    public func cache(for namespace: String) async throws -> StampedeCache {
-        try await caches.cache(for: namespace)
+    /// The ``StampedeCache`` of a namespace (created on first use; released after
+    /// ``LLMCacheConfiguration/idleNamespaceRelease`` without requests).
+    public func cache(for namespace: String) throws -> StampedeCache {
+        try caches.cache(for: namespace)
     }
 
     /// Answers `request` from the cache, from another worker's computation, or by calling the upstream once.
@@ -204,19 +222,13 @@ public final class LLMCache: Sendable {
 
     static func statsKey(_ namespace: String) -> String { "stampede:stats:{\(namespace)}" }
 
-    /// Stops the accounting flusher (after a last flush) and closes the namespace caches. Does not close the Redis client.
-    public func close() async {
-        let task = flusher.withLock { task in defer { task = nil }; return task }
-        task?.cancel()
-        await flushAccounting()
-        await caches.closeAll()
-    }
 
     // MARK: The call
 
     private func run(_ request: ChatRequest, options: LLMRequestOptions, onDelta: (@Sendable (String) -> Void)?) async throws -> LLMResult {
+        try checkOpen()
         let namespace = options.namespace ?? configuration.namespace
-        let cache = try await caches.cache(for: namespace)
+        let cache = try caches.cache(for: namespace)
         let model = request.model
         if let reason = configuration.cacheability.reasonNotToCache(request) {
             return try await direct(request, namespace: namespace, key: nil, reason: reason, onDelta: onDelta)
@@ -313,36 +325,5 @@ extension ModelAccounting {
         self.requests = requests
         self.upstreamCalls = upstreamCalls
         self.failures = failures
-    }
-}
-
-/// One ``StampedeCache`` per tenant namespace, created on first use.
-actor NamespaceCaches {
-    private let redis: RedisClient
-    private let policy: CachePolicy
-    private let logger: Logger
-    private var caches: [String: StampedeCache] = [:]
-    private var creating: [String: Task<StampedeCache, any Error>] = [:]
-
-    init(redis: RedisClient, policy: CachePolicy, logger: Logger) {
-        self.redis = redis
-        self.policy = policy
-        self.logger = logger
-    }
-
-    func cache(for namespace: String) async throws -> StampedeCache {
-        if let cache = caches[namespace] { return cache }
-        if let pending = creating[namespace] { return try await pending.value }
-        let (redis, policy, logger) = (self.redis, self.policy, self.logger)
-        let task = Task { try await StampedeCache(redis: redis, namespace: namespace, policy: policy, logger: logger) }
-        creating[namespace] = task
-        defer { creating[namespace] = nil }
-        let cache = try await task.value
-        caches[namespace] = cache
-        return cache
-    }
-
-    func closeAll() async {
-        for cache in caches.values { await cache.close() }
     }
 }

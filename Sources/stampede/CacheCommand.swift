@@ -54,7 +54,7 @@ struct CacheCommand: AsyncParsableCommand {
             let quiet = Logger(label: "stampede", factory: { _ in SwiftLogNoOpLogHandler() })
             let client = try RedisClient(url: url, logger: quiet)
             let policy = CachePolicy(freshFor: .milliseconds(freshMs), staleFor: .milliseconds(staleMs), computeTimeout: .seconds(10), lockTTL: .seconds(15), ttlJitter: 0)
-            let cache = try await StampedeCache(redis: client, namespace: namespace, policy: policy, logger: quiet)
+            let cache = try StampedeCache(redis: client, namespace: namespace, policy: policy, logger: quiet)
             let computeDelay = Duration.milliseconds(computeMs)
             let stored = value
             let result = try await cache.string(for: key) {

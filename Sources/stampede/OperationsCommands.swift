@@ -65,7 +65,7 @@ struct AskCommand: AsyncParsableCommand {
         }
         try await withRedis(resolved) { redis in
             let upstream = OpenAIClient(configuration: OpenAIConfiguration(baseURL: resolved.baseURL.value, apiKey: apiKey), logger: quietLogger)
-            let llm = try await LLMCache(redis: redis, upstream: upstream, configuration: LLMCacheConfiguration(
+            let llm = try LLMCache(redis: redis, upstream: upstream, configuration: LLMCacheConfiguration(
                 namespace: resolved.namespace.value, policy: resolved.policy,
                 keyOptions: RequestKeyOptions(promptVersion: resolved.promptVersion.value)
             ), logger: quietLogger)
@@ -175,7 +175,7 @@ struct InvalidateCommand: AsyncParsableCommand {
         }
         guard key == nil || tag == nil else { throw ValidationError("give --key or --tag, not both (or neither, to retire the whole namespace)") }
         try await withRedis(resolved) { redis in
-            let cache = try await StampedeCache(redis: redis, namespace: resolved.namespace.value, policy: resolved.policy, logger: quietLogger)
+            let cache = try StampedeCache(redis: redis, namespace: resolved.namespace.value, policy: resolved.policy, logger: quietLogger)
             if let key {
                 let deleted = try await cache.invalidate(key: key)
                 print(deleted ? "deleted \(key) in \(resolved.namespace.value)" : "no entry \(key) in \(resolved.namespace.value) (nothing to delete)")

@@ -21,7 +21,7 @@ private func makeWorker(_ url: String, server: SimulatedLLMServer, namespace: St
         cacheability: cacheability,
         accountingFlushInterval: .milliseconds(100)
     )
-    return (redis, try await LLMCache(redis: redis, upstream: upstream, configuration: configuration, logger: quiet))
+    return (redis, try LLMCache(redis: redis, upstream: upstream, configuration: configuration, logger: quiet))
 }
 
 private func ask(_ text: String, maxTokens: Int? = nil) -> ChatRequest {

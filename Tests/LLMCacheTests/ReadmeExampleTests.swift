@@ -1,6 +1,8 @@
 import LLMCache
 import RedisClient
 import RedisTestSupport
+import ServiceLifecycle
+import Logging
 import SimulatedLLM
 import StampedeCache
 import Testing
@@ -14,7 +16,7 @@ struct LLMReadmeExampleTests {
         let (workerID, baseURL, apiKey) = (1, server.baseURL, "sk-test")
         // README example: llm
         let redis = try RedisClient(url: redisURL, clientName: "worker-\(workerID)")
-        let llm = try await LLMCache(
+        let llm = try LLMCache(
             redis: redis,
             upstream: OpenAIClient(configuration: OpenAIConfiguration(baseURL: baseURL, apiKey: apiKey)),
             configuration: LLMCacheConfiguration(
@@ -23,16 +25,21 @@ struct LLMReadmeExampleTests {
                                     computeTimeout: .seconds(60), lockTTL: .seconds(90)),
                 keyOptions: RequestKeyOptions(promptVersion: "returns-prompt-3"),   // bump to retire old answers
                 prices: PriceTable(models: ["gpt-4o-mini": .init(inputPerMillion: 0.15, outputPerMillion: 0.60)])))
-        let request = ChatRequest(model: "gpt-4o-mini", messages: [
-            .system("You answer questions about our return policy."),
-            .user("Can I return a book after 30 days?"),
-        ], temperature: 0)
-        let answer = try await llm.complete(request)         // one upstream call fleet-wide
-        print(answer.completion.content, answer.source)      // computed here; fresh_hit afterwards, on every worker
-        let tenant = try await llm.complete(request, options: LLMRequestOptions(namespace: "tenant-42", maxStale: .seconds(600)))
-        print(llm.accounting.total.moneySaved)               // USD saved by this process so far
-        await llm.close()
-        await redis.close()
+        let services = ServiceGroup(services: [redis, llm], logger: Logger(label: "worker"))
+        let (answer, tenant) = try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await services.run() }    // flushes accounting, promotes hot keys
+            let request = ChatRequest(model: "gpt-4o-mini", messages: [
+                .system("You answer questions about our return policy."),
+                .user("Can I return a book after 30 days?"),
+            ], temperature: 0)
+            let answer = try await llm.complete(request)         // one upstream call fleet-wide
+            print(answer.completion.content, answer.source)      // computed here; fresh_hit afterwards, on every worker
+            let tenant = try await llm.complete(request, options: LLMRequestOptions(namespace: "tenant-42", maxStale: .seconds(600)))
+            print(llm.accounting.total.moneySaved)               // USD saved by this process so far
+            await services.triggerGracefulShutdown()             // your app: SIGTERM
+            try await group.waitForAll()
+            return (answer, tenant)
+        }
         // end of README example
         #expect(answer.source == .computed || answer.source == .freshHit)
         #expect(tenant.namespace == "tenant-42")

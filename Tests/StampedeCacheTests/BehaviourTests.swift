@@ -41,11 +41,11 @@ struct BehaviourTests {
         try await Task.sleep(for: .milliseconds(700))
         let stale = try await worker.cache.value(for: "k", compute: upstream.compute("v2"))
         #expect(stale.source == .staleHit(.startedHere))
-        await worker.cache.close()
+        await worker.cache.waitForBackgroundWork()
         let refreshed = try await worker.cache.value(for: "k", compute: upstream.compute("x"))
         #expect(text(refreshed.value) == "v2")
         #expect(upstream.count == 2)
-        await worker.client.close()
+        await worker.stop()
     }
 
     @Test("hot keys: hits are counted in batches; the window slides and decays, so a key that cools down stops sliding")
@@ -182,14 +182,15 @@ struct BehaviourTests {
         do {
             _ = try await follower.cache.value(for: "k", compute: big)
             Issue.record("follower got a value")
-        } catch CacheError.computationFailedElsewhere(_, let message) {
-            #expect(message.contains("2048 bytes"))
+        } catch let error as CacheError where error.code == .computationFailedElsewhere {
+            #expect(error.upstreamMessage?.contains("2048 bytes") == true)
         }
         do {
             _ = try await leading.value
             Issue.record("leader got a value")
-        } catch CacheError.valueTooLarge(let key, let size, let limit) {
-            #expect(key == "k" && size == 2_048 && limit == 1_024)
+        } catch let error as CacheError where error.code == .valueTooLarge {
+            #expect(error.key == "k")
+            #expect(error.message.contains("2048 bytes, over maxValueBytes (1024)"))
         }
         let entry = try await leader.cache.entryKeys(for: "k")
         #expect(try await leader.client.send("EXISTS", RedisArgument(entry.value)).int == 0)
@@ -242,8 +243,8 @@ struct BehaviourTests {
         do {
             _ = try await closed.value(for: "k", compute: upstream.compute("never"))
             Issue.record("expected redisUnavailable")
-        } catch CacheError.redisUnavailable(let error) {
-            #expect(error.code == .connection)
+        } catch let error as CacheError where error.code == .redisUnavailable {
+            #expect(error.redisError?.code == .connection)
         }
         #expect(upstream.count == 1)
         await client.close()

@@ -26,7 +26,7 @@ private func stampedeGet(url: String, namespace: String, key: String, value: Str
     let data = output.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
     guard process.terminationStatus == 0, let object = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
-        throw CacheError.invalidKey(key, reason: "stampede cache get failed (\(process.terminationStatus)): \(String(decoding: data, as: UTF8.self))")
+        throw CacheError(code: .invalidKey, key: key, message: "stampede cache get failed (\(process.terminationStatus)): \(String(decoding: data, as: UTF8.self))")
     }
     return object
 }

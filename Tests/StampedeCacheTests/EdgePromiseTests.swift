@@ -21,8 +21,8 @@ struct EdgePromiseTests {
             do {
                 _ = try await worker.cache.value(for: "k", options: CacheRequestOptions(freshFor: bad), compute: upstream.compute("v"))
                 Issue.record("freshFor \(bad) was accepted")
-            } catch CacheError.invalidOption(let option, _) {
-                #expect(option == "freshFor")
+            } catch let error as CacheError where error.code == .invalidOption {
+                #expect(error.option == "freshFor")
             }
         }
         await #expect(throws: CacheError.self) {
@@ -101,7 +101,7 @@ struct EdgePromiseTests {
             #expect(String(decoding: served.value, as: UTF8.self) == "original", "\(role): the stale value is served")
             #expect(served.source == .staleHit(.startedHere), "\(role): \(served.source)")
             #expect(try await worker.client.send("TYPE", RedisArgument(broken)).string != "hash", "\(role) key repaired")
-            await worker.cache.close()  // waits for the background refresh
+            await worker.cache.waitForBackgroundWork()  // the background refresh
             let after = try #require(try await worker.client.get(entry.value))
             let refreshed = try #require(StoredEntry(blob: after, now: 0))
             #expect(after != blob)
@@ -190,7 +190,7 @@ struct EdgePromiseTests {
         try await Task.sleep(for: .milliseconds(150))
         let stale = try await worker.cache.value(for: "k", compute: upstream.failing())
         #expect(stale.source == .staleHit(.startedHere))
-        await worker.cache.close()  // the failed refresh has released its lease with the throttle
+        await worker.cache.waitForBackgroundWork()  // the failed refresh has released its lease with the throttle
         // TIME first: the lock's PTTL, read after it, can only be smaller than at that instant.
         let time = try await worker.client.send("TIME").array ?? []
         let serverNow = (time.first?.string.flatMap { Int64($0) } ?? 0) * 1000 + (time.last?.string.flatMap { Int64($0) } ?? 0) / 1000

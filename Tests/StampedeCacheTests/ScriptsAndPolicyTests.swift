@@ -108,15 +108,15 @@ struct NoticeHubTests {
     @Test("a follower ignores done/fail notices of computations older than the one it waits for, even when delivered late")
     func ignoresOlderComputations() async throws {
         let client = try RedisClient(url: "redis://127.0.0.1:1")  // never used: notices are delivered directly
-        let hub = NoticeHub(client: client, channel: "c", logger: .init(label: "t")) { _ in }
+        let hub = NoticeHub(client: client, logger: .init(label: "t"))
         let since = ContinuousClock.now
-        await hub.deliver(entry: "e", notice: .done(token: 3))  // the previous commit's notice, arriving late
+        hub.deliver(entry: "e", notice: .done(token: 3))  // the previous commit's notice, arriving late
         #expect(await hub.wait(for: "e", since: since, minimumToken: 4, timeout: .milliseconds(50)) == .timedOut)
         #expect(await hub.wait(for: "e", since: since, minimumToken: 3, timeout: .milliseconds(50)) == .notice(.done(token: 3)))
         async let waiting = hub.wait(for: "e", since: .now, minimumToken: 4, timeout: .seconds(5))
         try await Task.sleep(for: .milliseconds(20))
-        await hub.deliver(entry: "e", notice: .failed(token: 2, message: "old", retryable: true))
-        await hub.deliver(entry: "e", notice: .done(token: 5))
+        hub.deliver(entry: "e", notice: .failed(token: 2, message: "old", retryable: true))
+        hub.deliver(entry: "e", notice: .done(token: 5))
         #expect(await waiting == .notice(.done(token: 5)))
         await client.close()
     }

@@ -32,15 +32,18 @@ final class Upstream: Sendable {
 
 struct UpstreamDown: Error, Equatable {}
 
-/// A worker: its own RedisClient (its own connections, like a separate process) and cache.
+/// A worker: its own RedisClient (its own connections, like a separate process) and cache, the
+/// cache started (scripts loaded, notice channel subscribed) and running as a service.
 struct Worker {
     let client: RedisClient
     let cache: StampedeCache
+    let running: BackgroundRun
 
     static func start(_ url: String, namespace: String, policy: CachePolicy) async throws -> Worker {
         let client = try makeClient(url, poolSize: 1)
-        let cache = try await StampedeCache(redis: client, namespace: namespace, policy: policy, logger: TestRedis.logger)
-        return Worker(client: client, cache: cache)
+        let cache = try StampedeCache(redis: client, namespace: namespace, policy: policy, logger: TestRedis.logger)
+        await cache.start()
+        return Worker(client: client, cache: cache, running: BackgroundRun(cache.run))
     }
 
     static func fleet(_ count: Int, url: String, namespace: String, policy: CachePolicy) async throws -> [Worker] {
@@ -51,6 +54,7 @@ struct Worker {
 
     func stop() async {
         await cache.close()
+        await running.finished()
         await client.close()
     }
 }

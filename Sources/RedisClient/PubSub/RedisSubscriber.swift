@@ -52,19 +52,31 @@ public struct RedisSubscription: AsyncSequence, Sendable {
 /// restores every channel and pattern, and sends ``RedisPubSubEvent/reconnected`` to every
 /// subscription, because messages published meanwhile may have been missed.
 public final class RedisSubscriber: Sendable {
-    private typealias StreamContinuation = AsyncStream<RedisPubSubEvent>.Continuation
+    /// Where one subscription's events go: an `AsyncStream` (public API) or a callback (package
+    /// API, for listeners that must not need a task of their own).
+    private struct Listener: Sendable {
+        var deliver: @Sendable (RedisPubSubEvent) -> Void
+        var finish: @Sendable () -> Void
+    }
 
     private enum Kind: Sendable { case channel, pattern }
 
     private struct State {
-        var channels: [String: [UInt64: StreamContinuation]] = [:]
-        var patterns: [String: [UInt64: StreamContinuation]] = [:]
+        var channels: [String: [UInt64: Listener]] = [:]
+        var patterns: [String: [UInt64: Listener]] = [:]
         var connection: RedisConnection?
         var connecting: Task<RedisConnection, any Error>?
         var nextID: UInt64 = 0
         var closed = false
 
-        func listeners(channel: String, pattern: String?) -> [StreamContinuation] {
+        /// Every listener once (a listener of several channels is listed once).
+        func everyListener() -> [Listener] {
+            var byID: [UInt64: Listener] = [:]
+            for (id, listener) in channels.values.flatMap({ $0 }) + patterns.values.flatMap({ $0 }) { byID[id] = listener }
+            return Array(byID.values)
+        }
+
+        func listeners(channel: String, pattern: String?) -> [Listener] {
             if let pattern { return Array(patterns[pattern]?.values ?? [:].values) }
             return Array(channels[channel]?.values ?? [:].values)
         }
@@ -96,9 +108,42 @@ public final class RedisSubscriber: Sendable {
     }
 
     private func add(_ names: [String], kind: Kind) async throws(RedisError) -> RedisSubscription {
+        let (stream, continuation) = AsyncStream<RedisPubSubEvent>.makeStream(bufferingPolicy: .bufferingNewest(10_000))
+        let listener = Listener(deliver: { continuation.yield($0) }, finish: { continuation.finish() })
+        let id = try await add(names, kind: kind, listener: listener)
+        continuation.onTermination = { [weak self] _ in self?.remove(id: id, names: names, kind: kind) }
+        return RedisSubscription(stream: stream)
+    }
+
+    /// Subscribes `handler` to `channels` and returns once Redis confirmed every `SUBSCRIBE`.
+    ///
+    /// The handler runs on the subscriber connection's event loop for every message and for
+    /// ``RedisPubSubEvent/reconnected``; it must not block. `onEnd` runs once when the subscriber is
+    /// closed. No task is needed to consume anything: this is for long-lived listeners that a
+    /// library shares among many users of one client. Remove it with ``unsubscribe(listener:from:)``.
+    /// - Returns: the listener's id.
+    package func subscribe(
+        to channels: [String],
+        handler: @escaping @Sendable (RedisPubSubEvent) -> Void,
+        onEnd: @escaping @Sendable () -> Void
+    ) async throws(RedisError) -> UInt64 {
+        try await add(channels, kind: .channel, listener: Listener(deliver: handler, finish: onEnd))
+    }
+
+    /// How many listeners (streams and handlers) `channel` has in this process.
+    package func listenerCount(channel: String) -> Int {
+        state.withLock { $0.channels[channel]?.count ?? 0 }
+    }
+
+    /// Removes a listener added with ``subscribe(to:handler:onEnd:)``; the last listener of a
+    /// channel to go sends `UNSUBSCRIBE`.
+    package func unsubscribe(listener id: UInt64, from channels: [String]) {
+        remove(id: id, names: channels, kind: .channel)
+    }
+
+    private func add(_ names: [String], kind: Kind, listener: Listener) async throws(RedisError) -> UInt64 {
         guard !names.isEmpty else { throw RedisError(code: .configuration, message: "subscribe needs at least one channel or pattern") }
         let connection = try await connectedConnection()
-        let (stream, continuation) = AsyncStream<RedisPubSubEvent>.makeStream(bufferingPolicy: .bufferingNewest(10_000))
         let (id, fresh): (UInt64, [String]) = state.withLock { state in
             state.nextID += 1
             var fresh: [String] = []
@@ -106,22 +151,21 @@ public final class RedisSubscriber: Sendable {
                 switch kind {
                 case .channel:
                     if state.channels[name, default: [:]].isEmpty { fresh.append(name) }
-                    state.channels[name, default: [:]][state.nextID] = continuation
+                    state.channels[name, default: [:]][state.nextID] = listener
                 case .pattern:
                     if state.patterns[name, default: [:]].isEmpty { fresh.append(name) }
-                    state.patterns[name, default: [:]][state.nextID] = continuation
+                    state.patterns[name, default: [:]][state.nextID] = listener
                 }
             }
             return (state.nextID, fresh)
         }
-        continuation.onTermination = { [weak self] _ in self?.remove(id: id, names: names, kind: kind) }
         do {
             try await sendSubscriptions(fresh, kind: kind, on: connection)
         } catch {
-            continuation.finish()
+            remove(id: id, names: names, kind: kind, sendUnsubscribe: false)
             throw error
         }
-        return RedisSubscription(stream: stream)
+        return id
     }
 
     private func sendSubscriptions(_ names: [String], kind: Kind, on connection: RedisConnection) async throws(RedisError) {
@@ -141,7 +185,7 @@ public final class RedisSubscriber: Sendable {
         }
     }
 
-    private func remove(id: UInt64, names: [String], kind: Kind) {
+    private func remove(id: UInt64, names: [String], kind: Kind, sendUnsubscribe: Bool = true) {
         let (gone, connection): ([String], RedisConnection?) = state.withLock { state in
             var gone: [String] = []
             for name in names {
@@ -156,7 +200,7 @@ public final class RedisSubscriber: Sendable {
             }
             return (gone, state.closed ? nil : state.connection)
         }
-        guard !gone.isEmpty, let connection else { return }
+        guard sendUnsubscribe, !gone.isEmpty, let connection else { return }
         let verb = kind == .channel ? "UNSUBSCRIBE" : "PUNSUBSCRIBE"
         Task {
             for name in gone { _ = try? await connection.send(RedisCommand(verb, RedisArgument(name))) }
@@ -213,7 +257,7 @@ public final class RedisSubscriber: Sendable {
             return
         }
         let listeners = state.withLock { $0.listeners(channel: message.channel, pattern: message.pattern) }
-        for listener in listeners { listener.yield(.message(message)) }
+        for listener in listeners { listener.deliver(.message(message)) }
     }
 
     private func connectionClosed(_ connection: RedisConnection) {
@@ -238,10 +282,8 @@ public final class RedisSubscriber: Sendable {
                 metrics.resubscribes.increment()
                 metrics.reconnects.increment()
                 logger.info("Redis subscriber reconnected", metadata: ["channels": "\(channels.count)", "patterns": "\(patterns.count)"])
-                let everyone = state.withLock { state in
-                    state.channels.values.flatMap(\.values) + state.patterns.values.flatMap(\.values)
-                }
-                for listener in everyone { listener.yield(.reconnected) }
+                let everyone = state.withLock { $0.everyListener() }
+                for listener in everyone { listener.deliver(.reconnected) }
                 return
             } catch {
                 failures += 1
@@ -257,7 +299,7 @@ public final class RedisSubscriber: Sendable {
     public func close() async {
         let (connection, streams) = state.withLock { state in
             state.closed = true
-            let streams = state.channels.values.flatMap(\.values) + state.patterns.values.flatMap(\.values)
+            let streams = state.everyListener()
             state.channels = [:]
             state.patterns = [:]
             let connection = state.connection

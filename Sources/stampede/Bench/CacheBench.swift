@@ -52,12 +52,26 @@ struct CacheBench: AsyncParsableCommand {
 
     private static let quiet = Logger(label: "bench", factory: { _ in SwiftLogNoOpLogHandler() })
 
-    private func worker(_ url: String, namespace: String, policy: CachePolicy) async throws -> (RedisClient, StampedeCache) {
+    /// A worker's client and cache, the cache started and running (as a service would be).
+    private struct BenchWorker {
+        let client: RedisClient
+        let cache: StampedeCache
+        let running: BackgroundRun
+
+        func stop() async {
+            await cache.close()
+            await running.finished()
+            await client.close()
+        }
+    }
+
+    private func worker(_ url: String, namespace: String, policy: CachePolicy) async throws -> BenchWorker {
         var configuration = try RedisConfiguration(url: url)
         configuration.poolSize = 1
         let client = try RedisClient(configuration: configuration, logger: Self.quiet)
-        let cache = try await StampedeCache(redis: client, namespace: namespace, policy: policy, logger: Self.quiet)
-        return (client, cache)
+        let cache = try StampedeCache(redis: client, namespace: namespace, policy: policy, logger: Self.quiet)
+        await cache.start()  // scripts loaded and notice channel subscribed before the first measurement
+        return BenchWorker(client: client, cache: cache, running: BackgroundRun(cache.run))
     }
 
     private func measure(url: String) async throws -> Report {
@@ -66,7 +80,8 @@ struct CacheBench: AsyncParsableCommand {
         var report = Report()
 
         // 1. Fresh hit vs plain GET of the same bytes, same client, callers on the client's event loop.
-        let (client, cache) = try await worker(url, namespace: namespace, policy: policy)
+        let hotPath = try await worker(url, namespace: namespace, policy: policy)
+        let (client, cache) = (hotPath.client, hotPath.cache)
         let payload = (0..<valueBytes).map { UInt8(truncatingIfNeeded: $0 &* 7) }
         _ = try await cache.value(for: "hit") { payload }
         try await client.set("stampede:bench:plain", to: RedisArgument(bytes: payload))
@@ -99,12 +114,12 @@ struct CacheBench: AsyncParsableCommand {
         report.timeAndGet = floor
         report.hits = hits
         report.gets = gets
-        await cache.close()
-        await client.close()
+        await hotPath.stop()
 
         // 2. Follower wake-up: a leader in one worker computes; a follower in another waits for it.
-        let (leaderClient, leader) = try await worker(url, namespace: namespace, policy: policy)
-        let (followerClient, follower) = try await worker(url, namespace: namespace, policy: policy)
+        let leaderWorker = try await worker(url, namespace: namespace, policy: policy)
+        let followerWorker = try await worker(url, namespace: namespace, policy: policy)
+        let (leader, follower) = (leaderWorker.cache, followerWorker.cache)
         var wakeups = LatencySamples()
         let computeDone = Box<ContinuousClock.Instant?>(nil)
         for index in 0..<handovers {
@@ -128,18 +143,18 @@ struct CacheBench: AsyncParsableCommand {
         report.wakeups = wakeups
         report.wakeupsByNotice = follower.diagnostics.wakeupsByNotice
         report.wakeupsByRecheck = follower.diagnostics.wakeupsByRecheck
-        for cache in [leader, follower] { await cache.close() }
-        for client in [leaderClient, followerClient] { await client.close() }
+        await leaderWorker.stop()
+        await followerWorker.stop()
 
         // 3. Herd: callers spread over 4 workers, one cold key.
-        var workers: [(RedisClient, StampedeCache)] = []
+        var workers: [BenchWorker] = []
         for _ in 0..<4 { workers.append(try await worker(url, namespace: namespace, policy: policy)) }
         let computations = Box(0)
         let computeTime = Duration.milliseconds(herdComputeMs)
         let started = ContinuousClock.now
         let values = try await withThrowingTaskGroup(of: [UInt8].self) { group in
             for caller in 0..<herdCallers {
-                let cache = workers[caller % workers.count].1
+                let cache = workers[caller % workers.count].cache
                 group.addTask {
                     try await cache.value(for: "herd") {
                         computations.update { $0 += 1 }
@@ -154,10 +169,7 @@ struct CacheBench: AsyncParsableCommand {
         report.herdComputations = computations.value
         report.herdDistinctValues = values.count
         report.herdCompute = computeTime
-        for (client, cache) in workers {
-            await cache.close()
-            await client.close()
-        }
+        for worker in workers { await worker.stop() }
         return report
     }
 

@@ -133,8 +133,9 @@ struct DemoCommand: AsyncParsableCommand {
             let client = try RedisClient(configuration: redisConfiguration, logger: Self.quiet)
             let openAI = OpenAIClient(configuration: OpenAIConfiguration(baseURL: upstream.baseURL, apiKey: "demo", maxRetries: 0, workerID: "worker-\(index)"), httpClient: http, logger: Self.quiet)
             let timed = ReadyTimeRecordingUpstream(base: openAI, readyAt: readyAt)
-            fleet.append((client, try await LLMCache(redis: client, upstream: timed, configuration: configuration, logger: Self.quiet)))
+            fleet.append((client, try LLMCache(redis: client, upstream: timed, configuration: configuration, logger: Self.quiet)))
         }
+        let runs = fleet.map { BackgroundRun($0.1.run) }
         let stats = RunStatsCollector()
         let progress = Progress(label: "LLMCache", total: plan.totalRequests, stats: stats, upstream: upstream)
         let started = ContinuousClock.now
@@ -170,6 +171,7 @@ struct DemoCommand: AsyncParsableCommand {
         var result = stats.snapshot(elapsed: elapsed)
         result.upstreamCalls = upstream.callCount
         for (_, llm) in fleet { await llm.close() }
+        for run in runs { await run.finished() }
         let accounting = try await fleet[0].1.fleetAccounting(namespaces: [namespace]).total
         result.tokensSaved = accounting.promptTokensServedFromCache + accounting.completionTokensServedFromCache
         result.moneySaved = accounting.moneySaved

@@ -40,13 +40,13 @@ final class RunStatsCollector: Sendable {
         switch error {
         case UpstreamError.http(let status, _, _, _): kind = "the LLM answered HTTP \(status) (to this worker's own call)"
         case let upstream as UpstreamError: kind = "LLM call failed: \(upstream)".prefix(70).description
-        case CacheError.computationFailedElsewhere: kind = "waited for another worker whose LLM call failed (not retried)"
+        case CacheError.Code.computationFailedElsewhere: kind = "waited for another worker whose LLM call failed (not retried)"
         case let cache as CacheError: kind = "cache: \(cache)".prefix(70).description
         default: kind = String(describing: error).prefix(70).description
         }
         var infrastructure = false
         switch error {
-        case CacheError.computationFailedElsewhere, CacheError.computationTimedOut, CacheError.waitTimedOut, is UpstreamError: break
+        case CacheError.Code.computationFailedElsewhere, CacheError.Code.computationTimedOut, CacheError.Code.waitTimedOut, is UpstreamError: break
         default: infrastructure = true
         }
         state.withLock { stats in

@@ -79,8 +79,9 @@ enum TuneSweep {
         var caches: [(RedisClient, StampedeCache)] = []
         for _ in 0..<workers {
             let client = try RedisClient(configuration: try BenchConnections.configuration(url), logger: quiet)
-            caches.append((client, try await StampedeCache(redis: client, namespace: "tune", policy: policy, logger: quiet)))
+            caches.append((client, try StampedeCache(redis: client, namespace: "tune", policy: policy, logger: quiet)))
         }
+        let runs = caches.map { BackgroundRun($0.1.run) }
         let deadline = policy.effectiveMaxWait + policy.computeTimeout + .seconds(2)
         struct Outcome: Sendable {
             var source: CacheSource?
@@ -110,13 +111,12 @@ enum TuneSweep {
                 }
             }
         }
-        try? await Task.sleep(for: .milliseconds(150))  // let the last hot-key counts flush
+        for (_, cache) in caches { await cache.flushHits() }  // the last hot-key counts
         let memory = max(0, try await usedMemory(admin) - baseline)
         let keys = Int(try await admin.send("DBSIZE").int ?? 0)
-        for (client, cache) in caches {
-            await cache.close()
-            await client.close()
-        }
+        for (_, cache) in caches { await cache.close() }
+        for run in runs { await run.finished() }
+        for (client, _) in caches { await client.close() }
         await admin.close()
 
         let all = outcomes.value

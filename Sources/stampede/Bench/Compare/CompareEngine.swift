@@ -179,7 +179,7 @@ enum CompareEngine {
                 return CompareRecord(key: key, start: start, latency: .now - start, error: "gave up after \(Int(deadline.secondsDouble)) s", stale: false)
             } catch is BenchUpstream.Failure {
                 return CompareRecord(key: key, start: start, latency: .now - start, error: "upstream error", stale: false)
-            } catch CacheError.computationFailedElsewhere {
+            } catch CacheError.Code.computationFailedElsewhere {
                 return CompareRecord(key: key, start: start, latency: .now - start, error: "upstream error (another worker's call)", stale: false)
             } catch {
                 return CompareRecord(key: key, start: start, latency: .now - start, error: String(describing: error).prefix(60).description, stale: false)

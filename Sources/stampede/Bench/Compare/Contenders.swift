@@ -68,11 +68,14 @@ struct ContenderSettings: Sendable {
 struct StampedeContender: Contender {
     let client: RedisClient
     let cache: StampedeCache
+    /// The cache runs as a service would (hot-key counts flushed, generation refreshed).
+    let running: BackgroundRun
 
     static func make(url: String, namespace: String, settings: ContenderSettings, logger: Logger) async throws -> StampedeContender {
         let client = try RedisClient(configuration: try BenchConnections.configuration(url), logger: logger)
-        let cache = try await StampedeCache(redis: client, namespace: namespace, policy: settings.stampedePolicy, logger: logger)
-        return StampedeContender(client: client, cache: cache)
+        let cache = try StampedeCache(redis: client, namespace: namespace, policy: settings.stampedePolicy, logger: logger)
+        await cache.start()
+        return StampedeContender(client: client, cache: cache, running: BackgroundRun(cache.run))
     }
 
     func fetch(_ key: String, upstream: BenchUpstream) async throws -> Fetched {
@@ -87,6 +90,7 @@ struct StampedeContender: Contender {
 
     func close() async {
         await cache.close()
+        await running.finished()
         await client.close()
     }
 }

@@ -1,0 +1,49 @@
+import Synchronization
+
+/// The namespace generation this process uses, refreshed at most once a second and on `gen|N` notices.
+/// Lock-free: read on every call.
+final class GenerationBox: Sendable {
+    private let value = Atomic<Int64>(0)
+    /// Monotonic nanoseconds of the last refresh; 0 = never.
+    private let refreshedAt = Atomic<Int64>(0)
+    private let refreshing = Atomic<Bool>(false)
+    private static let start = ContinuousClock.now
+
+    private static func nanosecondsSinceStart() -> Int64 {
+        max(1, (ContinuousClock.now - start).nanosecondsClamped)
+    }
+
+    /// How old the value is.
+    enum Freshness: Equatable {
+        /// Never read from Redis: the value is a placeholder.
+        case neverRead
+        /// Older than the asked maximum; `claimed` is true for the one caller that should refresh it.
+        case stale(claimed: Bool)
+        case current
+    }
+
+    /// The current value and how old it is.
+    func read(maxAge: Duration) -> (value: Int64, freshness: Freshness) {
+        let current = value.load(ordering: .relaxed)
+        let last = refreshedAt.load(ordering: .relaxed)
+        if last == 0 { return (current, .neverRead) }
+        guard Self.nanosecondsSinceStart() - last > maxAge.nanosecondsClamped else { return (current, .current) }
+        let won = refreshing.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged
+        return (current, .stale(claimed: won))
+    }
+
+    func observe(_ newValue: Int64) {
+        var current = value.load(ordering: .relaxed)
+        while newValue > current {
+            let (exchanged, original) = value.compareExchange(expected: current, desired: newValue, ordering: .relaxed)
+            if exchanged { break }
+            current = original
+        }
+        refreshedAt.store(Self.nanosecondsSinceStart(), ordering: .relaxed)
+        refreshing.store(false, ordering: .relaxed)
+    }
+
+    func refreshFailed() {
+        refreshing.store(false, ordering: .relaxed)
+    }
+}

@@ -1,0 +1,47 @@
+import Synchronization
+
+/// A cache's lifetime: open (possibly running), then closed for good.
+final class Lifecycle: Sendable {
+    private struct State {
+        var runClaimed = false
+        var startClaimed = false
+        var backgroundRunning = false
+    }
+
+    private let state = Mutex(State())
+    private let closed = CloseSignal()
+
+    var isClosed: Bool { closed.hasFired }
+
+    /// Whether a loop (the cache's `run()` or a host's) sends hits and refreshes the generation.
+    var backgroundRunning: Bool { state.withLock { $0.backgroundRunning } && !closed.hasFired }
+
+    /// Returns false when the cache was closed or `run()` was claimed before.
+    func claimRun() -> Bool {
+        guard !closed.hasFired else { return false }
+        return state.withLock { state in
+            guard !state.runClaimed else { return false }
+            state.runClaimed = true
+            return true
+        }
+    }
+
+    /// Returns true for the first call (which prepares the cache); marks background work as running.
+    func claimStart() -> Bool {
+        state.withLock { state in
+            state.backgroundRunning = true
+            defer { state.startClaimed = true }
+            return !state.startClaimed
+        }
+    }
+
+    func markBackgroundRunning() {
+        state.withLock { $0.backgroundRunning = true }
+    }
+
+    /// Closes; returns true for the call that closed it.
+    func close() -> Bool { closed.fire() }
+
+    /// Returns when the cache is closed, or when the calling task is cancelled.
+    func waitUntilClosed() async { await closed.wait() }
+}

@@ -1,0 +1,213 @@
+import Logging
+import NIOCore
+import RedisClient
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+extension StampedeCache {
+    func outcome(
+        for key: String,
+        options: CacheRequestOptions,
+        compute: @escaping @Sendable () async throws -> Computed<ByteBuffer>
+    ) async throws -> Outcome {
+        try checkOpen()
+        try options.validate()
+        let entry = try keySpace.entry(key, generation: await currentGeneration())
+        recordHit(entry)
+        var flightKey = options.maxStale.map { "\(entry.id)#\($0.wholeMilliseconds)" } ?? entry.id
+        if options.forceRefresh { flightKey += "#force" }
+        if options.noStore { flightKey += "#nostore" }
+        var joined = false
+        var outcome: Outcome
+        do {
+            outcome = try await coalescer.run(key: flightKey, joined: {
+                joined = true
+                metrics.coalesced.increment()
+                diagnosticsBox.update { $0.coalesced += 1 }
+            }) { flightContext in
+                try await flight(key: key, entry: entry, options: options, in: flightContext, compute: compute)
+            }
+        } catch {
+            // A cancelled caller learns that it was cancelled, not which layer noticed first.
+            if Task.isCancelled { throw CancellationError() }
+            throw error
+        }
+        if joined {
+            outcome.coalesced = true
+            // This call did not compute: it received a concurrent call's computation.
+            switch outcome.source {
+            case .computed, .computedNotStored, .uncachedRedisUnavailable: outcome.source = .joinedInProcess
+            default: break
+            }
+        }
+        metrics.request(outcome.source)
+        return outcome
+    }
+
+    func flight(
+        key: String,
+        entry: EntryKeys,
+        options: CacheRequestOptions,
+        in flightContext: FlightCoalescer<Outcome>.Context,
+        compute: @escaping @Sendable () async throws -> Computed<ByteBuffer>
+    ) async throws -> Outcome {
+        // Fast path: `TIME` + `GET` in one round trip, no script. Only a fresh entry is served from
+        // here; anything else (stale, missing, early refresh due, unreadable) takes the script path.
+        if !options.forceRefresh {
+            do {
+                if case .entry(let stored) = try await redis.fastRead(entry), stored.isFresh, !earlyRefreshDue(stored) {
+                    return Self.served(stored, .freshHit)
+                }
+            } catch {
+                if error.code == .cancelled { throw CancellationError() }
+                if Self.meansUnavailable(error) { return try await failOpen(key: key, error: error, in: flightContext, compute: compute) }
+                // Any other answer (e.g. WRONGTYPE) is handled by the script path below.
+            }
+        }
+        if options.noStore {
+            // Nothing will be stored, so take no lock and make nobody wait for this computation; it
+            // is cancelled when every caller waiting for it has gone.
+            let timeout = policy.computeTimeout
+            return try await detached(flightContext, cancelWhenAbandoned: true) {
+                self.diagnosticsBox.update { $0.computations += 1 }
+                let computed = try await withHardTimeout(timeout, compute)
+                var because = "the request asked not to store it (noStore)"
+                if case .deliverWithoutStoring(_, let reason) = computed { because = reason }
+                return Outcome(value: computed.value, source: .computedNotStored, age: .zero, freshUntil: nil, notCachedBecause: because)
+            }
+        }
+        return try await scriptedFlight(key: key, entry: entry, options: options, in: flightContext, compute: compute)
+    }
+
+    /// Runs `body` as the flight's detached work: the caller can leave (cancellation) while it goes
+    /// on for the callers waiting for it; with `cancelWhenAbandoned` it is cancelled once nobody waits.
+    func detached(
+        _ flightContext: FlightCoalescer<Outcome>.Context,
+        cancelWhenAbandoned: Bool,
+        _ body: @escaping @Sendable () async throws -> Outcome
+    ) async throws -> Outcome {
+        let work = DetachedWork<Outcome>(cancelWhenAbandoned: cancelWhenAbandoned)
+        let task = background.spawn {
+            do { work.complete(.success(try await body())) } catch { work.complete(.failure(error)) }
+        }
+        work.onAbandon { task.cancel() }
+        flightContext.attach(work)
+        return try await work.wait()
+    }
+
+    /// XFetch (Vattani et al. 2015): refresh early with probability rising as expiry nears.
+    func earlyRefreshDue(_ stored: StoredEntry) -> Bool {
+        guard policy.earlyRefreshBeta > 0, stored.computeMillis > 0 else { return false }
+        let draw = Double.random(in: Double.ulpOfOne...1)
+        return Double(stored.now) - Double(stored.computeMillis) * policy.earlyRefreshBeta * log(draw) >= Double(stored.freshUntil)
+    }
+
+    func scriptedFlight(
+        key: String,
+        entry: EntryKeys,
+        options: CacheRequestOptions,
+        in flightContext: FlightCoalescer<Outcome>.Context,
+        compute: @escaping @Sendable () async throws -> Computed<ByteBuffer>
+    ) async throws -> Outcome {
+        let started = ContinuousClock.now
+        var waitedForOther = false
+        var repairs = 0
+        var fallback: StoredEntry?
+        var force = options.forceRefresh  // only the first look: after a wait, someone just recomputed
+        var retriesLeft = policy.followerRetries
+        while true {
+            let since = ContinuousClock.now
+            let reply: GetOrLockReply
+            do {
+                reply = try await redis.getOrLock(entry, policy: policy, force: force)
+                force = false
+            } catch let error as RedisError {
+                if error.code == .cancelled { throw CancellationError() }
+                if Self.meansUnavailable(error) { return try await failOpen(key: key, error: error, in: flightContext, compute: compute) }
+                throw CacheError.redisFailure(error, key: key)
+            }
+            switch reply {
+            case .corrupt(let reason, let role):
+                // Each of the three keys can be repaired once; a key that is broken again at once is
+                // being written by something else, and the caller is told.
+                guard repairs < 3 else { throw CacheError.corruptEntry(key: key, reason: reason) }
+                repairs += 1
+                try await repair(entry, role, key: key, reason: reason)
+            case .fresh(let stored):
+                return Self.served(stored, waitedForOther ? .receivedFromOtherWorker : .freshHit)
+            case .early(let stored, let token):
+                startRefresh(key: key, entry: entry, token: token, options: options, stale: stored, compute: compute)
+                return Self.served(stored, .freshHitEarlyRefresh)
+            case .stale(let stored, let token, let lockRemaining):
+                if accepts(stored, options) {
+                    if let token {
+                        startRefresh(key: key, entry: entry, token: token, options: options, stale: stored, compute: compute)
+                        return Self.served(stored, .staleHit(.startedHere))
+                    }
+                    return Self.served(stored, .staleHit(.runningElsewhere))
+                }
+                fallback = stored
+                if let token {
+                    return try await lead(key: key, entry: entry, token: token, options: options, fallback: stored, in: flightContext, compute: compute)
+                }
+                waitedForOther = true
+                // Wait for a computation newer than the value we hold (a late notice of its own commit is not news).
+                if let served = try await follow(key: key, entry: entry, since: since, started: started, lockRemaining: lockRemaining, fallback: fallback, minimumToken: stored.fence + 1, retriesLeft: &retriesLeft) {
+                    return served
+                }
+            case .leader(let token, _):
+                if waitedForOther {
+                    metrics.takeovers.increment()
+                    diagnosticsBox.update { $0.lockTakeovers += 1 }
+                    logger.notice("took over an expired lock", metadata: ["key": "\(key)"])
+                }
+                return try await lead(key: key, entry: entry, token: token, options: options, fallback: fallback, in: flightContext, compute: compute)
+            case .wait(let holder, let lockRemaining, _):
+                waitedForOther = true
+                if let served = try await follow(key: key, entry: entry, since: since, started: started, lockRemaining: lockRemaining, fallback: fallback, minimumToken: holder, retriesLeft: &retriesLeft) {
+                    return served
+                }
+            }
+        }
+    }
+
+    func accepts(_ stored: StoredEntry, _ options: CacheRequestOptions) -> Bool {
+        if options.forceRefresh { return false }
+        guard let maxStale = options.maxStale else { return true }
+        return stored.staleness <= maxStale
+    }
+
+    /// An entry just read from Redis (within its servable window: the script and the fast path
+    /// checked it on the server clock).
+    static func served(_ stored: StoredEntry, _ source: CacheSource) -> Outcome {
+        Outcome(value: stored.value, source: source, age: stored.age, freshUntil: stored.freshUntil)
+    }
+
+    /// A stale copy held while waiting or computing, served as a fail-safe only while it is still
+    /// within its servable window (fresh-until + staleFor, on the server clock, aged by the time it
+    /// was held here): no answer is ever older than the policy allows. `nil` when it is too old.
+    static func fallback(_ stored: StoredEntry?, _ source: CacheSource) -> Outcome? {
+        guard let stored else { return nil }
+        let now = ContinuousClock.now
+        guard stored.isServable(at: now) else { return nil }
+        let aged = stored.aged(to: now)
+        return Outcome(value: aged.value, source: source, age: aged.age, freshUntil: aged.freshUntil)
+    }
+
+    /// Redis cannot coordinate this request: unreachable, too slow, shutting down, or out of memory
+    /// (`-OOM` under `maxmemory` with `noeviction`, or when eviction cannot free enough), so it
+    /// cannot take the lock. The request then fails open or closed as ``CachePolicy/redisUnavailable`` says.
+    static func meansUnavailable(_ error: RedisError) -> Bool {
+        error.code == .connection || error.code == .timeout || error.code == .shutdown || isOutOfMemory(error)
+    }
+
+    /// Redis refused a write because it is at `maxmemory`.
+    static func isOutOfMemory(_ error: RedisError) -> Bool {
+        error.code == .server && error.message.hasPrefix("OOM ")
+    }
+
+}

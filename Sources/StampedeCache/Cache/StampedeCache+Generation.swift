@@ -1,0 +1,35 @@
+import RedisClient
+
+extension StampedeCache {
+    /// The namespace generation to build keys with.
+    ///
+    /// The first call reads it from Redis. Afterwards the background loop (``run()``) re-reads it
+    /// every second and `gen|N` notices update it at once; without a running loop, a call finding
+    /// it older than a second re-reads it inline (one caller at a time).
+    func currentGeneration() async -> Int64 {
+        let (value, state) = generation.read(maxAge: Self.generationRefreshInterval)
+        switch state {
+        case .neverRead:
+            await refreshGeneration()
+            return generation.read(maxAge: .seconds(3600)).value
+        case .stale(claimed: let won) where won && !lifecycle.backgroundRunning:
+            await refreshGeneration()
+            return generation.read(maxAge: .seconds(3600)).value
+        case .stale(claimed: let won):
+            if won { generation.refreshFailed() }  // the loop refreshes it; release the claim
+            return value
+        case .current:
+            return value
+        }
+    }
+
+    /// Re-reads the generation from Redis (a failure keeps the value in use).
+    func refreshGeneration() async {
+        do {
+            let reply = try await redis.send("GET", RedisArgument(keySpace.generationKey))
+            generation.observe(reply.int ?? 0)
+        } catch {
+            generation.refreshFailed()
+        }
+    }
+}

@@ -1,0 +1,166 @@
+public import Logging
+import NIOCore
+public import RedisClient
+public import ServiceLifecycle
+import Synchronization
+
+/// A Redis-backed cache where, across a whole fleet of processes, exactly one worker computes a
+/// missing or expired value while the others wait for it or keep serving the stale copy.
+///
+/// ```swift
+/// let cache = try StampedeCache(redis: client, namespace: "llm", policy: CachePolicy(
+///     freshFor: .seconds(3600), staleFor: .seconds(86_400),
+///     computeTimeout: .seconds(60), lockTTL: .seconds(90)))
+/// let services = ServiceGroup(services: [client, cache], logger: logger)   // or: try await cache.run()
+/// let result = try await cache.value(for: "answer:42") { try await expensiveCall() }
+/// print(result.value, result.source, result.age)
+/// ```
+///
+/// How it works: one Lua script (`get_or_lock`) reads the entry, counts the hit for hot-key
+/// promotion and, when the caller must compute, grants a fenced lock — all in one round trip and on
+/// the Redis server's clock. The leader computes under ``CachePolicy/computeTimeout`` and commits
+/// with its fence token (a late "zombie" commit with an older token is rejected); the commit
+/// publishes a notice that wakes every follower in every process through one shared subscriber
+/// connection. Concurrent callers for one key inside a process share one Redis call.
+///
+/// ## Lifetime
+///
+/// The cache is a swift-service-lifecycle `Service`. ``run()`` owns its background work — sending
+/// hot-key hit counts, refreshing the namespace generation — and ends it on graceful shutdown,
+/// then closes the cache. Requests work before and without `run()` (the notice channel is
+/// subscribed on first need, the generation is read on use), but hot keys are only promoted while
+/// `run()` runs. ``close()`` (or the end of `run()`) is final: a closed cache refuses new work with
+/// ``CacheError/Code/closed`` and never subscribes again.
+///
+/// Cancelling a caller cancels only that caller: it gets `CancellationError`, while a computation
+/// it started goes on for the callers waiting for it (and is stored for the fleet).
+public final class StampedeCache: Sendable, Service {
+    /// The namespace every key of this cache lives in.
+    public let namespace: String
+    /// The validated policy.
+    public let policy: CachePolicy
+    /// The Redis client used for everything (its subscriber connection carries the notices).
+    public let redis: RedisClient
+    package let keySpace: KeySpace
+    let logger: Logger
+    /// The notice listener shared by every cache on ``redis``.
+    let hub: NoticeHub
+    let registration: NoticeHub.Registration
+    let coalescer = FlightCoalescer<Outcome>()
+    let limiter: ConcurrencyLimiter?
+    let generation: GenerationBox
+    let metrics: CacheMetrics
+    let diagnosticsBox = DiagnosticsBox()
+    let background = BackgroundTasks()
+    let hits = HitCounter()
+    let lifecycle = Lifecycle()
+    let flushing = FlushSerializer()
+
+    struct Outcome: Sendable {
+        var value: ByteBuffer
+        var source: CacheSource
+        var age: Duration
+        var freshUntil: Int64?
+        var coalesced = false
+        /// Set when the value was computed but is not in the cache (see ``CacheResult/notCachedBecause``).
+        var notCachedBecause: String? = nil
+
+        func result<Value: Sendable>(_ value: Value) -> CacheResult<Value> {
+            CacheResult(value: value, source: source, age: age, freshUntilMillis: freshUntil, coalesced: coalesced, notCachedBecause: notCachedBecause)
+        }
+    }
+
+    /// How long a value handed off without being stored stays readable for the followers woken by it.
+    static let handoffLifetime: Duration = .seconds(5)
+
+    /// Creates a cache over `redis` for `namespace` (1–64 characters of `A-Z a-z 0-9 - _ .`).
+    ///
+    /// Synchronous and free of I/O: it validates the policy and the namespace and registers the
+    /// namespace's notice channel with the client's shared listener. Run the cache (``run()``, or in
+    /// a `ServiceGroup`) to load the scripts ahead of the first request, check the Redis user's
+    /// permissions and keep the background work going.
+    /// - Throws: ``CacheConfigurationError`` naming the setting to change.
+    public init(
+        redis: RedisClient,
+        namespace: String,
+        policy: CachePolicy = CachePolicy(),
+        logger: Logger = Logger(label: "StampedeCache")
+    ) throws(CacheConfigurationError) {
+        try policy.validate()
+        self.keySpace = try KeySpace(namespace: namespace)
+        self.namespace = namespace
+        self.policy = policy
+        self.redis = redis
+        self.logger = logger
+        self.metrics = CacheMetrics(namespace: namespace)
+        if case .failOpen(let bound) = policy.redisUnavailable {
+            self.limiter = ConcurrencyLimiter(limit: bound)
+        } else {
+            self.limiter = nil
+        }
+        let generation = GenerationBox()
+        self.generation = generation
+        self.hub = NoticeHub.shared(for: redis, logger: logger)
+        self.registration = hub.register(channel: keySpace.channel) { newGeneration in generation.observe(newGeneration) }
+    }
+
+    deinit {
+        // A cache dropped without close() still releases its notice channel.
+        hub.unregister(registration)
+    }
+
+    /// Exact counters of what this instance did (computations, wake-ups by path, takeovers, ...).
+    public var diagnostics: CacheDiagnostics { diagnosticsBox.snapshot }
+
+    // MARK: Public API
+
+    /// The value for `key`: from the cache, from another worker's computation, or computed here.
+    ///
+    /// - Parameters:
+    ///   - key: any text up to 1 KiB (hash longer keys); it is escaped into a Redis key.
+    ///   - options: staleness limit, freshness override and tags for this call.
+    ///   - compute: produces the value when this worker must compute it; runs at most once per key
+    ///     fleet-wide at a time, under ``CachePolicy/computeTimeout``, in a task this cache owns (it
+    ///     is not cancelled when this caller is).
+    /// - Returns: the value, where it came from, and its age by the Redis server's clock.
+    /// - Throws: the error thrown by `compute` (when it ran here), or ``CacheError``.
+    public func value(
+        for key: String,
+        options: CacheRequestOptions = CacheRequestOptions(),
+        compute: @escaping @Sendable () async throws -> [UInt8]
+    ) async throws -> CacheResult<[UInt8]> {
+        let outcome = try await outcome(for: key, options: options) { .store(ByteBuffer(bytes: try await compute())) }
+        return outcome.result(Array(outcome.value.readableBytesView))
+    }
+
+    /// The value for `key`, where the computation may decide not to store what it computed
+    /// (``Computed/deliverWithoutStoring(_:reason:)``): the callers waiting for it at that moment,
+    /// in every process, still receive it, and nothing is written to the entry.
+    /// See ``value(for:options:compute:)`` for everything else.
+    public func value(
+        for key: String,
+        options: CacheRequestOptions = CacheRequestOptions(),
+        produce: @escaping @Sendable () async throws -> Computed<[UInt8]>
+    ) async throws -> CacheResult<[UInt8]> {
+        let outcome = try await outcome(for: key, options: options) { try await produce().map { ByteBuffer(bytes: $0) } }
+        return outcome.result(Array(outcome.value.readableBytesView))
+    }
+
+    /// The UTF-8 text value for `key` (see ``value(for:options:compute:)``).
+    public func string(
+        for key: String,
+        options: CacheRequestOptions = CacheRequestOptions(),
+        compute: @escaping @Sendable () async throws -> String
+    ) async throws -> CacheResult<String> {
+        let outcome = try await outcome(for: key, options: options) { .store(ByteBuffer(string: try await compute())) }
+        return outcome.result(String(buffer: outcome.value))
+    }
+
+
+    // MARK: Internals shared with tests
+
+    /// The Redis keys of `key`'s entry in the current generation.
+    package func entryKeys(for key: String) async throws -> EntryKeys {
+        try keySpace.entry(key, generation: await currentGeneration())
+    }
+}
