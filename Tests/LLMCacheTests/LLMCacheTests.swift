@@ -140,7 +140,9 @@ struct LLMCacheTests {
             return (deltas, result)
         }
         async let leading = collect(leader.stream(ask("Stream me")))
-        try await Task.sleep(for: .milliseconds(50))
+        // The leader holds the lock once its upstream call has arrived; only then does the follower ask.
+        let deadline = ContinuousClock.now + .seconds(20)
+        while server.callCount == 0, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(2)) }
         let followed = try await collect(follower.stream(ask("Stream me")))
         let led = try await leading
         #expect(led.deltas.count == 5)

@@ -8,7 +8,7 @@ struct SlotStateMachine {
 
     enum State {
         case idle
-        case connecting(waiters: [Waiter])
+        case connecting(waiters: [UInt64: Waiter])
         case connected(RedisConnection)
         case backingOff(until: NIODeadline, lastError: RedisError)
         case shutdown
@@ -26,26 +26,33 @@ struct SlotStateMachine {
     }
 
     /// A caller wants a connection. `waiter` is registered when the action says to wait.
-    mutating func acquire(now: NIODeadline, waiter: Waiter) -> AcquireAction {
+    mutating func acquire(now: NIODeadline, id: UInt64, waiter: Waiter) -> AcquireAction {
         switch state {
         case .connected(let connection) where connection.isActive:
             return .use(connection)
         case .connected, .idle:
-            state = .connecting(waiters: [waiter])
+            state = .connecting(waiters: [id: waiter])
             return .startConnectingAndWait
         case .connecting(var waiters):
-            waiters.append(waiter)
+            waiters[id] = waiter
             state = .connecting(waiters: waiters)
             return .wait
         case .backingOff(let until, let lastError):
             if now < until {
                 return .fail(RedisError(code: lastError.code, message: "\(lastError.message) (reconnecting with backoff; next attempt in \((until - now).nanoseconds / 1_000_000) ms)"))
             }
-            state = .connecting(waiters: [waiter])
+            state = .connecting(waiters: [id: waiter])
             return .startConnectingAndWait
         case .shutdown:
             return .fail(RedisError(code: .shutdown, message: "the client was closed"))
         }
+    }
+
+    /// A waiting caller was cancelled: it stops waiting (the connection attempt goes on for the others).
+    mutating func cancelWaiter(id: UInt64) -> Waiter? {
+        guard case .connecting(var waiters) = state, let waiter = waiters.removeValue(forKey: id) else { return nil }
+        state = .connecting(waiters: waiters)
+        return waiter
     }
 
     /// The fast path: a live connection, if there is one.
@@ -64,7 +71,7 @@ struct SlotStateMachine {
         state = .connected(connection)
         consecutiveFailures = 0
         defer { hasConnectedBefore = true }
-        return .resume(waiters, isReconnect: hasConnectedBefore)
+        return .resume(Array(waiters.values), isReconnect: hasConnectedBefore)
     }
 
     mutating func connectFailed(_ error: RedisError, now: NIODeadline, backoff: RedisConfiguration.Backoff, random: Double) -> [Waiter] {
@@ -72,7 +79,7 @@ struct SlotStateMachine {
         consecutiveFailures += 1
         let delay = backoff.delay(afterFailures: consecutiveFailures, random: random)
         state = .backingOff(until: now + TimeAmount(delay), lastError: error)
-        return waiters
+        return Array(waiters.values)
     }
 
     /// The live connection closed: the next caller reconnects.
@@ -88,7 +95,7 @@ struct SlotStateMachine {
         defer { state = .shutdown }
         switch state {
         case .connected(let connection): return .close(connection, [])
-        case .connecting(let waiters): return .close(nil, waiters)
+        case .connecting(let waiters): return .close(nil, Array(waiters.values))
         default: return .close(nil, [])
         }
     }
@@ -101,6 +108,7 @@ final class ConnectionSlot: Sendable {
     private let eventLoop: any EventLoop
     private let logger: Logger
     private let metrics: ClientMetrics
+    private let nextWaiterID = Atomic<UInt64>(0)
 
     init(configuration: RedisConfiguration, eventLoop: any EventLoop, logger: Logger, metrics: ClientMetrics) {
         self.configuration = configuration
@@ -112,16 +120,25 @@ final class ConnectionSlot: Sendable {
     /// A live connection: the current one, or a new one (waiting for it), or a fast failure while backing off.
     func connection() async throws(RedisError) -> RedisConnection {
         if let live = state.withLock({ $0.liveConnection }) { return live }
+        let id = nextWaiterID.add(1, ordering: .relaxed).newValue
         do {
-            return try await withCheckedThrowingContinuation { (waiter: SlotStateMachine.Waiter) in
-                let action = state.withLock { $0.acquire(now: .now(), waiter: waiter) }
-                switch action {
-                case .use(let connection): waiter.resume(returning: connection)
-                case .wait: break
-                case .fail(let error): waiter.resume(throwing: error)
-                case .startConnectingAndWait:
-                    Task { await self.connect() }
+            return try await withTaskCancellationHandler {
+                try await withCheckedThrowingContinuation { (waiter: SlotStateMachine.Waiter) in
+                    if Task.isCancelled {
+                        waiter.resume(throwing: RedisError(code: .cancelled, message: "the task was cancelled while waiting for a connection"))
+                        return
+                    }
+                    let action = state.withLock { $0.acquire(now: .now(), id: id, waiter: waiter) }
+                    switch action {
+                    case .use(let connection): waiter.resume(returning: connection)
+                    case .wait: break
+                    case .fail(let error): waiter.resume(throwing: error)
+                    case .startConnectingAndWait:
+                        Task { await self.connect() }
+                    }
                 }
+            } onCancel: {
+                state.withLock { $0.cancelWaiter(id: id) }?.resume(throwing: RedisError(code: .cancelled, message: "the task was cancelled while waiting for a connection"))
             }
         } catch let error as RedisError {
             throw error
@@ -156,12 +173,13 @@ final class ConnectionSlot: Sendable {
         }
     }
 
-    func shutdown() async {
+    /// Closes the slot: `graceful` lets the commands in flight finish first.
+    func shutdown(graceful: Bool = false) async {
         let action = state.withLock { $0.shutdown() }
         switch action {
         case .close(let connection, let waiters):
             for waiter in waiters { waiter.resume(throwing: RedisError(code: .shutdown, message: "the client was closed")) }
-            await connection?.close()
+            if graceful { await connection?.closeGracefully() } else { await connection?.close() }
         }
     }
 }

@@ -35,6 +35,7 @@ public final class RedisClient: Sendable, Service {
     private let nextSlot = Atomic<Int>(0)
     private let closed = Atomic<Bool>(false)
     private let subscriberBox = Mutex<RedisSubscriber?>(nil)
+    private let exclusive: ExclusiveConnections
 
     /// Creates a client. No connection is made until the first command.
     ///
@@ -61,6 +62,7 @@ public final class RedisClient: Sendable, Service {
         self.slots = (0..<configuration.poolSize).map { _ in
             ConnectionSlot(configuration: configuration, eventLoop: eventLoop, logger: logger, metrics: metrics)
         }
+        self.exclusive = ExclusiveConnections(configuration: configuration, eventLoop: eventLoop, logger: logger)
     }
 
     /// Creates a client from a URL such as `redis://:password@host:6379/0` or `unix:///run/redis.sock`.
@@ -145,10 +147,35 @@ public final class RedisClient: Sendable, Service {
         }
     }
 
-    /// A live connection from the pool, for callers that need one socket for several commands
-    /// (`WATCH`/`MULTI`/`EXEC`). Other tasks may pipeline on it at the same time.
-    public func connection() async throws(RedisError) -> RedisConnection {
-        try await pickSlot().connection()
+    /// Leases a connection that no other task uses until `body` returns: for `MULTI`/`EXEC`,
+    /// `WATCH`, and blocking commands (`BLPOP`, `XREAD BLOCK`, ...). The shared pipelined
+    /// connections are never used for these.
+    ///
+    /// ```swift
+    /// let replies = try await client.withConnection { connection in
+    ///     try await connection.send(pipeline: [RedisCommand("MULTI"), RedisCommand("INCR", "a"), RedisCommand("INCR", "b"), RedisCommand("EXEC")])
+    /// }
+    /// ```
+    ///
+    /// If the task is cancelled while a command waits on the leased connection, the connection is
+    /// closed (a blocked `BLPOP` cannot then pop an element for nobody) and the command fails with
+    /// ``RedisError/Code/cancelled``. A lease that ends by throwing closes its connection; one that
+    /// ends normally returns it for the next lease (up to ``RedisConfiguration/poolSize`` are kept).
+    /// Give blocking commands a `timeout` longer than the block.
+    public func withConnection<T>(
+        isolation: isolated (any Actor)? = #isolation,
+        _ body: (RedisConnection) async throws -> sending T
+    ) async throws -> sending T {
+        guard !closed.load(ordering: .relaxed) else { throw RedisError(code: .shutdown, message: "the client was closed") }
+        let connection = try await exclusive.lease()
+        do {
+            let result = try await body(connection)
+            await exclusive.giveBack(connection, reusable: true)
+            return result
+        } catch {
+            await exclusive.giveBack(connection, reusable: false)
+            throw error
+        }
     }
 
     private func pickSlot() -> ConnectionSlot {
@@ -170,15 +197,26 @@ public final class RedisClient: Sendable, Service {
     /// Closes every connection. Waiting commands fail with ``RedisError/Code/connection`` or
     /// ``RedisError/Code/shutdown``; later commands fail with `.shutdown`. Idempotent; never hangs.
     public func close() async {
+        await shutdown(graceful: false)
+    }
+
+    private func shutdown(graceful: Bool) async {
         guard !closed.exchange(true, ordering: .relaxed) else { return }
-        for slot in slots { await slot.shutdown() }
+        for slot in slots { await slot.shutdown(graceful: graceful) }
+        await exclusive.close()
         let subscriber = subscriberBox.withLock { $0 }
         await subscriber?.close()
     }
 
-    /// Runs until graceful shutdown is triggered (swift-service-lifecycle), then closes the client.
+    /// Runs until graceful shutdown is triggered (swift-service-lifecycle), then closes the client:
+    /// new commands fail with ``RedisError/Code/shutdown`` while the commands already in flight get
+    /// their replies (each within its command timeout). Cancellation closes at once.
     public func run() async throws {
-        try? await gracefulShutdown()
-        await close()
+        do {
+            try await gracefulShutdown()
+            await shutdown(graceful: true)
+        } catch {
+            await shutdown(graceful: false)
+        }
     }
 }

@@ -1,11 +1,16 @@
 package import NIOCore
 
-/// The in-flight command queue of one connection, as a value type that returns actions.
+/// One connection's lifecycle and in-flight command queue, as a value type that returns actions.
+///
+/// States: **handshaking** (only the handshake — `AUTH`, `SELECT`, `CLIENT SETNAME`, `INFO`,
+/// written as one pipeline, so their order on the wire is fixed by construction — may be sent),
+/// **active**, **closing** (no new commands; those in flight still get their replies, then the
+/// channel closes) and **closed**.
 ///
 /// Replies arrive in the order commands were written (RESP2 is strictly FIFO), so the queue is a
 /// ring buffer. The handler feeds it events (a command to send, a reply, a timer firing, a
-/// cancellation, the channel closing) and carries out the returned action; it never decides
-/// anything itself.
+/// cancellation, a close request, the channel closing) and carries out the returned action; it
+/// never decides anything itself.
 package struct ConnectionStateMachine<Continuation> {
     package struct Pending {
         package var id: UInt64
@@ -19,16 +24,28 @@ package struct ConnectionStateMachine<Continuation> {
     }
 
     private enum State {
-        case open
+        case handshaking
+        case active
+        case closing
         case closed(RedisError)
     }
 
-    private var state: State = .open
+    /// Why a command is sent: the handshake may only be sent while handshaking, and commands only once active.
+    package enum Purpose: Sendable {
+        case handshake
+        case command
+    }
+
+    private var state: State
     private var pending = CircularBuffer<Pending>(initialCapacity: 64)
     /// Whether replies that look like pub/sub pushes are routed to the push handler.
     package var pubSubMode = false
 
-    package init() {}
+    /// A machine for a new connection: in the handshaking state when `handshake` is true (the
+    /// connection sends its handshake before anything else), else active at once.
+    package init(handshake: Bool = false) {
+        state = handshake ? .handshaking : .active
+    }
 
     /// How many commands are awaiting a reply.
     package var inFlight: Int { pending.count }
@@ -39,14 +56,52 @@ package struct ConnectionStateMachine<Continuation> {
     }
 
     /// Queues a command (`replies` = 1) or a pipeline of `replies` commands answered together.
-    package mutating func send(id: UInt64, deadline: NIODeadline, continuation: Continuation, replies: Int = 1) -> SendAction {
-        switch state {
-        case .open:
+    package mutating func send(id: UInt64, deadline: NIODeadline, continuation: Continuation, replies: Int = 1, purpose: Purpose = .command) -> SendAction {
+        switch (state, purpose) {
+        case (.handshaking, .handshake), (.active, .command):
             pending.append(Pending(id: id, deadline: deadline, continuation: continuation, expected: replies))
             return .write
-        case .closed(let error):
+        case (.handshaking, .command):
+            return .fail(continuation, RedisError(code: .connection, message: "the connection has not finished its handshake"))
+        case (.active, .handshake):
+            return .fail(continuation, RedisError(code: .protocolError, message: "the handshake was already sent"))
+        case (.closing, _):
+            return .fail(continuation, RedisError(code: .shutdown, message: "the connection is closing; it takes no new commands"))
+        case (.closed(let error), _):
             return .fail(continuation, error)
         }
+    }
+
+    /// The handshake's replies were all good: commands may be sent.
+    package mutating func handshakeSucceeded() {
+        if case .handshaking = state { state = .active }
+    }
+
+    package enum CloseAction {
+        /// Nothing is in flight: close the channel now.
+        case closeNow
+        /// Commands are in flight: close when the last reply arrives (``isDrained``).
+        case drain
+        /// Already closing or closed.
+        case none
+    }
+
+    /// A graceful close: take no new commands, let those in flight finish.
+    package mutating func closeGracefully() -> CloseAction {
+        switch state {
+        case .handshaking, .active:
+            if pending.isEmpty { return .closeNow }
+            state = .closing
+            return .drain
+        case .closing, .closed:
+            return .none
+        }
+    }
+
+    /// Closing, and the last command in flight was answered: close the channel.
+    package var isDrained: Bool {
+        if case .closing = state { return pending.isEmpty }
+        return false
     }
 
     package enum ReplyAction {
@@ -58,7 +113,7 @@ package struct ConnectionStateMachine<Continuation> {
     }
 
     package mutating func received(_ value: RESPValue) -> ReplyAction {
-        guard case .open = state else { return .discard }
+        if case .closed = state { return .discard }
         if pubSubMode, Self.isPush(value) { return .push(value) }
         guard var head = pending.first else {
             return .protocolViolation(RedisError(code: .protocolError, message: "received a reply (\(value)) that no command asked for"))
@@ -94,7 +149,7 @@ package struct ConnectionStateMachine<Continuation> {
     }
 
     package mutating func timerFired(now: NIODeadline, timeoutDescription: (Pending) -> String) -> TimerAction {
-        guard case .open = state else { return .rearm(nil) }
+        if case .closed = state { return .rearm(nil) }
         if let index = pending.firstIndex(where: { $0.deadline <= now }) {
             let expired = pending[index]
             pending[index].continuation = nil
@@ -120,16 +175,25 @@ package struct ConnectionStateMachine<Continuation> {
 
     /// The channel closed or is being closed: every waiting caller fails with `error`.
     package mutating func close(_ error: RedisError) -> [Continuation] {
-        guard case .open = state else { return [] }
+        if case .closed = state { return [] }
         state = .closed(error)
         let waiting = pending.compactMap(\.continuation)
         pending.removeAll()
         return waiting
     }
 
-    package var isOpen: Bool {
-        if case .open = state { return true }
+    /// Whether commands may be sent now.
+    package var isActive: Bool {
+        if case .active = state { return true }
         return false
+    }
+
+    /// Whether the connection is closed (or closing).
+    package var isClosedOrClosing: Bool {
+        switch state {
+        case .closing, .closed: return true
+        case .handshaking, .active: return false
+        }
     }
 
     /// `message`/`pmessage` arrays, and `pong` from PING in subscribe mode goes to its command.

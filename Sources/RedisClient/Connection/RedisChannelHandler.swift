@@ -10,7 +10,7 @@ package final class RedisChannelHandler: ChannelInboundHandler {
     package typealias OutboundOut = ByteBuffer
     package typealias Continuation = CheckedContinuation<RESPValue, any Error>
 
-    private var stateMachine = ConnectionStateMachine<Continuation>()
+    private var stateMachine: ConnectionStateMachine<Continuation>
     private let reader: HiredisReader
     private var context: ChannelHandlerContext?
     private var flushScheduled = false
@@ -23,9 +23,11 @@ package final class RedisChannelHandler: ChannelInboundHandler {
     package var onClose: ((RedisError) -> Void)?
     private var closeReason: RedisError?
 
-    package init(logger: Logger, replyLimits: RESPReplyLimits = RESPReplyLimits()) {
+    /// - Parameter handshake: the connection sends a handshake first (see ``ConnectionStateMachine``).
+    package init(logger: Logger, replyLimits: RESPReplyLimits = RESPReplyLimits(), handshake: Bool = false) {
         self.logger = logger
         self.reader = HiredisReader(limits: replyLimits)
+        self.stateMachine = ConnectionStateMachine(handshake: handshake)
     }
 
     package var inFlight: Int { stateMachine.inFlight }
@@ -44,12 +46,12 @@ package final class RedisChannelHandler: ChannelInboundHandler {
     // MARK: Outbound
 
     /// Queues `command` for writing; the reply (or failure) resumes `continuation`.
-    package func send(_ command: ByteBuffer, id: UInt64, deadline: NIODeadline, continuation: Continuation, replies: Int = 1) {
+    package func send(_ command: ByteBuffer, id: UInt64, deadline: NIODeadline, continuation: Continuation, replies: Int = 1, purpose: ConnectionStateMachine<Continuation>.Purpose = .command) {
         guard let context, context.channel.isActive else {
             continuation.resume(throwing: closeReason ?? RedisError(code: .connection, message: "the connection is closed"))
             return
         }
-        switch stateMachine.send(id: id, deadline: deadline, continuation: continuation, replies: replies) {
+        switch stateMachine.send(id: id, deadline: deadline, continuation: continuation, replies: replies, purpose: purpose) {
         case .fail(let continuation, let error):
             continuation.resume(throwing: error)
         case .write:
@@ -75,10 +77,24 @@ package final class RedisChannelHandler: ChannelInboundHandler {
         }
     }
 
+    /// The handshake's replies were checked and good: commands may be sent.
+    package func handshakeSucceeded() {
+        stateMachine.handshakeSucceeded()
+    }
+
     /// Closes the connection, failing waiting callers with `error`.
     package func close(_ error: RedisError) {
         failAll(error)
         context?.close(promise: nil)
+    }
+
+    /// Takes no new commands, lets those in flight get their replies (each within its deadline),
+    /// then closes.
+    package func closeGracefully() {
+        switch stateMachine.closeGracefully() {
+        case .closeNow: close(RedisError(code: .connection, message: "the connection was closed by the client"))
+        case .drain, .none: break
+        }
     }
 
     // MARK: Inbound
@@ -110,6 +126,7 @@ package final class RedisChannelHandler: ChannelInboundHandler {
                     return
                 }
             }
+            if stateMachine.isDrained { close(RedisError(code: .connection, message: "the connection was closed by the client")) }
         } catch {
             logger.error("closing Redis connection after a reader error", metadata: ["error": "\(error.message)"])
             close(error)
@@ -150,9 +167,12 @@ package final class RedisChannelHandler: ChannelInboundHandler {
     }
 
     private func timerFired() {
+        // The loop fired the timer for `timerDeadline`: by the loop's clock that deadline has come
+        // (a testing loop's clock runs apart from the wall clock).
+        let now = max(NIODeadline.now(), timerDeadline ?? .now())
         timer = nil
         timerDeadline = nil
-        let action = stateMachine.timerFired(now: .now()) { pending in
+        let action = stateMachine.timerFired(now: now) { pending in
             "no reply within the command timeout; the connection is discarded because later replies can no longer be matched"
         }
         switch action {

@@ -21,12 +21,17 @@ public final class RedisConnection: Sendable {
     private let commandTimeout: TimeAmount
     private let allocator: ByteBufferAllocator
 
-    private init(channel: any Channel, handler: NIOLoopBound<RedisChannelHandler>, commandTimeout: Duration) {
+    /// Whether this connection is leased exclusively (``RedisClient/withConnection(_:)``): a
+    /// cancelled command then closes it, so a blocking command cannot complete for nobody.
+    package let exclusive: Bool
+
+    private init(channel: any Channel, handler: NIOLoopBound<RedisChannelHandler>, commandTimeout: Duration, exclusive: Bool) {
         self.channel = channel
         self.eventLoop = channel.eventLoop
         self.handler = handler
         self.commandTimeout = TimeAmount(commandTimeout)
         self.allocator = channel.allocator
+        self.exclusive = exclusive
     }
 
     /// Opens a connection and performs the handshake: `AUTH`, `SELECT`, `CLIENT SETNAME` as configured.
@@ -38,14 +43,17 @@ public final class RedisConnection: Sendable {
         eventLoop: any EventLoop,
         logger: Logger
     ) async throws(RedisError) -> RedisConnection {
+        try await connect(configuration: configuration, eventLoop: eventLoop, logger: logger, exclusive: false)
+    }
+
+    package static func connect(
+        configuration: RedisConfiguration,
+        eventLoop: any EventLoop,
+        logger: Logger,
+        exclusive: Bool
+    ) async throws(RedisError) -> RedisConnection {
         try configuration.validate()
-        let bootstrap = ClientBootstrap(group: eventLoop)
-            .connectTimeout(TimeAmount(configuration.connectTimeout))
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(RedisChannelHandler(logger: logger, replyLimits: configuration.replyLimits))
-                }
-            }
+        let bootstrap = ClientBootstrap(group: eventLoop).connectTimeout(TimeAmount(configuration.connectTimeout))
         let channel: any Channel
         do {
             switch configuration.endpoint {
@@ -61,16 +69,29 @@ public final class RedisConnection: Sendable {
         } catch {
             throw RedisError(code: .connection, message: "cannot connect to \(configuration.endpoint): \(error)")
         }
+        return try await connect(channel: channel, configuration: configuration, logger: logger, exclusive: exclusive)
+    }
+
+    /// Sets up the Redis handler on an already connected `channel` and performs the handshake (the
+    /// one path for sockets and for channel-level tests on `NIOAsyncTestingChannel`).
+    package static func connect(
+        channel: any Channel,
+        configuration: RedisConfiguration,
+        logger: Logger,
+        exclusive: Bool = false
+    ) async throws(RedisError) -> RedisConnection {
         let handler: NIOLoopBound<RedisChannelHandler>
         do {
             handler = try await channel.eventLoop.submit {
-                NIOLoopBound(try channel.pipeline.syncOperations.handler(type: RedisChannelHandler.self), eventLoop: channel.eventLoop)
+                let handler = RedisChannelHandler(logger: logger, replyLimits: configuration.replyLimits, handshake: true)
+                try channel.pipeline.syncOperations.addHandler(handler)
+                return NIOLoopBound(handler, eventLoop: channel.eventLoop)
             }.get()
         } catch {
             channel.close(promise: nil)
             throw RedisError(code: .connection, message: "the connection closed during setup: \(error)")
         }
-        let connection = RedisConnection(channel: channel, handler: handler, commandTimeout: configuration.commandTimeout)
+        let connection = RedisConnection(channel: channel, handler: handler, commandTimeout: configuration.commandTimeout, exclusive: exclusive)
         do {
             try await connection.handshake(configuration)
         } catch {
@@ -84,9 +105,8 @@ public final class RedisConnection: Sendable {
     /// so two keys in three would fail with `MOVED`.
     static let clusterRefusal = "this Redis is a Redis Cluster node (INFO cluster: cluster_enabled:1); this client does not route commands by hash slot yet, so most keys would fail with MOVED. Connect to a standalone Redis (or the primary a Sentinel names) until cluster support lands"
 
-    private func handshake(_ configuration: RedisConfiguration) async throws(RedisError) {
-        // Pipelined: all handshake commands go out in one flush; each is checked in order. The last
-        // one, INFO cluster, refuses a cluster node up front (an ACL that denies INFO is not an error).
+    /// The handshake commands, in the order they must run.
+    package static func handshakeCommands(_ configuration: RedisConfiguration) -> [(command: RedisCommand, isAuth: Bool)] {
         var commands: [(RedisCommand, isAuth: Bool)] = []
         if let password = configuration.password {
             if let user = configuration.username {
@@ -97,33 +117,44 @@ public final class RedisConnection: Sendable {
         }
         if configuration.database != 0 { commands.append((RedisCommand("SELECT", RedisArgument(configuration.database)), false)) }
         if let name = configuration.clientName { commands.append((RedisCommand("CLIENT", "SETNAME", RedisArgument(name)), false)) }
-        let infoIndex = commands.count
+        // Last: refuse a cluster node up front (an ACL that denies INFO is not an error).
         commands.append((RedisCommand("INFO", "cluster"), false))
-        // Start all, then await all, so they share one round trip.
-        let results = await withTaskGroup(of: (Int, Result<RESPValue, RedisError>).self) { group in
-            for (index, command) in commands.enumerated() {
-                group.addTask {
-                    do throws(RedisError) { return (index, .success(try await self.send(command.0))) } catch { return (index, .failure(error)) }
-                }
-                // Keep the order on the wire: give each task the chance to enqueue before the next.
-                await Task.yield()
-            }
-            var results = [Result<RESPValue, RedisError>?](repeating: nil, count: commands.count)
-            for await (index, result) in group { results[index] = result }
-            return results
+        return commands
+    }
+
+    private func handshake(_ configuration: RedisConfiguration) async throws(RedisError) {
+        // One write, one pipeline: AUTH before SELECT before CLIENT SETNAME by construction, one
+        // round trip. The state machine accepts nothing else until the replies are checked.
+        let commands = Self.handshakeCommands(configuration)
+        let encoded = try HiredisEncoder.encode(pipeline: commands.map(\.command), allocator: allocator)
+        let reply: RESPValue
+        do {
+            reply = try await send(encoded: encoded, timeout: commandTimeout, replies: commands.count, purpose: .handshake)
+        } catch where error.code == .server && commands.count == 1 {
+            reply = .error(error.message)  // a single command's error reply is thrown, not gathered
         }
-        for (index, result) in results.enumerated() {
-            switch result {
-            case .some(.failure(var error)):
-                if index == infoIndex, error.code == .server { continue }  // e.g. NOPERM: INFO not allowed
-                if commands[index].isAuth, error.code == .server { error.code = .authentication }
-                throw error
-            case .some(.success(let reply)):
-                if index == infoIndex, let info = reply.string, info.contains("cluster_enabled:1") {
-                    throw RedisError(code: .configuration, message: Self.clusterRefusal)
-                }
-            case .none:
-                continue
+        let replies = commands.count == 1 ? [reply] : (reply.array ?? [])
+        guard replies.count == commands.count else {
+            throw RedisError(code: .protocolError, message: "the handshake expected \(commands.count) replies, got \(reply)")
+        }
+        for (index, reply) in replies.enumerated() {
+            let isInfo = index == commands.count - 1
+            if case .error(let message) = reply {
+                if isInfo { continue }  // e.g. NOPERM: INFO not allowed
+                throw RedisError(code: commands[index].isAuth ? .authentication : .server, message: message)
+            }
+            if isInfo, let info = reply.string, info.contains("cluster_enabled:1") {
+                throw RedisError(code: .configuration, message: Self.clusterRefusal)
+            }
+        }
+        let handler = self.handler
+        if eventLoop.inEventLoop {
+            handler.value.handshakeSucceeded()
+        } else {
+            do {
+                try await eventLoop.submit { handler.value.handshakeSucceeded() }.get()
+            } catch {
+                throw RedisError(code: .connection, message: "the connection closed during the handshake: \(error)")
             }
         }
     }
@@ -155,7 +186,10 @@ public final class RedisConnection: Sendable {
         return reply.array ?? [reply]
     }
 
-    package func send(encoded: ByteBuffer, timeout: TimeAmount, replies: Int = 1) async throws(RedisError) -> RESPValue {
+    package func send(
+        encoded: ByteBuffer, timeout: TimeAmount, replies: Int = 1,
+        purpose: ConnectionStateMachine<RedisChannelHandler.Continuation>.Purpose = .command
+    ) async throws(RedisError) -> RESPValue {
         if Task.isCancelled { throw RedisError(code: .cancelled, message: "the task was cancelled before the command was sent") }
         let id = nextID.add(1, ordering: .relaxed).newValue
         let deadline = NIODeadline.now() + timeout
@@ -165,15 +199,21 @@ public final class RedisConnection: Sendable {
             return try await withTaskCancellationHandler {
                 try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<RESPValue, any Error>) in
                     if eventLoop.inEventLoop {
-                        handler.value.send(encoded, id: id, deadline: deadline, continuation: continuation, replies: replies)
+                        handler.value.send(encoded, id: id, deadline: deadline, continuation: continuation, replies: replies, purpose: purpose)
                     } else {
                         eventLoop.execute {
-                            handler.value.send(encoded, id: id, deadline: deadline, continuation: continuation, replies: replies)
+                            handler.value.send(encoded, id: id, deadline: deadline, continuation: continuation, replies: replies, purpose: purpose)
                         }
                     }
                 }
-            } onCancel: {
-                eventLoop.execute { handler.value.cancel(id: id) }
+            } onCancel: { [exclusive] in
+                if exclusive {
+                    // A leased connection may be blocked in BLPOP / XREAD BLOCK: close it, so the
+                    // server cannot hand an element to a caller that is gone.
+                    eventLoop.execute { handler.value.close(RedisError(code: .cancelled, message: "the task was cancelled; the leased connection was closed so the command cannot complete for nobody")) }
+                } else {
+                    eventLoop.execute { handler.value.cancel(id: id) }
+                }
             }
         } catch let error as RedisError {
             throw error
@@ -203,6 +243,19 @@ public final class RedisConnection: Sendable {
             isClosed = true
         }
         if isClosed || !channel.isActive { onClose(RedisError(code: .connection, message: "the connection closed")) }
+    }
+
+    /// Closes after the commands in flight got their replies (each within its own deadline); new
+    /// commands are refused meanwhile with ``RedisError/Code/shutdown``.
+    package func closeGracefully() async {
+        await requestGracefulClose()
+        try? await channel.closeFuture.get()
+    }
+
+    /// Starts a graceful close and returns once the connection refuses new commands (tests).
+    package func requestGracefulClose() async {
+        let handler = self.handler
+        try? await eventLoop.submit { handler.value.closeGracefully() }.get()
     }
 
     /// Closes the connection. Commands still waiting fail with ``RedisError/Code/connection``. Never hangs.
