@@ -96,7 +96,14 @@ extension ChaosRunner {
         computedAfter: Int, unreadable: [Int]
     ) -> ScenarioReport {
         let extra = extraCalls(calls)
-        let holders = victimCalls.count
+        // Locks the victim held: the calls it had in flight at the fault, and the calls it made
+        // with a fence token after it resumed (it took that lock before the freeze and had not
+        // reached the upstream yet; a fresh key grants no lock after the resume).
+        let victimID = victimCalls.first?.worker
+        let lateHolders = scenario == .leaderFrozen
+            ? calls.filter { $0.worker != nil && $0.worker == victimID && $0.fenceToken != nil && $0.receivedAt > faultAt && !victimCalls.contains($0) }.count
+            : 0
+        let holders = victimCalls.count + lateHolders
         var verdicts: [InvariantVerdict] = []
         verdicts.append(InvariantVerdict(
             name: "requests_issued", status: records.isEmpty || calls.isEmpty ? .fail : .pass,

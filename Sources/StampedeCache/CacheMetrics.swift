@@ -37,6 +37,7 @@ struct CacheMetrics: Sendable {
     let coalesced: Counter
     let redisUnavailable: Counter
     let commitFailures: Counter
+    let redisRetries: Counter
     private let requestCounters: [Counter]
     private let wakeups: [String: Counter]
 
@@ -62,6 +63,7 @@ struct CacheMetrics: Sendable {
         coalesced = Counter(label: "stampede_cache_coalesced_total", dimensions: dimensions)
         redisUnavailable = Counter(label: "stampede_cache_redis_unavailable_total", dimensions: dimensions)
         commitFailures = Counter(label: "stampede_cache_commit_failures_total", dimensions: dimensions)
+        redisRetries = Counter(label: "stampede_cache_redis_retries_total", dimensions: dimensions)
     }
 
     func request(_ source: CacheSource) {
@@ -109,6 +111,8 @@ public struct CacheDiagnostics: Sendable, Hashable {
     public var refreshesStarted = 0
     /// Commits that Redis refused with an error (the value was returned and handed off, not cached).
     public var failedCommits = 0
+    /// Reads retried once on a fresh connection after a timeout or a dropped connection (instead of failing open at once).
+    public var redisRetries = 0
     /// Computed values handed to waiting followers without being stored.
     public var handoffsGiven = 0
     /// Values this instance's followers received from another worker's hand-off (not stored).

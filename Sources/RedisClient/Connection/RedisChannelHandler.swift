@@ -101,13 +101,6 @@ package final class RedisChannelHandler: ChannelInboundHandler {
 
     package func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let bytes = unwrapInboundIn(data)
-        // A reply still arriving does not extend its command's deadline: a server that trickles a
-        // huge reply, or a loop kept busy by it, must not keep the caller past its timeout.
-        if let deadline = timerDeadline, deadline <= .now() {
-            timer?.cancel()
-            timerFired()
-            if closeReason != nil { return }
-        }
         do {
             try reader.feed(bytes)
             while let value = try reader.next() {
@@ -126,10 +119,22 @@ package final class RedisChannelHandler: ChannelInboundHandler {
                     return
                 }
             }
-            if stateMachine.isDrained { close(RedisError(code: .connection, message: "the connection was closed by the client")) }
         } catch {
             logger.error("closing Redis connection after a reader error", metadata: ["error": "\(error.message)"])
             close(error)
+            return
+        }
+        if stateMachine.isDrained {
+            close(RedisError(code: .connection, message: "the connection was closed by the client"))
+            return
+        }
+        // Replies that have arrived are delivered first, even past their deadline (a process that
+        // was paused, or a loop that was busy, must not discard answers already received). A reply
+        // still arriving does not extend its command's deadline: a server that trickles a huge
+        // reply must not keep the caller past its timeout.
+        if let deadline = timerDeadline, deadline <= .now() {
+            timer?.cancel()
+            timerFired()
         }
     }
 

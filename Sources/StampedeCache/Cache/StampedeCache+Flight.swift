@@ -59,13 +59,15 @@ extension StampedeCache {
         // here; anything else (stale, missing, early refresh due, unreadable) takes the script path.
         if !options.forceRefresh {
             do {
-                if case .entry(let stored) = try await redis.fastRead(entry), stored.isFresh, !earlyRefreshDue(stored) {
+                if case .entry(let stored) = try await retryingOnce({ try await self.redis.fastRead(entry) }), stored.isFresh, !earlyRefreshDue(stored) {
                     return Self.served(stored, .freshHit)
                 }
-            } catch {
+            } catch let error as RedisError {
                 if error.code == .cancelled { throw CancellationError() }
                 if Self.meansUnavailable(error) { return try await failOpen(key: key, error: error, in: flightContext, compute: compute) }
                 // Any other answer (e.g. WRONGTYPE) is handled by the script path below.
+            } catch {
+                // Not a Redis error: the script path below decides.
             }
         }
         if options.noStore {
@@ -123,7 +125,8 @@ extension StampedeCache {
             let since = ContinuousClock.now
             let reply: GetOrLockReply
             do {
-                reply = try await redis.getOrLock(entry, policy: policy, force: force)
+                let forced = force
+                reply = try await retryingOnce { try await self.redis.getOrLock(entry, policy: self.policy, force: forced) }
                 force = false
             } catch let error as RedisError {
                 if error.code == .cancelled { throw CancellationError() }
@@ -196,6 +199,26 @@ extension StampedeCache {
         guard stored.isServable(at: now) else { return nil }
         let aged = stored.aged(to: now)
         return Outcome(value: aged.value, source: source, age: aged.age, freshUntil: aged.freshUntil)
+    }
+
+    /// Runs a read once more, on a fresh connection, when it failed with a timeout or a dropped
+    /// connection: a command that timed out discards its multiplexed connection and fails every
+    /// other command on it, though the server is usually fine. Only a second failure (the server
+    /// really is unreachable or stalled) lets the caller fail open; one slow command does not turn
+    /// every request in flight into an uncoordinated upstream call.
+    ///
+    /// A retried `get_or_lock` that had run on the server may have taken a lock whose token this
+    /// caller never saw: it then waits for that lock like any follower, and takes it over at its
+    /// TTL (the cost of an orphaned lock, which failing open would not avoid either).
+    func retryingOnce<T>(_ read: () async throws -> T) async throws -> T {
+        do {
+            return try await read()
+        } catch let error as RedisError where (error.code == .timeout || error.code == .connection) && !Task.isCancelled {
+            diagnosticsBox.update { $0.redisRetries += 1 }
+            metrics.redisRetries.increment()
+            logger.debug("retrying a Redis read on a fresh connection", metadata: ["error": "\(error.message)"])
+            return try await read()
+        }
     }
 
     /// Redis cannot coordinate this request: unreachable, too slow, shutting down, or out of memory
