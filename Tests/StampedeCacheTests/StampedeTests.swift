@@ -82,20 +82,24 @@ struct StampedeTests {
         let leader = try await Worker.start(url, namespace: namespace, policy: policy)
         let followers = try await Worker.fleet(3, url: url, namespace: namespace, policy: policy)
         let upstream = Upstream()
-        let leading = Task { try await leader.cache.value(for: "slow", compute: upstream.compute("done", latency: .milliseconds(300))) }
-        try await Task.sleep(for: .milliseconds(50))
-        let started = ContinuousClock.now
-        let results = try await withThrowingTaskGroup(of: CacheResult<[UInt8]>.self) { group in
-            for follower in followers {
-                group.addTask { try await follower.cache.value(for: "slow", compute: upstream.compute("never")) }
+        let gate = Gate()
+        let leading = Task { try await leader.cache.value(for: "slow", compute: gate.compute("done")) }
+        try await eventually("the leader computes") { gate.arrived == 1 }
+        let following = Task {
+            try await withThrowingTaskGroup(of: CacheResult<[UInt8]>.self) { group in
+                for follower in followers {
+                    group.addTask { try await follower.cache.value(for: "slow", compute: upstream.compute("never")) }
+                }
+                return try await group.reduce(into: []) { $0.append($1) }
             }
-            return try await group.reduce(into: []) { $0.append($1) }
         }
-        let waited = ContinuousClock.now - started
+        try await eventually("3 followers wait") { followers.map(\.cache.diagnostics.followerWaits).reduce(0, +) == 3 }
+        gate.open()
+        let results = try await following.value
         _ = try await leading.value
-        #expect(upstream.count == 1)
+        #expect(gate.arrived == 1)
+        #expect(upstream.count == 0)
         #expect(results.allSatisfy { $0.source == .receivedFromOtherWorker && text($0.value) == "done" })
-        #expect(waited < .milliseconds(1_250))  // the 250 ms left of the computation, plus wake-up; far below 10 s
         #expect(followers.map(\.cache.diagnostics.wakeupsByNotice).reduce(0, +) == 3)
         #expect(followers.map(\.cache.diagnostics.wakeupsByRecheck).reduce(0, +) == 0)
         await leader.stop()
@@ -113,16 +117,16 @@ struct StampedeTests {
         // The leader takes the lock and its computation hangs; then its Redis connection is gone
         // (the process "died"), so it can neither commit nor release.
         let hung = Task { try await crashing.cache.value(for: "k", compute: upstream.compute("never", latency: .seconds(60))) }
-        try await Task.sleep(for: .milliseconds(100))
+        try await eventually("the leader computes") { upstream.count == 1 }
         await crashing.client.close()
-        let started = ContinuousClock.now
         let result = try await survivor.cache.value(for: "k", compute: upstream.compute("recovered"))
-        let waited = ContinuousClock.now - started
         #expect(text(result.value) == "recovered")
         #expect(result.source == .computed)
         #expect(upstream.count == 2)
+        // It waited as a follower, woke when the dead leader's lock expired (no notice could come), and took over.
+        #expect(survivor.cache.diagnostics.followerWaits >= 1)
+        #expect(survivor.cache.diagnostics.wakeupsByNotice == 0)
         #expect(survivor.cache.diagnostics.lockTakeovers == 1)
-        #expect(waited >= .milliseconds(1_200) && waited < .milliseconds(2_500))  // the rest of the lock's 1.5 s, then takeover
         _ = try? await hung.value
         await survivor.stop()
         await crashing.stop()
@@ -169,28 +173,37 @@ struct StampedeTests {
         let workers = try await Worker.fleet(2, url: url, namespace: namespace, policy: policy)
         let upstream = Upstream()
         _ = try await workers[0].cache.value(for: "k", compute: upstream.compute("v1"))
-        try await Task.sleep(for: .milliseconds(400))
-        let started = ContinuousClock.now
-        let results = try await withThrowingTaskGroup(of: CacheResult<[UInt8]>.self) { group in
-            for worker in workers {
-                for _ in 0..<100 {
-                    group.addTask { try await worker.cache.value(for: "k", compute: upstream.compute("v2", latency: .milliseconds(500))) }
+        try await Task.sleep(for: .milliseconds(400))  // past freshFor: stale now
+        // The refresh is held at a gate until every caller has been answered: nobody waits for it.
+        let gate = Gate()
+        let asking = Task {
+            try await withThrowingTaskGroup(of: CacheResult<[UInt8]>.self) { group in
+                for worker in workers {
+                    for _ in 0..<100 {
+                        group.addTask { try await worker.cache.value(for: "k", compute: gate.compute("v2")) }
+                    }
                 }
+                return try await group.reduce(into: []) { $0.append($1) }
             }
-            return try await group.reduce(into: []) { $0.append($1) }
         }
-        let elapsed = ContinuousClock.now - started
-        #expect(elapsed < .milliseconds(400))  // nobody waited for the 500 ms refresh
+        let answered = Atomic<Bool>(false)
+        let watcher = Task { _ = try? await asking.value; answered.store(true, ordering: .relaxed) }
+        try await eventually("all 200 callers answered while the refresh is still held") { answered.load(ordering: .relaxed) }
+        gate.open()
+        await watcher.value
+        let results = try await asking.value
+        #expect(results.count == 200)
         #expect(results.allSatisfy { text($0.value) == "v1" })
         let sources = Dictionary(grouping: results, by: { $0.source.label }).mapValues(\.count)
         #expect(sources.keys.allSatisfy { $0.hasPrefix("stale_hit") })
         for worker in workers { await worker.cache.waitForBackgroundWork() }  // the background refresh
-        #expect(upstream.count == 2)  // v1, then exactly one refresh
+        #expect(upstream.count == 1)  // v1
+        #expect(gate.arrived == 1)  // then exactly one refresh
         #expect(workers.map(\.cache.diagnostics.refreshesStarted).reduce(0, +) == 1)
         let refreshed = try await workers[1].cache.value(for: "k", compute: upstream.compute("unused"))
         #expect(text(refreshed.value) == "v2")
         #expect(refreshed.source == .freshHit)
-        for worker in workers { await worker.client.close() }
+        for worker in workers { await worker.stop() }
     }
 
     @Test("fail-safe: the computation throws with a stale value present -> the stale value is served, marked")
@@ -221,20 +234,26 @@ struct StampedeTests {
         let url = try TestRedis.sharedURL
         let namespace = uniqueNamespace()
         let workers = try await Worker.fleet(3, url: url, namespace: namespace, policy: testPolicy(followerRetries: 0))
-        let upstream = Upstream()
-        let outcomes = await withTaskGroup(of: (Int, Result<CacheResult<[UInt8]>, any Error>).self) { group in
-            for (index, worker) in workers.enumerated() {
-                for _ in 0..<10 {
-                    group.addTask {
-                        if index > 0 { try? await Task.sleep(for: .milliseconds(50)) }
-                        do { return (index, .success(try await worker.cache.value(for: "k", compute: upstream.failing(after: .milliseconds(300))))) }
-                        catch { return (index, .failure(error)) }
-                    }
-                }
-            }
-            return await group.reduce(into: []) { $0.append($1) }
+        let gate = Gate()
+        @Sendable func ask(_ index: Int) async -> (Int, Result<CacheResult<[UInt8]>, any Error>) {
+            do { return (index, .success(try await workers[index].cache.value(for: "k", compute: gate.failing()))) }
+            catch { return (index, .failure(error)) }
         }
-        #expect(upstream.count == 1)
+        // Worker 0 leads (its computation is held at the gate); the other two workers' callers
+        // wait for it; then it fails.
+        let leading = Task { await withTaskGroup(of: (Int, Result<CacheResult<[UInt8]>, any Error>).self) { group in
+            for _ in 0..<10 { group.addTask { await ask(0) } }
+            return await group.reduce(into: []) { $0.append($1) }
+        } }
+        try await eventually("worker 0 computes") { gate.arrived == 1 }
+        let following = Task { await withTaskGroup(of: (Int, Result<CacheResult<[UInt8]>, any Error>).self) { group in
+            for index in 1...2 { for _ in 0..<10 { group.addTask { await ask(index) } } }
+            return await group.reduce(into: []) { $0.append($1) }
+        } }
+        try await eventually("workers 1 and 2 wait") { workers[1].cache.diagnostics.followerWaits + workers[2].cache.diagnostics.followerWaits == 2 }
+        gate.open()
+        let outcomes = await leading.value + following.value
+        #expect(gate.arrived == 1)
         #expect(outcomes.count == 30)
         for (index, outcome) in outcomes {
             guard case .failure(let error) = outcome else {
@@ -260,18 +279,23 @@ struct StampedeTests {
         policy.followerRetries = 1
         let leader = try await Worker.start(url, namespace: namespace, policy: policy)
         let followers = try await Worker.fleet(2, url: url, namespace: namespace, policy: policy)
-        let failing = Upstream()
+        let failing = Gate()
         let succeeding = Upstream()
-        let leading = Task { try await leader.cache.value(for: "k", compute: failing.failing(after: .milliseconds(300))) }
-        try await Task.sleep(for: .milliseconds(100))
-        let results = try await withThrowingTaskGroup(of: CacheResult<[UInt8]>.self) { group in
-            for follower in followers {
-                group.addTask { try await follower.cache.value(for: "k", compute: succeeding.compute("second try", latency: .milliseconds(100))) }
+        let leading = Task { try await leader.cache.value(for: "k", compute: failing.failing()) }
+        try await eventually("the leader computes") { failing.arrived == 1 }
+        let following = Task {
+            try await withThrowingTaskGroup(of: CacheResult<[UInt8]>.self) { group in
+                for follower in followers {
+                    group.addTask { try await follower.cache.value(for: "k", compute: succeeding.compute("second try")) }
+                }
+                return try await group.reduce(into: []) { $0.append($1) }
             }
-            return try await group.reduce(into: []) { $0.append($1) }
         }
+        try await eventually("both followers wait") { followers.map(\.cache.diagnostics.followerWaits).reduce(0, +) == 2 }
+        failing.open()
+        let results = try await following.value
         await #expect(throws: UpstreamDown.self) { try await leading.value }
-        #expect(failing.count == 1)
+        #expect(failing.arrived == 1)
         #expect(succeeding.count == 1, "one retry round, one computation fleet-wide")
         #expect(results.map { String(decoding: $0.value, as: UTF8.self) } == ["second try", "second try"])
         #expect(followers.map(\.cache.diagnostics.followerRetries).reduce(0, +) == 2)
@@ -291,7 +315,7 @@ struct StampedeTests {
             #expect(error.key == "k")
             #expect(error.message.contains("computeTimeout (0.2 seconds)"))
         }
-        #expect(ContinuousClock.now - started < .seconds(1))
+        #expect(ContinuousClock.now - started < .seconds(10))  // abandoned, not waited out (30 s)
         // The lock was released: the next caller computes at once.
         let next = try await worker.cache.value(for: "k", compute: upstream.compute("ok"))
         #expect(next.source == .computed)

@@ -22,6 +22,9 @@ package final class RedisChannelHandler: ChannelInboundHandler {
     /// Called once when the connection closes, with the reason.
     package var onClose: ((RedisError) -> Void)?
     private var closeReason: RedisError?
+    /// Set (before any waiting caller is resumed) when the connection is finished, so a caller
+    /// retrying at once never picks this connection again while its channel is still closing.
+    package let closedFlag = ClosedFlag()
 
     /// - Parameter handshake: the connection sends a handshake first (see ``ConnectionStateMachine``).
     package init(logger: Logger, replyLimits: RESPReplyLimits = RESPReplyLimits(), handshake: Bool = false) {
@@ -148,6 +151,7 @@ package final class RedisChannelHandler: ChannelInboundHandler {
     }
 
     private func failAll(_ error: RedisError) {
+        closedFlag.set()
         if closeReason == nil { closeReason = error }
         let waiting = stateMachine.close(error)
         timer?.cancel()

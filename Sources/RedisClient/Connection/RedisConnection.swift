@@ -17,6 +17,7 @@ public final class RedisConnection: Sendable {
     public let eventLoop: any EventLoop
     package let channel: any Channel
     private let handler: NIOLoopBound<RedisChannelHandler>
+    private let closedFlag: ClosedFlag
     private let nextID = Atomic<UInt64>(0)
     private let commandTimeout: TimeAmount
     private let allocator: ByteBufferAllocator
@@ -25,8 +26,9 @@ public final class RedisConnection: Sendable {
     /// cancelled command then closes it, so a blocking command cannot complete for nobody.
     package let exclusive: Bool
 
-    private init(channel: any Channel, handler: NIOLoopBound<RedisChannelHandler>, commandTimeout: Duration, exclusive: Bool) {
+    private init(channel: any Channel, handler: NIOLoopBound<RedisChannelHandler>, closedFlag: ClosedFlag, commandTimeout: Duration, exclusive: Bool) {
         self.channel = channel
+        self.closedFlag = closedFlag
         self.eventLoop = channel.eventLoop
         self.handler = handler
         self.commandTimeout = TimeAmount(commandTimeout)
@@ -81,17 +83,18 @@ public final class RedisConnection: Sendable {
         exclusive: Bool = false
     ) async throws(RedisError) -> RedisConnection {
         let handler: NIOLoopBound<RedisChannelHandler>
+        let closedFlag: ClosedFlag
         do {
-            handler = try await channel.eventLoop.submit {
+            (handler, closedFlag) = try await channel.eventLoop.submit {
                 let handler = RedisChannelHandler(logger: logger, replyLimits: configuration.replyLimits, handshake: true)
                 try channel.pipeline.syncOperations.addHandler(handler)
-                return NIOLoopBound(handler, eventLoop: channel.eventLoop)
+                return (NIOLoopBound(handler, eventLoop: channel.eventLoop), handler.closedFlag)
             }.get()
         } catch {
             channel.close(promise: nil)
             throw RedisError(code: .connection, message: "the connection closed during setup: \(error)")
         }
-        let connection = RedisConnection(channel: channel, handler: handler, commandTimeout: configuration.commandTimeout, exclusive: exclusive)
+        let connection = RedisConnection(channel: channel, handler: handler, closedFlag: closedFlag, commandTimeout: configuration.commandTimeout, exclusive: exclusive)
         do {
             try await connection.handshake(configuration)
         } catch {
@@ -222,8 +225,9 @@ public final class RedisConnection: Sendable {
         }
     }
 
-    /// Whether the socket is still open.
-    public var isActive: Bool { channel.isActive }
+    /// Whether the connection takes commands: its socket is open and it has not failed or been closed
+    /// (a connection discarded after a timeout reads as inactive at once, before its socket is closed).
+    public var isActive: Bool { !closedFlag.isSet && channel.isActive }
 
     /// Puts the connection into subscribe mode and routes `message`/`pmessage` replies to `onPush`
     /// (called on the event loop). `onClose` is called once, on the event loop, when the connection closes.
