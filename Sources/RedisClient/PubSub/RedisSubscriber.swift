@@ -68,6 +68,8 @@ public final class RedisSubscriber: Sendable {
         var connecting: Task<RedisConnection, any Error>?
         var nextID: UInt64 = 0
         var closed = false
+        var unsubscribing = 0
+        var resubscribedAfterUnsubscribe = 0
 
         /// Every listener once (a listener of several channels is listed once).
         func everyListener() -> [Listener] {
@@ -202,9 +204,25 @@ public final class RedisSubscriber: Sendable {
         }
         guard sendUnsubscribe, !gone.isEmpty, let connection else { return }
         let verb = kind == .channel ? "UNSUBSCRIBE" : "PUNSUBSCRIBE"
+        state.withLock { $0.unsubscribing += 1 }
         Task {
             for name in gone { _ = try? await connection.send(RedisCommand(verb, RedisArgument(name))) }
+            // A listener may have subscribed one of these again while the UNSUBSCRIBE was on its way;
+            // its SUBSCRIBE may have gone out first, so the server now has it unsubscribed: restore it.
+            let again = state.withLock { state in
+                gone.filter { kind == .channel ? state.channels[$0] != nil : state.patterns[$0] != nil }
+            }
+            if !again.isEmpty { try? await sendSubscriptions(again, kind: kind, on: connection) }
+            state.withLock { state in
+                state.unsubscribing -= 1
+                state.resubscribedAfterUnsubscribe += again.count
+            }
         }
+    }
+
+    /// UNSUBSCRIBEs still on their way, and channels subscribed again after one (tests).
+    package var unsubscribeProgress: (pending: Int, restored: Int) {
+        state.withLock { ($0.unsubscribing, $0.resubscribedAfterUnsubscribe) }
     }
 
     /// The live subscriber connection, connecting (once, shared) if needed.
