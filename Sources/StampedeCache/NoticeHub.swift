@@ -199,8 +199,8 @@ package final class NoticeHub: Sendable {
 
     private func handle(_ event: RedisPubSubEvent, on channel: String) {
         switch event {
-        case .reconnected:
-            logger.info("notice channel re-subscribed; waking followers to re-check", metadata: ["channel": "\(channel)"])
+        case .reconnected, .overflow:
+            logger.info("notices may have been missed; waking followers to re-check", metadata: ["channel": "\(channel)", "event": "\(event)"])
             wakeEveryone(.reconnected)
         case .message(let message):
             if message.payload.readableBytesView.starts(with: "probe|".utf8) { return }  // a permission check's PUBLISH

@@ -4,7 +4,7 @@ import CoreMetrics
 ///
 /// Names: `redis_commands_total`, `redis_command_errors_total{code}`, `redis_command_duration_seconds`,
 /// `redis_reconnects_total`, `redis_connect_failures_total`, `redis_noscript_reloads_total`,
-/// `redis_pubsub_resubscribes_total`. Every instrument carries the `client` dimension (the label you chose).
+/// `redis_pubsub_resubscribes_total`, `redis_pubsub_keepalive_pings_total`. Every instrument carries the `client` dimension (the label you chose).
 struct ClientMetrics: Sendable {
     let commands: Counter
     let duration: Timer
@@ -12,6 +12,7 @@ struct ClientMetrics: Sendable {
     let connectFailures: Counter
     let noscriptReloads: Counter
     let resubscribes: Counter
+    let keepalivePings: Counter
     private let errors: [RedisError.Code: Counter]
     private let otherErrors: Counter
 
@@ -23,6 +24,7 @@ struct ClientMetrics: Sendable {
         connectFailures = Counter(label: "redis_connect_failures_total", dimensions: client)
         noscriptReloads = Counter(label: "redis_noscript_reloads_total", dimensions: client)
         resubscribes = Counter(label: "redis_pubsub_resubscribes_total", dimensions: client)
+        keepalivePings = Counter(label: "redis_pubsub_keepalive_pings_total", dimensions: client)
         var errors: [RedisError.Code: Counter] = [:]
         for code in [RedisError.Code.connection, .timeout, .protocolError, .server, .authentication, .configuration, .cancelled, .shutdown] {
             errors[code] = Counter(label: "redis_command_errors_total", dimensions: client + [("code", code.description)])

@@ -72,6 +72,9 @@ public struct RedisConfiguration: Sendable, Hashable {
     /// The largest reply accepted (bytes, array elements, nesting); a reply past them closes the
     /// connection with ``RedisError/Code/protocolError`` before it is buffered.
     public var replyLimits: RESPReplyLimits = RESPReplyLimits()
+    /// How often the idle subscriber connection sends `PING`, so a connection a proxy or NAT
+    /// dropped silently is noticed (the PING times out) and re-established (1 s – 1 h).
+    public var subscriberKeepalive: Duration = .seconds(30)
 
     /// A configuration for `endpoint` with defaults: no auth, database 0, 5 s timeouts, 2 connections.
     public init(
@@ -115,6 +118,9 @@ public struct RedisConfiguration: Sendable, Hashable {
         if connectTimeout <= .zero { throw bad("connectTimeout must be positive") }
         if commandTimeout <= .zero { throw bad("commandTimeout must be positive") }
         if poolSize < 1 || poolSize > 64 { throw bad("poolSize \(poolSize) must be between 1 and 64") }
+        if subscriberKeepalive < .seconds(1) || subscriberKeepalive > .seconds(3600) {
+            throw bad("subscriberKeepalive \(subscriberKeepalive) must be between 1 s and 1 h")
+        }
         if reconnectBackoff.initial <= .zero || reconnectBackoff.maximum < reconnectBackoff.initial {
             throw bad("reconnectBackoff needs 0 < initial <= maximum")
         }

@@ -9,6 +9,10 @@ public enum RedisPubSubEvent: Sendable, Hashable {
     /// The subscriber connection dropped and was re-established, and every subscription was restored.
     /// Messages published while it was down **may have been missed**: re-check any state you were waiting on.
     case reconnected
+    /// This subscription's buffer was full (its consumer fell behind by
+    /// ``RedisSubscriber/bufferLimit`` events): its oldest events were discarded, `dropped` of them
+    /// messages. Treat it like ``reconnected``: re-check any state you were waiting on.
+    case overflow(dropped: Int)
 }
 
 /// One published message.
@@ -109,9 +113,35 @@ public final class RedisSubscriber: Sendable {
         try await add(patterns, kind: .pattern)
     }
 
+    /// How many undelivered events a subscription stream holds before it drops the oldest and
+    /// reports ``RedisPubSubEvent/overflow(dropped:)``.
+    public static let bufferLimit = 10_000
+
     private func add(_ names: [String], kind: Kind) async throws(RedisError) -> RedisSubscription {
-        let (stream, continuation) = AsyncStream<RedisPubSubEvent>.makeStream(bufferingPolicy: .bufferingNewest(10_000))
-        let listener = Listener(deliver: { continuation.yield($0) }, finish: { continuation.finish() })
+        let (stream, continuation) = AsyncStream<RedisPubSubEvent>.makeStream(bufferingPolicy: .bufferingNewest(Self.bufferLimit))
+        // A full buffer drops its oldest event; the consumer is told, in the stream itself and with
+        // the next event, how many messages it lost (never silently). A dropped overflow notice
+        // hands its count on to the next one.
+        let unreported = Mutex<(messages: Int, any: Bool)>((0, false))
+        let listener = Listener(deliver: { event in
+            func account(_ result: AsyncStream<RedisPubSubEvent>.Continuation.YieldResult) {
+                guard case .dropped(let lost) = result else { return }
+                unreported.withLock { state in
+                    state.any = true
+                    switch lost {
+                    case .message: state.messages += 1
+                    case .overflow(let count): state.messages += count
+                    case .reconnected: break
+                    }
+                }
+            }
+            let pending = unreported.withLock { state -> Int? in
+                defer { state = (0, false) }
+                return state.any ? state.messages : nil
+            }
+            if let pending { account(continuation.yield(.overflow(dropped: pending))) }
+            account(continuation.yield(event))
+        }, finish: { continuation.finish() })
         let id = try await add(names, kind: kind, listener: listener)
         continuation.onTermination = { [weak self] _ in self?.remove(id: id, names: names, kind: kind) }
         return RedisSubscription(stream: stream)
@@ -247,9 +277,21 @@ public final class RedisSubscriber: Sendable {
     private func connectAndInstall(isReconnect: Bool) async throws -> RedisConnection {
         do {
             let connection = try await RedisConnection.connect(configuration: configuration, eventLoop: eventLoop, logger: logger)
+            // Keepalive: an idle subscriber connection that a proxy or NAT dropped without a FIN is
+            // noticed by a PING that times out (which closes it, and the subscriber reconnects).
+            let keepalive = eventLoop.scheduleRepeatedTask(
+                initialDelay: TimeAmount(configuration.subscriberKeepalive), delay: TimeAmount(configuration.subscriberKeepalive)
+            ) { [weak self] _ in
+                guard connection.isActive else { return }
+                self?.metrics.keepalivePings.increment()
+                Task { _ = try? await connection.send(RedisCommand("PING")) }
+            }
             await connection.setHandlers(
                 onPush: { [weak self] value in self?.dispatch(value) },
-                onClose: { [weak self] _ in self?.connectionClosed(connection) }
+                onClose: { [weak self] _ in
+                    keepalive.cancel()
+                    self?.connectionClosed(connection)
+                }
             )
             let closed = state.withLock { state in
                 state.connecting = nil
