@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 
 /// A finished chat completion: the part of an OpenAI response worth caching.
 public struct ChatCompletion: Sendable, Hashable, Codable {

@@ -25,7 +25,7 @@ struct BlastRadiusTests {
                 for index in 0..<5 { group.addTask { try await cache.value(for: "k\(index)", compute: upstream.compute("again")) } }
                 return try await group.reduce(into: []) { $0.append($1) }
             }
-            #expect(results.map(\.source) == Array(repeating: .freshHit, count: 5))
+            #expect(results.map(\.source) == Array(repeating: .freshHit, count: 5), "\(results.compactMap(\.notCachedBecause)) retries=\(cache.diagnostics.redisRetries)")
             #expect(upstream.count == 5, "only the 5 initial computations")
             #expect(cache.diagnostics.redisRetries >= 1)
             await cache.close()

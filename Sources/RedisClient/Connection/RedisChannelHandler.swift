@@ -189,6 +189,7 @@ package final class RedisChannelHandler: ChannelInboundHandler {
             if let deadline { armTimer(for: deadline) }
         case .timedOut(let continuation, let error):
             logger.warning("Redis command timed out; closing the connection", metadata: ["in_flight": "\(stateMachine.inFlight)"])
+            closedFlag.set()  // before anyone is resumed: a caller retrying at once must not pick this connection
             continuation?.resume(throwing: error)
             close(RedisError(code: .connection, message: "the connection was discarded after another command on it timed out"))
         }

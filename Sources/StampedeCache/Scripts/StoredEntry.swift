@@ -1,0 +1,88 @@
+package import NIOCore
+import RedisClient
+
+/// A stored entry: the string at `P{E}:v` is a header `sc2 <fu> <su> <ct> <cms> <fence>\n` and then
+/// the value bytes. `su` (servable-until = fresh-until + the policy's staleFor) bounds every
+/// answer; the key's expiry is only how long Redis keeps the bytes (hot keys keep them longer).
+package struct StoredEntry: Sendable {
+    package var value: ByteBuffer
+    package var freshUntil: Int64
+    /// Servable-until: no answer is served from this entry at or after this server time.
+    package var staleUntil: Int64
+    package var createdAt: Int64
+    package var computeMillis: Int64
+    package var fence: Int64
+    /// The Redis server's time when the entry was read.
+    package var now: Int64
+    /// This process's clock when the entry was read (to age the entry while it is held, e.g. as a
+    /// fail-safe fallback: the server clock advances at the same rate).
+    package var readAt: ContinuousClock.Instant
+
+    /// The longest `su - ct` a valid header can have: the policy's 10-year limit plus slack.
+    package static let maximumSpanMillis: Int64 = 316_000_000_000
+    /// Fence tokens stay below 10^15 (15 digits, exact in a Lua double).
+    package static let tokenLimit: Int64 = 1_000_000_000_000_000
+
+    /// The server time now, estimated from the read and this process's elapsed time.
+    package func serverNow(at instant: ContinuousClock.Instant = .now) -> Int64 {
+        now + max(0, (instant - readAt).wholeMilliseconds)
+    }
+
+    package var age: Duration { .milliseconds(max(0, now - createdAt)) }
+    package var staleness: Duration { .milliseconds(max(0, now - freshUntil)) }
+    package var isFresh: Bool { now < freshUntil }
+
+    /// The same entry as it is at `instant` (its server time advanced by the time held here).
+    package func aged(to instant: ContinuousClock.Instant = .now) -> StoredEntry {
+        var copy = self
+        copy.now = serverNow(at: instant)
+        copy.readAt = instant
+        return copy
+    }
+
+    /// Whether the entry may still be served (before its servable-until), at `instant`.
+    package func isServable(at instant: ContinuousClock.Instant = .now) -> Bool {
+        serverNow(at: instant) < staleUntil
+    }
+
+    /// Parses a stored blob; `nil` if its header is not a valid `sc2` header: five decimal fields of
+    /// at most 16 digits and 2^53-1 (like the scripts: Lua numbers are doubles), with
+    /// `ct <= fu <= su`, `su - ct <=` ``maximumSpanMillis`` and a fence below 10^15 - 1.
+    package init?(blob: ByteBuffer, now: Int64, readAt: ContinuousClock.Instant = .now) {
+        let bytes = blob.readableBytesView
+        guard bytes.starts(with: "sc2 ".utf8), let newline = bytes.prefix(96).firstIndex(of: UInt8(ascii: "\n")) else { return nil }
+        var fields: [Int64] = []
+        fields.reserveCapacity(5)
+        var current: Int64 = 0
+        var digits = 0
+        for byte in bytes[(bytes.startIndex + 4)..<newline] {
+            if byte == UInt8(ascii: " ") {
+                guard digits > 0 else { return nil }
+                fields.append(current)
+                current = 0
+                digits = 0
+            } else if byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9"), digits < 16 {
+                current = current * 10 + Int64(byte - UInt8(ascii: "0"))
+                digits += 1
+                guard current <= 9_007_199_254_740_991 else { return nil }
+            } else {
+                return nil
+            }
+        }
+        guard digits > 0 else { return nil }
+        fields.append(current)
+        guard fields.count == 5 else { return nil }
+        let (fu, su, ct, cms, fence) = (fields[0], fields[1], fields[2], fields[3], fields[4])
+        guard ct <= fu, fu <= su, su - ct <= Self.maximumSpanMillis, fence < Self.tokenLimit - 1 else { return nil }
+        let headerLength = newline - bytes.startIndex + 1
+        guard let value = blob.getSlice(at: blob.readerIndex + headerLength, length: blob.readableBytes - headerLength) else { return nil }
+        self.value = value
+        self.freshUntil = fu
+        self.staleUntil = su
+        self.createdAt = ct
+        self.computeMillis = cms
+        self.fence = fence
+        self.now = now
+        self.readAt = readAt
+    }
+}
