@@ -35,7 +35,7 @@ public struct CachePolicy: Sendable, Hashable {
         /// Compute directly (uncached), at most `maxConcurrentComputations` at a time in this process,
         /// and say so in ``CacheSource/uncachedRedisUnavailable``.
         case failOpen(maxConcurrentComputations: Int)
-        /// Throw ``CacheError/redisUnavailable(_:)``.
+        /// Throw ``CacheError/Code/redisUnavailable``.
         case failClosed
     }
 
@@ -63,13 +63,13 @@ public struct CachePolicy: Sendable, Hashable {
     /// Fallback re-check for followers in case a completion notice is lost.
     public var followerRecheckInterval: Duration
     /// The longest a follower waits for another worker's computation before failing with
-    /// ``CacheError/waitTimedOut(key:waited:)``. Default: 2 × ``lockTTL``.
+    /// ``CacheError/Code/waitTimedOut``. Default: 2 × ``lockTTL``.
     public var maxWait: Duration?
     /// How long fence counters outlive their entry (protects against very late zombie writers).
     public var fenceRetention: Duration
     /// How many times a follower whose awaited computation failed, and who has no stale value to
     /// serve, goes back to get-or-lock (becoming the next leader, or waiting for it) before it
-    /// returns ``CacheError/computationFailedElsewhere(key:message:)``. Each retry round costs at
+    /// returns ``CacheError/Code/computationFailedElsewhere``. Each retry round costs at
     /// most one upstream call fleet-wide. Default `1`: followers get one fresh single-flight round,
     /// so a transient failure reaches no more callers than cache-aside would give them. A failure
     /// that a retry cannot fix (a ``RetryClassifiedError`` whose ``RetryClassifiedError/retryCanSucceed``

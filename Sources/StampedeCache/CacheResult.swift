@@ -122,7 +122,7 @@ public struct CacheRequestOptions: Sendable, Hashable {
 
     /// Checks the per-call settings (a value computed with an unusable freshness would never be
     /// stored, and its lock would be held until it expired).
-    /// - Throws: ``CacheError/invalidOption(_:problem:)`` naming the option.
+    /// - Throws: ``CacheError/Code/invalidOption`` naming the option.
     public func validate() throws(CacheError) {
         let tenYears = Duration.seconds(10 * 365 * 86_400)
         if let freshFor {
