@@ -51,35 +51,7 @@
 --       current_fence is the entry's committed fence (0 if no valid entry).
 --   Errors: "ERR stampede: commit: ..." for bad KEYS/ARGV.
 
-local SCRIPT = 'commit'
-
-local function bad(msg)
-  return redis.error_reply('ERR stampede: ' .. SCRIPT .. ': ' .. msg)
-end
-
-local function shown(s)
-  s = tostring(s)
-  if #s > 32 then s = string.sub(s, 1, 32) .. '...' end
-  return "'" .. string.gsub(s, '[^%w%.%+%-]', '?') .. "'"
-end
-
-local function int_arg(i, min)
-  local s = ARGV[i]
-  if not string.match(s, '^[0-9]+$') or #s > 15 then return nil end
-  local n = tonumber(s)
-  if n < min then return nil end
-  return n
-end
-
-local function num_arg(i)
-  local n = tonumber(ARGV[i])
-  if n == nil or n ~= n or n == math.huge or n == -math.huge then return nil end
-  return n
-end
-
-local function fmtint(n)
-  return string.format('%d', n)
-end
+SCRIPT = 'commit'
 
 if #KEYS ~= 3 then
   return bad('expected 3 KEYS (entry, lock, fence), got ' .. #KEYS)

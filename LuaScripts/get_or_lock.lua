@@ -73,37 +73,7 @@
 --       again (a valid entry is never deleted for a broken lock or fence).
 --   Errors: "ERR stampede: get_or_lock: ..." for bad KEYS/ARGV.
 
-local SCRIPT = 'get_or_lock'
-
-local function bad(msg)
-  return redis.error_reply('ERR stampede: ' .. SCRIPT .. ': ' .. msg)
-end
-
-local function shown(s)
-  s = tostring(s)
-  if #s > 32 then s = string.sub(s, 1, 32) .. '...' end
-  return "'" .. string.gsub(s, '[^%w%.%+%-]', '?') .. "'"
-end
-
--- Non-negative decimal integer of at most 15 digits (exact in a double), >= min.
-local function int_arg(i, min)
-  local s = ARGV[i]
-  if not string.match(s, '^[0-9]+$') or #s > 15 then return nil end
-  local n = tonumber(s)
-  if n < min then return nil end
-  return n
-end
-
--- Finite decimal number.
-local function num_arg(i)
-  local n = tonumber(ARGV[i])
-  if n == nil or n ~= n or n == math.huge or n == -math.huge then return nil end
-  return n
-end
-
-local function fmtint(n)
-  return string.format('%d', n)
-end
+SCRIPT = 'get_or_lock'
 
 -- Header field: decimal digits, exact in a double (<= 2^53 - 1).
 local MAX_EXACT = 9007199254740991

@@ -34,17 +34,7 @@
 --   Errors: "ERR stampede: handoff: ..." for bad KEYS/ARGV.
 -- No time is used by this script.
 
-local SCRIPT = 'handoff'
-
-local function bad(msg)
-  return redis.error_reply('ERR stampede: ' .. SCRIPT .. ': ' .. msg)
-end
-
-local function shown(s)
-  s = tostring(s)
-  if #s > 32 then s = string.sub(s, 1, 32) .. '...' end
-  return "'" .. string.gsub(s, '[^%w%.%+%-]', '?') .. "'"
-end
+SCRIPT = 'handoff'
 
 if #KEYS ~= 3 then
   return bad('expected 3 KEYS (entry, lock, hand-off), got ' .. #KEYS)

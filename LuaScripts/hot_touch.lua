@@ -45,30 +45,7 @@
 --   Errors: "ERR stampede: hot_touch: ..." for bad KEYS/ARGV; WRONGTYPE if
 --   KEYS[3] is not a hash.
 
-local SCRIPT = 'hot_touch'
-
-local function bad(msg)
-  return redis.error_reply('ERR stampede: ' .. SCRIPT .. ': ' .. msg)
-end
-
-local function shown(s)
-  s = tostring(s)
-  if #s > 32 then s = string.sub(s, 1, 32) .. '...' end
-  return "'" .. string.gsub(s, '[^%w%.%+%-]', '?') .. "'"
-end
-
--- Non-negative decimal integer of at most 15 digits (exact in a double), >= min.
-local function int_arg(i, min)
-  local s = ARGV[i]
-  if not string.match(s, '^[0-9]+$') or #s > 15 then return nil end
-  local n = tonumber(s)
-  if n < min then return nil end
-  return n
-end
-
-local function fmtint(n)
-  return string.format('%d', n)
-end
+SCRIPT = 'hot_touch'
 
 if #KEYS ~= 3 then
   return bad('expected 3 KEYS (entry, fence, hot), got ' .. #KEYS)

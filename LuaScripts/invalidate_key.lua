@@ -32,17 +32,7 @@
 --   Errors: "ERR stampede: invalidate_key: ..." for bad KEYS/ARGV.
 -- No time is used by this script.
 
-local SCRIPT = 'invalidate_key'
-
-local function bad(msg)
-  return redis.error_reply('ERR stampede: ' .. SCRIPT .. ': ' .. msg)
-end
-
-local function shown(s)
-  s = tostring(s)
-  if #s > 32 then s = string.sub(s, 1, 32) .. '...' end
-  return "'" .. string.gsub(s, '[^%w%.%+%-]', '?') .. "'"
-end
+SCRIPT = 'invalidate_key'
 
 if #KEYS ~= 2 then
   return bad('expected 2 KEYS (entry, lock), got ' .. #KEYS)

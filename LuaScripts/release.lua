@@ -39,17 +39,7 @@
 --   Errors: "ERR stampede: release: ..." for bad KEYS/ARGV.
 -- Time (only for the hold): redis.call('TIME'), ms = s*1000 + floor(us/1000).
 
-local SCRIPT = 'release'
-
-local function bad(msg)
-  return redis.error_reply('ERR stampede: ' .. SCRIPT .. ': ' .. msg)
-end
-
-local function shown(s)
-  s = tostring(s)
-  if #s > 32 then s = string.sub(s, 1, 32) .. '...' end
-  return "'" .. string.gsub(s, '[^%w%.%+%-]', '?') .. "'"
-end
+SCRIPT = 'release'
 
 if #KEYS ~= 2 then
   return bad('expected 2 KEYS (entry, lock), got ' .. #KEYS)

@@ -181,13 +181,19 @@ def parse_blob(blob):
     return tuple(int(x) for x in m.groups()) + (blob[m.end():],)
 
 
+with open(os.path.join(HERE, "prelude.lua"), "rb") as _f:
+    PRELUDE = _f.read()
+
+
 def run(c, sub):
     sha = {}
     for name in SCRIPTS:
         with open(os.path.join(HERE, name + ".lua"), "rb") as f:
-            text = f.read()
-        check(text.startswith(b"-- StampedeCache :: " + name.encode() + b".lua\n"),
+            own = f.read()
+        check(own.startswith(b"-- StampedeCache :: " + name.encode() + b".lua\n"),
               name + ": starts with its header comment")
+        # What runs on the server (and what the embedded Swift copy holds): prelude + script.
+        text = PRELUDE + own
         got = c.call("SCRIPT", "LOAD", text).decode()
         check(got == hashlib.sha1(text).hexdigest(), name + ": SCRIPT LOAD sha == sha1(file bytes)")
         sha[name] = got

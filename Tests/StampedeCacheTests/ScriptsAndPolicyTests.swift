@@ -10,15 +10,20 @@ struct ScriptsAndPolicyTests {
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         .appending(path: "LuaScripts")
 
-    @Test("every LuaScripts/*.lua file is embedded byte for byte, and nothing else")
+    @Test("every LuaScripts/*.lua script is embedded byte for byte after prelude.lua, its helpers live only in the prelude, and nothing else is embedded")
     func embeddedScriptsEqualFiles() throws {
         let files = try FileManager.default.contentsOfDirectory(at: Self.luaDirectory, includingPropertiesForKeys: nil)
             .filter { $0.pathExtension == "lua" }
-        #expect(files.count == 6)
-        #expect(Set(files.map { $0.deletingPathExtension().lastPathComponent }) == Set(EmbeddedLuaScripts.sources.keys))
-        for file in files {
+        #expect(files.count == 7)
+        let prelude = try String(contentsOf: Self.luaDirectory.appending(path: "prelude.lua"), encoding: .utf8)
+        let scripts = files.filter { $0.lastPathComponent != "prelude.lua" }
+        #expect(Set(scripts.map { $0.deletingPathExtension().lastPathComponent }) == Set(EmbeddedLuaScripts.sources.keys))
+        for file in scripts {
             let onDisk = try String(contentsOf: file, encoding: .utf8)
-            #expect(EmbeddedLuaScripts.sources[file.deletingPathExtension().lastPathComponent] == onDisk, "\(file.lastPathComponent)")
+            #expect(EmbeddedLuaScripts.sources[file.deletingPathExtension().lastPathComponent] == prelude + onDisk, "\(file.lastPathComponent)")
+            for helper in ["bad", "shown", "int_arg", "num_arg", "fmtint"] {
+                #expect(!onDisk.contains("local function \(helper)("), "\(file.lastPathComponent) defines \(helper) again; it lives in prelude.lua")
+            }
         }
         #expect(CacheScripts.all.map(\.name).sorted() == ["commit", "get_or_lock", "handoff", "hot_touch", "invalidate_key", "release"])
     }
