@@ -1,3 +1,5 @@
+import Crypto
+
 /// A Lua script and its SHA-1, computed locally, ready for `EVALSHA`.
 ///
 /// ```swift
@@ -16,7 +18,10 @@ public struct RedisScript: Sendable, Hashable {
     public init(name: String, source: String) {
         self.name = name
         self.source = source
-        self.sha1 = SHA1.hexDigest(source.utf8)
+        self.sha1 = Insecure.SHA1.hash(data: Array(source.utf8)).map { byte in
+            let hex = String(byte, radix: 16)
+            return byte < 16 ? "0" + hex : hex
+        }.joined()
     }
 }
 
