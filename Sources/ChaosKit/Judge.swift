@@ -111,9 +111,13 @@ extension ChaosRunner {
                     sources[record.calledUpstream || source != "computed" ? source : "coalesced_in_process", default: 0] += 1
                 }
             }
-            let latencies = records.map { ($0.end - $0.start).milliseconds }.sorted()
-            maxMs = latencies.last ?? 0
-            p99Ms = latencies.isEmpty ? 0 : latencies[min(latencies.count - 1, Int(Double(latencies.count) * 0.99))]
+            var latencies = LatencySamples()
+            for record in records {
+                let ms = (record.end - record.start).milliseconds
+                maxMs = max(maxMs, ms)
+                latencies.append(Int64(ms * 1_000_000))
+            }
+            p99Ms = latencies.percentileMicros(99) / 1_000
         }
 
         var staleUntilVerdict: InvariantVerdict {

@@ -143,8 +143,16 @@ final class WorkerChild: Sendable {
     /// Waits for the worker to exit and reads its summary (`nil` if it was killed or printed none).
     func finish() async -> WorkerSummary? {
         let handle = output.fileHandleForReading
-        let data = await Task.detached { handle.readDataToEndOfFile() }.value
-        process.waitUntilExit()
+        let process = self.process
+        // On a Dispatch thread: a blocking read (one per worker) must not hold one of the few
+        // threads of Swift's cooperative pool, which the fleet's callers need meanwhile.
+        let data = await withCheckedContinuation { (continuation: CheckedContinuation<Data, Never>) in
+            DispatchQueue.global().async {
+                let data = handle.readDataToEndOfFile()
+                process.waitUntilExit()
+                continuation.resume(returning: data)
+            }
+        }
         ProcessCleanup.unregister(pid: process.processIdentifier)
         guard process.terminationReason == .exit, process.terminationStatus == 0 else { return nil }
         let line = String(decoding: data, as: UTF8.self).split(whereSeparator: \.isNewline).last.map(String.init) ?? ""

@@ -160,7 +160,7 @@ package func readmeExampleMatches(_ name: String, document: String = "README.md"
     )
 }
 
-import Foundation
+package import Foundation
 
 /// The `stampede` executable next to the test bundle (built by `swift build` / `make test`).
 package func stampedeBinary() throws -> String {
@@ -169,6 +169,13 @@ package func stampedeBinary() throws -> String {
         if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate.path }
     }
     throw RedisError(code: .configuration, message: "the stampede executable is not built next to \(directory.path); run `swift build` first (make test does)")
+}
+
+/// Reads `handle` to its end on a Dispatch thread, off Swift's cooperative pool.
+package func readToEnd(_ handle: FileHandle) async -> Data {
+    await withCheckedContinuation { continuation in
+        DispatchQueue.global().async { continuation.resume(returning: handle.readDataToEndOfFile()) }
+    }
 }
 
 /// Runs the `stampede` executable with `arguments` and extra environment; returns exit status, stdout and stderr.
@@ -190,10 +197,11 @@ package func runStampede(_ arguments: [String], environment: [String: String] = 
         try await Task.sleep(for: timeout)
         process.terminate()
     }
-    // Both pipes are drained at once: reading one to its end first would deadlock once the
-    // other filled its 64 KiB pipe buffer.
-    async let stdoutData = Task.detached { out.fileHandleForReading.readDataToEndOfFile() }.value
-    async let stderrData = Task.detached { err.fileHandleForReading.readDataToEndOfFile() }.value
+    // Both pipes are drained at once (reading one to its end first would deadlock once the other
+    // filled its 64 KiB pipe buffer), each on a Dispatch thread: a blocking read must not occupy
+    // one of the few threads of Swift's cooperative pool, which every other test needs.
+    async let stdoutData = readToEnd(out.fileHandleForReading)
+    async let stderrData = readToEnd(err.fileHandleForReading)
     let (stdout, stderr) = await (stdoutData, stderrData)
     process.waitUntilExit()
     killer.cancel()

@@ -5,7 +5,7 @@ import StampedeCache
 import Testing
 
 /// Runs `stampede cache get` in its own process, optionally under libfaketime with a shifted clock.
-private func stampedeGet(url: String, namespace: String, key: String, value: String, clockOffset: String?) throws -> [String: Any] {
+private func stampedeGet(url: String, namespace: String, key: String, value: String, clockOffset: String?) async throws -> [String: Any] {
     let binary = try stampedeBinary()
     let process = Process()
     var arguments = [binary, "cache", "get", "--redis-url", url, "--namespace", namespace, "--key", key, "--value", value,
@@ -23,7 +23,7 @@ private func stampedeGet(url: String, namespace: String, key: String, value: Str
     process.standardOutput = output
     process.standardError = FileHandle.nullDevice
     try process.run()
-    let data = output.fileHandleForReading.readDataToEndOfFile()
+    let data = await readToEnd(output.fileHandleForReading)
     process.waitUntilExit()
     guard process.terminationStatus == 0, let object = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
         throw CacheError(code: .invalidKey, key: key, message: "stampede cache get failed (\(process.terminationStatus)): \(String(decoding: data, as: UTF8.self))")
@@ -44,7 +44,7 @@ struct ClockSkewTests {
         #expect(committed.source == .computed)
         // While it is fresh by the server's clock: every worker sees a fresh hit, whatever its own clock says.
         for offset in [nil, "+2h", "-2h"] {
-            let answer = try stampedeGet(url: url, namespace: namespace, key: "k", value: "other", clockOffset: offset)
+            let answer = try await stampedeGet(url: url, namespace: namespace, key: "k", value: "other", clockOffset: offset)
             #expect(answer["source"] as? String == "fresh_hit", "offset \(offset ?? "none"): \(answer)")
             #expect(answer["value"] as? String == "v1")
             let age = answer["age_ms"] as? Int ?? -1
@@ -54,7 +54,7 @@ struct ClockSkewTests {
         try await Task.sleep(for: .milliseconds(1_700))
         var sources: [String] = []
         for offset in ["-2h", "+2h", nil] {
-            let answer = try stampedeGet(url: url, namespace: namespace, key: "k", value: "v2", clockOffset: offset)
+            let answer = try await stampedeGet(url: url, namespace: namespace, key: "k", value: "v2", clockOffset: offset)
             sources.append(answer["source"] as? String ?? "?")
         }
         #expect(sources.allSatisfy { $0.hasPrefix("stale_hit") || $0 == "fresh_hit" }, "\(sources)")

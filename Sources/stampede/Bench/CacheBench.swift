@@ -1,4 +1,5 @@
 import ArgumentParser
+import ChaosKit
 import Foundation
 import Logging
 import RedisClient

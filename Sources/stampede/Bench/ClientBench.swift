@@ -1,4 +1,5 @@
 import ArgumentParser
+import ChaosKit
 import CHiredis
 import Foundation
 import NIOCore
