@@ -11,7 +11,7 @@ import Testing
 private let quiet = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
 
 /// A worker: its own Redis connections and LLMCache, calling the simulated upstream.
-private func makeWorker(_ url: String, server: SimulatedLLMServer, namespace: String, id: String, policy: CachePolicy? = nil, cacheability: CacheabilityPolicy = .init(), gate: UpstreamGate? = nil) async throws -> (RedisClient, LLMCache) {
+private func makeWorker(_ url: String, server: SimulatedLLMServer, namespace: String, id: String, policy: CachePolicy? = nil, cacheability: CacheabilityPolicy = .init(), gate: TestGate? = nil) async throws -> (RedisClient, LLMCache) {
     let redis = try makeClient(url, poolSize: 1)
     let client = OpenAIClient(configuration: OpenAIConfiguration(baseURL: server.baseURL, apiKey: "k", maxRetries: 0, workerID: id), logger: quiet)
     let upstream: any ChatCompletionUpstream = gate.map { GatedUpstream(base: client, gate: $0) } ?? client
@@ -25,45 +25,18 @@ private func makeWorker(_ url: String, server: SimulatedLLMServer, namespace: St
     return (redis, try LLMCache(redis: redis, upstream: upstream, configuration: configuration, logger: quiet))
 }
 
-/// Holds upstream calls until the test opens it, so a test orders events without sleeping.
-private final class UpstreamGate: Sendable {
-    private let state = Mutex<(open: Bool, arrived: Int, waiters: [CheckedContinuation<Void, Never>])>((false, 0, []))
-
-    var arrived: Int { state.withLock { $0.arrived } }
-
-    func open() {
-        let waiters = state.withLock { state in
-            state.open = true
-            defer { state.waiters = [] }
-            return state.waiters
-        }
-        for waiter in waiters { waiter.resume() }
-    }
-
-    func pass() async {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let isOpen = state.withLock { state in
-                state.arrived += 1
-                if !state.open { state.waiters.append(continuation) }
-                return state.open
-            }
-            if isOpen { continuation.resume() }
-        }
-    }
-}
-
 /// An upstream whose calls wait at a gate before going to `base`.
 private struct GatedUpstream: ChatCompletionUpstream {
     let base: any ChatCompletionUpstream
-    let gate: UpstreamGate
+    let gate: TestGate
 
     func complete(_ request: ChatRequest, deadline: ContinuousClock.Instant) async throws -> ChatCompletion {
-        await gate.pass()
+        try await gate.pass()
         return try await base.complete(request, deadline: deadline)
     }
 
     func stream(_ request: ChatRequest, deadline: ContinuousClock.Instant, onDelta: @escaping @Sendable (String) -> Void) async throws -> ChatCompletion {
-        await gate.pass()
+        try await gate.pass()
         return try await base.stream(request, deadline: deadline, onDelta: onDelta)
     }
 }
@@ -170,7 +143,7 @@ struct LLMCacheTests {
         let server = try await SimulatedLLMServer.start(.init(latency: .fixed(.milliseconds(20)), streamChunks: 5), apiKey: "k")
         let url = try TestRedis.sharedURL
         let ns = namespace()
-        let gate = UpstreamGate()
+        let gate = TestGate()
         let (redisA, leader) = try await makeWorker(url, server: server, namespace: ns, id: "a", gate: gate)
         let (redisB, follower) = try await makeWorker(url, server: server, namespace: ns, id: "b")
         func collect(_ stream: AsyncThrowingStream<ChatStreamEvent, any Error>) async throws -> (deltas: [String], result: LLMResult?) {
