@@ -26,10 +26,9 @@ final class Lifecycle: Sendable {
         }
     }
 
-    /// Returns true for the first call (which prepares the cache); marks background work as running.
+    /// Returns true for the first call (which prepares the cache).
     func claimStart() -> Bool {
         state.withLock { state in
-            state.backgroundRunning = true
             defer { state.startClaimed = true }
             return !state.startClaimed
         }

@@ -19,6 +19,7 @@ extension StampedeCache {
         guard lifecycle.claimRun() else {
             throw CacheError(code: .closed, message: "the cache for namespace '\(namespace)' is closed or already running; run() runs once per cache")
         }
+        lifecycle.markBackgroundRunning()
         await start()
         await cancelWhenGracefulShutdown {
             await withTaskGroup(of: Void.self) { group in
