@@ -112,6 +112,10 @@ public final class StampedeCache: Sendable, Service {
     /// Exact counters of what this instance did (computations, wake-ups by path, takeovers, ...).
     public var diagnostics: CacheDiagnostics { diagnosticsBox.snapshot }
 
+    /// Callers of this process's client that are waiting for another worker's computation right now
+    /// (tools synchronise on it instead of sleeping).
+    package var waitingFollowers: Int { hub.waiterCount }
+
     // MARK: Public API
 
     /// The value for `key`: from the cache, from another worker's computation, or computed here.

@@ -125,14 +125,23 @@ struct CacheBench: AsyncParsableCommand {
         let computeDone = Box<ContinuousClock.Instant?>(nil)
         for index in 0..<handovers {
             let key = "handover-\(index)"
+            // Synchronised on events, not sleeps: the follower asks only once the leader holds the
+            // lock, and the leader's value is ready only once the follower is waiting for it.
+            let (computing, signal) = AsyncStream<Void>.makeStream()
             let leading = Task {
                 try await leader.value(for: key) {
-                    try await Task.sleep(for: .milliseconds(10))
+                    signal.yield()
+                    signal.finish()
+                    let deadline = ContinuousClock.now + .seconds(30)
+                    while follower.waitingFollowers == 0 {
+                        guard ContinuousClock.now < deadline else { throw ValidationError("hand-over \(index): the follower never waited") }
+                        try await Task.sleep(for: .milliseconds(1))
+                    }
                     computeDone.set(.now)  // the value is ready; what follows is commit + notice + re-check
                     return [1, 2, 3]
                 }
             }
-            try await Task.sleep(for: .milliseconds(2))
+            for await _ in computing { break }
             let result = try await follower.value(for: key) { () async throws -> [UInt8] in throw ValidationError("the follower must not compute") }
             let returned = ContinuousClock.now
             _ = try await leading.value
