@@ -234,13 +234,13 @@ struct BehaviourTests {
     func redisUnavailable() async throws {
         let client = try makeClient("redis://127.0.0.1:1", backoff: .init(initial: .milliseconds(10), maximum: .milliseconds(20)))
         let upstream = Upstream()
-        let open = try await StampedeCache(redis: client, namespace: "down", policy: testPolicy(), logger: TestRedis.logger)
+        let open = try StampedeCache(redis: client, namespace: "down", policy: testPolicy(), logger: TestRedis.logger)
         let result = try await open.value(for: "k", compute: upstream.compute("direct"))
         #expect(result.source == .uncachedRedisUnavailable)
         #expect(text(result.value) == "direct")
         var closedPolicy = testPolicy()
         closedPolicy.redisUnavailable = .failClosed
-        let closed = try await StampedeCache(redis: client, namespace: "down", policy: closedPolicy, logger: TestRedis.logger)
+        let closed = try StampedeCache(redis: client, namespace: "down", policy: closedPolicy, logger: TestRedis.logger)
         do {
             _ = try await closed.value(for: "k", compute: upstream.compute("never"))
             Issue.record("expected redisUnavailable")

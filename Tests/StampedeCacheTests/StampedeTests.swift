@@ -140,7 +140,7 @@ struct StampedeTests {
         let zombie = try await Worker.start(url, namespace: namespace, policy: policy)
         let live = try await Worker.start(url, namespace: namespace, policy: policy)
         let entry = try await zombie.cache.entryKeys(for: "k")
-        guard case .leader(let oldToken, _) = try await zombie.client.getOrLock(entry, policy: policy) else {
+        guard case .leader(let oldToken, _) = try await zombie.client.execute(GetOrLock(entry, policy: policy)) else {
             Issue.record("expected to lead")
             return
         }
@@ -148,10 +148,10 @@ struct StampedeTests {
         let upstream = Upstream()
         let fresh = try await live.cache.value(for: "k", compute: upstream.compute("newer"))
         #expect(fresh.source == .computed)
-        let late = try await zombie.client.commit(
+        let late = try await zombie.client.execute(Commit(
             entry, token: oldToken, value: ByteBuffer(string: "zombie"), policy: policy, freshFor: .seconds(60),
             computeTime: .seconds(2), channel: zombie.cache.keySpace.channel
-        )
+        ))
         guard case .rejected(let reason, let currentFence) = late else {
             Issue.record("zombie commit accepted: \(late)")
             return

@@ -35,6 +35,11 @@ extension RedisClient {
         var command = RedisCommand("EVALSHA", RedisArgument(script.sha1), RedisArgument(keys.count))
         for key in keys { command.append(key) }
         for arg in args { command.append(arg) }
+        return try await evalSHA(script, command: command, timeout: timeout)
+    }
+
+    /// Sends an already built `EVALSHA` of `script`; on `NOSCRIPT` loads the script and resends once.
+    func evalSHA(_ script: RedisScript, command: RedisCommand, timeout: Duration?) async throws(RedisError) -> RESPValue {
         do {
             return try await send(command, timeout: timeout)
         } catch where error.code == .server && error.message.hasPrefix("NOSCRIPT") {

@@ -126,7 +126,7 @@ extension StampedeCache {
             let reply: GetOrLockReply
             do {
                 let forced = force
-                reply = try await retryingOnce { try await self.redis.getOrLock(entry, policy: self.policy, force: forced) }
+                reply = try await retryingOnce { try await self.redis.execute(GetOrLock(entry, policy: self.policy, force: forced)) }
                 force = false
             } catch let error as RedisError {
                 if error.code == .cancelled { throw CancellationError() }

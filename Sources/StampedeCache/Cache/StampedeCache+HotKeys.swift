@@ -15,7 +15,7 @@ extension StampedeCache {
             for (entry, count) in batch {
                 group.addTask {
                     do {
-                        try await self.redis.hotTouch(entry, hits: count, policy: self.policy)
+                        try await self.redis.execute(HotTouch(entry, hits: count, policy: self.policy))
                     } catch {
                         self.logger.debug("hot-key hit counts not recorded", metadata: ["error": "\(error)"])
                     }

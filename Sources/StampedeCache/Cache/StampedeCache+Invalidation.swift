@@ -10,7 +10,7 @@ extension StampedeCache {
         try checkOpen()
         let entry = try keySpace.entry(key, generation: await currentGeneration())
         do {
-            return try await redis.invalidateEntry(entry, channel: keySpace.channel)
+            return try await redis.execute(InvalidateKey(entry, channel: keySpace.channel))
         } catch let error as RedisError {
             throw CacheError.redisFailure(error)
         }
@@ -43,7 +43,7 @@ extension StampedeCache {
             let ids = members.compactMap(\.string)
             let deleted = try await withThrowingTaskGroup(of: Bool.self) { group in
                 for id in ids {
-                    group.addTask { try await self.redis.invalidateEntry(EntryKeys(id: id), channel: self.keySpace.channel) }
+                    group.addTask { try await self.redis.execute(InvalidateKey(EntryKeys(id: id), channel: self.keySpace.channel)) }
                 }
                 return try await group.reduce(0) { $0 + ($1 ? 1 : 0) }
             }

@@ -51,7 +51,7 @@ extension StampedeCache {
             let message = timedOut ? "timed out after \(policy.computeTimeout)" : String(describing: error)
             logger.warning("computation failed; releasing the lock", metadata: ["key": "\(key)", "error": "\(message)", "retryable": "\(retryable)"])
             do {
-                try await redis.release(entry, token: token, channel: keySpace.channel, failure: String(message.prefix(500)), retryable: retryable, hold: hold)
+                try await redis.execute(Release(entry, token: token, channel: keySpace.channel, failure: message, retryable: retryable, hold: hold))
             } catch {
                 logger.warning("could not release the lock; it expires by its TTL", metadata: ["key": "\(key)", "error": "\(error)"])
             }
@@ -65,7 +65,7 @@ extension StampedeCache {
         guard value.readableBytes <= policy.maxValueBytes else {
             metrics.computation("too_large")
             let error = CacheError.valueTooLarge(key: key, size: value.readableBytes, limit: policy.maxValueBytes)
-            _ = try? await redis.release(entry, token: token, channel: keySpace.channel, failure: error.description, retryable: false, hold: .zero)
+            _ = try? await redis.execute(Release(entry, token: token, channel: keySpace.channel, failure: error.description, retryable: false))
             throw error
         }
         if case .deliverWithoutStoring(_, let reason) = computed {
@@ -75,10 +75,10 @@ extension StampedeCache {
         }
         metrics.computation("ok")
         do {
-            let reply = try await redis.commit(
+            let reply = try await redis.execute(Commit(
                 entry, token: token, value: value, policy: policy, freshFor: options.freshFor ?? policy.freshFor,
                 computeTime: computeTime, channel: keySpace.channel
-            )
+            ))
             switch reply {
             case .accepted(let freshUntil, let staleUntil, let now):
                 if !options.tags.isEmpty { await index(entry, tags: options.tags, retention: .milliseconds(staleUntil - now)) }
@@ -106,14 +106,14 @@ extension StampedeCache {
     /// releases the lock; if Redis refuses even that, releases the lock with a failure notice.
     func handOff(key: String, entry: EntryKeys, token: Int64, value: ByteBuffer, reason: String) async {
         do {
-            try await redis.handOff(entry, token: token, value: value, reason: reason, lifetime: Self.handoffLifetime, channel: keySpace.channel)
+            try await redis.execute(HandOff(entry, token: token, value: value, reason: reason, lifetime: Self.handoffLifetime, channel: keySpace.channel))
             diagnosticsBox.update { $0.handoffsGiven += 1 }
             return
         } catch {
             logger.warning("could not hand the value to waiting followers; releasing the lock", metadata: ["key": "\(key)", "error": "\(error)"])
         }
         do {
-            try await redis.release(entry, token: token, channel: keySpace.channel, failure: String(reason.prefix(500)), retryable: true, hold: .zero)
+            try await redis.execute(Release(entry, token: token, channel: keySpace.channel, failure: reason))
         } catch {
             logger.warning("could not release the lock; it expires by its TTL", metadata: ["key": "\(key)", "error": "\(error)"])
         }
