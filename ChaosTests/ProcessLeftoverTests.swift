@@ -2,6 +2,8 @@ import Foundation
 import RedisServerProcess
 import RedisTestSupport
 import SimulatedLLM
+import Subprocess
+import SystemPackage
 import Testing
 
 /// Children of the process whose pid is `parent`, from /proc (Linux).
@@ -36,34 +38,37 @@ private func waitUntil(_ what: String, limit: Duration = .seconds(60), _ conditi
 struct ProcessLeftoverTests {
     @Test("SIGTERM to stampede demo stops its private redis-server and removes its directory", arguments: [SIGTERM, SIGINT])
     func signalStopsPrivateServer(_ signalNumber: Int32) async throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try stampedeBinary())
-        process.arguments = ["demo", "--workers", "2", "--callers", "2", "--requests-per-caller", "100000", "--skip-cache-aside"]
-        var environment = ProcessInfo.processInfo.environment
-        environment["REDIS_URL"] = nil
-        process.environment = environment
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        var server: (pid: Int32, command: String)?
-        try await waitUntil("the demo starts its redis-server") {
-            server = children(of: process.processIdentifier).first { $0.command.contains("redis-server") }
-            return server != nil
+        let result = try await Subprocess.run(
+            .path(FilePath(try stampedeBinary())),
+            arguments: ["demo", "--workers", "2", "--callers", "2", "--requests-per-caller", "100000", "--skip-cache-aside"],
+            environment: .inherit.updating(["REDIS_URL": nil]),
+            input: .none, output: .discarded, error: .discarded
+        ) { execution -> (pid: Int32, directory: String?) in
+            let demo = execution.processIdentifier.value
+            var server: (pid: Int32, command: String)?
+            try await waitUntil("the demo starts its redis-server") {
+                server = children(of: demo).first { $0.command.contains("redis-server") }
+                return server != nil
+            }
+            let child = try #require(server)
+            // The server's directory holds its unix socket: "unixsocket:/tmp/stampede-redis-XXXX/redis.sock".
+            let directory = child.command.split(separator: " ").first { $0.contains("/redis.sock") }
+                .map { String($0.drop { $0 != "/" }).replacingOccurrences(of: "/redis.sock", with: "") }
+            try execution.send(signal: Signal(rawValue: signalNumber))
+            return (child.pid, directory)
         }
-        let child = try #require(server)
-        // The server's directory holds its unix socket: "unixsocket:/tmp/stampede-redis-XXXX/redis.sock".
-        let directory = child.command.split(separator: " ").first { $0.contains("/redis.sock") }
-            .map { String($0.drop { $0 != "/" }).replacingOccurrences(of: "/redis.sock", with: "") }
-        kill(process.processIdentifier, signalNumber)
-        process.waitUntilExit()
-        let bySignal = process.terminationReason == .uncaughtSignal && process.terminationStatus == signalNumber
-        let byConvention = process.terminationReason == .exit && process.terminationStatus == 128 + signalNumber
-        #expect(bySignal || byConvention, "ends with the signal's status: \(process.terminationReason.rawValue) \(process.terminationStatus)")
-        try await waitUntil("the redis-server is gone") { !isAlive(child.pid) }
+        // `run` returns once the demo has exited.
+        let ended = switch result.terminationStatus {
+        case .signaled(let signal): signal == signalNumber
+        case .exited(let code): code == 128 + signalNumber
+        }
+        #expect(ended, "ends with the signal's status: \(result.terminationStatus)")
+        let (server, directory) = result.closureResult
+        try await waitUntil("the redis-server is gone") { !isAlive(server) }
         if let directory {
             #expect(!FileManager.default.fileExists(atPath: directory), "\(directory) removed")
         } else {
-            Issue.record("no socket directory in \(child.command)")
+            Issue.record("no socket directory for the server \(server)")
         }
     }
 
@@ -72,22 +77,24 @@ struct ProcessLeftoverTests {
         let upstream = try await SimulatedLLMServer.start(.init(latency: .fixed(.milliseconds(5))), apiKey: "k")
         let records = FileManager.default.temporaryDirectory.appending(path: "leftover-\(UInt32.random(in: 0..<UInt32.max)).tsv").path
         // sh starts the worker in the background and is then killed: the worker is reparented.
-        let shell = Process()
-        shell.executableURL = URL(fileURLWithPath: "/bin/sh")
-        shell.arguments = ["-c", "STAMPEDE_PARENT_PID=$$ \"$0\" chaos-worker --upstream-url \"$1\" --namespace leftover --worker-index 0 --records \"$2\" --duration-ms 600000 & echo $! ; exec sleep 600", try stampedeBinary(), upstream.baseURL, records]
-        var environment = ProcessInfo.processInfo.environment
-        environment["REDIS_URL"] = try TestRedis.sharedURL
-        shell.environment = environment
-        let output = Pipe()
-        shell.standardOutput = output
-        shell.standardError = FileHandle.nullDevice
-        try shell.run()
-        let line = String(decoding: output.fileHandleForReading.availableData, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        let worker = try #require(Int32(line), "worker pid from sh: '\(line)'")
-        try await waitUntil("the worker is loading the upstream") { upstream.callCount > 0 }
-        #expect(isAlive(worker))
-        kill(shell.processIdentifier, SIGKILL)
-        shell.waitUntilExit()
+        let result = try await Subprocess.run(
+            .path("/bin/sh"),
+            arguments: ["-c", "STAMPEDE_PARENT_PID=$$ \"$0\" chaos-worker --upstream-url \"$1\" --namespace leftover --worker-index 0 --records \"$2\" --duration-ms 600000 & echo $! ; exec sleep 600", try stampedeBinary(), upstream.baseURL, records],
+            environment: .inherit.updating(["REDIS_URL": try TestRedis.sharedURL]),
+            input: .none, output: .sequence, error: .discarded
+        ) { execution -> Int32 in
+            var line = ""
+            for try await first in execution.standardOutput.strings() {
+                line = first.trimmingCharacters(in: .whitespacesAndNewlines)
+                break
+            }
+            let worker = try #require(Int32(line), "worker pid from sh: '\(line)'")
+            try await waitUntil("the worker is loading the upstream") { upstream.callCount > 0 }
+            #expect(isAlive(worker))
+            try execution.send(signal: .kill)
+            return worker
+        }
+        let worker = result.closureResult
         try await waitUntil("the orphaned worker exits") { !isAlive(worker) || (try? String(contentsOfFile: "/proc/\(worker)/stat", encoding: .utf8))?.contains(") Z ") == true }
         try? FileManager.default.removeItem(atPath: records)
         await upstream.stop()
@@ -98,24 +105,26 @@ struct ProcessLeftoverTests {
         var options = RedisServerOptions()
         options.password = "argv-secret-\(UInt32.random(in: 0..<UInt32.max))"
         try await withPrivateRedis(options) { server in
-            let chaos = Process()
-            chaos.executableURL = URL(fileURLWithPath: try stampedeBinary())
-            chaos.arguments = ["chaos", "--scenarios", "baseline", "--processes", "--redis-url", server.url]
-            chaos.standardOutput = FileHandle.nullDevice
-            chaos.standardError = FileHandle.nullDevice
-            try chaos.run()
-            var workers: [(pid: Int32, command: String)] = []
-            try await waitUntil("the chaos run starts its worker processes") {
-                workers = children(of: chaos.processIdentifier).filter { $0.command.contains("chaos-worker") }
-                return !workers.isEmpty
+            // The URL reaches `stampede chaos` through its environment as well.
+            _ = try await Subprocess.run(
+                .path(FilePath(try stampedeBinary())),
+                arguments: ["chaos", "--scenarios", "baseline", "--processes"],
+                environment: .inherit.updating(["REDIS_URL": server.url]),
+                input: .none, output: .discarded, error: .discarded
+            ) { execution in
+                let chaos = execution.processIdentifier.value
+                var workers: [(pid: Int32, command: String)] = []
+                try await waitUntil("the chaos run starts its worker processes") {
+                    workers = children(of: chaos).filter { $0.command.contains("chaos-worker") }
+                    return !workers.isEmpty
+                }
+                #expect(!workers.isEmpty)
+                for worker in workers {
+                    #expect(!worker.command.contains(options.password!), "argv of \(worker.pid): \(worker.command)")
+                    #expect(!worker.command.contains("--redis-url"))
+                }
+                try execution.send(signal: .terminate)
             }
-            #expect(!workers.isEmpty)
-            for worker in workers {
-                #expect(!worker.command.contains(options.password!), "argv of \(worker.pid): \(worker.command)")
-                #expect(!worker.command.contains("--redis-url"))
-            }
-            kill(chaos.processIdentifier, SIGTERM)
-            chaos.waitUntilExit()
         }
     }
 }

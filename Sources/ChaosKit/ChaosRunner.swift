@@ -127,7 +127,7 @@ package enum ChaosRunner {
         var processes: WorkerFleet?
         if options.processes {
             guard let executable = options.workerExecutable else { throw ChaosError("--processes needs the stampede executable") }
-            processes = try WorkerFleet.start(
+            processes = try await WorkerFleet.start(
                 executable: executable, count: options.workers, redisURL: url, upstreamURL: upstream.baseURL, namespace: namespace,
                 callers: options.callers, keys: keys, zipf: options.zipf, seed: options.seed, duration: options.duration
             )

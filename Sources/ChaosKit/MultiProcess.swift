@@ -19,7 +19,7 @@ extension ChaosRunner {
         // At least two workers, so one survives the fault and takes the lock over.
         let workerCount = max(2, options.workers)
         let duration = max(options.duration, .seconds(4))
-        let fleet = try WorkerFleet.start(
+        let fleet = try await WorkerFleet.start(
             executable: executable, count: workerCount, redisURL: url, upstreamURL: upstream.baseURL, namespace: namespace,
             callers: options.callers, keys: keys, zipf: options.zipf, seed: options.seed, duration: duration
         )

@@ -6,6 +6,8 @@ import RedisClient
 import RedisServerProcess
 import SimulatedLLM
 import StampedeCache
+import Subprocess
+import SystemPackage
 
 /// What a worker process reports when its load ends (one JSON line on stdout). Everything about
 /// its requests is in its records file; this carries what only the worker knows.
@@ -80,18 +82,19 @@ struct WorkerFleet {
     static func start(
         executable: String, count: Int, redisURL: String, upstreamURL: String, namespace: String, callers: Int, keys: Int,
         zipf: Double, seed: UInt64, duration: Duration
-    ) throws -> WorkerFleet {
+    ) async throws -> WorkerFleet {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("stampede-chaos-\(namespace)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         ProcessCleanup.register(directory: directory.path)
-        let children = try (0..<count).map { index in
+        var children: [WorkerChild] = []
+        for index in 0..<count {
             // The Redis URL can carry a password: it goes to the child in its environment, never in
             // its argv (which every user of the machine can read with ps).
-            try WorkerChild(executable: executable, environment: ["REDIS_URL": redisURL, "STAMPEDE_PARENT_PID": "\(ProcessInfo.processInfo.processIdentifier)"], arguments: [
+            children.append(try await WorkerChild.start(executable: executable, environment: ["REDIS_URL": redisURL, "STAMPEDE_PARENT_PID": "\(ProcessInfo.processInfo.processIdentifier)"], arguments: [
                 "chaos-worker", "--upstream-url", upstreamURL, "--namespace", namespace,
                 "--worker-index", "\(index)", "--callers", "\(callers)", "--keys", "\(keys)", "--zipf", "\(zipf)", "--seed", "\(seed)",
                 "--duration-ms", "\(Int(duration.milliseconds))", "--records", directory.appendingPathComponent("worker-\(index).tsv").path,
-            ], id: "worker-\(index)")
+            ], id: "worker-\(index)"))
         }
         return WorkerFleet(children: children, directory: directory)
     }
@@ -118,44 +121,58 @@ struct WorkerFleet {
     }
 }
 
-/// A `stampede chaos-worker` child process.
+/// A `stampede chaos-worker` child process, run by swift-subprocess.
+///
+/// `run` lives in a task this object owns: it starts the child, hands its pid back (faults signal
+/// it by pid: SIGSTOP, SIGCONT, SIGKILL), then collects its standard output until it exits, without
+/// holding a thread. ``finish()`` awaits that task.
 final class WorkerChild: Sendable {
-    let process: Process
-    let output: Pipe
     let id: String
+    let pid: Int32
+    private let running: Task<(status: TerminationStatus, output: String)?, Never>
 
-    init(executable: String, environment: [String: String] = [:], arguments: [String], id: String) throws {
-        process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
-        output = Pipe()
-        process.standardOutput = output
-        process.standardError = FileHandle.nullDevice
-        process.standardInput = FileHandle.nullDevice
+    private init(id: String, pid: Int32, running: Task<(status: TerminationStatus, output: String)?, Never>) {
         self.id = id
-        try process.run()
-        ProcessCleanup.register(pid: process.processIdentifier)
+        self.pid = pid
+        self.running = running
     }
 
-    var pid: Int32 { process.processIdentifier }
+    static func start(executable: String, environment: [String: String] = [:], arguments: [String], id: String) async throws -> WorkerChild {
+        var changes: [Environment.Key: String?] = [:]
+        for (name, value) in environment {
+            guard let key = Environment.Key(rawValue: name) else { throw ChaosError("invalid environment variable name \(name)") }
+            changes[key] = value
+        }
+        let childEnvironment = Environment.inherit.updating(changes)
+        let (started, starting) = AsyncStream<Result<Int32, any Error>>.makeStream()
+        let running = Task { () -> (status: TerminationStatus, output: String)? in
+            do {
+                let result = try await Subprocess.run(
+                    .path(FilePath(executable)), arguments: Arguments(arguments), environment: childEnvironment,
+                    input: .none, output: .string(limit: 1 << 20), error: .discarded
+                ) { execution in
+                    ProcessCleanup.register(pid: execution.processIdentifier.value)
+                    starting.yield(.success(execution.processIdentifier.value))
+                    starting.finish()
+                }
+                return (result.terminationStatus, result.standardOutput)
+            } catch {
+                starting.yield(.failure(error))
+                starting.finish()
+                return nil
+            }
+        }
+        var iterator = started.makeAsyncIterator()
+        guard let outcome = await iterator.next() else { throw ChaosError("worker \(id) did not start") }
+        return WorkerChild(id: id, pid: try outcome.get(), running: running)
+    }
 
     /// Waits for the worker to exit and reads its summary (`nil` if it was killed or printed none).
     func finish() async -> WorkerSummary? {
-        let handle = output.fileHandleForReading
-        let process = self.process
-        // On a Dispatch thread: a blocking read (one per worker) must not hold one of the few
-        // threads of Swift's cooperative pool, which the fleet's callers need meanwhile.
-        let data = await withCheckedContinuation { (continuation: CheckedContinuation<Data, Never>) in
-            DispatchQueue.global().async {
-                let data = handle.readDataToEndOfFile()
-                process.waitUntilExit()
-                continuation.resume(returning: data)
-            }
-        }
-        ProcessCleanup.unregister(pid: process.processIdentifier)
-        guard process.terminationReason == .exit, process.terminationStatus == 0 else { return nil }
-        let line = String(decoding: data, as: UTF8.self).split(whereSeparator: \.isNewline).last.map(String.init) ?? ""
+        let ended = await running.value
+        ProcessCleanup.unregister(pid: pid)
+        guard let ended, ended.status == .exited(0) else { return nil }
+        let line = ended.output.split(whereSeparator: \.isNewline).last.map(String.init) ?? ""
         return try? JSONDecoder().decode(WorkerSummary.self, from: Data(line.utf8))
     }
 

@@ -27,22 +27,30 @@ private let exitHookInstalled: Bool = {
 
 /// Best effort on normal process exit: SIGKILLs every server still running and removes its directory.
 ///
-/// Uses `withLockIfAvailable` so that exiting can never block on the registry lock.
+/// Does not wait for the registry lock, so that exiting can never block on it.
 private func killLiveChildrenAtExit() {
-    killLiveChildren()
+    killLiveChildren(waitForLock: false)
 }
 
 /// SIGKILLs every private server still running and removes its directory (at exit, or on a signal
 /// through ``ProcessCleanup``).
-func killLiveChildren() {
-    let children: [pid_t: String] = liveChildren.withLockIfAvailable { children in
+///
+/// - Parameter waitForLock: wait for the registry lock. A signal's cleanup must (it runs on a
+///   Dispatch thread, not in a signal handler): if the signal arrives while a server is being
+///   spawned, the spawn holds the lock until the new pid is registered, and not waiting would leave
+///   that server running.
+func killLiveChildren(waitForLock: Bool) {
+    func killAll(_ children: inout [pid_t: String]) -> [pid_t: String] {
         let snapshot = children
         for pid in snapshot.keys {
             _ = kill(pid, SIGKILL)
         }
         children.removeAll()
         return snapshot
-    } ?? [:]
+    }
+    let children: [pid_t: String] = waitForLock
+        ? liveChildren.withLock { killAll(&$0) }
+        : liveChildren.withLockIfAvailable { killAll(&$0) } ?? [:]
     for directory in children.values {
         try? FileManager.default.removeItem(atPath: directory)
     }

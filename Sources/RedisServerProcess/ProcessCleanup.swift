@@ -74,7 +74,7 @@ package enum ProcessCleanup {
             return registry
         }
         for pid in registered.pids { _ = kill(pid, SIGKILL) }
-        killLiveChildren()
+        killLiveChildren(waitForLock: true)
         for directory in registered.directories { try? FileManager.default.removeItem(atPath: directory) }
     }
 }

@@ -7,26 +7,15 @@ import Testing
 /// Runs `stampede cache get` in its own process, optionally under libfaketime with a shifted clock.
 private func stampedeGet(url: String, namespace: String, key: String, value: String, clockOffset: String?) async throws -> [String: Any] {
     let binary = try stampedeBinary()
-    let process = Process()
-    var arguments = [binary, "cache", "get", "--redis-url", url, "--namespace", namespace, "--key", key, "--value", value,
+    let arguments = ["cache", "get", "--redis-url", url, "--namespace", namespace, "--key", key, "--value", value,
                      "--fresh-ms", "1500", "--stale-ms", "60000", "--json"]
-    if let clockOffset {
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/faketime")
-        arguments.insert("-f", at: 0)
-        arguments.insert(clockOffset, at: 1)
+    let run = if let clockOffset {
+        try await runChild("/usr/bin/faketime", ["-f", clockOffset, binary] + arguments)
     } else {
-        process.executableURL = URL(fileURLWithPath: binary)
-        arguments.removeFirst()
+        try await runChild(binary, arguments)
     }
-    process.arguments = arguments
-    let output = Pipe()
-    process.standardOutput = output
-    process.standardError = FileHandle.nullDevice
-    try process.run()
-    let data = await readToEnd(output.fileHandleForReading)
-    process.waitUntilExit()
-    guard process.terminationStatus == 0, let object = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
-        throw CacheError(code: .invalidKey, key: key, message: "stampede cache get failed (\(process.terminationStatus)): \(String(decoding: data, as: UTF8.self))")
+    guard run.status == 0, let object = try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any] else {
+        throw CacheError(code: .invalidKey, key: key, message: "stampede cache get failed (\(run.status)): \(run.stdout) \(run.stderr.prefix(500))")
     }
     return object
 }
