@@ -397,7 +397,7 @@ final class ChatCompletionsHandler: ChannelInboundHandler, RemovableChannelHandl
             if step.delay > .zero {
                 var next = remaining
                 next[next.startIndex].delay = .zero
-                let task = context.eventLoop.assumeIsolated().scheduleTask(in: step.delay.timeAmount) {
+                let task = context.eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(max(.zero, step.delay))) {
                     self.run(next, generation: generation, context: context)
                 }
                 scheduled.append(task)

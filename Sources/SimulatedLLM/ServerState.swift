@@ -42,25 +42,6 @@ enum ResponsePlan: Sendable {
     case cut(afterChunks: Int, delay: Duration)
 }
 
-/// Conversions used for latency sampling and scheduling.
-extension Duration {
-    /// The duration in seconds as a floating-point number.
-    var inSeconds: Double {
-        let parts = components
-        return Double(parts.seconds) + Double(parts.attoseconds) * 1e-18
-    }
-
-    /// The duration as a NIO `TimeAmount` (negative values clamp to zero).
-    var timeAmount: TimeAmount {
-        let parts = components
-        guard parts.seconds >= 0 else { return .zero }
-        let (secondsInNanos, overflow) = parts.seconds.multipliedReportingOverflow(by: 1_000_000_000)
-        if overflow { return .nanoseconds(.max) }
-        let (total, overflow2) = secondsInNanos.addingReportingOverflow(parts.attoseconds / 1_000_000_000)
-        return overflow2 ? .nanoseconds(.max) : .nanoseconds(total)
-    }
-}
-
 /// Sampling of latency models.
 extension LatencyModel {
     /// Draws one latency from the model.
@@ -77,15 +58,15 @@ extension LatencyModel {
             let low = min(a, b)
             let high = max(a, b)
             let draw = unit()
-            return max(.zero, low + .seconds((high - low).inSeconds * draw))
+            return max(.zero, low + .seconds(((high - low) / .seconds(1)) * draw))
         case .logNormal(let p50, let p99):
             // Box–Muller for one standard-normal draw; z(0.99) ≈ 2.3263.
             let u1 = max(unit(), 0x1p-53)
             let u2 = unit()
             let z = (-2 * log(u1)).squareRoot() * cos(2 * Double.pi * u2)
-            let median = max(p50.inSeconds, 0)
+            let median = max(p50 / .seconds(1), 0)
             guard median > 0, p99 > p50 else { return max(.zero, p50) }
-            let sigma = log(p99.inSeconds / median) / 2.326_347_874
+            let sigma = log(p99 / .seconds(1) / median) / 2.326_347_874
             let value = median * exp(sigma * z)
             return value.isFinite ? .seconds(value) : p99
         }

@@ -64,7 +64,7 @@ struct CacheCommand: AsyncParsableCommand {
             await cache.close()
             await client.close()
             if json {
-                let object: [String: Any] = ["value": result.value, "source": result.source.label, "age_ms": Int(result.age.components.seconds * 1000 + result.age.components.attoseconds / 1_000_000_000_000_000)]
+                let object: [String: Any] = ["value": result.value, "source": result.source.label, "age_ms": Int(result.age.milliseconds.rounded(.down))]
                 let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
                 print(String(decoding: data, as: UTF8.self))
             } else {

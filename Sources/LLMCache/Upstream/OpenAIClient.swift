@@ -172,7 +172,7 @@ public final class OpenAIClient: ChatCompletionUpstream {
         let remaining = deadline - ContinuousClock.now
         guard remaining > .zero else { throw UpstreamError.timedOut(after: ContinuousClock.now - started) }
         do {
-            return try await self.http.execute(http, deadline: NIODeadline.now() + TimeAmount.nanoseconds(remaining.nanosecondsForNIO), logger: logger)
+            return try await self.http.execute(http, deadline: NIODeadline.now() + TimeAmount(remaining), logger: logger)
         } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout {
             throw UpstreamError.timedOut(after: ContinuousClock.now - started)
         } catch is CancellationError {
@@ -193,8 +193,7 @@ public final class OpenAIClient: ChatCompletionUpstream {
 
     /// "1.25 s": elapsed time for messages.
     static func shown(_ duration: Duration) -> String {
-        let seconds = Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
-        return String(format: "%.2f s", seconds)
+        String(format: "%.2f s", duration.secondsDouble)
     }
 
     /// An HTTP error and the `Retry-After` it asked for (seconds, or an HTTP date).
@@ -267,13 +266,6 @@ public final class OpenAIClient: ChatCompletionUpstream {
             logger.info("retrying the upstream call", metadata: ["attempt": "\(retries + 1)", "wait": "\(wait)", "error": "\(failure)"])
             try await Task.sleep(for: wait)
         }
-    }
-}
-
-extension Duration {
-    var nanosecondsForNIO: Int64 {
-        let parts = components
-        return parts.seconds * 1_000_000_000 + parts.attoseconds / 1_000_000_000
     }
 }
 

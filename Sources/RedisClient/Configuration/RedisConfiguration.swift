@@ -42,8 +42,8 @@ public struct RedisConfiguration: Sendable, Hashable {
         /// The wait before attempt number `failures + 1`, given a uniform random number in [0, 1).
         public func delay(afterFailures failures: Int, random: Double) -> Duration {
             guard failures > 0 else { return .zero }
-            let base = initial.seconds * pow(multiplier, Double(min(failures - 1, 30)))
-            let capped = min(base, maximum.seconds)
+            let base = initial.secondsDouble * pow(multiplier, Double(min(failures - 1, 30)))
+            let capped = min(base, maximum.secondsDouble)
             let jittered = capped * (1 - jitter * random)
             return .nanoseconds(Int64(jittered * 1e9))
         }
@@ -133,39 +133,8 @@ public struct RedisConfiguration: Sendable, Hashable {
     }
 }
 
-extension Duration {
-    /// The duration in seconds as a `Double`.
-    var seconds: Double {
-        let parts = components
-        return Double(parts.seconds) + Double(parts.attoseconds) / 1e18
-    }
-}
-
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-
-extension Duration {
-    /// The duration in whole nanoseconds, clamped to `Int64`.
-    package var nanosecondsClamped: Int64 {
-        let parts = components
-        let (high, overflow) = parts.seconds.multipliedReportingOverflow(by: 1_000_000_000)
-        if overflow { return parts.seconds < 0 ? .min : .max }
-        return high &+ parts.attoseconds / 1_000_000_000
-    }
-
-    /// Whole milliseconds, rounded up so that a positive duration is never 0 ms (PX and PSETEX reject 0).
-    package var wholeMilliseconds: Int64 {
-        let parts = components
-        let fromAttos = (parts.attoseconds + 999_999_999_999_999) / 1_000_000_000_000_000
-        return parts.seconds * 1_000 + fromAttos
-    }
-
-    /// Milliseconds as a `Double` (for metrics and reports).
-    package var milliseconds: Double {
-        let parts = components
-        return Double(parts.seconds) * 1_000 + Double(parts.attoseconds) / 1e15
-    }
-}

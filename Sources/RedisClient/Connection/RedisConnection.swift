@@ -271,10 +271,3 @@ public final class RedisConnection: Sendable {
         try? await channel.closeFuture.get()
     }
 }
-
-extension TimeAmount {
-    init(_ duration: Duration) {
-        let parts = duration.components
-        self = .nanoseconds(parts.seconds * 1_000_000_000 + parts.attoseconds / 1_000_000_000)
-    }
-}

@@ -349,7 +349,7 @@ public final class RedisSubscriber: Sendable {
                 failures += 1
                 metrics.connectFailures.increment()
                 let delay = configuration.reconnectBackoff.delay(afterFailures: failures, random: Double.random(in: 0..<1))
-                logger.debug("subscriber reconnect failed", metadata: ["error": "\(error.message)", "retry_in_ms": "\(delay.seconds * 1000)"])
+                logger.debug("subscriber reconnect failed", metadata: ["error": "\(error.message)", "retry_in_ms": "\(delay.milliseconds)"])
                 try? await Task.sleep(for: delay)
             }
         }

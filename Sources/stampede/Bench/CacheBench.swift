@@ -99,15 +99,15 @@ struct CacheBench: AsyncParsableCommand {
                 let warm = index < 2_000
                 var start = clock.now
                 let result = try await cache.value(for: "hit") { [] }
-                if !warm { hits.append((clock.now - start).nanoseconds) }
+                if !warm { hits.append((clock.now - start).nanosecondsClamped) }
                 guard result.source == .freshHit, result.value.count == payload.count else { throw ValidationError("expected a fresh hit, got \(result.source)") }
                 start = clock.now
                 let reply = try await client.send(get)
-                if !warm { gets.append((clock.now - start).nanoseconds) }
+                if !warm { gets.append((clock.now - start).nanosecondsClamped) }
                 guard reply.buffer?.readableBytes == payload.count else { throw ValidationError("GET returned the wrong value") }
                 start = clock.now
                 _ = try await client.send(pipeline: timeAndGet)
-                if !warm { floor.append((clock.now - start).nanoseconds) }
+                if !warm { floor.append((clock.now - start).nanosecondsClamped) }
             }
             return (hits, gets, floor)
         }
@@ -148,7 +148,7 @@ struct CacheBench: AsyncParsableCommand {
             guard result.source == .receivedFromOtherWorker, let done = computeDone.value else {
                 throw ValidationError("hand-over \(index): follower got \(result.source)")
             }
-            wakeups.append((returned - done).nanoseconds)
+            wakeups.append((returned - done).nanosecondsClamped)
         }
         report.wakeups = wakeups
         report.wakeupsByNotice = follower.diagnostics.wakeupsByNotice

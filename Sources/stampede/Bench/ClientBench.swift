@@ -100,7 +100,7 @@ struct ClientBench: AsyncParsableCommand {
             for _ in 0..<count {
                 let start = clock.now
                 let reply = try await client.send(command)
-                samples.append((clock.now - start).nanoseconds)
+                samples.append((clock.now - start).nanosecondsClamped)
                 guard reply.buffer?.readableBytes == 3 else { throw ValidationError("GET returned \(reply)") }
             }
             return samples
@@ -257,7 +257,7 @@ final class BlockingHiredis {
                     guard let reply = redisCommandArgv(context, 2, argv.baseAddress, &lengths) else {
                         throw ValidationError("hiredis baseline: connection error")
                     }
-                    samples.append((clock.now - start).nanoseconds)
+                    samples.append((clock.now - start).nanosecondsClamped)
                     freeReplyObject(reply)
                 }
             }

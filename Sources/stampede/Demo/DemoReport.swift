@@ -31,8 +31,8 @@ final class RunStatsCollector: Sendable {
         state.withLock { stats in
             stats.requests += 1
             stats.sources[coalesced ? "coalesced_in_process" : source, default: 0] += 1
-            stats.latencies.append(latency.nanoseconds)
-            if let wake { stats.wakeups.append(wake.nanoseconds) }
+            stats.latencies.append(latency.nanosecondsClamped)
+            if let wake { stats.wakeups.append(wake.nanosecondsClamped) }
         }
     }
 

@@ -231,7 +231,7 @@ enum CompareEngine {
         }
         return ImplementationResult(
             implementation: implementation, requests: records.count, upstreamCalls: upstream.calls, minimumCalls: minimum,
-            latenciesNs: records.map { $0.latency.nanoseconds }, errors: errors, staleServed: records.filter(\.stale).count, wall: wall,
+            latenciesNs: records.map { $0.latency.nanosecondsClamped }, errors: errors, staleServed: records.filter(\.stale).count, wall: wall,
             opsPerSecond: nil
         )
     }
@@ -278,9 +278,9 @@ enum CompareEngine {
                                     let begin = ContinuousClock.now
                                     do {
                                         _ = try await contender.fetch("k\(key)", upstream: upstream)
-                                        mine.append(((ContinuousClock.now - begin).nanoseconds, nil))
+                                        mine.append(((ContinuousClock.now - begin).nanosecondsClamped, nil))
                                     } catch {
-                                        mine.append(((ContinuousClock.now - begin).nanoseconds, String(describing: error).prefix(60).description))
+                                        mine.append(((ContinuousClock.now - begin).nanosecondsClamped, String(describing: error).prefix(60).description))
                                     }
                                 }
                                 let records = mine
