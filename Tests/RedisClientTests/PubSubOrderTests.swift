@@ -15,11 +15,11 @@ struct PubSubOrderTests {
             async let second = client.subscriber.subscribe(handler: channel)
             client.subscriber.unsubscribe(listener: first, from: [channel])
             let secondID = try await second
-            try await waitUntil("every UNSUBSCRIBE and any repair has gone out") { client.subscriber.unsubscribeProgress.pending == 0 }
+            try await waitUntil("every UNSUBSCRIBE and any repair has gone out") { client.subscriber.commandsInFlight == 0 }
             let subscribers = try await admin.send("PUBSUB", "NUMSUB", RedisArgument(channel)).array?.last?.int
             #expect(subscribers == 1)
             client.subscriber.unsubscribe(listener: secondID, from: [channel])
-            try await waitUntil("the last UNSUBSCRIBE has gone out") { client.subscriber.unsubscribeProgress.pending == 0 }
+            try await waitUntil("the last UNSUBSCRIBE has gone out") { client.subscriber.commandsInFlight == 0 }
         }
         await client.close()
         await admin.close()

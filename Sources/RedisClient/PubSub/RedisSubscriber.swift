@@ -63,29 +63,18 @@ public final class RedisSubscriber: Sendable {
         var finish: @Sendable () -> Void
     }
 
-    private enum Kind: Sendable { case channel, pattern }
+    private typealias Machine = SubscriptionStateMachine<Listener, CheckedContinuation<Void, any Error>>
+    private typealias Kind = Machine.Kind
+    private typealias Name = Machine.Name
 
     private struct State {
-        var channels: [String: [UInt64: Listener]] = [:]
-        var patterns: [String: [UInt64: Listener]] = [:]
-        var connection: RedisConnection?
+        /// Per channel and pattern: listeners, what the server has, what is in flight.
+        var machine = Machine()
+        /// The live connection and the generation of the machine it serves.
+        var connection: (connection: RedisConnection, generation: UInt64)?
         var connecting: Task<RedisConnection, any Error>?
         var nextID: UInt64 = 0
         var closed = false
-        var unsubscribing = 0
-        var resubscribedAfterUnsubscribe = 0
-
-        /// Every listener once (a listener of several channels is listed once).
-        func everyListener() -> [Listener] {
-            var byID: [UInt64: Listener] = [:]
-            for (id, listener) in channels.values.flatMap({ $0 }) + patterns.values.flatMap({ $0 }) { byID[id] = listener }
-            return Array(byID.values)
-        }
-
-        func listeners(channel: String, pattern: String?) -> [Listener] {
-            if let pattern { return Array(patterns[pattern]?.values ?? [:].values) }
-            return Array(channels[channel]?.values ?? [:].values)
-        }
     }
 
     private let state = Mutex(State())
@@ -164,7 +153,7 @@ public final class RedisSubscriber: Sendable {
 
     /// How many listeners (streams and handlers) `channel` has in this process.
     package func listenerCount(channel: String) -> Int {
-        state.withLock { $0.channels[channel]?.count ?? 0 }
+        state.withLock { $0.machine.listenerCount(of: Name(.channel, channel)) }
     }
 
     /// Removes a listener added with ``subscribe(to:handler:onEnd:)``; the last listener of a
@@ -173,93 +162,87 @@ public final class RedisSubscriber: Sendable {
         remove(id: id, names: channels, kind: .channel)
     }
 
+    /// `SUBSCRIBE`/`UNSUBSCRIBE` commands sent and not yet answered (tests).
+    package var commandsInFlight: Int { state.withLock { $0.machine.commandsInFlight } }
+
     private func add(_ names: [String], kind: Kind, listener: Listener) async throws(RedisError) -> UInt64 {
         guard !names.isEmpty else { throw RedisError(code: .configuration, message: "subscribe needs at least one channel or pattern") }
-        let connection = try await connectedConnection()
-        let (id, fresh): (UInt64, [String]) = state.withLock { state in
+        _ = try await connectedConnection()
+        let id = state.withLock { state in
             state.nextID += 1
-            var fresh: [String] = []
-            for name in names {
-                switch kind {
-                case .channel:
-                    if state.channels[name, default: [:]].isEmpty { fresh.append(name) }
-                    state.channels[name, default: [:]][state.nextID] = listener
-                case .pattern:
-                    if state.patterns[name, default: [:]].isEmpty { fresh.append(name) }
-                    state.patterns[name, default: [:]][state.nextID] = listener
-                }
-            }
-            return (state.nextID, fresh)
+            return state.nextID
         }
+        let keys = names.map { Name(kind, $0) }
         do {
-            try await sendSubscriptions(fresh, kind: kind, on: connection)
-        } catch {
-            remove(id: id, names: names, kind: kind, sendUnsubscribe: false)
-            throw error
-        }
-        return id
-    }
-
-    private func sendSubscriptions(_ names: [String], kind: Kind, on connection: RedisConnection) async throws(RedisError) {
-        let verb = kind == .channel ? "SUBSCRIBE" : "PSUBSCRIBE"
-        // One command per name, so each gets exactly one confirmation reply; pipelined.
-        do {
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                for name in names {
-                    group.addTask { _ = try await connection.send(RedisCommand(verb, RedisArgument(name))) }
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                let (admission, commands, closed) = state.withLock { state -> (Machine.Admission, [Machine.Command], Bool) in
+                    if state.closed { return (.ready, [], true) }
+                    let (admission, commands) = state.machine.add(id: id, listener: listener, to: keys, waiter: continuation)
+                    return (admission, commands, false)
                 }
-                try await group.waitForAll()
+                if closed {
+                    continuation.resume(throwing: RedisError(code: .shutdown, message: "the subscriber was closed"))
+                    return
+                }
+                if admission == .ready { continuation.resume() }
+                send(commands)
             }
         } catch let error as RedisError {
             throw error
         } catch {
             throw RedisError(code: .connection, message: "\(error)")
         }
+        return id
     }
 
-    private func remove(id: UInt64, names: [String], kind: Kind, sendUnsubscribe: Bool = true) {
-        let (gone, connection): ([String], RedisConnection?) = state.withLock { state in
-            var gone: [String] = []
-            for name in names {
-                switch kind {
-                case .channel:
-                    state.channels[name]?[id] = nil
-                    if state.channels[name]?.isEmpty == true { state.channels[name] = nil; gone.append(name) }
-                case .pattern:
-                    state.patterns[name]?[id] = nil
-                    if state.patterns[name]?.isEmpty == true { state.patterns[name] = nil; gone.append(name) }
+    /// Sends what the state machine asked for, each on the connection of its generation; the answer
+    /// goes back to the machine. Commands of one channel are never in flight together (the machine
+    /// sees to it), so the order in which these tasks run cannot reorder them.
+    private func send(_ commands: [Machine.Command]) {
+        guard !commands.isEmpty else { return }
+        let connection = state.withLock { state -> RedisConnection? in
+            guard let current = state.connection, current.generation == state.machine.generation else { return nil }
+            return current.connection
+        }
+        for command in commands {
+            guard let connection, connection.isActive else {
+                confirm(command, error: RedisError(code: .connection, message: "the subscriber connection was lost before \(command.verb) \(command.name.name) was sent"))
+                continue
+            }
+            Task {
+                do {
+                    _ = try await connection.send(RedisCommand(command.verb, RedisArgument(command.name.name)))
+                    self.confirm(command, error: nil)
+                } catch let error as RedisError {
+                    self.confirm(command, error: error)
+                } catch {
+                    self.confirm(command, error: RedisError(code: .connection, message: "\(error)"))
                 }
             }
-            return (gone, state.closed ? nil : state.connection)
-        }
-        guard sendUnsubscribe, !gone.isEmpty, let connection else { return }
-        let verb = kind == .channel ? "UNSUBSCRIBE" : "PUNSUBSCRIBE"
-        state.withLock { $0.unsubscribing += 1 }
-        Task {
-            for name in gone { _ = try? await connection.send(RedisCommand(verb, RedisArgument(name))) }
-            // A listener may have subscribed one of these again while the UNSUBSCRIBE was on its way;
-            // its SUBSCRIBE may have gone out first, so the server now has it unsubscribed: restore it.
-            let again = state.withLock { state in
-                gone.filter { kind == .channel ? state.channels[$0] != nil : state.patterns[$0] != nil }
-            }
-            if !again.isEmpty { try? await sendSubscriptions(again, kind: kind, on: connection) }
-            state.withLock { state in
-                state.unsubscribing -= 1
-                state.resubscribedAfterUnsubscribe += again.count
-            }
         }
     }
 
-    /// UNSUBSCRIBEs still on their way, and channels subscribed again after one (tests).
-    package var unsubscribeProgress: (pending: Int, restored: Int) {
-        state.withLock { ($0.unsubscribing, $0.resubscribedAfterUnsubscribe) }
+    /// Feeds an answer to the state machine and carries out what it decides.
+    private func confirm(_ command: Machine.Command, error: RedisError?) {
+        let (resume, next) = state.withLock { $0.machine.confirmed(command, error: error) }
+        for (waiter, failure) in resume {
+            if let failure { waiter.resume(throwing: failure) } else { waiter.resume() }
+        }
+        send(next)
+    }
+
+    private func remove(id: UInt64, names: [String], kind: Kind) {
+        let commands = state.withLock { state in
+            state.closed ? [] : state.machine.remove(id: id, from: names.map { Name(kind, $0) })
+        }
+        send(commands)
     }
 
     /// The live subscriber connection, connecting (once, shared) if needed.
     private func connectedConnection() async throws(RedisError) -> RedisConnection {
         let task: Task<RedisConnection, any Error> = try state.withLock { (state) throws(RedisError) in
             if state.closed { throw RedisError(code: .shutdown, message: "the subscriber was closed") }
-            if let connection = state.connection, connection.isActive { return Task { connection } }
+            if let current = state.connection, current.connection.isActive { return Task { current.connection } }
             if let connecting = state.connecting { return connecting }
             let task = Task { try await self.connectAndInstall(isReconnect: false) }
             state.connecting = task
@@ -295,7 +278,7 @@ public final class RedisSubscriber: Sendable {
             )
             let closed = state.withLock { state in
                 state.connecting = nil
-                if !state.closed { state.connection = connection }
+                if !state.closed { state.connection = (connection, state.machine.generation) }
                 return state.closed
             }
             if closed { await connection.close() }
@@ -316,16 +299,20 @@ public final class RedisSubscriber: Sendable {
         } else {
             return
         }
-        let listeners = state.withLock { $0.listeners(channel: message.channel, pattern: message.pattern) }
+        let name = message.pattern.map { Name(.pattern, $0) } ?? Name(.channel, message.channel)
+        let listeners = state.withLock { $0.machine.listeners(of: name) }
         for listener in listeners { listener.deliver(.message(message)) }
     }
 
     private func connectionClosed(_ connection: RedisConnection) {
-        let shouldReconnect = state.withLock { state -> Bool in
-            guard state.connection === connection else { return false }
+        let lost = RedisError(code: .connection, message: "the subscriber connection was lost")
+        let (shouldReconnect, failed) = state.withLock { state -> (Bool, [CheckedContinuation<Void, any Error>]) in
+            guard state.connection?.connection === connection else { return (false, []) }
             state.connection = nil
-            return !state.closed && !(state.channels.isEmpty && state.patterns.isEmpty)
+            let failed = state.machine.connectionLost(lost)
+            return (!state.closed && !state.machine.wantedNames.isEmpty, failed)
         }
+        for waiter in failed { waiter.resume(throwing: lost) }
         guard shouldReconnect else { return }
         logger.warning("Redis subscriber connection lost; reconnecting")
         Task { await self.reconnectLoop() }
@@ -335,21 +322,30 @@ public final class RedisSubscriber: Sendable {
         var failures = 0
         while !state.withLock({ $0.closed }) {
             do {
-                let connection = try await connectedConnection()
-                let (channels, patterns) = state.withLock { (Array($0.channels.keys), Array($0.patterns.keys)) }
-                if !channels.isEmpty { try await sendSubscriptions(channels, kind: .channel, on: connection) }
-                if !patterns.isEmpty { try await sendSubscriptions(patterns, kind: .pattern, on: connection) }
+                _ = try await connectedConnection()
+                let id = state.withLock { state in
+                    state.nextID += 1
+                    return state.nextID
+                }
+                let restored = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                    let (admission, commands) = state.withLock { $0.machine.resubscribe(id: id, waiter: continuation) }
+                    if admission == .ready { continuation.resume() }
+                    send(commands)
+                }
+                _ = restored
+                let (names, everyone) = state.withLock { ($0.machine.wantedNames, $0.machine.everyListener) }
                 metrics.resubscribes.increment()
                 metrics.reconnects.increment()
-                logger.info("Redis subscriber reconnected", metadata: ["channels": "\(channels.count)", "patterns": "\(patterns.count)"])
-                let everyone = state.withLock { $0.everyListener() }
+                logger.info("Redis subscriber reconnected", metadata: [
+                    "channels": "\(names.filter { $0.kind == .channel }.count)", "patterns": "\(names.filter { $0.kind == .pattern }.count)",
+                ])
                 for listener in everyone { listener.deliver(.reconnected) }
                 return
             } catch {
                 failures += 1
                 metrics.connectFailures.increment()
                 let delay = configuration.reconnectBackoff.delay(afterFailures: failures, random: Double.random(in: 0..<1))
-                logger.debug("subscriber reconnect failed", metadata: ["error": "\(error.message)", "retry_in_ms": "\(delay.milliseconds)"])
+                logger.debug("subscriber reconnect failed", metadata: ["error": "\(error)", "retry_in_ms": "\(delay.milliseconds)"])
                 try? await Task.sleep(for: delay)
             }
         }
@@ -357,16 +353,15 @@ public final class RedisSubscriber: Sendable {
 
     /// Closes the subscriber; every subscription's stream ends.
     public func close() async {
-        let (connection, streams) = state.withLock { state in
+        let (connection, waiters, listeners) = state.withLock { state in
             state.closed = true
-            let streams = state.everyListener()
-            state.channels = [:]
-            state.patterns = [:]
-            let connection = state.connection
+            let (waiters, listeners) = state.machine.closeAll()
+            let connection = state.connection?.connection
             state.connection = nil
-            return (connection, streams)
+            return (connection, waiters, listeners)
         }
-        for stream in streams { stream.finish() }
+        for waiter in waiters { waiter.resume(throwing: RedisError(code: .shutdown, message: "the subscriber was closed")) }
+        for listener in listeners { listener.finish() }
         await connection?.close()
     }
 }
