@@ -239,12 +239,16 @@ package enum ChaosRunner {
         return last
     }
 
-    /// The keys whose latest answer's entry must still be in Redis now: created (the answer's end
-    /// minus its age) less than fresh + stale ago, with 500 ms to spare. Older entries have expired
-    /// by design; checking them would fail a correct cache.
+    /// The keys whose latest stored answer's entry must still be in Redis now: created (the
+    /// answer's end minus its age) less than fresh + stale ago, with 500 ms to spare. Older entries
+    /// have expired by design; checking them would fail a correct cache. Answers the cache says it
+    /// did not store (`uncached_redis_unavailable`, `computed_not_stored`) created no entry, so they
+    /// make no key "retained" (a worker that fails open right after a freeze is not a lost write).
     static func keysStillRetained(_ records: [RecordView], now: ContinuousClock.Instant = .now) -> Set<Int> {
+        let notStored: Set<String> = [CacheSource.uncachedRedisUnavailable.label, CacheSource.computedNotStored.label]
         var createdAt: [Int: ContinuousClock.Instant] = [:]
-        for record in records where record.source != nil {
+        for record in records {
+            guard let source = record.source, !notStored.contains(source) else { continue }
             let created = record.end - .milliseconds(Int64(record.ageMs))
             if createdAt[record.key].map({ created > $0 }) ?? true { createdAt[record.key] = created }
         }
