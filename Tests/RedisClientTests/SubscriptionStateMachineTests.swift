@@ -1,3 +1,4 @@
+import Foundation
 @testable import RedisClient
 import Testing
 
@@ -101,46 +102,40 @@ struct SubscriptionStateMachineTests {
         #expect(machine.serverState(of: news) == .subscribed)
     }
 
-    @Test("any interleaving of adds, removes and answers keeps at most one command per channel in flight and ends where the listeners want", arguments: 0..<50)
-    func randomInterleavings(seed: Int) {
-        var generator = SplitMix(seed: UInt64(seed))
-        var machine = Machine()
-        var inFlight: [Machine.Command] = []
-        var listening: Set<UInt64> = []
-        var nextID: UInt64 = 0
-        for _ in 0..<200 {
-            switch generator.next() % 3 {
-            case 0:
-                nextID += 1
-                let (_, commands) = machine.add(id: nextID, listener: "l\(nextID)", to: [news], waiter: "w\(nextID)")
-                listening.insert(nextID)
-                inFlight += commands
-            case 1:
-                guard let id = listening.randomElement(using: &generator) else { continue }
-                listening.remove(id)
-                inFlight += machine.remove(id: id, from: [news])
-            default:
-                guard !inFlight.isEmpty else { continue }
-                let command = inFlight.remove(at: Int(generator.next() % UInt64(inFlight.count)))
-                inFlight += machine.confirmed(command, error: nil).commands
+    @Test("every sequence of 8 adds, removes and answers keeps at most one command per channel in flight and ends where the listeners want")
+    func everyInterleaving() {
+        let steps = 8
+        var sequences = 0
+        for code in 0..<Int(pow(3.0, Double(steps))) {
+            var machine = Machine()
+            var inFlight: [Machine.Command] = []
+            var listening: [UInt64] = []
+            var nextID: UInt64 = 0
+            var rest = code
+            for _ in 0..<steps {
+                let operation = rest % 3
+                rest /= 3
+                switch operation {
+                case 0:
+                    nextID += 1
+                    let (_, commands) = machine.add(id: nextID, listener: "l\(nextID)", to: [news], waiter: "w\(nextID)")
+                    listening.append(nextID)
+                    inFlight += commands
+                case 1:
+                    guard !listening.isEmpty else { continue }
+                    inFlight += machine.remove(id: listening.removeFirst(), from: [news])
+                default:
+                    guard !inFlight.isEmpty else { continue }
+                    inFlight += machine.confirmed(inFlight.removeFirst(), error: nil).commands
+                }
+                #expect(inFlight.count <= 1, "sequence \(code): two commands for one channel in flight: \(inFlight)")
             }
-            #expect(inFlight.count <= 1, "two commands for one channel in flight: \(inFlight)")
+            while !inFlight.isEmpty { inFlight += machine.confirmed(inFlight.removeFirst(), error: nil).commands }
+            #expect(machine.serverState(of: news) == (listening.isEmpty ? .unsubscribed : .subscribed), "sequence \(code)")
+            #expect(machine.listenerCount(of: news) == listening.count, "sequence \(code)")
+            #expect(machine.commandsInFlight == 0, "sequence \(code)")
+            sequences += 1
         }
-        while let command = inFlight.popLast() { inFlight += machine.confirmed(command, error: nil).commands }
-        #expect(machine.serverState(of: news) == (listening.isEmpty ? .unsubscribed : .subscribed))
-        #expect(machine.listenerCount(of: news) == listening.count)
-    }
-}
-
-/// A small deterministic generator, so a failing interleaving can be replayed by its seed.
-private struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed &+ 0x9E37_79B9_7F4A_7C15 }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
+        #expect(sequences == 6_561)
     }
 }
