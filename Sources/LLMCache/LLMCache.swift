@@ -229,6 +229,7 @@ public final class LLMCache: Sendable, Service {
         try checkOpen()
         let namespace = options.namespace ?? configuration.namespace
         let cache = try caches.cache(for: namespace)
+        defer { caches.touch(namespace) }
         let model = request.model
         if let reason = configuration.cacheability.reasonNotToCache(request) {
             return try await direct(request, namespace: namespace, key: nil, reason: reason, onDelta: onDelta)

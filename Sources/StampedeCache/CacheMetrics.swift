@@ -113,6 +113,10 @@ public struct CacheDiagnostics: Sendable, Hashable {
     public var failedCommits = 0
     /// Reads retried once on a fresh connection after a timeout or a dropped connection (instead of failing open at once).
     public var redisRetries = 0
+    /// Reads of the namespace generation (`GET`), by the background loop or, without one, on use.
+    public var generationReads = 0
+    /// Times the background loop subscribed the notice channel because the start could not.
+    public var channelResubscribes = 0
     /// Computed values handed to waiting followers without being stored.
     public var handoffsGiven = 0
     /// Values this instance's followers received from another worker's hand-off (not stored).

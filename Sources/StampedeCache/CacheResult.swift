@@ -2,15 +2,17 @@
 public enum CacheSource: Sendable, Hashable, CustomStringConvertible {
     /// What happens to a stale value's refresh.
     public enum Refresh: Sendable, Hashable {
-        /// This worker won the refresh lease and refreshes in the background.
+        /// This call won the refresh lease; this worker refreshes in the background.
         case startedHere
-        /// Another worker holds the lease (refreshing, or throttled after a failure).
+        /// Another worker, or another call in this process that this call joined, holds the lease
+        /// (refreshing, or throttled after a failure).
         case runningElsewhere
     }
 
     /// A fresh value from Redis (one round trip).
     case freshHit
-    /// A fresh value whose early (XFetch) refresh this worker just started in the background.
+    /// A fresh value whose early (XFetch) refresh this call just started in the background (calls
+    /// that joined it in this process see ``freshHit``).
     case freshHitEarlyRefresh
     /// A value past its freshness but within its stale window, returned at once while one worker refreshes it.
     case staleHit(Refresh)

@@ -37,8 +37,15 @@ struct LLMCacheLifetimeTests {
         _ = try await llm.complete(request, options: LLMRequestOptions(namespace: tenant))
         _ = try await llm.complete(request)
         #expect(llm.liveNamespaces == 2)
+        // A computation held open keeps the tenant busy (never released while in use), however
+        // slowly the loop gets to start it on a loaded machine.
+        let gate = TestGate()
+        let holding = Task { try await llm.cache(for: tenant).value(for: "held") { try await gate.pass(); return [1] } }
         let tenantChannel = "stampede:notify:\(tenant)"
         try await waitUntil("the tenant's channel is subscribed by the loop's start") { redis.subscriber.listenerCount(channel: tenantChannel) == 1 }
+        #expect(llm.liveNamespaces == 2)
+        gate.open()
+        _ = try await holding.value
         try await waitUntil("the accounting reached Redis without an explicit flush") {
             try await LLMCache.fleetAccounting(redis: redis, namespaces: [namespace, tenant]).total.requests == 2
         }

@@ -523,10 +523,11 @@ extension SimulatedLLMTests {
                     connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
                 }
             }
-            guard result == 0 else {
-                close(descriptor)
-                throw RawSocketError.connect
-            }
+            // No close here: a class whose init throws after setting every stored property is
+            // deinitialized, and deinit closes the socket. Closing it here as well was a double
+            // close that could close a descriptor another thread had just been given (an NIO
+            // socket, which then crashed NIO with EBADF in epoll_ctl).
+            guard result == 0 else { throw RawSocketError.connect }
         }
 
         /// Closes the socket.

@@ -214,15 +214,18 @@ struct ClientFaultTests {
     func commandTimeout() async throws {
         try await withPrivateRedis { server in
             let client = try makeClient(server.url, commandTimeout: .milliseconds(200))
-            let idBefore = try await client.send("CLIENT", "ID").int
+            // Only the PING below is held to the 200 ms timeout; the other commands get 10 s, so a
+            // loaded machine cannot make them time out too.
+            let idBefore = try await client.send("CLIENT", "ID", timeout: .seconds(10)).int
             let admin = try makeClient(server.url)
-            // CLIENT PAUSE answers OK once the pause is in force: every later command waits 600 ms.
-            try await admin.send("CLIENT", "PAUSE", "600", "ALL")
+            // CLIENT PAUSE answers OK once the pause is in force: every later command waits until it
+            // ends. 3 s leaves a loaded machine plenty of time to send the PING inside the pause.
+            try await admin.send("CLIENT", "PAUSE", "3000", "ALL")
             // A .timeout (not a PONG after the pause) proves the command gave up at its deadline.
             let error = await expectRedisError { try await client.ping() }
             #expect(error?.code == .timeout)
             var idAfter: Int64?
-            _ = try await eventually(within: .seconds(20)) { idAfter = try await client.send("CLIENT", "ID").int }  // once the pause ends
+            _ = try await eventually(within: .seconds(20)) { idAfter = try await client.send("CLIENT", "ID", timeout: .seconds(10)).int }  // once the pause ends
             #expect(idAfter != idBefore)
             await client.close()
             await admin.close()

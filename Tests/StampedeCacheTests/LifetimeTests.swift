@@ -8,6 +8,26 @@ import Testing
 
 @Suite("StampedeCache: one lifetime, run by a ServiceGroup", .sharedRedis)
 struct LifetimeTests {
+    @Test("a notice channel the start could not subscribe is subscribed by the background loop once it can be")
+    func channelSubscribedLaterByTheLoop() async throws {
+        try await withPrivateRedis { server in
+            let admin = try makeClient(server.url)
+            // A user that may not subscribe to any channel yet.
+            _ = try await admin.send("ACL", "SETUSER", "worker", "on", ">pw", "~*", "resetchannels", "+@all")
+            let namespace = uniqueNamespace()
+            let worker = try await Worker.start(server.url + "?user=worker&password=pw", namespace: namespace, policy: testPolicy())
+            let channel = worker.cache.keySpace.channel
+            #expect(!worker.cache.hub.isSubscribed(channel))  // NOPERM at start: followers would poll
+            #expect(worker.cache.diagnostics.channelResubscribes == 0)
+            _ = try await admin.send("ACL", "SETUSER", "worker", RedisArgument("&" + channel))
+            try await eventually("the loop subscribed the channel") { worker.cache.diagnostics.channelResubscribes == 1 }
+            #expect(worker.cache.hub.isSubscribed(channel))
+            #expect(worker.client.subscriber.listenerCount(channel: channel) == 1)
+            await worker.stop()
+            await admin.close()
+        }
+    }
+
     @Test("a closed cache refuses new work with CacheError.closed, and its notice channel is unsubscribed for good")
     func closedIsFinal() async throws {
         let worker = try await Worker.start(try TestRedis.sharedURL, namespace: uniqueNamespace(), policy: testPolicy())

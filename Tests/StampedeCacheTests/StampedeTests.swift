@@ -42,21 +42,26 @@ struct StampedeTests {
         try await withPrivateRedis { server in
             var policy = testPolicy()
             policy.hot.ttl = .zero  // no hot-key flushes, so every command counted below is the hit's own
-            let worker = try await Worker.start(server.url, namespace: uniqueNamespace(), policy: policy)
+            // No background loop: a generation re-read (a GET, at most once a second) then happens
+            // inside the call that needs it, and is counted by the diagnostics.
+            let worker = try await Worker.start(server.url, namespace: uniqueNamespace(), policy: policy, backgroundLoop: false)
             let upstream = Upstream()
             let first = try await worker.cache.value(for: "k", compute: upstream.compute("v"))
             #expect(first.source == .computed)
+            let generationReads = worker.cache.diagnostics.generationReads
             let before = (try await commandCalls(worker.client, "get"), try await commandCalls(worker.client, "time"), try await commandCalls(worker.client, "evalsha"))
             let hit = try await worker.cache.value(for: "k", compute: upstream.compute("other"))
             #expect(hit.source == .freshHit)
             #expect(text(hit.value) == "v")
             let after = (try await commandCalls(worker.client, "get"), try await commandCalls(worker.client, "time"), try await commandCalls(worker.client, "evalsha"))
-            #expect(after.0 == before.0 + 1)
+            #expect(worker.cache.diagnostics.redisRetries == 0)
+            #expect(after.0 == before.0 + 1 + (worker.cache.diagnostics.generationReads - generationReads))
             #expect(after.1 == before.1 + 1)
             #expect(after.2 == before.2)
 
             // Concurrent callers coalesce in-process: far fewer Redis reads than callers.
             let beforeBurst = try await commandCalls(worker.client, "get")
+            let generationReadsBefore = worker.cache.diagnostics.generationReads
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for _ in 0..<100 {
                     group.addTask {
@@ -66,12 +71,37 @@ struct StampedeTests {
                 }
                 try await group.waitForAll()
             }
-            let burstReads = try await commandCalls(worker.client, "get") - beforeBurst
+            let burstReads = try await commandCalls(worker.client, "get") - beforeBurst - (worker.cache.diagnostics.generationReads - generationReadsBefore)
             #expect(burstReads >= 1 && burstReads < 100)
             #expect(worker.cache.diagnostics.coalesced == 100 - burstReads)
             #expect(upstream.count == 1)
             await worker.stop()
         }
+    }
+
+    @Test("50 concurrent callers on one stale key in one process: one of them started the refresh, the callers that joined it say another call refreshes")
+    func joinedCallersDoNotClaimTheRefresh() async throws {
+        let worker = try await Worker.start(try TestRedis.sharedURL, namespace: uniqueNamespace(), policy: testPolicy())
+        let upstream = Upstream()
+        var shortLived = CacheRequestOptions()
+        shortLived.freshFor = .milliseconds(1)
+        let first = try await worker.cache.value(for: "k", options: shortLived, compute: upstream.compute("v1"))
+        try await eventually("the value is stale by the server's clock") {
+            let time = try await worker.client.send("TIME").array ?? []
+            let now = (time.first?.int ?? 0) * 1_000 + (time.last?.int ?? 0) / 1_000
+            return now > (first.freshUntilMillis ?? .max)
+        }
+        let sources = try await withThrowingTaskGroup(of: CacheSource.self) { group in
+            for _ in 0..<50 { group.addTask { try await worker.cache.value(for: "k", compute: upstream.compute("v2", latency: .milliseconds(200))).source } }
+            return try await group.reduce(into: [CacheSource]()) { $0.append($1) }
+        }
+        await worker.cache.waitForBackgroundWork()
+        let started = sources.filter { $0 == .staleHit(.startedHere) }.count
+        #expect(started == 1)
+        #expect(started == worker.cache.diagnostics.refreshesStarted)
+        #expect(sources.filter { $0 == .staleHit(.runningElsewhere) }.count == 49)
+        #expect(upstream.count == 2)  // v1, and the one refresh
+        await worker.stop()
     }
 
     @Test("followers in other workers wake on the commit notice, not on the re-check timer")

@@ -37,13 +37,17 @@ struct UpstreamDown: Error, Equatable {}
 struct Worker {
     let client: RedisClient
     let cache: StampedeCache
-    let running: BackgroundRun
+    /// The cache's `run()`, unless the worker was started without its background loop.
+    let running: BackgroundRun?
 
-    static func start(_ url: String, namespace: String, policy: CachePolicy) async throws -> Worker {
+    /// - Parameter backgroundLoop: run the cache's `run()` (hit flushes, generation re-reads). Tests
+    ///   that count every command a call sends start without it: the cache then re-reads its
+    ///   generation itself, inside the calls that need it, where ``CacheDiagnostics/generationReads`` counts it.
+    static func start(_ url: String, namespace: String, policy: CachePolicy, backgroundLoop: Bool = true) async throws -> Worker {
         let client = try makeClient(url, poolSize: 1)
         let cache = try StampedeCache(redis: client, namespace: namespace, policy: policy, logger: TestRedis.logger)
         await cache.start()
-        return Worker(client: client, cache: cache, running: BackgroundRun(cache.run))
+        return Worker(client: client, cache: cache, running: backgroundLoop ? BackgroundRun(cache.run) : nil)
     }
 
     static func fleet(_ count: Int, url: String, namespace: String, policy: CachePolicy) async throws -> [Worker] {
@@ -54,7 +58,7 @@ struct Worker {
 
     func stop() async {
         await cache.close()
-        await running.finished()
+        await running?.finished()
         await client.close()
     }
 }

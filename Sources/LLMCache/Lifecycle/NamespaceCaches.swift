@@ -57,6 +57,15 @@ final class NamespaceCaches: Sendable {
         }
     }
 
+    /// Marks `namespace` as used now (called when a request ends, so a request that took longer
+    /// than the idle time does not make its namespace look idle the moment it returns).
+    func touch(_ namespace: String) {
+        let now = ContinuousClock.now
+        state.withLock { state in
+            if state.entries[namespace] != nil { state.entries[namespace]!.lastUsed = now }
+        }
+    }
+
     /// The live caches.
     var all: [StampedeCache] { state.withLock { $0.entries.values.map(\.cache) } }
 

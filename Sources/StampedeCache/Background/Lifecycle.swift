@@ -26,6 +26,9 @@ final class Lifecycle: Sendable {
         }
     }
 
+    /// Whether ``claimStart()`` was called (the cache was started).
+    var startClaimed: Bool { state.withLock { $0.startClaimed } }
+
     /// Returns true for the first call (which prepares the cache).
     func claimStart() -> Bool {
         state.withLock { state in

@@ -38,9 +38,12 @@ extension StampedeCache {
         }
         if joined {
             outcome.coalesced = true
-            // This call did not compute: it received a concurrent call's computation.
+            // This call did not compute: it received a concurrent call's computation. Nor did it
+            // start a refresh: the call it joined did (so a refresh is counted once, by its starter).
             switch outcome.source {
             case .computed, .computedNotStored, .uncachedRedisUnavailable: outcome.source = .joinedInProcess
+            case .staleHit(.startedHere): outcome.source = .staleHit(.runningElsewhere)
+            case .freshHitEarlyRefresh: outcome.source = .freshHit
             default: break
             }
         }

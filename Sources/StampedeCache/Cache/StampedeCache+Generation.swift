@@ -25,6 +25,7 @@ extension StampedeCache {
 
     /// Re-reads the generation from Redis (a failure keeps the value in use).
     func refreshGeneration() async {
+        diagnosticsBox.update { $0.generationReads += 1 }
         do {
             let reply = try await redis.send("GET", RedisArgument(keySpace.generationKey))
             generation.observe(reply.int ?? 0)

@@ -78,9 +78,23 @@ extension StampedeCache {
 
     /// One round of background work; a host that runs many caches (``LLMCache``) calls this for
     /// each of them from its own single loop.
+    ///
+    /// With the generation refresh (once a second) it also subscribes the notice channel again if
+    /// the start could not (Redis unreachable, the subscriber connection lost mid-SUBSCRIBE): until
+    /// then followers fall back to polling, so this is not left to the next follower.
     package func backgroundTick(refreshGeneration refresh: Bool) async {
         if policy.hot.ttl > .zero { await flushHits() }
-        if refresh { await refreshGeneration() }
+        guard refresh else { return }
+        await refreshGeneration()
+        if lifecycle.startClaimed, !lifecycle.isClosed, !hub.isSubscribed(keySpace.channel) {
+            do {
+                if try await hub.ensureSubscribed(keySpace.channel) {
+                    diagnosticsBox.update { $0.channelResubscribes += 1 }
+                }
+            } catch {
+                logger.debug("the notice channel is still not subscribed", metadata: ["error": "\(error)"])
+            }
+        }
     }
 
     /// Marks the cache as served by a host's background loop (see ``backgroundTick(refreshGeneration:)``).

@@ -169,9 +169,11 @@ struct DemoCommand: AsyncParsableCommand {
         let elapsed = ContinuousClock.now - started
         progress.stop()
         var result = stats.snapshot(elapsed: elapsed)
-        result.upstreamCalls = upstream.callCount
+        // Counted after the fleet closed: close() waits for the background refreshes that served
+        // requests started, so each of them has reached the upstream by now.
         for (_, llm) in fleet { await llm.close() }
         for run in runs { await run.finished() }
+        result.upstreamCalls = upstream.callCount
         let accounting = try await fleet[0].1.fleetAccounting(namespaces: [namespace]).total
         result.tokensSaved = accounting.promptTokensServedFromCache + accounting.completionTokensServedFromCache
         result.moneySaved = accounting.moneySaved
