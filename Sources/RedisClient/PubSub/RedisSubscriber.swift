@@ -327,12 +327,12 @@ public final class RedisSubscriber: Sendable {
                     state.nextID += 1
                     return state.nextID
                 }
-                let restored = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                // Every channel and pattern with listeners is subscribed again; this returns once all are confirmed.
+                try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
                     let (admission, commands) = state.withLock { $0.machine.resubscribe(id: id, waiter: continuation) }
                     if admission == .ready { continuation.resume() }
                     send(commands)
                 }
-                _ = restored
                 let (names, everyone) = state.withLock { ($0.machine.wantedNames, $0.machine.everyListener) }
                 metrics.resubscribes.increment()
                 metrics.reconnects.increment()
