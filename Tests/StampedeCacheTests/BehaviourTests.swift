@@ -39,11 +39,7 @@ struct BehaviourTests {
         #expect(hot.pttl > 119_000 && hot.pttl <= 120_000)
         #expect(hot.freshUntil == committed.freshUntil)  // freshness never slides
         // A hot answer is still refreshed on schedule: once the server's clock passes its fresh-until.
-        try await eventually("the value is stale by the server's clock") {
-            let time = try await worker.client.send("TIME").array ?? []
-            let now = (time.first?.int ?? 0) * 1_000 + (time.last?.int ?? 0) / 1_000
-            return now > hot.freshUntil
-        }
+        try await waitUntilServerClockPasses(hot.freshUntil, worker.client, "the value is stale by the server's clock")
         let stale = try await worker.cache.value(for: "k", compute: upstream.compute("v2"))
         #expect(stale.source == .staleHit(.startedHere))
         await worker.cache.waitForBackgroundWork()

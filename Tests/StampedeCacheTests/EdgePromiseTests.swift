@@ -115,8 +115,7 @@ struct EdgePromiseTests {
     func entryWithoutExpiryIsNotServedForever() async throws {
         let worker = try await Worker.start(try TestRedis.sharedURL, namespace: uniqueNamespace(), policy: testPolicy())
         let upstream = Upstream()
-        let time = try await worker.client.send("TIME").array?.first?.string.flatMap { Int64($0) } ?? 0
-        let now = time * 1000
+        let now = try await serverMillis(worker.client) / 1_000 * 1_000  // whole seconds, as before
         let blobs = [
             "sc1 9999999999999 \(now) 0 1\nold-format forever",  // the old header, no TTL
             "sc2 9999999999999 9999999999999 \(now) 0 1\ncenturies",  // 270 years "fresh"
@@ -151,12 +150,7 @@ struct EdgePromiseTests {
         let blob = try #require(try await worker.client.get(entry.value))
         let stored = try #require(StoredEntry(blob: blob, now: 0))
         #expect(stored.staleUntil == stored.freshUntil, "staleFor 0: servable until fresh-until")
-        // Wait (on the server's clock, not a sleep of fixed length) until freshness has ended.
-        try await eventually("the entry's fresh-until has passed on the server clock") {
-            let time = try await worker.client.send("TIME").array ?? []
-            let now = (time.first?.string.flatMap { Int64($0) } ?? 0) * 1000 + (time.last?.string.flatMap { Int64($0) } ?? 0) / 1000
-            return now > stored.freshUntil
-        }
+        try await waitUntilServerClockPasses(stored.freshUntil, worker.client, "the entry's fresh-until has passed on the server clock")
         let after = try await worker.cache.value(for: "k", compute: upstream.compute("v2"))
         #expect(after.source == .computed, "not \(after.source)")
         #expect(String(decoding: after.value, as: UTF8.self) == "v2")
@@ -192,8 +186,7 @@ struct EdgePromiseTests {
         #expect(stale.source == .staleHit(.startedHere))
         await worker.cache.waitForBackgroundWork()  // the failed refresh has released its lease with the throttle
         // TIME first: the lock's PTTL, read after it, can only be smaller than at that instant.
-        let time = try await worker.client.send("TIME").array ?? []
-        let serverNow = (time.first?.string.flatMap { Int64($0) } ?? 0) * 1000 + (time.last?.string.flatMap { Int64($0) } ?? 0) / 1000
+        let serverNow = try await serverMillis(worker.client)
         let pttl = try await worker.client.send("PTTL", RedisArgument(entry.lock)).int ?? -2
         #expect(pttl <= max(0, stored.staleUntil - serverNow) + 1, "throttle \(pttl) ms, stale copy left \(stored.staleUntil - serverNow) ms")
         await worker.stop()

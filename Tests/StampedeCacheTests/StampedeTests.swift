@@ -86,11 +86,7 @@ struct StampedeTests {
         var shortLived = CacheRequestOptions()
         shortLived.freshFor = .milliseconds(1)
         let first = try await worker.cache.value(for: "k", options: shortLived, compute: upstream.compute("v1"))
-        try await eventually("the value is stale by the server's clock") {
-            let time = try await worker.client.send("TIME").array ?? []
-            let now = (time.first?.int ?? 0) * 1_000 + (time.last?.int ?? 0) / 1_000
-            return now > (first.freshUntilMillis ?? .max)
-        }
+        try await waitUntilServerClockPasses(try #require(first.freshUntilMillis), worker.client, "the value is stale by the server's clock")
         let sources = try await withThrowingTaskGroup(of: CacheSource.self) { group in
             for _ in 0..<50 { group.addTask { try await worker.cache.value(for: "k", compute: upstream.compute("v2", latency: .milliseconds(200))).source } }
             return try await group.reduce(into: [CacheSource]()) { $0.append($1) }

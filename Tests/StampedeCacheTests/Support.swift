@@ -96,6 +96,17 @@ func eventually(_ what: String, limit: Duration = .seconds(20), _ condition: () 
     Issue.record("never happened: \(what)")
 }
 
+/// The Redis server's clock in epoch milliseconds (`TIME`), the clock every cache decision uses.
+func serverMillis(_ client: RedisClient) async throws -> Int64 {
+    let time = try await client.send("TIME").array ?? []
+    return (time.first?.int ?? 0) * 1_000 + (time.last?.int ?? 0) / 1_000
+}
+
+/// Waits (on the server's clock, not a sleep of fixed length) until it is past `instant` (epoch ms).
+func waitUntilServerClockPasses(_ instant: Int64, _ client: RedisClient, _ what: String) async throws {
+    try await eventually(what) { try await serverMillis(client) > instant }
+}
+
 func text(_ bytes: [UInt8]) -> String { String(decoding: bytes, as: UTF8.self) }
 
 /// `INFO commandstats` calls of one command on a server only this test uses.
