@@ -119,6 +119,19 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // Starts the vector-search Redis (Redis 8 + RediSearch) and the local embedding model server
+        // used by the semantic tests, demo, tuner and benchmark.
+        .target(
+            name: "LocalServices",
+            dependencies: [
+                "RedisServerProcess",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Subprocess", package: "swift-subprocess"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "stampede",
             dependencies: [
@@ -128,6 +141,7 @@ let package = Package(
                 "SimulatedLLM",
                 "ChaosKit",
                 "RedisServerProcess",
+                "LocalServices",
                 "CHiredis",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -173,7 +187,9 @@ let package = Package(
                 "SimulatedLLM",
                 "StampedeCache",
                 "RedisClient",
+                "RedisServerProcess",
                 "RedisTestSupport",
+                "LocalServices",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict

@@ -62,6 +62,26 @@ public struct ModelAccounting: Sendable, Hashable, Codable {
     public var completionTokensServedFromCache = 0
     /// USD those tokens would have cost.
     public var moneySaved = 0.0
+    /// Answered by a semantic match: a cached answer to a similar prompt in the same context (no upstream call).
+    public var semanticHits = 0
+    /// Callers that waited for a similar prompt's computation in flight instead of calling (semantic herd protection).
+    public var semanticWaits = 0
+    /// Semantic lookups whose nearest cached prompt was below the similarity threshold.
+    public var semanticNearMisses = 0
+    /// Semantic matches above the threshold refused by a guard (numbers, negation, …).
+    public var semanticGuardRejections = 0
+    /// Semantic lookups skipped because the embeddings upstream or the vector index failed (the exact path went on).
+    public var semanticSkipped = 0
+    /// Texts embedded by the embeddings upstream (embedding-cache misses).
+    public var embeddingsComputed = 0
+    /// Prompt tokens the embeddings upstream counted for them.
+    public var embeddingTokens = 0
+    /// USD those embedding tokens cost (at the embedding model's input price in ``PriceTable``).
+    public var embeddingCost = 0.0
+    /// Prompt and completion tokens of answers served by semantic matches (not in the exact-hit token counts above).
+    public var semanticTokensSaved = 0
+    /// USD those semantic-hit tokens would have cost.
+    public var semanticMoneySaved = 0.0
 
     /// Adds another set of counters (saturating at `Int.max`: counters read from Redis can be anything).
     public mutating func add(_ other: ModelAccounting) {
@@ -78,6 +98,16 @@ public struct ModelAccounting: Sendable, Hashable, Codable {
         sum(&promptTokensServedFromCache, other.promptTokensServedFromCache)
         sum(&completionTokensServedFromCache, other.completionTokensServedFromCache)
         moneySaved += other.moneySaved
+        sum(&semanticHits, other.semanticHits)
+        sum(&semanticWaits, other.semanticWaits)
+        sum(&semanticNearMisses, other.semanticNearMisses)
+        sum(&semanticGuardRejections, other.semanticGuardRejections)
+        sum(&semanticSkipped, other.semanticSkipped)
+        sum(&embeddingsComputed, other.embeddingsComputed)
+        sum(&embeddingTokens, other.embeddingTokens)
+        embeddingCost += other.embeddingCost
+        sum(&semanticTokensSaved, other.semanticTokensSaved)
+        semanticMoneySaved += other.semanticMoneySaved
     }
 
     /// Prompt and completion tokens served from the cache (saturating at `Int.max`).
@@ -86,9 +116,9 @@ public struct ModelAccounting: Sendable, Hashable, Codable {
         return overflow ? .max : sum
     }
 
-    /// Hits (fresh, stale, received) per request.
+    /// Hits (fresh, stale, received, semantic) per request.
     public var hitRate: Double {
-        requests == 0 ? 0 : (Double(freshHits) + Double(staleHits) + Double(receivedFromOtherWorkers)) / Double(requests)
+        requests == 0 ? 0 : (Double(freshHits) + Double(staleHits) + Double(receivedFromOtherWorkers) + Double(semanticHits)) / Double(requests)
     }
 
     /// The counters as named integers/doubles (the Redis hash fields of the fleet-wide accounting).
@@ -98,6 +128,11 @@ public struct ModelAccounting: Sendable, Hashable, Codable {
             ("received", Double(receivedFromOtherWorkers)), ("upstream_calls", Double(upstreamCalls)), ("failures", Double(failures)),
             ("prompt_tokens_saved", Double(promptTokensServedFromCache)), ("completion_tokens_saved", Double(completionTokensServedFromCache)),
             ("money_saved", moneySaved),
+            ("semantic_hits", Double(semanticHits)), ("semantic_waits", Double(semanticWaits)),
+            ("semantic_near_misses", Double(semanticNearMisses)), ("semantic_guard_rejections", Double(semanticGuardRejections)),
+            ("semantic_skipped", Double(semanticSkipped)), ("embeddings_computed", Double(embeddingsComputed)),
+            ("embedding_tokens", Double(embeddingTokens)), ("embedding_cost", embeddingCost),
+            ("semantic_tokens_saved", Double(semanticTokensSaved)), ("semantic_money_saved", semanticMoneySaved),
         ]
     }
 
@@ -105,9 +140,11 @@ public struct ModelAccounting: Sendable, Hashable, Codable {
     /// can hold: not finite, negative, or past 2^53 for a count (anyone can write to the hash).
     mutating func set(field: String, value: Double) -> Bool {
         guard value.isFinite, value >= 0 else { return false }
-        if field == "money_saved" {
-            moneySaved = value
-            return true
+        switch field {
+        case "money_saved": moneySaved = value; return true
+        case "embedding_cost": embeddingCost = value; return true
+        case "semantic_money_saved": semanticMoneySaved = value; return true
+        default: break
         }
         guard value <= 9_007_199_254_740_992, value.rounded(.towardZero) == value else { return false }
         let count = Int(value)
@@ -120,6 +157,14 @@ public struct ModelAccounting: Sendable, Hashable, Codable {
         case "failures": failures = count
         case "prompt_tokens_saved": promptTokensServedFromCache = count
         case "completion_tokens_saved": completionTokensServedFromCache = count
+        case "semantic_hits": semanticHits = count
+        case "semantic_waits": semanticWaits = count
+        case "semantic_near_misses": semanticNearMisses = count
+        case "semantic_guard_rejections": semanticGuardRejections = count
+        case "semantic_skipped": semanticSkipped = count
+        case "embeddings_computed": embeddingsComputed = count
+        case "embedding_tokens": embeddingTokens = count
+        case "semantic_tokens_saved": semanticTokensSaved = count
         default: return false
         }
         return true
@@ -174,6 +219,13 @@ final class Accountant: Sendable {
         if tokens > 0 { Counter(label: "llmcache_tokens_saved_total", dimensions: dimensions).increment(by: tokens) }
         if change.moneySaved > 0 { FloatingPointCounter(label: "llmcache_money_saved_usd_total", dimensions: dimensions).increment(by: change.moneySaved) }
         if change.failures > 0 { Counter(label: "llmcache_failures_total", dimensions: dimensions).increment(by: change.failures) }
+        if change.semanticHits > 0 { Counter(label: "llmcache_semantic_hits_total", dimensions: dimensions).increment(by: change.semanticHits) }
+        if change.semanticWaits > 0 { Counter(label: "llmcache_semantic_waits_total", dimensions: dimensions).increment(by: change.semanticWaits) }
+        if change.semanticNearMisses > 0 { Counter(label: "llmcache_semantic_near_misses_total", dimensions: dimensions).increment(by: change.semanticNearMisses) }
+        if change.semanticGuardRejections > 0 { Counter(label: "llmcache_semantic_guard_rejections_total", dimensions: dimensions).increment(by: change.semanticGuardRejections) }
+        if change.semanticSkipped > 0 { Counter(label: "llmcache_semantic_skipped_total", dimensions: dimensions).increment(by: change.semanticSkipped) }
+        if change.embeddingsComputed > 0 { Counter(label: "llmcache_embeddings_computed_total", dimensions: dimensions).increment(by: change.embeddingsComputed) }
+        if change.semanticMoneySaved > 0 { FloatingPointCounter(label: "llmcache_semantic_money_saved_usd_total", dimensions: dimensions).increment(by: change.semanticMoneySaved) }
     }
 
     var snapshot: AccountingSnapshot { AccountingSnapshot(entries: state.withLock { $0.totals }) }

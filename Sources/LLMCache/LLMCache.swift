@@ -22,6 +22,9 @@ public struct LLMCacheConfiguration: Sendable {
     /// unsubscribed; it is created again on its next request). The default namespace is kept.
     /// At least 1 s.
     public var idleNamespaceRelease: Duration
+    /// Semantic caching: on an exact miss, answer from a cached answer to a similar prompt in the
+    /// same context (`nil`, the default: exact matches only). See ``SemanticConfiguration``.
+    public var semantic: SemanticConfiguration?
 
     /// Creates a configuration. Default policy: fresh 1 h, stale 1 day, 60 s compute timeout, 90 s lock.
     public init(
@@ -31,7 +34,8 @@ public struct LLMCacheConfiguration: Sendable {
         prices: PriceTable = PriceTable(),
         cacheability: CacheabilityPolicy = CacheabilityPolicy(),
         accountingFlushInterval: Duration = .seconds(1),
-        idleNamespaceRelease: Duration = .seconds(600)
+        idleNamespaceRelease: Duration = .seconds(600),
+        semantic: SemanticConfiguration? = nil
     ) {
         self.namespace = namespace
         self.policy = policy
@@ -40,6 +44,7 @@ public struct LLMCacheConfiguration: Sendable {
         self.cacheability = cacheability
         self.accountingFlushInterval = accountingFlushInterval
         self.idleNamespaceRelease = idleNamespaceRelease
+        self.semantic = semantic
     }
 
     /// Checks the intervals (the policy and namespace are checked by the ``StampedeCache`` they make).
@@ -50,6 +55,11 @@ public struct LLMCacheConfiguration: Sendable {
         }
         guard idleNamespaceRelease >= .seconds(1) else {
             throw CacheConfigurationError(setting: "idleNamespaceRelease", problem: "must be at least 1 s, got \(idleNamespaceRelease)")
+        }
+        do {
+            try semantic?.validate()
+        } catch {
+            throw CacheConfigurationError(setting: "semantic", problem: error.description)
         }
     }
 }
@@ -66,14 +76,24 @@ public struct LLMRequestOptions: Sendable, Hashable {
     public var ttl: Duration?
     /// The most staleness this caller accepts (`nil`: anything within the stale window).
     public var maxStale: Duration?
+    /// Use the semantic layer for this request (when configured); `false`: exact matches only.
+    public var semantic: Bool
+    /// This request's least similarity for a semantic match (instead of the configured threshold;
+    /// values outside (0, 1] are refused).
+    public var minSimilarity: Double?
 
     /// Creates options; the defaults change nothing.
-    public init(namespace: String? = nil, noCache: Bool = false, noStore: Bool = false, ttl: Duration? = nil, maxStale: Duration? = nil) {
+    public init(
+        namespace: String? = nil, noCache: Bool = false, noStore: Bool = false, ttl: Duration? = nil, maxStale: Duration? = nil,
+        semantic: Bool = true, minSimilarity: Double? = nil
+    ) {
         self.namespace = namespace
         self.noCache = noCache
         self.noStore = noStore
         self.ttl = ttl
         self.maxStale = maxStale
+        self.semantic = semantic
+        self.minSimilarity = minSimilarity
     }
 }
 
@@ -97,6 +117,14 @@ public struct LLMResult: Sendable, Hashable {
     /// for calls that joined a concurrent call in this process (``CacheSource/joinedInProcess``).
     /// Exactly one call per upstream request has `calledUpstream == true`.
     public var calledUpstream: Bool
+    /// Set when the semantic layer answered: the similarity and key of the matched prompt. Its
+    /// ``source`` is then `computed` (this worker produced the request's exact entry, by back-fill)
+    /// and ``calledUpstream`` is `false`.
+    public var semantic: SemanticMatch? = nil
+
+    /// Where the answer came from as one label: `semantic_hit` / `semantic_wait` for semantic
+    /// answers, else ``CacheSource/label`` (`fresh_hit`, `computed`, …).
+    public var sourceLabel: String { semantic?.kind.rawValue ?? source.label }
 }
 
 /// Cached LLM calls for a fleet of workers: exactly one upstream call per distinct request (per
@@ -126,6 +154,7 @@ public final class LLMCache: Sendable, Service {
     let closed = Atomic<Bool>(false)
     let runClaimed = Atomic<Bool>(false)
     let closeSignal = CloseSignal()
+    let semanticLayer: SemanticLayer?
 
     /// Creates the cache and the default namespace's ``StampedeCache``. Synchronous and free of I/O;
     /// run it (``run()``, or in a `ServiceGroup`) so counters reach Redis and hot keys are promoted.
@@ -142,6 +171,7 @@ public final class LLMCache: Sendable, Service {
         self.upstream = upstream
         self.logger = logger
         self.caches = try NamespaceCaches(redis: redis, policy: configuration.policy, defaultNamespace: configuration.namespace, logger: logger)
+        self.semanticLayer = configuration.semantic.map { SemanticLayer(configuration: $0, redis: redis, logger: logger) }
     }
 
     /// The ``StampedeCache`` of a namespace (created on first use; released after
@@ -239,26 +269,35 @@ public final class LLMCache: Sendable, Service {
         let timeout = configuration.policy.computeTimeout
         let cacheability = configuration.cacheability
         let upstream = self.upstream
+        let callUpstream: @Sendable () async throws -> Computed<ChatCompletion> = {
+            let deadline = ContinuousClock.now + timeout
+            let completion: ChatCompletion
+            if let onDelta {
+                completion = try await upstream.stream(request, deadline: deadline, onDelta: onDelta)
+            } else {
+                completion = try await upstream.complete(request, deadline: deadline)
+            }
+            // Paid for but not cacheable (truncated, tool calls, ...): the callers waiting for
+            // this computation still receive it; nothing is stored.
+            if let reason = cacheability.reasonNotToCache(completion, for: request) {
+                return .deliverWithoutStoring(completion, reason: reason)
+            }
+            return .store(completion)
+        }
+        let semanticStep = try semanticStep(for: request, key: key, options: options, namespace: namespace, cache: cache, callUpstream: callUpstream)
         do {
             let result = try await cache.value(for: key.cacheKey, as: ChatCompletion.self, options: cacheOptions) { () async throws -> Computed<ChatCompletion> in
-                let deadline = ContinuousClock.now + timeout
-                let completion: ChatCompletion
-                if let onDelta {
-                    completion = try await upstream.stream(request, deadline: deadline, onDelta: onDelta)
-                } else {
-                    completion = try await upstream.complete(request, deadline: deadline)
-                }
-                // Paid for but not cacheable (truncated, tool calls, ...): the callers waiting for
-                // this computation still receive it; nothing is stored.
-                if let reason = cacheability.reasonNotToCache(completion, for: request) {
-                    return .deliverWithoutStoring(completion, reason: reason)
-                }
-                return .store(completion)
+                if let semanticStep, let answer = try await semanticStep.run() { return answer }
+                return try await callUpstream()
             }
-            let calledUpstream = result.computedHere
-            account(namespace: namespace, model: model, source: result.source, completion: result.value, calledUpstream: calledUpstream, coalesced: result.coalesced)
-            return LLMResult(completion: result.value, source: result.source, age: result.age, namespace: namespace, key: key, notCachedBecause: result.notCachedBecause, calledUpstream: calledUpstream)
+            let match = await semanticStep?.finish(result)
+            let calledUpstream = result.computedHere && (semanticStep?.servedWithoutUpstream != true)
+            account(namespace: namespace, model: model, source: result.source, completion: result.value, calledUpstream: calledUpstream, coalesced: result.coalesced, semantic: semanticStep?.counts, match: match)
+            var answer = LLMResult(completion: result.value, source: result.source, age: result.age, namespace: namespace, key: key, notCachedBecause: result.notCachedBecause, calledUpstream: calledUpstream)
+            answer.semantic = match
+            return answer
         } catch {
+            await semanticStep?.abandon()
             accountant.record(namespace: namespace, model: model, ModelAccounting(requests: 1, failures: 1))
             throw error
         }
@@ -273,7 +312,7 @@ public final class LLMCache: Sendable, Service {
             } else {
                 completion = try await upstream.complete(request, deadline: deadline)
             }
-            account(namespace: namespace, model: request.model, source: .computedNotStored, completion: completion, calledUpstream: true, coalesced: false)
+            account(namespace: namespace, model: request.model, source: .computedNotStored, completion: completion, calledUpstream: true, coalesced: false, semantic: nil, match: nil)
             return LLMResult(completion: completion, source: .computedNotStored, age: .zero, namespace: namespace, key: key, notCachedBecause: reason, calledUpstream: true)
         } catch {
             accountant.record(namespace: namespace, model: request.model, ModelAccounting(requests: 1, upstreamCalls: 1, failures: 1))
@@ -281,10 +320,20 @@ public final class LLMCache: Sendable, Service {
         }
     }
 
-    private func account(namespace: String, model: String, source: CacheSource, completion: ChatCompletion, calledUpstream: Bool, coalesced: Bool) {
+    private func account(
+        namespace: String, model: String, source: CacheSource, completion: ChatCompletion, calledUpstream: Bool, coalesced: Bool,
+        semantic: SemanticLayer.Counts?, match: SemanticMatch?
+    ) {
         var change = ModelAccounting(requests: 1)
         if calledUpstream {
             change.upstreamCalls = 1
+        } else if let match {
+            change.semanticHits = 1
+            if match.kind == .waitedForSimilarComputation { change.semanticWaits = 1 }
+            if let usage = completion.usage {
+                change.semanticTokensSaved = usage.totalTokens
+                change.semanticMoneySaved = configuration.prices.cost(of: usage, model: model)
+            }
         } else {
             switch source {
             case .freshHit, .freshHitEarlyRefresh: change.freshHits = 1
@@ -295,6 +344,16 @@ public final class LLMCache: Sendable, Service {
                 change.promptTokensServedFromCache = usage.promptTokens
                 change.completionTokensServedFromCache = usage.completionTokens
                 change.moneySaved = configuration.prices.cost(of: usage, model: model)
+            }
+        }
+        if let semantic {
+            change.semanticNearMisses = semantic.nearMiss ? 1 : 0
+            change.semanticGuardRejections = semantic.guardRejections
+            change.semanticSkipped = semantic.skipped ? 1 : 0
+            change.embeddingsComputed = semantic.embeddingComputed ? 1 : 0
+            change.embeddingTokens = semantic.embeddingTokens
+            if let embeddingModel = configuration.semantic?.embeddings.model {
+                change.embeddingCost = configuration.prices.cost(of: .init(promptTokens: semantic.embeddingTokens, completionTokens: 0), model: embeddingModel)
             }
         }
         accountant.record(namespace: namespace, model: model, change)

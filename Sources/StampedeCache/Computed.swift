@@ -17,11 +17,16 @@ public enum Computed<Value: Sendable>: Sendable {
     case store(Value)
     /// Return the value to this caller and to the callers waiting for it now; store nothing.
     case deliverWithoutStoring(Value, reason: String)
+    /// Store the value with its own freshness (instead of the call's `freshFor` or the policy's);
+    /// the stale window follows as usual. For values that were already some time old when they
+    /// were produced, e.g. an answer reused from a similar request, so that the value is never
+    /// served older than the original `freshFor + staleFor`. At least 1 ms is kept.
+    case storeWithFreshness(Value, freshFor: Duration)
 
     /// The computed value, stored or not.
     public var value: Value {
         switch self {
-        case .store(let value), .deliverWithoutStoring(let value, _): return value
+        case .store(let value), .deliverWithoutStoring(let value, _), .storeWithFreshness(let value, _): return value
         }
     }
 
@@ -30,6 +35,7 @@ public enum Computed<Value: Sendable>: Sendable {
         switch self {
         case .store(let value): return .store(try transform(value))
         case .deliverWithoutStoring(let value, let reason): return .deliverWithoutStoring(try transform(value), reason: reason)
+        case .storeWithFreshness(let value, let freshFor): return .storeWithFreshness(try transform(value), freshFor: freshFor)
         }
     }
 }

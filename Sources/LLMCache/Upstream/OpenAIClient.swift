@@ -73,14 +73,15 @@ public struct OpenAIConfiguration: Sendable {
 public final class OpenAIClient: ChatCompletionUpstream {
     /// The configuration.
     public let configuration: OpenAIConfiguration
-    private let http: HTTPClient
-    private let logger: Logger
+    private let transport: UpstreamTransport
 
     /// A client using `httpClient` (default: async-http-client's shared client).
     public init(configuration: OpenAIConfiguration, httpClient: HTTPClient = .shared, logger: Logger = Logger(label: "LLMCache.OpenAIClient")) {
         self.configuration = configuration
-        self.http = httpClient
-        self.logger = logger
+        self.transport = UpstreamTransport(
+            http: httpClient, logger: logger, maxRetries: configuration.maxRetries, retryBase: configuration.retryBase,
+            retryCap: configuration.retryCap, maxResponseBytes: configuration.maxResponseBytes
+        )
     }
 
     /// One complete answer; retries retryable failures until `deadline`.
@@ -153,9 +154,7 @@ public final class OpenAIClient: ChatCompletionUpstream {
 
     // MARK: HTTP
 
-    /// One HTTP attempt. A deadline that passes is a timeout (with the real time since the call
-    /// `started`); any other failure keeps its own cause (connection refused, reset, TLS, DNS), even
-    /// when it is reported at the deadline, as async-http-client does for a pool that could never connect.
+    /// One HTTP attempt (see ``UpstreamTransport/execute(_:started:deadline:)``).
     private func send(_ request: ChatRequest, stream: Bool, started: ContinuousClock.Instant, deadline: ContinuousClock.Instant) async throws -> HTTPClientResponse {
         var http = HTTPClientRequest(url: configuration.baseURL.trimmingSuffix("/") + "/chat/completions")
         http.method = .POST
@@ -169,57 +168,21 @@ public final class OpenAIClient: ChatCompletionUpstream {
         }
         let body = try JSONEncoder().encode(request.wireBody(stream: stream))
         http.body = .bytes(ByteBuffer(data: body))
-        let remaining = deadline - ContinuousClock.now
-        guard remaining > .zero else { throw UpstreamError.timedOut(after: ContinuousClock.now - started) }
-        do {
-            return try await self.http.execute(http, deadline: NIODeadline.now() + TimeAmount(remaining), logger: logger)
-        } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout {
-            throw UpstreamError.timedOut(after: ContinuousClock.now - started)
-        } catch is CancellationError {
-            throw CancellationError()
-        } catch {
-            throw UpstreamError.connection("\(String(describing: error)) (after \(Self.shown(ContinuousClock.now - started)))")
-        }
+        return try await transport.execute(http, started: started, deadline: deadline)
     }
 
     private func collect(_ response: HTTPClientResponse, started: ContinuousClock.Instant, deadline: ContinuousClock.Instant) async throws -> ByteBuffer {
-        do {
-            return try await response.body.collect(upTo: configuration.maxResponseBytes)
-        } catch {
-            if ContinuousClock.now >= deadline { throw UpstreamError.timedOut(after: ContinuousClock.now - started) }
-            throw UpstreamError.connection("the response body was cut off: \(error)")
-        }
+        try await transport.collect(response, started: started, deadline: deadline)
     }
 
     /// "1.25 s": elapsed time for messages.
-    static func shown(_ duration: Duration) -> String {
-        String(format: "%.2f s", duration.secondsDouble)
-    }
-
-    /// An HTTP error and the `Retry-After` it asked for (seconds, or an HTTP date).
-    struct HTTPFailure: Error {
-        var error: UpstreamError
-        var retryAfter: Duration?
-    }
-
-    private static func httpFailure(_ response: HTTPClientResponse, _ body: ByteBuffer) -> HTTPFailure {
-        let status = response.status
-        let wire = try? JSONDecoder().decode(WireError.self, from: Data(buffer: body))
-        let message = wire?.error?.message ?? String(buffer: body).prefix(200).description
-        let error = UpstreamError.http(status: Int(status.code), message: message.isEmpty ? status.reasonPhrase : message, type: wire?.error?.type, code: wire?.error?.code)
-        return HTTPFailure(error: error, retryAfter: response.headers.first(name: "retry-after").flatMap(parseRetryAfter))
-    }
+    static func shown(_ duration: Duration) -> String { UpstreamTransport.shown(duration) }
 
     /// `Retry-After`: delay-seconds (possibly fractional, as some proxies send) or an HTTP-date.
-    static func parseRetryAfter(_ value: String) -> Duration? {
-        let trimmed = value.trimmingCharacters(in: .whitespaces)
-        if let seconds = Double(trimmed), seconds >= 0, seconds.isFinite { return .milliseconds(Int64(seconds * 1_000)) }
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(identifier: "GMT")
-        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
-        guard let date = formatter.date(from: trimmed) else { return nil }
-        return .milliseconds(Int64(max(0, date.timeIntervalSinceNow) * 1_000))
+    static func parseRetryAfter(_ value: String) -> Duration? { UpstreamTransport.parseRetryAfter(value) }
+
+    private static func httpFailure(_ response: HTTPClientResponse, _ body: ByteBuffer) -> UpstreamTransport.HTTPFailure {
+        UpstreamTransport.httpFailure(response, body)
     }
 
     static func decodeCompletion(_ body: ByteBuffer, requestedModel: String) throws -> ChatCompletion {
@@ -240,32 +203,8 @@ public final class OpenAIClient: ChatCompletionUpstream {
         )
     }
 
-    // MARK: Retries
-
-    /// Runs `attempt`, retrying retryable failures with capped exponential backoff (full jitter),
-    /// honouring `Retry-After`, and never waiting past `deadline`.
     private func withRetries<T: Sendable>(deadline: ContinuousClock.Instant, _ attempt: @Sendable () async throws -> T) async throws -> T {
-        var retries = 0
-        while true {
-            let failure: UpstreamError
-            var retryAfter: Duration?
-            do {
-                return try await attempt()
-            } catch let error as HTTPFailure {
-                failure = error.error
-                retryAfter = error.retryAfter
-            } catch let error as UpstreamError {
-                failure = error
-            }
-            guard failure.isRetryable, retries < configuration.maxRetries else { throw failure }
-            retries += 1
-            let exponential = configuration.retryBase * (1 << min(retries - 1, 20))
-            var wait = min(configuration.retryCap, exponential) * Double.random(in: 0.5...1)
-            if let retryAfter { wait = max(wait, retryAfter) }
-            guard ContinuousClock.now + wait < deadline else { throw failure }
-            logger.info("retrying the upstream call", metadata: ["attempt": "\(retries + 1)", "wait": "\(wait)", "error": "\(failure)"])
-            try await Task.sleep(for: wait)
-        }
+        try await transport.withRetries(deadline: deadline, attempt)
     }
 }
 

@@ -34,3 +34,9 @@ extension StampedeCache {
         }
     }
 }
+
+extension StampedeCache {
+    /// The namespace generation keys are built with now (layers that keep their own documents per
+    /// generation, such as the semantic index, scope them by it).
+    package func generationForKeys() async -> Int64 { await currentGeneration() }
+}

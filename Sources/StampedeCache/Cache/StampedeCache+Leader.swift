@@ -74,9 +74,11 @@ extension StampedeCache {
             return Outcome(value: value, source: .computedNotStored, age: .zero, freshUntil: nil, notCachedBecause: reason)
         }
         metrics.computation("ok")
+        var freshFor = options.freshFor ?? policy.freshFor
+        if case .storeWithFreshness(_, let own) = computed { freshFor = max(.milliseconds(1), min(own, freshFor)) }
         do {
             let reply = try await redis.execute(Commit(
-                entry, token: token, value: value, policy: policy, freshFor: options.freshFor ?? policy.freshFor,
+                entry, token: token, value: value, policy: policy, freshFor: freshFor,
                 computeTime: computeTime, channel: keySpace.channel
             ))
             switch reply {

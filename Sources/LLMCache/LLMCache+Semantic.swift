@@ -1,0 +1,62 @@
+public import StampedeCache
+
+extension LLMCache {
+    /// The semantic step for `request`, or `nil` when the request is looked up by exact key only:
+    /// no semantic configuration, `semantic: false` or `noCache` in the options, no user text, or
+    /// a personal or time-sensitive prompt (``SemanticCacheability``).
+    /// - Throws: ``SemanticError/invalidSetting(setting:problem:)`` for a `minSimilarity` outside (0, 1].
+    func semanticStep(
+        for request: ChatRequest, key: RequestKey, options: LLMRequestOptions, namespace: String, cache: StampedeCache,
+        callUpstream: @escaping @Sendable () async throws -> Computed<ChatCompletion>
+    ) throws -> SemanticStep? {
+        guard let layer = semanticLayer, options.semantic, !options.noCache else { return nil }
+        if let minimum = options.minSimilarity, !(minimum.isFinite && minimum > 0 && minimum <= 1) {
+            throw SemanticError.invalidSetting(setting: "minSimilarity", problem: "must be in (0, 1], got \(minimum)")
+        }
+        guard let (text, messageIndex) = request.semanticText(), layer.configuration.cacheability.reasonToSkip(text) == nil else { return nil }
+        return SemanticStep(
+            layer: layer, text: text, messageIndex: messageIndex, request: request, key: key, keyOptions: configuration.keyOptions,
+            namespace: namespace, cache: cache, threshold: options.minSimilarity ?? layer.configuration.threshold,
+            freshFor: options.ttl ?? configuration.policy.freshFor, pendingTTL: configuration.policy.lockTTL, callUpstream: callUpstream
+        )
+    }
+
+    /// Creates the semantic index when missing and checks it and the embedding model against the
+    /// configuration (one embedding call). Call it at startup to fail early; requests work without it.
+    /// - Throws: ``SemanticError`` (no vector search, another schema, a dimension mismatch), or the
+    ///   embeddings upstream's ``UpstreamError``.
+    public func prepareSemanticIndex() async throws {
+        guard let layer = semanticLayer else { return }
+        try await layer.index.prepare()
+        _ = try await layer.embedder.embed("StampedeCache dimension check", deadline: .now + layer.configuration.lookupTimeout)
+    }
+
+    /// The semantic index's name, document count and schema (`nil` when semantic caching is off or
+    /// the index does not exist yet).
+    public func semanticIndexInfo() async throws -> SemanticIndexInfo? {
+        guard let layer = semanticLayer else { return nil }
+        return try await layer.index.info()
+    }
+
+    /// Drops the semantic index and its documents (the next semantic request creates it again).
+    public func dropSemanticIndex() async throws {
+        guard let layer = semanticLayer else { return }
+        try await layer.index.drop(deleteDocuments: true)
+    }
+
+    /// Removes `request`'s cached answer: its exact entry and its semantic document, so neither it
+    /// nor a paraphrase of it is answered from the old answer. Returns whether an exact entry existed.
+    @discardableResult
+    public func invalidate(_ request: ChatRequest, namespace: String? = nil) async throws -> Bool {
+        let namespace = namespace ?? configuration.namespace
+        let cache = try caches.cache(for: namespace)
+        let key = request.cacheKey(options: configuration.keyOptions)
+        if let layer = semanticLayer {
+            let generation = await cache.generationForKeys()
+            let documentKey = SemanticLayer.documentKey(namespace: namespace, generation: generation, cacheKey: key.cacheKey)
+            try await layer.index.remove(documentKey: documentKey)
+            try await layer.index.remove(documentKey: SemanticLayer.pendingKey(documentKey: documentKey))
+        }
+        return try await cache.invalidate(key: key.cacheKey)
+    }
+}

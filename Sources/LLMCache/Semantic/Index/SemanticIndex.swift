@@ -1,0 +1,84 @@
+/// Where the semantic layer keeps prompt vectors and finds the nearest ones.
+///
+/// One implementation today (``RediSearchIndex``: `FT.CREATE … VECTOR HNSW`, `FT.SEARCH … KNN`,
+/// as on Redis 8, Redis Stack and Redis Cloud). The protocol is small so that a Redis 8
+/// vector-set backend (`VADD`/`VSIM`, one key per context, shardable by hash tag) can follow.
+package protocol SemanticIndex: Sendable {
+    /// Creates the index when missing; checks the schema of an existing one.
+    /// - Throws: ``SemanticError`` (no vector search, another schema).
+    func prepare() async throws
+
+    /// Writes `document` as *pending* (a computation for it is in flight) and returns, in one round
+    /// trip, the `k` nearest done documents and the `pendingK` nearest pending ones of its context
+    /// (itself included).
+    func registerPending(_ document: SemanticDocument, ttl: Duration, k: Int, pendingK: Int, efRuntime: Int) async throws -> [SemanticNeighbor]
+
+    /// The nearest documents of `context` (pending and done), nearest first.
+    func nearest(to vector: [Float], context: String, k: Int, efRuntime: Int) async throws -> [SemanticNeighbor]
+
+    /// Writes `document` as done with its answer, expiring at `freshUntilMillis` (Redis server
+    /// clock, ms), and removes its pending registration `pendingKey`.
+    func complete(_ document: SemanticDocument, pendingKey: String, answer: String, freshUntilMillis: Int64) async throws
+
+    /// Removes a document (failed or unstored computations, invalidation).
+    func remove(documentKey: String) async throws
+
+    /// How long a document stays (its answer's remaining freshness), `nil` if it is gone.
+    func remainingLifetime(documentKey: String) async throws -> Duration?
+
+    /// Name, documents, dimension and state of the index (`nil` when it does not exist).
+    func info() async throws -> SemanticIndexInfo?
+
+    /// Drops the index (and its documents when `deleteDocuments`).
+    func drop(deleteDocuments: Bool) async throws
+}
+
+/// A prompt in the semantic index.
+package struct SemanticDocument: Sendable, Hashable {
+    /// Its Redis key.
+    package var key: String
+    /// The exact hash of everything but the embedded text (TAG filter: never matched across contexts).
+    package var context: String
+    /// The embedded text's vector.
+    package var vector: [Float]
+    /// The embedded text (the guards compare it with a new prompt).
+    package var text: String
+    /// The exact cache key of the request (a waiting paraphrase follows its computation).
+    package var cacheKey: String
+    /// Registration order in the namespace (the earlier of two pending paraphrases leads).
+    package var sequence: Int64
+}
+
+/// One search result.
+package struct SemanticNeighbor: Sendable, Hashable {
+    /// The document's Redis key.
+    package var documentKey: String
+    /// Cosine similarity to the query (1 − the index's cosine distance).
+    package var similarity: Double
+    /// `true` while its computation is in flight.
+    package var pending: Bool
+    /// Its embedded text.
+    package var text: String
+    /// Its request's exact cache key.
+    package var cacheKey: String
+    /// Its registration order.
+    package var sequence: Int64
+    /// Its answer (JSON of a ``ChatCompletion``) once done.
+    package var answer: String?
+}
+
+/// What `stampede semantic index info` shows.
+public struct SemanticIndexInfo: Sendable, Hashable, Codable {
+    /// The index name (with its schema version and dimension).
+    public var name: String
+    /// Documents indexed (pending and done).
+    public var documents: Int
+    /// The vector dimension.
+    public var dimensions: Int
+    /// The distance metric (`COSINE`).
+    public var metric: String
+    /// The vector algorithm (`HNSW`).
+    public var algorithm: String
+    /// Percent indexed (100 unless a background scan runs).
+    public var percentIndexed: Double
+}

@@ -1,0 +1,9 @@
+import Foundation
+
+/// Reads one environment variable, treating an empty value as unset.
+enum ProcessInfoEnvironment {
+    static func value(_ name: String) -> String? {
+        guard let value = ProcessInfo.processInfo.environment[name], !value.isEmpty else { return nil }
+        return value
+    }
+}
