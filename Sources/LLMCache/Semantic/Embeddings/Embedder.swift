@@ -59,8 +59,8 @@ final class Embedder: Sendable {
 }
 
 /// Vectors as Redis stores them for RediSearch: float32, little-endian, packed.
-enum VectorBytes {
-    static func encode(_ vector: [Float]) -> [UInt8] {
+package enum VectorBytes {
+    package static func encode(_ vector: [Float]) -> [UInt8] {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(vector.count * 4)
         for value in vector {
@@ -71,7 +71,7 @@ enum VectorBytes {
     }
 
     /// `nil` unless the bytes are whole finite float32 values.
-    static func decode(_ bytes: [UInt8]) -> [Float]? {
+    package static func decode(_ bytes: [UInt8]) -> [Float]? {
         guard !bytes.isEmpty, bytes.count % 4 == 0 else { return nil }
         var vector: [Float] = []
         vector.reserveCapacity(bytes.count / 4)

@@ -1,5 +1,5 @@
-import Logging
-import RedisClient
+package import Logging
+package import RedisClient
 import Synchronization
 
 /// ``SemanticIndex`` on the RediSearch query API: an HNSW cosine index over hashes with the
@@ -11,24 +11,24 @@ import Synchronization
 ///   miss an exact self-match, KNN finds it.
 /// - An index that disappears (FLUSHALL, a restart without persistence) is created again on the
 ///   next use, once per failure.
-final class RediSearchIndex: SemanticIndex {
+package final class RediSearchIndex: SemanticIndex {
     static let schemaVersion = "v1"
-    static let documentPrefix = "stampede:sem:"
+    package static let documentPrefix = "stampede:sem:"
 
     let redis: RedisClient
-    let name: String
+    package let name: String
     let dimensions: Int
     let logger: Logger
     private let prepared = Atomic<Bool>(false)
 
-    init(redis: RedisClient, prefix: String, dimensions: Int, logger: Logger) {
+    package init(redis: RedisClient, prefix: String, dimensions: Int, logger: Logger) {
         self.redis = redis
         self.name = "\(prefix)-\(Self.schemaVersion)-\(dimensions)"
         self.dimensions = dimensions
         self.logger = logger
     }
 
-    func prepare() async throws {
+    package func prepare() async throws {
         if prepared.load(ordering: .acquiring) { return }
         if let existing = try await info() {
             guard existing.dimensions == dimensions else {
@@ -56,33 +56,34 @@ final class RediSearchIndex: SemanticIndex {
         prepared.store(true, ordering: .releasing)
     }
 
-    func registerPending(_ document: SemanticDocument, ttl: Duration, k: Int, pendingK: Int, efRuntime: Int) async throws -> [SemanticNeighbor] {
+    package func registerPending(
+        _ document: SemanticDocument, counter: String, ttl: Duration, k: Int, pendingK: Int, efRuntime: Int
+    ) async throws -> (sequence: Int64, neighbors: [SemanticNeighbor]) {
         try await prepare()
-        let write = RedisCommand("HSET", [
-            RedisArgument(document.key), "ctx", RedisArgument(document.context), "state", "pending",
-            "vec", RedisArgument(bytes: VectorBytes.encode(document.vector)), "text", RedisArgument(document.text),
-            "key", RedisArgument(document.cacheKey), "seq", RedisArgument(document.sequence),
-        ])
-        let expire = RedisCommand("PEXPIRE", RedisArgument(document.key), RedisArgument(max(1, ttl.wholeMilliseconds)))
+        let register = SemanticRegister(counter: counter, document: document, ttl: ttl)
         let done = searchCommand(document.vector, context: document.context, state: "done", k: k, efRuntime: efRuntime)
         let pending = searchCommand(document.vector, context: document.context, state: "pending", k: pendingK, efRuntime: efRuntime)
-        let replies = try await redis.send(pipeline: [write, expire, done, pending])
-        guard replies.count == 4 else { throw RedisError(code: .protocolError, message: "\(replies.count) replies to a pipeline of 4") }
-        for reply in replies.prefix(2) {
-            if case .error(let message) = reply { throw RedisError(code: .server, message: message) }
+        var replies = try await redis.send(pipeline: [register.evalSHACommand, done, pending])
+        if case .error(let message) = replies.first, message.hasPrefix("NOSCRIPT") {
+            // After a restart, failover or SCRIPT FLUSH: load it and send the round trip again.
+            try await redis.load(SemanticRegister.script)
+            replies = try await redis.send(pipeline: [register.evalSHACommand, done, pending])
         }
-        if case .error(let message) = replies[2], Self.isMissingIndex(message) {
+        guard replies.count == 3 else { throw RedisError(code: .protocolError, message: "\(replies.count) replies to a pipeline of 3") }
+        if case .error(let message) = replies[0] { throw RedisError(code: .server, message: message) }
+        let sequence = try register.decode(replies[0])
+        if case .error(let message) = replies[1], Self.isMissingIndex(message) {
             // The index vanished (FLUSHALL, restart): create it again; the hash written above is
             // indexed by the new index's scan.
             prepared.store(false, ordering: .releasing)
             try await prepare()
             let again = try await redis.send(pipeline: [done, pending])
-            return try Self.neighbors(again[0]) + Self.neighbors(again[1])
+            return (sequence, try Self.neighbors(again[0]) + Self.neighbors(again[1]))
         }
-        return try Self.neighbors(replies[2]) + Self.neighbors(replies[3])
+        return (sequence, try Self.neighbors(replies[1]) + Self.neighbors(replies[2]))
     }
 
-    func nearest(to vector: [Float], context: String, k: Int, efRuntime: Int) async throws -> [SemanticNeighbor] {
+    package func nearest(to vector: [Float], context: String, k: Int, efRuntime: Int) async throws -> [SemanticNeighbor] {
         try await prepare()
         let command = searchCommand(vector, context: context, state: nil, k: k, efRuntime: efRuntime)
         var reply = try await redis.send(pipeline: [command]).first ?? .null
@@ -94,7 +95,7 @@ final class RediSearchIndex: SemanticIndex {
         return try Self.neighbors(reply)
     }
 
-    func complete(_ document: SemanticDocument, pendingKey: String, answer: String, freshUntilMillis: Int64) async throws {
+    package func complete(_ document: SemanticDocument, pendingKey: String, answer: String, freshUntilMillis: Int64) async throws {
         let replies = try await redis.send(pipeline: [
             RedisCommand("HSET", [
                 RedisArgument(document.key), "ctx", RedisArgument(document.context), "state", "done",
@@ -109,17 +110,17 @@ final class RediSearchIndex: SemanticIndex {
         }
     }
 
-    func remove(documentKey: String) async throws {
+    package func remove(documentKey: String) async throws {
         try await redis.send("DEL", RedisArgument(documentKey))
     }
 
-    func remainingLifetime(documentKey: String) async throws -> Duration? {
+    package func remainingLifetime(documentKey: String) async throws -> Duration? {
         let reply = try await redis.send("PTTL", RedisArgument(documentKey))
         guard let milliseconds = reply.int, milliseconds > 0 else { return nil }
         return .milliseconds(milliseconds)
     }
 
-    func info() async throws -> SemanticIndexInfo? {
+    package func info() async throws -> SemanticIndexInfo? {
         let reply = try await redis.send(pipeline: [RedisCommand("FT.INFO", RedisArgument(name))]).first ?? .null
         if case .error(let message) = reply {
             if Self.isMissingIndex(message) { return nil }
@@ -139,7 +140,7 @@ final class RediSearchIndex: SemanticIndex {
         return info
     }
 
-    func drop(deleteDocuments: Bool) async throws {
+    package func drop(deleteDocuments: Bool) async throws {
         prepared.store(false, ordering: .releasing)
         let reply = try await redis.send(pipeline: [RedisCommand("FT.DROPINDEX", deleteDocuments ? [RedisArgument(name), "DD"] : [RedisArgument(name)])]).first
         if case .error(let message) = reply, !Self.isMissingIndex(message) {
@@ -195,6 +196,14 @@ final class RediSearchIndex: SemanticIndex {
             index += 2
         }
         return result
+    }
+
+    /// The prefix and dimension of an index name `<prefix>-v1-<dimensions>`, `nil` for other names.
+    static func parse(name: String) -> (prefix: String, dimensions: Int)? {
+        let marker = "-\(schemaVersion)-"
+        guard let range = name.range(of: marker, options: .backwards), let dimensions = Int(name[range.upperBound...]),
+              (1...65_536).contains(dimensions), range.lowerBound > name.startIndex else { return nil }
+        return (String(name[..<range.lowerBound]), dimensions)
     }
 
     static func isMissingIndex(_ message: String) -> Bool {

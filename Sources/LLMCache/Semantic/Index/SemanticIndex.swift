@@ -8,10 +8,13 @@ package protocol SemanticIndex: Sendable {
     /// - Throws: ``SemanticError`` (no vector search, another schema).
     func prepare() async throws
 
-    /// Writes `document` as *pending* (a computation for it is in flight) and returns, in one round
+    /// Registers `document` as *pending* (a computation for it is in flight) with the next number
+    /// of the namespace's `counter`, atomically, and returns that number with, in the same round
     /// trip, the `k` nearest done documents and the `pendingK` nearest pending ones of its context
     /// (itself included).
-    func registerPending(_ document: SemanticDocument, ttl: Duration, k: Int, pendingK: Int, efRuntime: Int) async throws -> [SemanticNeighbor]
+    func registerPending(
+        _ document: SemanticDocument, counter: String, ttl: Duration, k: Int, pendingK: Int, efRuntime: Int
+    ) async throws -> (sequence: Int64, neighbors: [SemanticNeighbor])
 
     /// The nearest documents of `context` (pending and done), nearest first.
     func nearest(to vector: [Float], context: String, k: Int, efRuntime: Int) async throws -> [SemanticNeighbor]
@@ -45,8 +48,9 @@ package struct SemanticDocument: Sendable, Hashable {
     package var text: String
     /// The exact cache key of the request (a waiting paraphrase follows its computation).
     package var cacheKey: String
-    /// Registration order in the namespace (the earlier of two pending paraphrases leads).
-    package var sequence: Int64
+    /// Registration order in the namespace (the earlier of two pending paraphrases leads); set by
+    /// the registration.
+    package var sequence: Int64 = 0
 }
 
 /// One search result.
