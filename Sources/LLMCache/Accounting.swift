@@ -83,6 +83,9 @@ public struct ModelAccounting: Sendable, Hashable, Codable {
     /// USD those semantic-hit tokens would have cost.
     public var semanticMoneySaved = 0.0
 
+    /// All counters zero.
+    public init() {}
+
     /// Adds another set of counters (saturating at `Int.max`: counters read from Redis can be anything).
     public mutating func add(_ other: ModelAccounting) {
         func sum(_ a: inout Int, _ b: Int) {

@@ -55,7 +55,7 @@ extension LLMCache {
         let key = request.cacheKey(options: configuration.keyOptions)
         if let layer = semanticLayer {
             let generation = await cache.generationForKeys()
-            let documentKey = SemanticLayer.documentKey(namespace: namespace, generation: generation, cacheKey: key.cacheKey)
+            let documentKey = layer.documentKey(namespace: namespace, generation: generation, cacheKey: key.cacheKey)
             try await layer.index.remove(documentKey: documentKey)
             try await layer.index.remove(documentKey: SemanticLayer.pendingKey(documentKey: documentKey))
         }

@@ -6,7 +6,7 @@ struct Stampede: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "stampede",
         abstract: "StampedeCache: a Redis-backed cache where exactly one worker in the fleet computes each missing value.",
-        subcommands: [DemoCommand.self, AskCommand.self, TuneCommand.self, StatsCommand.self, InvalidateCommand.self, ConfigCommand.self, ChaosCommand.self, ChaosWorkerCommand.self, Bench.self, CacheCommand.self, SemanticCommand.self]
+        subcommands: [DemoCommand.self, AskCommand.self, TuneGroup.self, StatsCommand.self, InvalidateCommand.self, ConfigCommand.self, ChaosCommand.self, ChaosWorkerCommand.self, Bench.self, CacheCommand.self, SemanticCommand.self]
     )
 
     /// ArgumentParser's entry point, after installing the cleanup that SIGINT, SIGTERM and SIGHUP
@@ -26,6 +26,16 @@ struct Stampede: AsyncParsableCommand {
         }
         ProcessCleanup.waitIfTerminating()
     }
+}
+
+/// `stampede tune`: `cache` (the default: lock TTL, hot keys, fresh/stale windows) and `semantic` (the similarity threshold).
+struct TuneGroup: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tune",
+        abstract: "Choose settings from measurements: `tune cache` (default) for lockTTL, hot keys and fresh/stale windows; `tune semantic` for the similarity threshold.",
+        subcommands: [TuneCommand.self, SemanticTuneCommand.self],
+        defaultSubcommand: TuneCommand.self
+    )
 }
 
 struct Bench: AsyncParsableCommand {

@@ -48,9 +48,9 @@ final class SemanticLayer: Sendable {
         self.index = RediSearchIndex(redis: redis, prefix: configuration.indexName, dimensions: configuration.dimensions, logger: logger)
     }
 
-    /// The document key of a request: `stampede:sem:{<namespace>}:<sha256(generation:cacheKey)>`.
-    static func documentKey(namespace: String, generation: Int64, cacheKey: String) -> String {
-        "\(RediSearchIndex.documentPrefix){\(namespace)}:\(SHA256.hex(Data("\(generation):\(cacheKey)".utf8)))"
+    /// The document key of a request: `stampede:sem:<index>:{<namespace>}:<sha256(generation:cacheKey)>`.
+    func documentKey(namespace: String, generation: Int64, cacheKey: String) -> String {
+        "\(index.documentPrefix){\(namespace)}:\(SHA256.hex(Data("\(generation):\(cacheKey)".utf8)))"
     }
 
     /// The key of a request's pending registration (its done document's key + `:pending`).

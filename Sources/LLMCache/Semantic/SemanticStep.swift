@@ -63,7 +63,7 @@ final class SemanticStep: Sendable {
         }) else { return nil }
         let generation = await cache.generationForKeys()
         let context = request.semanticContext(options: keyOptions, messageIndex: messageIndex, namespace: namespace, generation: generation)
-        let documentKey = SemanticLayer.documentKey(namespace: namespace, generation: generation, cacheKey: key.cacheKey)
+        let documentKey = layer.documentKey(namespace: namespace, generation: generation, cacheKey: key.cacheKey)
         var counts = SemanticLayer.Counts()
         var registered: SemanticDocument?
         let finding = await layer.find(

@@ -54,6 +54,16 @@ struct DemoCommand: AsyncParsableCommand {
     var skipCacheAside = false
     @Flag(help: "Print one JSON object instead of the report.")
     var json = false
+    @Flag(help: "The semantic demo instead: paraphrases of support questions, exact-only vs exact + semantic, on a Redis with vector search and the local embedding model.")
+    var semantic = false
+    @Option(name: .customLong("embeddings-url"), help: "--semantic: an OpenAI-compatible embeddings API root (default: the local all-MiniLM-L6-v2; key in EMBEDDINGS_API_KEY).")
+    var embeddingsURL: String?
+    @Option(name: .customLong("embeddings-model"), help: "--semantic: the embedding model at --embeddings-url.")
+    var embeddingsModel: String?
+    @Option(help: "--semantic: the similarity threshold (default: tuned on the labelled pairs in this run).")
+    var threshold: Double?
+    @Option(name: .customLong("semantic-requests"), help: "--semantic: requests per mode.")
+    var semanticRequests: Int = 600
 
     func validate() throws {
         _ = try NumericInput.integer(workers, "--workers", in: 1...256)
@@ -67,9 +77,19 @@ struct DemoCommand: AsyncParsableCommand {
         _ = try NumericInput.number(freshSeconds, "--fresh-seconds", in: 0.001...NumericInput.maximumSeconds)
         _ = try NumericInput.number(staleSeconds, "--stale-seconds", in: 0...NumericInput.maximumSeconds)
         _ = try NumericInput.integer(thinkMs, "--think-ms", in: 0...600_000)
+        if let threshold { _ = try NumericInput.number(threshold, "--threshold", in: 0.01...1) }
+        _ = try NumericInput.integer(semanticRequests, "--semantic-requests", in: 1...1_000_000)
     }
 
     func run() async throws {
+        if semantic {
+            try await SemanticDemo(
+                redisURL: redisURL, embeddingsURL: embeddingsURL, embeddingsModel: embeddingsModel,
+                clustersFile: "Benchmarks/semantic/clusters.jsonl", pairsFile: "Benchmarks/semantic/pairs.jsonl", threshold: threshold,
+                requests: semanticRequests, callers: 4, zipf: 1.0, latencyMs: latencyMs, seed: seed, json: json
+            ).run()
+            return
+        }
         let report = try await RedisTarget.with(explicitURL: redisURL, tcp: false) { url in try await runDemo(url: url) }
         print(json ? report.json : report.text)
         // The simulated LLM's injected errors are part of the demo; failures from Redis are not.

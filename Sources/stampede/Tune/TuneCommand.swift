@@ -3,11 +3,11 @@ import Foundation
 import RedisServerProcess
 import SimulatedLLM
 
-/// `stampede tune`: sweeps freshness, stale window, lock TTL and hot-key settings over a workload
+/// `stampede tune` (`stampede tune cache`): sweeps freshness, stale window, lock TTL and hot-key settings over a workload
 /// replayed (time compressed) against a private redis-server, and recommends one.
 struct TuneCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "tune",
+        commandName: "cache",
         abstract: "Choose lockTTL, hot-key and fresh/stale windows: replay a workload (parameters or a trace) against a private Redis for each setting of a grid.",
         discussion: """
         Each setting of the grid runs the real cache (4 workers) against a private redis-server with time
@@ -17,8 +17,7 @@ struct TuneCommand: AsyncParsableCommand {
         TTL covers the upstream's latency tail), with the reasons. Times are in real-world seconds.
         Trace format (JSON lines): {"ts": 1700000000.25, "key": "prompt-17", "latency_ms": 2310}; latency_ms is optional.
         `stampede tune semantic` chooses the semantic similarity threshold instead.
-        """,
-        subcommands: [SemanticTuneCommand.self]
+        """
     )
 
     @Option(help: "A JSON-lines trace of requests to replay instead of generated traffic.")

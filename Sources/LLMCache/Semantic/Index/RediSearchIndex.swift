@@ -2,8 +2,10 @@ package import Logging
 package import RedisClient
 import Synchronization
 
-/// ``SemanticIndex`` on the RediSearch query API: an HNSW cosine index over hashes with the
-/// prefix `stampede:sem:`, TAG fields `ctx` (context hash) and `state` (`pending`/`done`).
+/// ``SemanticIndex`` on the RediSearch query API: an HNSW cosine index over the hashes under its
+/// own key prefix `stampede:sem:<index name>:`, TAG fields `ctx` (context hash) and `state`
+/// (`pending`/`done`). Each index has its own prefix, so indexes of other names or dimensions
+/// never index (or, on `FT.DROPINDEX … DD`, delete) each other's documents.
 ///
 /// - Name: `<prefix>-v1-<dimensions>`: the schema version and dimension are in the name, so a
 ///   new schema or model size makes a new index instead of colliding with the old one.
@@ -13,7 +15,8 @@ import Synchronization
 ///   next use, once per failure.
 package final class RediSearchIndex: SemanticIndex {
     static let schemaVersion = "v1"
-    package static let documentPrefix = "stampede:sem:"
+    /// The key prefix of this index's documents.
+    package let documentPrefix: String
 
     let redis: RedisClient
     package let name: String
@@ -24,6 +27,7 @@ package final class RediSearchIndex: SemanticIndex {
     package init(redis: RedisClient, prefix: String, dimensions: Int, logger: Logger) {
         self.redis = redis
         self.name = "\(prefix)-\(Self.schemaVersion)-\(dimensions)"
+        self.documentPrefix = "stampede:sem:\(name):"
         self.dimensions = dimensions
         self.logger = logger
     }
@@ -39,7 +43,7 @@ package final class RediSearchIndex: SemanticIndex {
             }
         } else {
             let create = RedisCommand("FT.CREATE", [
-                RedisArgument(name), "ON", "HASH", "PREFIX", "1", RedisArgument(Self.documentPrefix),
+                RedisArgument(name), "ON", "HASH", "PREFIX", "1", RedisArgument(documentPrefix),
                 "SCHEMA", "ctx", "TAG", "state", "TAG",
                 "vec", "VECTOR", "HNSW", "10", "TYPE", "FLOAT32", "DIM", RedisArgument(dimensions),
                 "DISTANCE_METRIC", "COSINE", "M", "16", "EF_CONSTRUCTION", "200",

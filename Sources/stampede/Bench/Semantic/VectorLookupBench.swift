@@ -32,7 +32,7 @@ enum VectorLookupBench {
             let vector = noisy(bases[number % bases.count], sigma: sigma, &generator)
             stored.append(vector)
             batch.append(RedisCommand("HSET", [
-                RedisArgument("\(RediSearchIndex.documentPrefix){bench}:\(number)"), "ctx", "bench", "state", "done",
+                RedisArgument("\(index.documentPrefix){bench}:\(number)"), "ctx", "bench", "state", "done",
                 "vec", RedisArgument(bytes: VectorBytes.encode(vector)), "text", "", "key", RedisArgument("bench-\(number)"), "seq", RedisArgument(number),
             ]))
             if batch.count == 500 || number == size - 1 {
