@@ -88,3 +88,25 @@ extension LLMCache {
         try await RediSearchIndex(redis: redis, prefix: parsed.prefix, dimensions: parsed.dimensions, logger: Logger(label: "LLMCache")).drop(deleteDocuments: true)
     }
 }
+
+extension LLMCache {
+    /// Removes the semantic documents (done and pending) of the exact cache key `cacheKey` of
+    /// `namespace` at `generation` from every StampedeCache semantic index on `redis`, so no
+    /// paraphrase is answered from that entry's answer any more. Returns how many keys were deleted;
+    /// 0 on a Redis without vector search.
+    @discardableResult
+    public static func removeSemanticDocuments(redis: RedisClient, namespace: String, generation: Int64, cacheKey: String) async throws -> Int {
+        let reply = try await redis.send(pipeline: [RedisCommand("FT._LIST")]).first ?? .null
+        if case .error = reply { return 0 }  // no vector search: no documents
+        var keys: [RedisArgument] = []
+        for name in (reply.array ?? []).compactMap(\.string) {
+            guard let parsed = RediSearchIndex.parse(name: name) else { continue }
+            let index = RediSearchIndex(redis: redis, prefix: parsed.prefix, dimensions: parsed.dimensions, logger: Logger(label: "LLMCache"))
+            let documentKey = SemanticLayer.documentKey(prefix: index.documentPrefix, namespace: namespace, generation: generation, cacheKey: cacheKey)
+            keys.append(RedisArgument(documentKey))
+            keys.append(RedisArgument(SemanticLayer.pendingKey(documentKey: documentKey)))
+        }
+        guard !keys.isEmpty else { return 0 }
+        return Int(clamping: try await redis.send(RedisCommand("DEL", keys)).int ?? 0)
+    }
+}

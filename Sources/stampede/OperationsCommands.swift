@@ -179,6 +179,10 @@ struct InvalidateCommand: AsyncParsableCommand {
             if let key {
                 let deleted = try await cache.invalidate(key: key)
                 print(deleted ? "deleted \(key) in \(resolved.namespace.value)" : "no entry \(key) in \(resolved.namespace.value) (nothing to delete)")
+                // Its semantic documents too, so no paraphrase is answered from the old answer.
+                let generation = await cache.generationForKeys()
+                let documents = try await LLMCache.removeSemanticDocuments(redis: redis, namespace: resolved.namespace.value, generation: generation, cacheKey: key)
+                if documents > 0 { print("deleted its semantic document(s): \(documents)") }
             } else if let tag {
                 print("deleted \(try await cache.invalidate(tag: tag)) entries tagged \(tag) in \(resolved.namespace.value)")
             } else {

@@ -51,6 +51,12 @@ struct SemanticGuardTests {
         #expect(guards.rejection(prompt: "Transfer money from savings to checking", candidate: "Transfer money from checking to savings") == "relation_order")
         #expect(guards.rejection(prompt: "Is Python faster than Java?", candidate: "Is Java faster than Python?") == "relation_order")
         #expect(guards.rejection(prompt: "What is the population of Paris, France?", candidate: "What is the population of Paris, Texas?") == "entities")
+        #expect(guards.rejection(prompt: "How do I export data to CSV?", candidate: "How do I import data from CSV?") == "opposites")
+        #expect(guards.rejection(prompt: "How do I log in to the dashboard?", candidate: "How do I log out of the dashboard?") == "opposites")
+        #expect(guards.rejection(prompt: "How do I lock a cell?", candidate: "How do I unlock a cell?") == "opposites")
+        #expect(guards.rejection(prompt: "How do I connect the printer?", candidate: "How do I disconnect the printer?") == "opposites")
+        // A word both prompts share on one side is not an opposition ("turn on" vs "enable ... on").
+        #expect(guards.rejection(prompt: "How do I turn on dark mode on iPhone?", candidate: "How do I enable dark mode on iPhone?") == nil)
         // Paraphrases: rewording, word order, case and typos of non-names pass.
         #expect(guards.rejection(prompt: "How do I reset my password?", candidate: "I forgot my password, how do I change it?") == nil)
         #expect(guards.rejection(prompt: "In Python, how do I reverse a list?", candidate: "How do I reverse a list in Python?") == nil)
@@ -100,6 +106,38 @@ struct SemanticCacheTests {
         await llm.close(); await redis.close(); await server.stop()
     }
 
+    @Test("the semantic example in README.md is this code and works: the paraphrase is a semantic hit")
+    func readmeSemanticExample() async throws {
+        let server = try await SimulatedLLMServer.start(.init(latency: .fixed(.milliseconds(5))), apiKey: "sk-test")
+        let services = try SemanticServices.current
+        let (redisURL, baseURL, apiKey, embeddingsURL) = (services.redis.url, server.baseURL, "sk-test", services.embedder.baseURL)
+        // README example: semantic
+        let redis = try RedisClient(url: redisURL, clientName: "worker")   // Redis 8 / Redis Stack / Redis Cloud
+        let llm = try LLMCache(
+            redis: redis,
+            upstream: OpenAIClient(configuration: OpenAIConfiguration(baseURL: baseURL, apiKey: apiKey)),
+            configuration: LLMCacheConfiguration(
+                namespace: "support-bot",
+                semantic: SemanticConfiguration(
+                    embeddings: OpenAIEmbeddingsClient(configuration: EmbeddingsConfiguration(
+                        baseURL: embeddingsURL, model: "all-MiniLM-L6-v2")),   // or OpenAI, Ollama, vLLM
+                    dimensions: 384,
+                    threshold: 0.7225)))                                      // from `stampede tune semantic`
+        try await llm.prepareSemanticIndex()      // optional: fail at startup on a wrong model or Redis
+        let system = ChatMessage.system("You are the support assistant of Acme.")
+        let first = try await llm.complete(ChatRequest(model: "gpt-4o-mini", messages: [system, .user("How do I reset my password?")]))
+        let second = try await llm.complete(ChatRequest(model: "gpt-4o-mini", messages: [system, .user("What are the steps to reset my password?")]))
+        print(first.sourceLabel, second.sourceLabel)             // computed semantic_hit
+        print(second.semantic?.similarity ?? 0, second.calledUpstream)   // 0.945 false
+        // end of README example
+        #expect(first.sourceLabel == "computed")
+        #expect(second.sourceLabel == "semantic_hit" && !second.calledUpstream)
+        #expect(server.callCount == 1)
+        let (readme, source) = try readmeExampleMatches("semantic")
+        #expect(readme != nil && readme == source)
+        await llm.close(); await redis.close(); await server.stop()
+    }
+
     @Test("a stored prompt asked again with exact matching off is always found (KNN 1 on itself), 40 of 40")
     func storedPromptIsAlwaysFound() async throws {
         let server = try await SimulatedLLMServer.start(.init(latency: .fixed(.milliseconds(1))), apiKey: "k")
@@ -124,7 +162,7 @@ struct SemanticCacheTests {
         await llm.close(); await redis.close(); await server.stop()
     }
 
-    @Test("near misses above the threshold are rejected by the guards, counted, and computed (6 of 6)")
+    @Test("near misses above the threshold: the guards refuse all 6 (counted, computed); with the guards off, all 6 are served the wrong answer")
     func guardsRejectNearMisses() async throws {
         let server = try await SimulatedLLMServer.start(.init(latency: .fixed(.milliseconds(1))), apiKey: "k")
         let (redis, llm) = try await makeSemanticWorker(server: server, namespace: namespace(), threshold: 0.80)
@@ -144,7 +182,16 @@ struct SemanticCacheTests {
         #expect(server.callCount == 12)
         #expect(llm.accounting.total.semanticGuardRejections == 6)
         #expect(llm.accounting.total.semanticHits == 0)
-        await llm.close(); await redis.close(); await server.stop()
+        await llm.close(); await redis.close()
+        // The same pairs with every guard off: cosine similarity alone (each pair scores 0.863-0.993)
+        // serves all 6 near misses the other question's answer.
+        let (plainRedis, plain) = try await makeSemanticWorker(server: server, namespace: namespace(), threshold: 0.80, guards: .none)
+        for (stored, _) in pairs { _ = try await plain.complete(ask(stored)) }
+        var wronglyServed = 0
+        for (_, nearMiss) in pairs where try await plain.complete(ask(nearMiss)).semantic != nil { wronglyServed += 1 }
+        #expect(wronglyServed == 6)
+        #expect(plain.accounting.total.semanticGuardRejections == 0)
+        await plain.close(); await plainRedis.close(); await server.stop()
     }
 
     @Test("the same paraphrase is never matched across model, system prompt, temperature, tenant or generation")

@@ -14,18 +14,40 @@ public struct SemanticGuards: Sendable, Hashable {
     public var relationOrder: Bool
     /// Capitalised names (places, people, products) of each prompt must appear in the other.
     public var entities: Bool
+    /// Opposite words must not stand where the other prompt has their opposite: enable/disable,
+    /// increase/decrease, import/export, log in/log out, maximum/minimum, … and any word against
+    /// its `un`/`dis` form (lock/unlock, follow/unfollow).
+    public var opposites: Bool
 
     /// Creates guards; all on by default.
-    public init(numbers: Bool = true, quotedText: Bool = true, negations: Bool = true, relationOrder: Bool = true, entities: Bool = true) {
+    public init(numbers: Bool = true, quotedText: Bool = true, negations: Bool = true, relationOrder: Bool = true, entities: Bool = true, opposites: Bool = true) {
         self.numbers = numbers
         self.quotedText = quotedText
         self.negations = negations
         self.relationOrder = relationOrder
         self.entities = entities
+        self.opposites = opposites
     }
 
     /// Every guard off (cosine similarity alone decides).
-    public static let none = SemanticGuards(numbers: false, quotedText: false, negations: false, relationOrder: false, entities: false)
+    public static let none = SemanticGuards(numbers: false, quotedText: false, negations: false, relationOrder: false, entities: false, opposites: false)
+
+    /// Pairs of opposite words (either order). A word against its `un`/`dis` form is caught without a list.
+    static let oppositePairs: [(String, String)] = [
+        ("increase", "decrease"), ("increase", "reduce"), ("raise", "lower"), ("higher", "lower"), ("high", "low"),
+        ("enable", "disable"), ("on", "off"), ("in", "out"), ("import", "export"), ("upload", "download"),
+        ("encrypt", "decrypt"), ("add", "remove"), ("add", "delete"), ("install", "uninstall"), ("open", "close"),
+        ("start", "stop"), ("buy", "sell"), ("before", "after"), ("maximum", "minimum"), ("max", "min"),
+        ("more", "less"), ("most", "least"), ("best", "worst"), ("first", "last"), ("earliest", "latest"),
+        ("oldest", "newest"), ("ascending", "descending"), ("arrival", "departure"), ("arrive", "depart"),
+        ("login", "logout"), ("show", "hide"), ("accept", "reject"), ("allow", "deny"), ("allow", "block"),
+        ("connect", "disconnect"), ("include", "exclude"), ("push", "pull"), ("send", "receive"),
+        ("incoming", "outgoing"), ("input", "output"), ("win", "lose"), ("credit", "debit"), ("deposit", "withdraw"),
+        ("borrow", "lend"), ("pros", "cons"), ("advantages", "disadvantages"), ("benefits", "risks"),
+        ("fastest", "slowest"), ("cheapest", "priciest"), ("safe", "dangerous"), ("hot", "cold"), ("upgrade", "downgrade"),
+        ("expand", "collapse"), ("attach", "detach"), ("freeze", "unfreeze"), ("mute", "unmute"),
+        ("join", "leave"), ("save", "discard"), ("true", "false"), ("yes", "no"), ("plus", "minus"),
+    ]
 
     static let negationWords: Set<String> = [
         "not", "no", "never", "without", "none", "nobody", "nothing", "neither", "nor", "cannot", "n't", "unable", "except", "excluding",
@@ -40,7 +62,8 @@ public struct SemanticGuards: Sendable, Hashable {
     ]
 
     /// The first guard that rejects `candidate` as an answer to `prompt`, or `nil` when all pass.
-    /// The result names the guard (`numbers`, `quoted_text`, `negation`, `relation_order`, `entities`).
+    /// The result names the guard (`numbers`, `quoted_text`, `negation`, `relation_order`,
+    /// `entities`, `opposites`).
     public func rejection(prompt: String, candidate: String) -> String? {
         let a = PromptText(prompt)
         let b = PromptText(candidate)
@@ -57,7 +80,25 @@ public struct SemanticGuards: Sendable, Hashable {
             let wordsB = Set(b.words)
             if a.entities.contains(where: { !wordsB.contains($0) }) || b.entities.contains(where: { !wordsA.contains($0) }) { return "entities" }
         }
+        if opposites, Self.opposed(Set(a.words), Set(b.words)) { return "opposites" }
         return nil
+    }
+
+    /// Whether one prompt has a word where the other has its opposite (and neither has both).
+    static func opposed(_ a: Set<String>, _ b: Set<String>) -> Bool {
+        func swapped(_ x: String, _ y: String) -> Bool {
+            (a.contains(x) && !b.contains(x) && b.contains(y) && !a.contains(y))
+                || (a.contains(y) && !b.contains(y) && b.contains(x) && !a.contains(x))
+        }
+        for (x, y) in oppositePairs where swapped(x, y) { return true }
+        // "unlock" against "lock", "disconnect" against "connect" (words of 3+ letters).
+        for word in a.symmetricDifference(b) where word.count >= 5 {
+            for prefix in ["un", "dis"] where word.hasPrefix(prefix) {
+                let base = String(word.dropFirst(prefix.count))
+                if base.count >= 3, swapped(base, word) { return true }
+            }
+        }
+        return false
     }
 
     /// Whether two content words that `first` joins by a directional word appear in the opposite

@@ -50,7 +50,11 @@ final class SemanticLayer: Sendable {
 
     /// The document key of a request: `stampede:sem:<index>:{<namespace>}:<sha256(generation:cacheKey)>`.
     func documentKey(namespace: String, generation: Int64, cacheKey: String) -> String {
-        "\(index.documentPrefix){\(namespace)}:\(SHA256.hex(Data("\(generation):\(cacheKey)".utf8)))"
+        Self.documentKey(prefix: index.documentPrefix, namespace: namespace, generation: generation, cacheKey: cacheKey)
+    }
+
+    static func documentKey(prefix: String, namespace: String, generation: Int64, cacheKey: String) -> String {
+        "\(prefix){\(namespace)}:\(SHA256.hex(Data("\(generation):\(cacheKey)".utf8)))"
     }
 
     /// The key of a request's pending registration (its done document's key + `:pending`).

@@ -19,7 +19,8 @@ package protocol SemanticIndex: Sendable {
         _ document: SemanticDocument, counter: String, ttl: Duration, k: Int, pendingK: Int, efRuntime: Int
     ) async throws -> (sequence: Int64, neighbors: [SemanticNeighbor])
 
-    /// The nearest documents of `context` (pending and done), nearest first.
+    /// The nearest *done* documents of `context` (answers that can be served), nearest first: the
+    /// query a lookup sends.
     func nearest(to vector: [Float], context: String, k: Int, efRuntime: Int) async throws -> [SemanticNeighbor]
 
     /// Writes `document` as done with its answer, expiring at `freshUntilMillis` (Redis server

@@ -19,7 +19,7 @@ struct SemanticRegister: RedisScriptCommand {
     init(counter: String, document: SemanticDocument, ttl: Duration) {
         keys = [RedisArgument(counter), RedisArgument(document.key)]
         arguments = [
-            RedisArgument(document.context), RedisArgument(bytes: VectorBytes.encode(document.vector)), RedisArgument(document.text),
+            RedisArgument(RediSearchIndex.tag(context: document.context, pending: true)), RedisArgument(bytes: VectorBytes.encode(document.vector)), RedisArgument(document.text),
             RedisArgument(document.cacheKey), RedisArgument(max(1, ttl.wholeMilliseconds)),
         ]
     }

@@ -32,8 +32,8 @@ struct SemanticBench: AsyncParsableCommand {
     var embeddingsModel: String?
     @Option(help: "Labelled pairs the threshold is tuned on.")
     var pairs: String = "Benchmarks/semantic/pairs.jsonl"
-    @Option(help: "Held-out labelled pairs the false-hit rate is measured on.")
-    var holdout: String = "Benchmarks/semantic/holdout.jsonl"
+    @Option(help: "Held-out labelled pairs, comma-separated; false_hit_rate is the first file's (holdout-2: never used to tune anything; holdout: seen while the opposites guard was added).")
+    var holdout: String = "Benchmarks/semantic/holdout-2.jsonl,Benchmarks/semantic/holdout.jsonl"
     @Option(help: "Paraphrase clusters of the workload.")
     var clusters: String = "Benchmarks/semantic/clusters.jsonl"
     @Option(help: "The similarity threshold (default: tuned on --pairs in this run).")
@@ -80,7 +80,9 @@ struct SemanticBench: AsyncParsableCommand {
 
     func run() async throws {
         let labelled = try LabelledPair.load(pairs)
-        let heldOut = try LabelledPair.load(holdout)
+        let heldOutFiles = holdout.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        guard !heldOutFiles.isEmpty else { throw ValidationError("--holdout needs at least one file") }
+        let heldOut = try heldOutFiles.map { ($0, try LabelledPair.load($0)) }
         let workload = try ParaphraseClusters.load(clusters)
         let sizes = try parsedSizes()
         let report = try await EmbeddingSource.with(url: embeddingsURL, model: embeddingsModel) { endpoint in
@@ -92,22 +94,25 @@ struct SemanticBench: AsyncParsableCommand {
     }
 
     private func measure(
-        endpoint: EmbeddingSource.Endpoint, url: String, labelled: [LabelledPair], heldOut: [LabelledPair], workload: ParaphraseClusters, sizes: [Int]
+        endpoint: EmbeddingSource.Endpoint, url: String, labelled: [LabelledPair], heldOut: [(String, [LabelledPair])], workload: ParaphraseClusters, sizes: [Int]
     ) async throws -> SemanticBenchReport {
         var report = SemanticBenchReport(embeddings: endpoint.description)
         // 1. Threshold (tuned on the starter set) and false hits on the held-out set.
-        Console.note("bench semantic: calibrating on \(labelled.count) pairs, false hits on \(heldOut.count) held-out pairs")
-        let vectors = try await EmbeddingSource.embedAll((labelled + heldOut).flatMap { [$0.a, $0.b] } + workload.clusters.flatMap { $0 }, with: endpoint.client)
+        Console.note("bench semantic: calibrating on \(labelled.count) pairs, false hits on \(heldOut.map { "\($0.1.count) pairs of \($0.0)" }.joined(separator: ", "))")
+        let allPairs = labelled + heldOut.flatMap(\.1)
+        let vectors = try await EmbeddingSource.embedAll(allPairs.flatMap { [$0.a, $0.b] } + workload.clusters.flatMap { $0 }, with: endpoint.client)
         let tuned = SemanticTuneCommand.calibrate(labelled, vectors: vectors, targetPrecision: 0.99)
         let chosen = threshold ?? tuned.recommended(guards: true)?.threshold ?? 0.92
         report.threshold = chosen
-        let held = SemanticTuneCommand.calibrate(heldOut, vectors: vectors, targetPrecision: 0.99)
-        let heldGuarded = held.point(at: chosen, guards: true)
-        let heldPlain = held.point(at: chosen, guards: false)
-        report.falseHitRate = heldGuarded.falseHitRate
-        report.falseHitRateWithoutGuards = heldPlain.falseHitRate
-        report.heldOutRecall = heldGuarded.recall
-        report.heldOutNegatives = heldOut.filter { !$0.same }.count
+        for (file, pairs) in heldOut {
+            let held = SemanticTuneCommand.calibrate(pairs, vectors: vectors, targetPrecision: 0.99)
+            let guarded = held.point(at: chosen, guards: true)
+            let plain = held.point(at: chosen, guards: false)
+            report.heldOut.append(.init(
+                file: file, negatives: pairs.filter { !$0.same }.count, falseHits: guarded.falsePositives, falseHitRate: guarded.falseHitRate,
+                falseHitRateWithoutGuards: plain.falseHitRate, recall: guarded.recall
+            ))
+        }
 
         // 2. Embedding latency: single uncached texts.
         var embedLatencies = LatencySamples()

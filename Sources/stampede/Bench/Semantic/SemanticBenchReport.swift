@@ -22,10 +22,19 @@ struct SemanticBenchReport: Sendable {
 
     var embeddings: String
     var threshold = 0.0
-    var falseHitRate = 0.0
-    var falseHitRateWithoutGuards = 0.0
-    var heldOutRecall = 0.0
-    var heldOutNegatives = 0
+    /// False hits on one held-out file at the chosen threshold.
+    struct HeldOut: Sendable {
+        var file: String
+        var negatives: Int
+        var falseHits: Int
+        var falseHitRate: Double
+        var falseHitRateWithoutGuards: Double
+        var recall: Double
+    }
+
+    var heldOut: [HeldOut] = []
+    /// The first held-out file's false-hit rate (the set never used to tune anything).
+    var falseHitRate: Double { heldOut.first?.falseHitRate ?? 0 }
     var embedP50Milliseconds = 0.0
     var exact = Mode()
     var hybrid = Mode()
@@ -42,13 +51,18 @@ struct SemanticBenchReport: Sendable {
         var lines: [String] = []
         lines.append("bench semantic: embeddings \(embeddings); threshold \(String(format: "%.4f", threshold)) (guards on)")
         lines.append("")
-        lines.append("paraphrase workload (\(exact.requests) requests, 4 workers)   exact-only   hybrid")
-        lines.append(String(format: "  hit rate                                           %9@  %7@", pct(exact.hitRate) as NSString, pct(hybrid.hitRate) as NSString))
-        lines.append(String(format: "  exact hit rate                                     %9@  %7@", pct(exact.exactHitRate) as NSString, pct(hybrid.exactHitRate) as NSString))
-        lines.append(String(format: "  upstream calls                                     %9d  %7d", exact.upstreamCalls, hybrid.upstreamCalls))
-        lines.append(String(format: "  semantic answers from another question (wrong)     %9d  %7d", exact.wrongAnswers, hybrid.wrongAnswers))
+        func row(_ label: String, _ exact: String, _ hybrid: String) -> String {
+            "  " + label.padding(toLength: 48, withPad: " ", startingAt: 0) + exact.leftPadded(11) + hybrid.leftPadded(10)
+        }
+        lines.append("paraphrase workload (\(exact.requests) requests, 4 workers)".padding(toLength: 50, withPad: " ", startingAt: 0) + "exact-only".leftPadded(11) + "hybrid".leftPadded(10))
+        lines.append(row("hit rate", pct(exact.hitRate), pct(hybrid.hitRate)))
+        lines.append(row("exact hit rate", pct(exact.exactHitRate), pct(hybrid.exactHitRate)))
+        lines.append(row("upstream calls", String(exact.upstreamCalls), String(hybrid.upstreamCalls)))
+        lines.append(row("semantic answers to another question (wrong)", String(exact.wrongAnswers), String(hybrid.wrongAnswers)))
         lines.append("")
-        lines.append("held-out pairs: false-hit rate \(pct(falseHitRate)) with guards (\(pct(falseHitRateWithoutGuards)) cosine alone) of \(heldOutNegatives) different-intent pairs; paraphrase recall \(pct(heldOutRecall))   goal <= 1%")
+        for set in heldOut {
+            lines.append("held-out \(set.file): false hits \(set.falseHits) of \(set.negatives) different-intent pairs = \(pct(set.falseHitRate)) with guards (\(pct(set.falseHitRateWithoutGuards)) cosine alone); paraphrase recall \(pct(set.recall))   goal <= 1%")
+        }
         lines.append("semantic herd: \(herdCallers) simultaneous paraphrases of one new question over 4 workers -> \(herdUpstreamCalls) upstream call(s)   goal <= 2")
         lines.append(String(format: "embedding one uncached text: p50 %.1f ms", embedP50Milliseconds))
         lines.append("")
@@ -66,7 +80,8 @@ struct SemanticBenchReport: Sendable {
             "exact_hit_rate": exact.hitRate, "hybrid_hit_rate": hybrid.hitRate, "hybrid_exact_hit_rate": hybrid.exactHitRate,
             "upstream_calls": hybrid.upstreamCalls, "upstream_calls_exact_only": exact.upstreamCalls, "upstream_calls_hybrid": hybrid.upstreamCalls,
             "workload_requests": exact.requests, "workload_wrong_answers": hybrid.wrongAnswers,
-            "false_hit_rate": falseHitRate, "false_hit_rate_without_guards": falseHitRateWithoutGuards, "heldout_recall": heldOutRecall,
+            "false_hit_rate": falseHitRate, "false_hit_rate_without_guards": heldOut.first?.falseHitRateWithoutGuards ?? 0, "heldout_recall": heldOut.first?.recall ?? 0,
+            "heldout": heldOut.map { ["file": $0.file, "negatives": $0.negatives, "false_hits": $0.falseHits, "false_hit_rate": $0.falseHitRate, "false_hit_rate_without_guards": $0.falseHitRateWithoutGuards, "recall": $0.recall] as [String: Any] },
             "embed_p50_ms": embedP50Milliseconds,
             "semantic_herd_upstream_calls": herdUpstreamCalls, "semantic_herd_callers": herdCallers,
             "ef_runtime": efRuntime,
