@@ -26,9 +26,9 @@ package enum InstallScript {
             .path(FilePath("/bin/bash")), arguments: [script], input: .none,
             output: .string(limit: 1 << 16), error: .string(limit: 1 << 20)
         )
-        let printed = (result.standardOutput ?? "").split(whereSeparator: \.isNewline).last.map(String.init) ?? ""
+        let printed = result.standardOutput.split(whereSeparator: \.isNewline).last.map(String.init) ?? ""
         guard result.terminationStatus == .exited(0), !printed.isEmpty else {
-            throw LocalServicesError("\(name) failed (\(result.terminationStatus)): \((result.standardError ?? "").suffix(2_000))")
+            throw LocalServicesError("\(name) failed (\(result.terminationStatus)): \(result.standardError.suffix(2_000))")
         }
         return printed
     }

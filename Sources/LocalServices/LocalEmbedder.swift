@@ -132,8 +132,3 @@ package final class LocalEmbedder: Sendable {
         throw LocalServicesError("the embedding server did not answer \(health) within \(limit)")
     }
 }
-
-/// Set once the embedding server's process has exited.
-final class ExitedFlag: Sendable {
-    let value = Atomic<Bool>(false)
-}

@@ -137,6 +137,10 @@ struct StatsCommand: AsyncParsableCommand {
                     "received_from_other_workers": total.receivedFromOtherWorkers, "upstream_calls": total.upstreamCalls,
                     "failures": total.failures, "tokens_saved": total.tokensServedFromCache,
                     "money_saved_usd": total.moneySaved, "hit_rate": total.hitRate,
+                    "semantic_hits": total.semanticHits, "semantic_waits": total.semanticWaits, "semantic_near_misses": total.semanticNearMisses,
+                    "semantic_guard_rejections": total.semanticGuardRejections, "semantic_skipped": total.semanticSkipped,
+                    "embeddings_computed": total.embeddingsComputed, "embedding_cost_usd": total.embeddingCost,
+                    "semantic_tokens_saved": total.semanticTokensSaved, "semantic_money_saved_usd": total.semanticMoneySaved,
                 ]
                 print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
                 return
@@ -151,6 +155,11 @@ struct StatsCommand: AsyncParsableCommand {
                       + ("$" + formatted(counters.moneySaved, 4)).leftPadded(14))
             }
             if accounting.entries.isEmpty { print("(no accounting yet: workers flush it about once a second)") }
+            if total.semanticHits + total.semanticNearMisses + total.semanticSkipped + total.embeddingsComputed > 0 {
+                print("semantic: \(total.semanticHits) hits (\(total.semanticWaits) by waiting for a similar computation), \(total.semanticNearMisses) near misses, "
+                      + "\(total.semanticGuardRejections) guard rejections, \(total.semanticSkipped) skipped; \(total.embeddingsComputed) texts embedded "
+                      + "($\(formatted(total.embeddingCost, 4))); saved \(total.semanticTokensSaved) tokens, $\(formatted(total.semanticMoneySaved, 4))")
+            }
         }
     }
 }

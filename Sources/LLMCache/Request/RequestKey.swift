@@ -127,15 +127,7 @@ extension ChatRequest {
     /// The cache key: the model, the prompt version and the SHA-256 of
     /// ``canonicalJSON(options:)``. See ``RequestKey`` for its format and escaping.
     public func cacheKey(options: RequestKeyOptions = .init()) -> RequestKey {
-        let digest = SHA256.hash(data: Data(canonicalJSON(options: options).utf8))
-        let hex = Array("0123456789abcdef".utf8)
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(64)
-        for byte in digest {
-            bytes.append(hex[Int(byte >> 4)])
-            bytes.append(hex[Int(byte & 0x0F)])
-        }
-        return RequestKey(model: model, promptVersion: options.promptVersion, hash: String(decoding: bytes, as: UTF8.self))
+        return RequestKey(model: model, promptVersion: options.promptVersion, hash: SHA256.hex(Data(canonicalJSON(options: options).utf8)))
     }
 
     func keyDocument(options: RequestKeyOptions) -> JSONValue {
