@@ -14,7 +14,7 @@ struct ScriptsAndPolicyTests {
     func embeddedScriptsEqualFiles() throws {
         let files = try FileManager.default.contentsOfDirectory(at: Self.luaDirectory, includingPropertiesForKeys: nil)
             .filter { $0.pathExtension == "lua" }
-        #expect(files.count == 7)
+        #expect(files.count == 8)  // 6 cache scripts, semantic_register (LLMCache), prelude
         let prelude = try String(contentsOf: Self.luaDirectory.appending(path: "prelude.lua"), encoding: .utf8)
         let scripts = files.filter { $0.lastPathComponent != "prelude.lua" }
         #expect(Set(scripts.map { $0.deletingPathExtension().lastPathComponent }) == Set(EmbeddedLuaScripts.sources.keys))
