@@ -15,9 +15,9 @@ extension LLMCache {
         if let minimum = options.minSimilarity, !(minimum.isFinite && minimum > 0 && minimum <= 1) {
             throw SemanticError.invalidSetting(setting: "minSimilarity", problem: "must be in (0, 1], got \(minimum)")
         }
-        guard let (text, messageIndex) = request.semanticText(), layer.configuration.cacheability.reasonToSkip(text) == nil else { return nil }
+        guard let (text, messageIndices) = request.semanticText(layer.configuration.text), layer.configuration.cacheability.reasonToSkip(text) == nil else { return nil }
         return SemanticStep(
-            layer: layer, text: text, messageIndex: messageIndex, request: request, key: key, keyOptions: configuration.keyOptions,
+            layer: layer, text: text, messageIndices: messageIndices, request: request, key: key, keyOptions: configuration.keyOptions,
             namespace: namespace, cache: cache, threshold: options.minSimilarity ?? layer.configuration.threshold,
             freshFor: options.ttl ?? configuration.policy.freshFor, pendingTTL: configuration.policy.lockTTL, callUpstream: callUpstream
         )

@@ -22,7 +22,7 @@ private func ask(_ text: String, model: String = "sim", system: String = "Be bri
 private func makeSemanticWorker(
     server: SimulatedLLMServer, namespace: String, threshold: Double = 0.85, guards: SemanticGuards = SemanticGuards(),
     embeddings: (any EmbeddingsUpstream)? = nil, dimensions: Int = LocalEmbedder.dimensions, lockTTL: Duration = .seconds(14),
-    indexName: String = "stampede-semantic-test"
+    indexName: String = "stampede-semantic-test", text: SemanticText = .lastUserMessage
 ) async throws -> (RedisClient, LLMCache) {
     let services = try SemanticServices.current
     let redis = try makeClient(services.redis.url, poolSize: 2)
@@ -33,7 +33,7 @@ private func makeSemanticWorker(
         policy: CachePolicy(freshFor: .seconds(60), staleFor: .seconds(60), computeTimeout: .seconds(10), lockTTL: lockTTL, ttlJitter: 0),
         prices: PriceTable(models: ["sim": .init(inputPerMillion: 1_000, outputPerMillion: 2_000)]),
         accountingFlushInterval: .milliseconds(100),
-        semantic: SemanticConfiguration(embeddings: embeddingClient, dimensions: dimensions, threshold: threshold, guards: guards, indexName: indexName)
+        semantic: SemanticConfiguration(embeddings: embeddingClient, dimensions: dimensions, threshold: threshold, text: text, guards: guards, indexName: indexName)
     )
     return (redis, try LLMCache(redis: redis, upstream: upstream, configuration: configuration, logger: quiet))
 }
@@ -216,6 +216,25 @@ struct SemanticCacheTests {
         #expect(try await llm.complete(ask(paraphrase)).calledUpstream)
         #expect(server.callCount == 6)
         await llm.close(); await redis.close(); await server.stop()
+    }
+
+    @Test("multi-turn: with the last user message embedded, a reworded earlier turn is another context; with all user messages embedded, it matches")
+    func embeddedTextSelection() async throws {
+        let server = try await SimulatedLLMServer.start(.init(latency: .fixed(.milliseconds(1))), apiKey: "k")
+        func conversation(_ first: String, _ second: String) -> ChatRequest {
+            ChatRequest(model: "sim", messages: [.system("Be brief."), .user(first), .assistant("Sure."), .user(second)])
+        }
+        let original = conversation("I use the web app.", "How do I reset my password?")
+        let reworded = conversation("I'm on the web app.", "What are the steps to reset my password?")
+        let (lastRedis, last) = try await makeSemanticWorker(server: server, namespace: namespace())
+        _ = try await last.complete(original)
+        #expect(try await last.complete(reworded).calledUpstream)
+        let (allRedis, all) = try await makeSemanticWorker(server: server, namespace: namespace(), text: .allUserMessages)
+        _ = try await all.complete(original)
+        let matched = try await all.complete(reworded)
+        #expect(matched.semantic != nil && !matched.calledUpstream)
+        #expect(server.callCount == 3)
+        await last.close(); await lastRedis.close(); await all.close(); await allRedis.close(); await server.stop()
     }
 
     @Test("invalidate(request) removes the exact entry and the semantic document: a paraphrase computes again")

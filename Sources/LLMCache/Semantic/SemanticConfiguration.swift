@@ -1,8 +1,8 @@
 /// Settings of the semantic layer of an ``LLMCache`` (off unless ``LLMCacheConfiguration/semantic`` is set).
 ///
-/// On an exact miss, the cache embeds the request's last user message and looks for the nearest
-/// cached prompt (KNN) among the documents with the same *context*: an exact hash of everything
-/// else that changes the answer (model, system prompt, earlier turns, every parameter, prompt
+/// On an exact miss, the cache embeds the request's last user message (or every user message, see
+/// ``text``) and looks for the nearest cached prompt (KNN) among the documents with the same
+/// *context*: an exact hash of everything else that changes the answer (model, system prompt, earlier turns, every parameter, prompt
 /// version, namespace and generation). A neighbour at least ``threshold`` similar (cosine) whose
 /// text passes the ``guards`` answers the request; the answer is written under the request's
 /// exact key too (back-fill), keeping the matched answer's remaining freshness.
@@ -12,6 +12,8 @@ public struct SemanticConfiguration: Sendable {
     /// The size of the model's vectors (384 for all-MiniLM-L6-v2, 1536 for text-embedding-3-small).
     /// Part of the index name; a model returning another size is a clear error.
     public var dimensions: Int
+    /// What is embedded (default: the last user message); the rest of the request is the exact context.
+    public var text: SemanticText
     /// The least cosine similarity (0–1) that counts as the same question. 0.92 is typical and
     /// 0.97 conservative; measure yours with `stampede tune semantic` on labelled pairs.
     public var threshold: Double
@@ -42,6 +44,7 @@ public struct SemanticConfiguration: Sendable {
         embeddings: any EmbeddingsUpstream,
         dimensions: Int,
         threshold: Double = 0.92,
+        text: SemanticText = .lastUserMessage,
         guards: SemanticGuards = SemanticGuards(),
         cacheability: SemanticCacheability = SemanticCacheability(),
         k: Int = 4,
@@ -55,6 +58,7 @@ public struct SemanticConfiguration: Sendable {
         self.embeddings = embeddings
         self.dimensions = dimensions
         self.threshold = threshold
+        self.text = text
         self.guards = guards
         self.cacheability = cacheability
         self.k = k

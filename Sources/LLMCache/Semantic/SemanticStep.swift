@@ -15,7 +15,7 @@ final class SemanticStep: Sendable {
 
     let layer: SemanticLayer
     let text: String
-    let messageIndex: Int
+    let messageIndices: [Int]
     let request: ChatRequest
     let key: RequestKey
     let keyOptions: RequestKeyOptions
@@ -28,13 +28,13 @@ final class SemanticStep: Sendable {
     private let state = Mutex(State())
 
     init(
-        layer: SemanticLayer, text: String, messageIndex: Int, request: ChatRequest, key: RequestKey, keyOptions: RequestKeyOptions,
+        layer: SemanticLayer, text: String, messageIndices: [Int], request: ChatRequest, key: RequestKey, keyOptions: RequestKeyOptions,
         namespace: String, cache: StampedeCache, threshold: Double, freshFor: Duration, pendingTTL: Duration,
         callUpstream: @escaping @Sendable () async throws -> Computed<ChatCompletion>
     ) {
         self.layer = layer
         self.text = text
-        self.messageIndex = messageIndex
+        self.messageIndices = messageIndices
         self.request = request
         self.key = key
         self.keyOptions = keyOptions
@@ -62,7 +62,7 @@ final class SemanticStep: Sendable {
             return true
         }) else { return nil }
         let generation = await cache.generationForKeys()
-        let context = request.semanticContext(options: keyOptions, messageIndex: messageIndex, namespace: namespace, generation: generation)
+        let context = request.semanticContext(options: keyOptions, messageIndices: messageIndices, namespace: namespace, generation: generation)
         let documentKey = layer.documentKey(namespace: namespace, generation: generation, cacheKey: key.cacheKey)
         var counts = SemanticLayer.Counts()
         var registered: SemanticDocument?

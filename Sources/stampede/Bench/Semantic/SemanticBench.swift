@@ -159,15 +159,12 @@ struct SemanticBench: AsyncParsableCommand {
         for ending in endings { for opening in openings { texts.append("\(opening) \(ending)?") } }
         texts = Array(texts.prefix(herd))
         while texts.count < herd { texts.append(texts[texts.count % 32] + " please") }
-        let results = try await withThrowingTaskGroup(of: (String, LLMResult).self) { group in
+        _ = try await withThrowingTaskGroup(of: LLMResult.self) { group in
             for (number, text) in texts.enumerated() {
                 let llm = workers[number % workers.count].1
-                group.addTask { (text, try await llm.complete(SemanticWorkloadRunner.request(text))) }
+                group.addTask { try await llm.complete(SemanticWorkloadRunner.request(text)) }
             }
             return try await group.reduce(into: []) { $0.append($1) }
-        }
-        if ProcessInfo.processInfo.environment["STAMPEDE_DEBUG_HERD"] != nil {
-            for (text, result) in results { Console.note("\(result.calledUpstream ? "CALLED" : "      ") \(result.sourceLabel) \(result.semantic.map { String(format: "%.3f", $0.similarity) } ?? "") \(text)") }
         }
         let calls = server.callCount
         for (redis, llm) in workers {
