@@ -59,6 +59,7 @@ extension RedisClient {
     /// - Throws: ``RedisError``: a Lua `redis.error_reply` as ``RedisError/Code/server`` with the
     ///   server's message verbatim; a reply ``RedisScriptCommand/decode(_:)`` rejects as
     ///   ``RedisError/Code/protocolError``.
+    @discardableResult
     public func execute<Command: RedisScriptCommand>(_ command: Command, timeout: Duration? = nil) async throws(RedisError) -> Command.Response {
         let reply = try await evalSHA(Command.script, command: command.evalSHACommand, timeout: timeout)
         return try command.decode(reply)
