@@ -56,8 +56,7 @@ extension LLMCache {
         if let layer = semanticLayer {
             let generation = await cache.generationForKeys()
             let documentKey = layer.documentKey(namespace: namespace, generation: generation, cacheKey: key.cacheKey)
-            try await layer.index.remove(documentKey: documentKey)
-            try await layer.index.remove(documentKey: SemanticLayer.pendingKey(documentKey: documentKey))
+            try await layer.index.remove(documentKeys: [documentKey, SemanticLayer.pendingKey(documentKey: documentKey)])
         }
         return try await cache.invalidate(key: key.cacheKey)
     }

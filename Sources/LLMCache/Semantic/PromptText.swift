@@ -79,12 +79,7 @@ struct PromptText: Sendable {
                 if ended || character == "." || character == "?" || character == "!" || character == "\n" || character == ":" { sentenceStart = true }
             }
         }
-        var endedWithStop = false
-        while let last = current.last, last == "." || last == "," {
-            current.removeLast()
-            endedWithStop = true
-        }
-        _ = endedWithStop
+        while let last = current.last, last == "." || last == "," { current.removeLast() }
         finishWord()
         self.words = words
         self.entities = entities

@@ -131,7 +131,7 @@ final class SemanticLayer: Sendable {
     /// Removes a pending registration that will not be completed.
     func discard(documentKey: String) async {
         do {
-            try await index.remove(documentKey: Self.pendingKey(documentKey: documentKey))
+            try await index.remove(documentKeys: [Self.pendingKey(documentKey: documentKey)])
         } catch {
             logger.debug("pending semantic document not removed; it expires", metadata: ["error": "\(error)"])
         }

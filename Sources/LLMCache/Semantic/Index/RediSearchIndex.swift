@@ -82,6 +82,7 @@ package final class RediSearchIndex: SemanticIndex {
             prepared.store(false, ordering: .releasing)
             try await prepare()
             let again = try await redis.send(pipeline: [done, pending])
+            guard again.count == 2 else { throw RedisError(code: .protocolError, message: "\(again.count) replies to a pipeline of 2") }
             return (sequence, try Self.neighbors(again[0]) + Self.neighbors(again[1]))
         }
         return (sequence, try Self.neighbors(replies[1]) + Self.neighbors(replies[2]))
@@ -114,8 +115,9 @@ package final class RediSearchIndex: SemanticIndex {
         }
     }
 
-    package func remove(documentKey: String) async throws {
-        try await redis.send("DEL", RedisArgument(documentKey))
+    package func remove(documentKeys: [String]) async throws {
+        guard !documentKeys.isEmpty else { return }
+        try await redis.send(RedisCommand("DEL", documentKeys.map { RedisArgument($0) }))
     }
 
     package func remainingLifetime(documentKey: String) async throws -> Duration? {

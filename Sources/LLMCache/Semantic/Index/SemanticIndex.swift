@@ -27,8 +27,8 @@ package protocol SemanticIndex: Sendable {
     /// clock, ms), and removes its pending registration `pendingKey`.
     func complete(_ document: SemanticDocument, pendingKey: String, answer: String, freshUntilMillis: Int64) async throws
 
-    /// Removes a document (failed or unstored computations, invalidation).
-    func remove(documentKey: String) async throws
+    /// Removes documents, in one round trip (failed or unstored computations, invalidation).
+    func remove(documentKeys: [String]) async throws
 
     /// How long a document stays (its answer's remaining freshness), `nil` if it is gone.
     func remainingLifetime(documentKey: String) async throws -> Duration?
