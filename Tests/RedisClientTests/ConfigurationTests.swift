@@ -46,7 +46,10 @@ struct ConfigurationTests {
     @Test("malformed URLs throw a configuration error naming the bad part", arguments: [
         ("localhost:6379", "missing scheme"),
         ("http://localhost", "unsupported scheme 'http'"),
-        ("rediss://localhost", "TLS"),
+        ("rediss://localhost?tls_cert_file=/c.pem", "needs both a client certificate and its private key"),
+        ("rediss://localhost?tls_insecure_skip_verify=maybe", "must be true or false"),
+        ("redis://localhost?tls_ca_file=/ca.pem", "tls_ca_file needs a rediss:// URL"),
+        ("unix:///tmp/r.sock?tls_ca_file=/ca.pem", "needs a rediss:// URL"),
         ("redis://", "host is missing"),
         ("redis://host:notaport", "port 'notaport'"),
         ("redis://host:70000", "port '70000'"),

@@ -1,14 +1,23 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 extension RedisConfiguration {
     /// Parses a Redis URL.
     ///
     /// Accepted forms:
     /// - `redis://[user[:password]@]host[:port][/db][?name=client-name]` (default port 6379)
+    /// - `rediss://…` the same over TLS (see ``RedisTLSConfiguration``), with optional
+    ///   `tls_ca_file`, `tls_cert_file`, `tls_key_file`, `tls_server_name` and
+    ///   `tls_insecure_skip_verify=true` query parameters; a parameter left out is read from
+    ///   `environment` (`REDIS_TLS_CA_FILE`, …; the process environment when `nil`).
     /// - `unix:///path/to/redis.sock[?db=N][&user=U][&password=P][&name=client-name]`
     ///
     /// User and password may be percent-encoded. IPv6 hosts go in brackets: `redis://[::1]:6379`.
-    /// `rediss://` (TLS) is rejected: hiredis 0.14 has no TLS, so tunnel TLS (e.g. stunnel) and connect
-    /// to the tunnel with `redis://`. Any malformed part throws ``RedisError/Code/configuration`` naming it.
-    public init(url: String) throws(RedisError) {
+    /// Any malformed part throws ``RedisError/Code/configuration`` naming it.
+    public init(url: String, environment: [String: String]? = nil) throws(RedisError) {
         func bad(_ message: String) -> RedisError {
             RedisError(code: .configuration, message: "malformed Redis URL '\(RedisConfiguration.redacted(url))': \(message)")
         }
@@ -40,9 +49,7 @@ extension RedisConfiguration {
         let endpoint: Endpoint
 
         switch scheme {
-        case "rediss":
-            throw bad("TLS (rediss://) is not supported by hiredis 0.14; run a TLS tunnel such as stunnel and use redis:// to reach it")
-        case "redis":
+        case "redis", "rediss":
             // Userinfo.
             if let at = rest.lastIndex(of: "@") {
                 let userinfo = rest[..<at]
@@ -101,8 +108,11 @@ extension RedisConfiguration {
             guard let path = Self.percentDecode(rest), path.count > 1 else { throw bad("the socket path is missing") }
             endpoint = .unixSocket(path: path)
         default:
-            throw bad("unsupported scheme '\(scheme)'; use redis:// or unix://")
+            throw bad("unsupported scheme '\(scheme)'; use redis://, rediss:// (TLS) or unix://")
         }
+
+        var tls: RedisTLSConfiguration? = scheme == "rediss" ? RedisTLSConfiguration() : nil
+        var tlsFieldsFromURL = Set<Int>()
 
         for (name, value) in query {
             switch name {
@@ -112,11 +122,26 @@ extension RedisConfiguration {
             case "password": password = value
             case "user", "username": username = value
             case "name", "client_name": clientName = value
-            default: throw bad("an unknown query parameter was given; supported: db, user, password, name (percent-encode '?', '&' and '@' in a password)")
+            default:
+                if let index = RedisTLSConfiguration.queryParameters.firstIndex(of: name) {
+                    guard tls != nil else { throw bad("\(name) needs a rediss:// URL (TLS)") }
+                    do throws(RedisError) { try tls?.set(fieldAt: index, to: value) } catch { throw bad(error.message) }
+                    tlsFieldsFromURL.insert(index)
+                    continue
+                }
+                throw bad("an unknown query parameter was given; supported: db, user, password, name, and for rediss:// \(RedisTLSConfiguration.queryParameters.joined(separator: ", ")) (percent-encode '?', '&' and '@' in a password)")
+            }
+        }
+        if tls != nil {
+            for (index, variable) in RedisTLSConfiguration.environmentVariables.enumerated() where !tlsFieldsFromURL.contains(index) {
+                guard let value = environment.map({ $0[variable] }) ?? Self.processEnvironment(variable), !value.isEmpty else { continue }
+                do throws(RedisError) { try tls?.set(fieldAt: index, to: value) } catch {
+                    throw RedisError(code: .configuration, message: "\(variable): \(error.message)")
+                }
             }
         }
 
-        self.init(endpoint: endpoint, username: username, password: password, database: database, clientName: clientName)
+        self.init(endpoint: endpoint, username: username, password: password, database: database, clientName: clientName, tls: tls)
         do throws(RedisError) {
             try validate()
         } catch {
@@ -147,6 +172,10 @@ extension RedisConfiguration {
             return "\(parts[0])=***"
         }
         return String(result[...question]) + query.joined(separator: "&")
+    }
+
+    private static func processEnvironment(_ name: String) -> String? {
+        getenv(name).map { String(cString: $0) }
     }
 
     private static func percentDecode(_ text: Substring) -> String? {

@@ -1,6 +1,6 @@
 /// Where and how to connect to Redis.
 ///
-/// Build one from a URL (`redis://[user[:password]@]host[:port][/db]` or
+/// Build one from a URL (`redis://[user[:password]@]host[:port][/db]`, `rediss://…` for TLS, or
 /// `unix:///path/to/redis.sock?db=N&password=...`) or field by field. Every field has a safe default;
 /// ``validate()`` explains any value that cannot work.
 public struct RedisConfiguration: Sendable, Hashable {
@@ -75,6 +75,8 @@ public struct RedisConfiguration: Sendable, Hashable {
     /// How often the idle subscriber connection sends `PING`, so a connection a proxy or NAT
     /// dropped silently is noticed (the PING times out) and re-established (1 s – 1 h).
     public var subscriberKeepalive: Duration = .seconds(30)
+    /// TLS settings; `nil` speaks plaintext. A `rediss://` URL sets this.
+    public var tls: RedisTLSConfiguration?
 
     /// A configuration for `endpoint` with defaults: no auth, database 0, 5 s timeouts, 2 connections.
     public init(
@@ -86,7 +88,8 @@ public struct RedisConfiguration: Sendable, Hashable {
         connectTimeout: Duration = .seconds(5),
         commandTimeout: Duration = .seconds(5),
         poolSize: Int = 2,
-        reconnectBackoff: Backoff = .init()
+        reconnectBackoff: Backoff = .init(),
+        tls: RedisTLSConfiguration? = nil
     ) {
         self.endpoint = endpoint
         self.username = username
@@ -97,6 +100,7 @@ public struct RedisConfiguration: Sendable, Hashable {
         self.commandTimeout = commandTimeout
         self.poolSize = poolSize
         self.reconnectBackoff = reconnectBackoff
+        self.tls = tls
     }
 
     /// Checks every value; throws ``RedisError/Code/configuration`` naming the bad one and what to use.
@@ -109,6 +113,10 @@ public struct RedisConfiguration: Sendable, Hashable {
         case .unixSocket(let path):
             if path.isEmpty { throw bad("the unix socket path is empty") }
             if path.utf8.count > 107 { throw bad("the unix socket path is \(path.utf8.count) bytes; the limit is 107") }
+        }
+        if let tls {
+            if case .unixSocket = endpoint { throw bad("TLS over a unix socket is not supported by Redis; use redis:// over TCP with rediss://, or unix:// without TLS") }
+            try tls.validate()
         }
         if database < 0 { throw bad("database \(database) is negative; use 0 or more") }
         if let clientName, clientName.isEmpty || clientName.contains(where: { $0 == " " || $0 == "\n" || $0 == "\r" }) {

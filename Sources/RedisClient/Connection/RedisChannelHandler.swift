@@ -25,9 +25,13 @@ package final class RedisChannelHandler: ChannelInboundHandler {
     /// Set (before any waiting caller is resumed) when the connection is finished, so a caller
     /// retrying at once never picks this connection again while its channel is still closing.
     package let closedFlag = ClosedFlag()
+    /// Describes a TLS error (e.g. the server's alert that it wants a client certificate, which in
+    /// TLS 1.3 arrives after the handshake) in the user's terms; `nil` on plaintext connections.
+    private let describeTLSError: ((any Error) -> RedisError)?
 
     /// - Parameter handshake: the connection sends a handshake first (see ``ConnectionStateMachine``).
-    package init(logger: Logger, replyLimits: RESPReplyLimits = RESPReplyLimits(), handshake: Bool = false) {
+    package init(logger: Logger, replyLimits: RESPReplyLimits = RESPReplyLimits(), handshake: Bool = false, describeTLSError: ((any Error) -> RedisError)? = nil) {
+        self.describeTLSError = describeTLSError
         self.logger = logger
         self.reader = HiredisReader(limits: replyLimits)
         self.stateMachine = ConnectionStateMachine(handshake: handshake)
@@ -147,6 +151,10 @@ package final class RedisChannelHandler: ChannelInboundHandler {
     }
 
     package func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if let describeTLSError, TLSFailure.isTLSError(error) {
+            close(describeTLSError(error))
+            return
+        }
         close(RedisError(code: .connection, message: "\(error)"))
     }
 

@@ -1,6 +1,7 @@
 public import Logging
 public import NIOCore
 import NIOPosix
+import NIOSSL
 import Synchronization
 
 /// One TCP or unix-socket connection to Redis that any number of tasks share.
@@ -55,7 +56,57 @@ public final class RedisConnection: Sendable {
         exclusive: Bool
     ) async throws(RedisError) -> RedisConnection {
         try configuration.validate()
-        let bootstrap = ClientBootstrap(group: eventLoop).connectTimeout(TimeAmount(configuration.connectTimeout))
+        guard let tls = configuration.tls else {
+            let channel = try await openChannel(configuration: configuration, eventLoop: eventLoop, tls: nil)
+            return try await connect(channel: channel, configuration: configuration, logger: logger, exclusive: exclusive)
+        }
+        let context = try TLSContextCache.context(for: tls)
+        let serverName = Self.serverName(configuration.endpoint, tls: tls)
+        if tls.verification == .insecureSkipVerification {
+            logger.warning("TLS certificate verification is OFF (insecure-skip-verification): anyone on the network path can read and change this connection's traffic. Use it for self-signed test setups only", metadata: ["endpoint": "\(configuration.endpoint)"])
+        }
+        let record = TLSErrorRecord()
+        let channel = try await openChannel(configuration: configuration, eventLoop: eventLoop, tls: (context, serverName, record))
+        let describe: @Sendable (any Error) -> RedisError = { error in
+            TLSFailure.error(error, endpoint: "\(configuration.endpoint)", tls: tls, serverName: serverName)
+        }
+        do {
+            return try await connect(channel: channel, configuration: configuration, logger: logger, exclusive: exclusive, describeTLSError: describe)
+        } catch {
+            // A TLS alert right after the handshake (TLS 1.3: the server refusing our certificate,
+            // or wanting one) explains the failure better than "the connection closed".
+            if let tlsError = record.error { throw describe(tlsError) }
+            throw error
+        }
+    }
+
+    /// The name the server's certificate must carry (and the SNI): the configured one, else the
+    /// host unless it is an IP address (which is then matched against the certificate's IP SANs).
+    static func serverName(_ endpoint: RedisConfiguration.Endpoint, tls: RedisTLSConfiguration) -> String? {
+        if let name = tls.serverName { return name }
+        guard case .tcp(let host, _) = endpoint else { return nil }
+        return (try? SocketAddress(ipAddress: host, port: 0)) == nil ? host : nil
+    }
+
+    /// Connects the socket and, with `tls`, completes the TLS handshake (within the connect timeout).
+    private static func openChannel(
+        configuration: RedisConfiguration,
+        eventLoop: any EventLoop,
+        tls: (context: NIOSSLContext, serverName: String?, record: TLSErrorRecord)?
+    ) async throws(RedisError) -> any Channel {
+        let tlsReady = eventLoop.makePromise(of: Void.self)
+        var bootstrap = ClientBootstrap(group: eventLoop).connectTimeout(TimeAmount(configuration.connectTimeout))
+        if let tls {
+            bootstrap = bootstrap.channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let handler = try NIOSSLClientHandler(context: tls.context, serverHostname: tls.serverName)
+                    try channel.pipeline.syncOperations.addHandler(handler)
+                    try channel.pipeline.syncOperations.addHandler(TLSHandshakeWatcher(promise: tlsReady, record: tls.record))
+                }
+            }
+        } else {
+            tlsReady.succeed()
+        }
         let channel: any Channel
         do {
             switch configuration.endpoint {
@@ -67,11 +118,52 @@ public final class RedisConnection: Sendable {
                 channel = try await bootstrap.connect(unixDomainSocketPath: path).get()
             }
         } catch let error as ChannelError where error == .connectTimeout(TimeAmount(configuration.connectTimeout)) {
+            tlsReady.fail(error)
             throw RedisError(code: .timeout, message: "connecting to \(configuration.endpoint) took longer than \(configuration.connectTimeout)")
         } catch {
+            tlsReady.fail(error)
+            if let tlsSettings = configuration.tls, TLSFailure.isTLSError(error) {
+                throw TLSFailure.error(error, endpoint: "\(configuration.endpoint)", tls: tlsSettings, serverName: tls?.serverName)
+            }
             throw RedisError(code: .connection, message: "cannot connect to \(configuration.endpoint): \(error)")
         }
-        return try await connect(channel: channel, configuration: configuration, logger: logger, exclusive: exclusive)
+        guard let tls, let tlsSettings = configuration.tls else { return channel }
+        // The TLS handshake gets what is left of the connect timeout's budget, measured afresh.
+        let timeout = channel.eventLoop.scheduleTask(in: TimeAmount(configuration.connectTimeout)) {
+            tlsReady.fail(ChannelError.connectTimeout(TimeAmount(configuration.connectTimeout)))
+        }
+        do {
+            try await tlsReady.futureResult.get()
+            timeout.cancel()
+            return channel
+        } catch {
+            timeout.cancel()
+            try? await channel.close()
+            if let channelError = error as? ChannelError, case .connectTimeout = channelError {
+                throw RedisError(code: .timeout, message: "the TLS handshake with \(configuration.endpoint) got no answer within \(configuration.connectTimeout): the server may not speak TLS on this port (use redis:// for a plaintext port, or the port of the server's tls-port), or it is overloaded")
+            }
+            var certificate: NIOSSLCertificate?
+            if "\(error)".contains("CERTIFICATE_VERIFY_FAILED") {
+                certificate = await peerCertificate(configuration: configuration, eventLoop: eventLoop, serverName: tls.serverName)
+            }
+            throw TLSFailure.error(error, endpoint: "\(configuration.endpoint)", tls: tlsSettings, serverName: tls.serverName, certificate: certificate)
+        }
+    }
+
+    /// The server's certificate as seen by a connection that does not verify it: only used to say
+    /// *why* verification failed (expired, not yet valid, untrusted). Nothing is sent over it.
+    private static func peerCertificate(configuration: RedisConfiguration, eventLoop: any EventLoop, serverName: String?) async -> NIOSSLCertificate? {
+        guard var probe = configuration.tls else { return nil }
+        probe.verification = .insecureSkipVerification
+        probe.certificateFile = nil
+        probe.privateKeyFile = nil
+        guard let context = try? TLSContextCache.context(for: probe) else { return nil }
+        var settings = configuration
+        settings.tls = probe
+        guard let channel = try? await openChannel(configuration: settings, eventLoop: eventLoop, tls: (context, serverName, TLSErrorRecord())) else { return nil }
+        let certificate = try? await channel.nioSSL_peerCertificate().get()
+        try? await channel.close()
+        return certificate
     }
 
     /// Sets up the Redis handler on an already connected `channel` and performs the handshake (the
@@ -80,13 +172,14 @@ public final class RedisConnection: Sendable {
         channel: any Channel,
         configuration: RedisConfiguration,
         logger: Logger,
-        exclusive: Bool = false
+        exclusive: Bool = false,
+        describeTLSError: (@Sendable (any Error) -> RedisError)? = nil
     ) async throws(RedisError) -> RedisConnection {
         let handler: NIOLoopBound<RedisChannelHandler>
         let closedFlag: ClosedFlag
         do {
             (handler, closedFlag) = try await channel.eventLoop.submit {
-                let handler = RedisChannelHandler(logger: logger, replyLimits: configuration.replyLimits, handshake: true)
+                let handler = RedisChannelHandler(logger: logger, replyLimits: configuration.replyLimits, handshake: true, describeTLSError: describeTLSError)
                 try channel.pipeline.syncOperations.addHandler(handler)
                 return (NIOLoopBound(handler, eventLoop: channel.eventLoop), handler.closedFlag)
             }.get()

@@ -8,7 +8,7 @@ public struct RedisError: Error, Sendable, Hashable {
     /// The kind of failure. Extensible: match with `==` against the static members.
     public struct Code: Sendable, Hashable, CustomStringConvertible {
         private enum Base: String, Sendable, Hashable {
-            case connection, timeout, protocolError, server, authentication, configuration, cancelled, shutdown
+            case connection, timeout, protocolError, server, authentication, configuration, cancelled, shutdown, tls
         }
         private let base: Base
         private init(_ base: Base) { self.base = base }
@@ -30,6 +30,10 @@ public struct RedisError: Error, Sendable, Hashable {
         public static let cancelled = Code(.cancelled)
         /// The client was shut down.
         public static let shutdown = Code(.shutdown)
+        /// TLS could not be set up: the server's certificate was refused (untrusted CA, expired, wrong
+        /// name), the server refused ours, or a certificate or key file could not be loaded.
+        /// ``RedisError/message`` says which and what to change.
+        public static let tls = Code(.tls)
 
         /// The code's name, e.g. `timeout`.
         public var description: String { base.rawValue }
@@ -65,6 +69,7 @@ extension RedisError: CustomStringConvertible {
         case .configuration: return "Invalid Redis configuration: \(message)"
         case .cancelled: return "Redis command cancelled: \(message)"
         case .shutdown: return "Redis client shut down: \(message)"
+        case .tls: return "Redis TLS error: \(message)"
         default: return "Redis error (\(code)): \(message)"
         }
     }
