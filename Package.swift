@@ -160,6 +160,7 @@ let package = Package(
             name: "RedisTestSupport",
             dependencies: [
                 "RedisClient",
+                "LocalServices",
                 "RedisServerProcess",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Subprocess", package: "swift-subprocess"),
@@ -171,6 +172,7 @@ let package = Package(
         .testTarget(
             name: "ChaosTests",
             dependencies: [
+                "LocalServices",
                 "ChaosKit",
                 "RedisClient",
                 "RedisServerProcess",
@@ -216,6 +218,7 @@ let package = Package(
         .testTarget(
             name: "RedisClientTests",
             dependencies: [
+                "LocalServices",
                 "RedisTestSupport",
                 "RedisClient",
                 "RedisServerProcess",

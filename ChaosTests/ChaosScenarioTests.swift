@@ -1,4 +1,5 @@
 import ChaosKit
+import LocalServices
 import RedisClient
 import RedisServerProcess
 import RedisTestSupport
@@ -71,6 +72,23 @@ struct ChaosScenarioTests {
         #expect(report.name == scenarios.map(\.rawValue).joined(separator: "+"))
         #expect(report.requests > 100)
         Self.check(report, scenarios, report.name)
+    }
+
+    @Test("the baseline over TLS (rediss://, worker processes given the TLS settings with the URL): every invariant holds")
+    func baselineOverTLS() async throws {
+        let certificates = try await TestCertificates.shared.value
+        try await withTLSRedis(certificates) { server in
+            var options = ChaosOptions.smoke
+            options.redisURL = server.url(["tls_ca_file": certificates.caFile])
+            options.processes = true
+            options.workerExecutable = try stampedeBinary()
+            let report = try await ChaosRunner.run(.baseline, options: options)
+            #expect(report.fleet == "\(options.workers) worker processes")
+            #expect(report.requests > 100, "the fleet must actually run over TLS: \(report.requests) requests")
+            #expect(report.upstreamCalls > 0)
+            Self.check(report, [.baseline], "baseline over TLS")
+            if !report.passed { print(ChaosReportFormat.table([report])) }
+        }
     }
 
     @Test("the judge can fail: a cache that serves past fresh + stale (mutation) fails no_value_beyond_stale_until")

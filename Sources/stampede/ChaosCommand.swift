@@ -17,6 +17,7 @@ struct ChaosCommand: AsyncParsableCommand {
 
     @Option(name: .customLong("redis-url"), help: "Redis to run against (default: $REDIS_URL, else a private redis-server per scenario).")
     var redisURL: String?
+    @OptionGroup(title: "TLS (rediss:// URLs)") var tls: TLSOptions
     @Option(help: "Comma-separated scenarios, each alone; join faults with + to combine them (default: every scenario alone). Known: \(ChaosScenario.allCases.map(\.rawValue).joined(separator: ", ")).")
     var scenarios: String?
     @Flag(help: "The bounded size CI runs (the defaults below are already that size).")
@@ -55,7 +56,7 @@ struct ChaosCommand: AsyncParsableCommand {
         }
         options.seed = seed
         options.processes = processes
-        options.redisURL = redisURL ?? ProcessInfo.processInfo.environment["REDIS_URL"].flatMap { $0.isEmpty ? nil : $0 }
+        options.redisURL = try tls.apply(to: redisURL ?? ProcessInfo.processInfo.environment["REDIS_URL"].flatMap { $0.isEmpty ? nil : $0 })
         options.allowDestructive = allowDestructive || options.redisURL == nil  // private servers are ours to break
         options.workerExecutable = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL.path
         if !FileManager.default.isExecutableFile(atPath: options.workerExecutable!), let path = Bundle.main.executablePath {

@@ -232,6 +232,14 @@ struct ConfigCommand: AsyncParsableCommand {
                     do {
                         _ = try await client.ping()
                         print("redis: PING ok")
+                        let server = try await client.serverInfo()
+                        print("redis: server \(server.product) \(server.version), mode \(server.mode)")
+                        if let tls = client.configuration.tls {
+                            print("redis: TLS on, certificate verification \(tls.verification)\(tls.certificateFile == nil ? "" : ", client certificate (mutual TLS)")")
+                        } else {
+                            print("redis: TLS off (plaintext)")
+                        }
+                        print("redis: vector search (semantic caching) \(server.vectorSearch ? "available" : "not available: semantic caching needs Redis 8, Redis Stack or RediSearch")")
                         let missing = try await StampedeCache.missingPermissions(redis: client, namespace: resolved.namespace.value)
                         for permission in missing { problems.append("redis permission: \(permission)") }
                         if missing.isEmpty { print("redis: every command the cache needs is allowed for this user") }

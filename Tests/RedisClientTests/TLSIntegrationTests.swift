@@ -1,3 +1,4 @@
+import LocalServices
 import RedisClient
 import RedisServerProcess
 import RedisTestSupport

@@ -1,4 +1,5 @@
 package import RedisServerProcess
+package import LocalServices
 
 /// A private redis-server that speaks TLS on a loopback port (`--port 0`: no plaintext TCP) and
 /// plaintext on its unix socket (for readiness checks and admin commands).
@@ -52,5 +53,5 @@ package func withTLSRedis<T>(
             throw error
         }
     }
-    throw lastError ?? TestCertificateError(message: "could not start a TLS redis-server")
+    throw lastError ?? LocalServicesError("could not start a TLS redis-server")
 }

@@ -15,6 +15,7 @@ struct CacheBench: AsyncParsableCommand {
 
     @Option(name: .customLong("redis-url"), help: "Redis to use (default: $REDIS_URL, else a private redis-server started for this run).")
     var redisURL: String?
+    @OptionGroup(title: "TLS (rediss:// URLs)") var tls: TLSOptions
 
     @Option(help: "Fresh hits (and plain GETs) measured per round.")
     var requests: Int = 10_000
@@ -47,7 +48,7 @@ struct CacheBench: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let report = try await RedisTarget.with(explicitURL: redisURL) { url in try await measure(url: url) }
+        let report = try await RedisTarget.with(explicitURL: redisURL, tls: tls) { url in try await measure(url: url) }
         print(json ? report.json : report.table)
     }
 

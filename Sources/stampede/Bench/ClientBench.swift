@@ -18,6 +18,7 @@ struct ClientBench: AsyncParsableCommand {
 
     @Option(name: .customLong("redis-url"), help: "Redis to use (default: $REDIS_URL, else a private redis-server started for this run).")
     var redisURL: String?
+    @OptionGroup(title: "TLS (rediss:// URLs)") var tls: TLSOptions
 
     @Option(help: "GET round trips per single-caller measurement round.")
     var requests: Int = 20_000
@@ -31,6 +32,9 @@ struct ClientBench: AsyncParsableCommand {
     @Flag(help: "Print one JSON object instead of a table.")
     var json = false
 
+    @Flag(name: .customLong("tls"), help: "Instead: TLS vs plaintext, this client on one private redis-server with both ports (certificates made with openssl for the run).")
+    var compareTLS = false
+
     func validate() throws {
         _ = try NumericInput.integer(requests, "--requests", in: 1...100_000_000)
         _ = try NumericInput.integer(rounds, "--rounds", in: 1...1_000)
@@ -38,7 +42,12 @@ struct ClientBench: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let report = try await RedisTarget.with(explicitURL: redisURL) { url in try await measure(url: url) }
+        if compareTLS {
+            let report = try await TLSClientBench(requests: requests, rounds: rounds, concurrentRequests: concurrentRequests).run()
+            print(json ? report.json : report.table)
+            return
+        }
+        let report = try await RedisTarget.with(explicitURL: redisURL, tls: tls) { url in try await measure(url: url) }
         print(json ? report.json : report.table)
     }
 

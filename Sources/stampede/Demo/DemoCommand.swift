@@ -26,6 +26,7 @@ struct DemoCommand: AsyncParsableCommand {
 
     @Option(name: .customLong("redis-url"), help: "Redis to use (default: $REDIS_URL, else a private redis-server on a unix socket).")
     var redisURL: String?
+    @OptionGroup(title: "TLS (rediss:// URLs)") var tls: TLSOptions
     @Option(help: "Worker processes to simulate (each with its own Redis connections and cache).")
     var workers: Int = 4
     @Option(help: "Concurrent callers per worker.")
@@ -90,7 +91,7 @@ struct DemoCommand: AsyncParsableCommand {
             ).run()
             return
         }
-        let report = try await RedisTarget.with(explicitURL: redisURL, tcp: false) { url in try await runDemo(url: url) }
+        let report = try await RedisTarget.with(explicitURL: redisURL, tcp: false, tls: tls) { url in try await runDemo(url: url) }
         print(json ? report.json : report.text)
         // The simulated LLM's injected errors are part of the demo; failures from Redis are not.
         if report.stampede.infrastructureErrors > 0 {

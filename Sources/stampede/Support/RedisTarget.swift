@@ -9,8 +9,9 @@ struct RedisTarget {
     let url: String
     let server: RedisServerProcess?
 
-    static func acquire(explicitURL: String?, tcp: Bool = true) async throws -> RedisTarget {
-        if let url = explicitURL ?? ProcessInfo.processInfo.environment["REDIS_URL"], !url.isEmpty {
+    static func acquire(explicitURL: String?, tcp: Bool = true, tls: TLSOptions = TLSOptions()) async throws -> RedisTarget {
+        let given = (explicitURL ?? ProcessInfo.processInfo.environment["REDIS_URL"]).flatMap { $0.isEmpty ? nil : $0 }
+        if let url = try tls.apply(to: given) {
             _ = try RedisConfiguration(url: url)  // a malformed URL fails here, clearly
             return RedisTarget(url: url, server: nil)
         }
@@ -26,8 +27,8 @@ struct RedisTarget {
 
     /// Runs `body` with the URL of `REDIS_URL`/`explicitURL` or of a private server, stopping the
     /// private server afterwards whether `body` succeeds or throws.
-    static func with<T>(explicitURL: String?, tcp: Bool = true, _ body: (String) async throws -> T) async throws -> T {
-        let target = try await acquire(explicitURL: explicitURL, tcp: tcp)
+    static func with<T>(explicitURL: String?, tcp: Bool = true, tls: TLSOptions = TLSOptions(), _ body: (String) async throws -> T) async throws -> T {
+        let target = try await acquire(explicitURL: explicitURL, tcp: tcp, tls: tls)
         do {
             let result = try await body(target.url)
             await target.release()

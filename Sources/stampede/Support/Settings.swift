@@ -8,6 +8,7 @@ import StampedeCache
 /// flag, else the environment, else the config file (`--config` or `STAMPEDE_CONFIG`, JSON), else
 /// its default; `stampede config check` shows which.
 struct SettingsOptions: ParsableArguments {
+    @OptionGroup(title: "TLS (rediss:// URLs)") var tls: TLSOptions
     @Option(help: "JSON config file with any of: redis_url, namespace, fresh_for, stale_for, compute_timeout, lock_ttl, hot_threshold, hot_window, hot_ttl, ttl_jitter, prompt_version, base_url, model. [env: STAMPEDE_CONFIG]")
     var config: String?
     @Option(name: .customLong("redis-url"), help: "Redis URL. [env: REDIS_URL] (default: a private redis-server for this run, which keeps nothing)")
@@ -110,7 +111,7 @@ struct Settings {
         let redis = try pick(options.redisURL, "REDIS_URL", "redis_url", string, fileString, default: "")
         let key = try pick(options.apiKey, "OPENAI_API_KEY", "-", string, { _, name in throw ValidationError("\(name): put the API key in OPENAI_API_KEY, not in a file") }, default: "")
         return Settings(
-            redisURL: Sourced(value: redis.value.isEmpty ? nil : redis.value, source: redis.source),
+            redisURL: Sourced(value: try options.tls.apply(to: redis.value.isEmpty ? nil : redis.value), source: redis.source),
             namespace: try pick(options.namespace, "STAMPEDE_NAMESPACE", "namespace", string, fileString, default: "llm"),
             freshFor: try seconds(options.freshFor, "STAMPEDE_FRESH_FOR", "fresh_for", 3600),
             staleFor: try seconds(options.staleFor, "STAMPEDE_STALE_FOR", "stale_for", 86_400),

@@ -1,6 +1,8 @@
 import Foundation
+import Subprocess
+import SystemPackage
 
-/// Certificates made at test time with the `openssl` CLI, in a fresh temporary directory: a CA,
+/// Certificates made at run time with the `openssl` CLI (tests, `stampede bench client --tls`), in a fresh temporary directory: a CA,
 /// a server certificate for 127.0.0.1/localhost, a client certificate, and the bad ones the TLS
 /// tests need (another CA, an expired server certificate, one for the wrong name, a client
 /// certificate from the other CA).
@@ -38,9 +40,12 @@ package struct TestCertificates: Sendable {
     }
 
     private func openssl(_ arguments: [String]) async throws {
-        let run = try await runChild("/usr/bin/openssl", arguments, timeout: .seconds(60))
-        guard run.status == 0 else {
-            throw TestCertificateError(message: "openssl \(arguments.prefix(2).joined(separator: " ")) failed (\(run.status)): \(run.stderr)")
+        let result = try await Subprocess.run(
+            .name("openssl"), arguments: Arguments(arguments), input: .none,
+            output: .discarded, error: .string(limit: 1 << 16)
+        )
+        guard result.terminationStatus == .exited(0) else {
+            throw LocalServicesError("openssl \(arguments.prefix(2).joined(separator: " ")) failed (\(result.terminationStatus)): \(result.standardError.suffix(2_000)). Install it with: apt-get install openssl")
         }
     }
 
@@ -95,12 +100,6 @@ package struct TestCertificates: Sendable {
                            "-startdate", "20200101000000Z", "-enddate", "20210101000000Z", "-extensions", "server_ext",
                            "-notext", "-in", "\(d)/expired.csr", "-out", "\(d)/expired.pem"])
     }
-}
-
-/// `openssl` failed while making test certificates.
-package struct TestCertificateError: Error, CustomStringConvertible {
-    package let message: String
-    package var description: String { message }
 }
 
 extension TestCertificates {
