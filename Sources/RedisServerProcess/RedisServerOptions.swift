@@ -1,3 +1,11 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// How to start a private `redis-server` with ``RedisServerProcess/start(_:logger:)``.
 ///
 /// The defaults start a server that listens only on a unix socket in a fresh
@@ -27,7 +35,15 @@ package struct RedisServerOptions: Sendable {
     package var extraArguments: [String] = []
 
     /// The server executable: a name looked up on `PATH`, or a path containing a `/`.
-    package var executable: String = "redis-server"
+    /// Default: `STAMPEDE_REDIS_SERVER` when set (the server matrix runs every private server of a
+    /// test run on Redis 8 or Valkey this way), else `redis-server`.
+    package var executable: String = RedisServerOptions.defaultExecutable
+
+    /// `STAMPEDE_REDIS_SERVER`, else `redis-server`.
+    package static var defaultExecutable: String {
+        if let configured = getenv("STAMPEDE_REDIS_SERVER").map({ String(cString: $0) }), !configured.isEmpty { return configured }
+        return "redis-server"
+    }
 
     /// Options with all defaults: unix socket only, no password, no memory limit.
     package init() {}

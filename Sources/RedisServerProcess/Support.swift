@@ -62,7 +62,7 @@ final class AsyncLock: Sendable {
 /// Small blocking helpers used by ``RedisServerProcess``: files, ports and the readiness probe.
 package enum ServerSupport {
     /// Finds `name` on `PATH` (or checks it directly when it contains a `/`) and returns its path.
-    static func resolveExecutable(_ name: String) throws(RedisServerProcessError) -> String {
+    package static func resolveExecutable(_ name: String) throws(RedisServerProcessError) -> String {
         if name.contains("/") {
             guard isExecutableFile(name) else { throw .executableNotFound(name) }
             return name
