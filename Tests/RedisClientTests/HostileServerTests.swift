@@ -120,26 +120,3 @@ struct HostileServerTests {
         await server.stop()
     }
 }
-
-@Suite("Redis Cluster nodes are refused at connect, not answered with MOVED later")
-struct ClusterRefusalTests {
-    @Test("connecting to a cluster-enabled redis-server fails with a configuration error that says what to do")
-    func clusterNodeIsRefused() async throws {
-        var options = RedisServerOptions()
-        options.unixSocket = false
-        options.tcpPort = try ServerSupport.pickFreePort()
-        let bus = try ServerSupport.pickFreePort()
-        options.extraArguments = ["--cluster-enabled", "yes", "--cluster-port", "\(bus)", "--cluster-config-file", "nodes-\(bus).conf"]
-        try await withPrivateRedis(options) { server in
-            let client = try makeClient(server.url)
-            do throws(RedisError) {
-                _ = try await client.send("SET", "k", "v")
-                Issue.record("a cluster node was accepted")
-            } catch {
-                #expect(error.code == .configuration)
-                #expect(error.message.contains("Redis Cluster node") && error.message.contains("MOVED"), "\(error.message)")
-            }
-            await client.close()
-        }
-    }
-}

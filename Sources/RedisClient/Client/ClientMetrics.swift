@@ -4,7 +4,8 @@ import CoreMetrics
 ///
 /// Names: `redis_commands_total`, `redis_command_errors_total{code}`, `redis_command_duration_seconds`,
 /// `redis_reconnects_total`, `redis_connect_failures_total`, `redis_noscript_reloads_total`,
-/// `redis_pubsub_resubscribes_total`, `redis_pubsub_keepalive_pings_total`. Every instrument carries the `client` dimension (the label you chose).
+/// `redis_pubsub_resubscribes_total`, `redis_pubsub_keepalive_pings_total`, and on a cluster
+/// `redis_cluster_redirects_total` (MOVED and ASK followed) and `redis_cluster_map_loads_total`. Every instrument carries the `client` dimension (the label you chose).
 struct ClientMetrics: Sendable {
     let commands: Counter
     let duration: Timer
@@ -13,6 +14,8 @@ struct ClientMetrics: Sendable {
     let noscriptReloads: Counter
     let resubscribes: Counter
     let keepalivePings: Counter
+    let clusterRedirects: Counter
+    let clusterRefreshes: Counter
     private let errors: [RedisError.Code: Counter]
     private let otherErrors: Counter
 
@@ -25,8 +28,10 @@ struct ClientMetrics: Sendable {
         noscriptReloads = Counter(label: "redis_noscript_reloads_total", dimensions: client)
         resubscribes = Counter(label: "redis_pubsub_resubscribes_total", dimensions: client)
         keepalivePings = Counter(label: "redis_pubsub_keepalive_pings_total", dimensions: client)
+        clusterRedirects = Counter(label: "redis_cluster_redirects_total", dimensions: client)
+        clusterRefreshes = Counter(label: "redis_cluster_map_loads_total", dimensions: client)
         var errors: [RedisError.Code: Counter] = [:]
-        for code in [RedisError.Code.connection, .timeout, .protocolError, .server, .authentication, .configuration, .cancelled, .shutdown] {
+        for code in [RedisError.Code.connection, .timeout, .protocolError, .server, .authentication, .configuration, .cancelled, .shutdown, .tls, .crossSlot] {
             errors[code] = Counter(label: "redis_command_errors_total", dimensions: client + [("code", code.description)])
         }
         self.errors = errors

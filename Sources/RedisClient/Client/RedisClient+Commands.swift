@@ -47,17 +47,30 @@ extension RedisClient {
 
     /// Walks every key matching the glob `pattern` with `SCAN` (which never blocks Redis as `KEYS`
     /// does), handing each non-empty batch to `body` until the scan ends or `body` returns `false`.
-    /// A key may be seen twice if the keyspace is rehashed meanwhile (SCAN's own guarantee).
+    /// A key may be seen twice if the keyspace is rehashed meanwhile (SCAN's own guarantee). On a
+    /// cluster every primary is scanned in turn.
     public func scanKeys(matching pattern: String, count: Int = 1000, _ body: ([String]) async throws -> Bool) async throws {
+        let nodes: [RedisConfiguration.Endpoint?] = try await isCluster() ? try await primaries().map { $0 } : [nil]
+        for node in nodes {
+            guard try await scanKeys(on: node, matching: pattern, count: count, body) else { return }
+        }
+    }
+
+    /// Scans one node (`nil`: the standalone server); returns `false` when `body` asked to stop.
+    private func scanKeys(on node: RedisConfiguration.Endpoint?, matching pattern: String, count: Int, _ body: ([String]) async throws -> Bool) async throws -> Bool {
         var cursor = "0"
         repeat {
-            let reply = try await send("SCAN", RedisArgument(cursor), "MATCH", RedisArgument(pattern), "COUNT", RedisArgument(count)).array ?? []
+            let command = RedisCommand("SCAN", RedisArgument(cursor), "MATCH", RedisArgument(pattern), "COUNT", RedisArgument(count))
+            let answer: RESPValue
+            if let node { answer = try await send(command, to: node) } else { answer = try await send(command) }
+            let reply = answer.array ?? []
             guard let next = reply.first?.string, reply.count == 2 else {
                 throw RedisError(code: .protocolError, message: "unexpected SCAN reply: \(String(describing: reply).prefix(80))")
             }
             cursor = next
             let keys = (reply[1].array ?? []).compactMap(\.string)
-            if !keys.isEmpty, try await !body(keys) { return }
+            if !keys.isEmpty, try await !body(keys) { return false }
         } while cursor != "0"
+        return true
     }
 }

@@ -33,9 +33,14 @@ public final class RedisClient: Sendable, Service {
     let metrics: ClientMetrics
     private let slots: [ConnectionSlot]
     private let nextSlot = Atomic<Int>(0)
-    private let closed = Atomic<Bool>(false)
+    let closed = Atomic<Bool>(false)
     private let subscriberBox = Mutex<RedisSubscriber?>(nil)
     private let exclusive: ExclusiveConnections
+    /// 0: not decided yet (``RedisConfiguration/Deployment/automatic`` before the first
+    /// connection), 1: standalone, 2: cluster.
+    private let mode: Atomic<UInt8>
+    /// Slot map, per-node pools and redirects; used only in cluster mode.
+    let router: ClusterRouter
 
     /// Creates a client. No connection is made until the first command.
     ///
@@ -63,7 +68,38 @@ public final class RedisClient: Sendable, Service {
             ConnectionSlot(configuration: configuration, eventLoop: eventLoop, logger: logger, metrics: metrics)
         }
         self.exclusive = ExclusiveConnections(configuration: configuration, eventLoop: eventLoop, logger: logger)
+        switch configuration.deployment {
+        case .automatic:
+            mode = Atomic(0)
+            router = ClusterRouter(configuration: configuration, seeds: [configuration.endpoint], eventLoop: eventLoop, logger: logger, metrics: metrics)
+        case .cluster(let seeds):
+            mode = Atomic(2)
+            router = ClusterRouter(configuration: configuration, seeds: seeds, eventLoop: eventLoop, logger: logger, metrics: metrics)
+        }
     }
+
+    /// Whether this client talks to a Redis Cluster (decided at the first command when the
+    /// deployment is ``RedisConfiguration/Deployment/automatic``).
+    public func isCluster() async throws(RedisError) -> Bool {
+        switch mode.load(ordering: .relaxed) {
+        case 1: return false
+        case 2: return true
+        default:
+            guard !closed.load(ordering: .relaxed) else { throw RedisError(code: .shutdown, message: "the client was closed") }
+            let connection = try await pickSlot().connection()
+            if connection.isClusterNode {
+                if mode.compareExchange(expected: 0, desired: 2, ordering: .relaxed).exchanged {
+                    logger.info("the server is a Redis Cluster node: routing commands by hash slot", metadata: ["seed": "\(configuration.endpoint)"])
+                }
+                return true
+            }
+            mode.store(1, ordering: .relaxed)
+            return false
+        }
+    }
+
+    /// Whether the mode is already known to be cluster (no I/O).
+    var isKnownCluster: Bool { mode.load(ordering: .relaxed) == 2 }
 
     /// Creates a client from a URL such as `redis://:password@host:6379/0` or `unix:///run/redis.sock`.
     ///
@@ -90,6 +126,7 @@ public final class RedisClient: Sendable, Service {
     /// - Throws: ``RedisError``. An error reply from Redis is thrown with code `.server` and its text verbatim.
     @discardableResult
     public func send(_ command: RedisCommand, timeout: Duration? = nil) async throws(RedisError) -> RESPValue {
+        if mode.load(ordering: .relaxed) != 1, try await isCluster() { return try await clusterSend(command, timeout: timeout) }
         let encoded = try HiredisEncoder.encode(command)
         return try await send(encoded: encoded, timeout: timeout)
     }
@@ -106,6 +143,7 @@ public final class RedisClient: Sendable, Service {
     /// returned array as ``RESPValue/error(_:)`` (each command succeeds or fails on its own; this is
     /// not a transaction).
     public func send(pipeline commands: [RedisCommand], timeout: Duration? = nil) async throws(RedisError) -> [RESPValue] {
+        if mode.load(ordering: .relaxed) != 1, try await isCluster() { return try await clusterPipeline(commands, timeout: timeout) }
         let encoded = try HiredisEncoder.encode(pipeline: commands)
         if commands.count == 1 {
             do {
@@ -120,6 +158,7 @@ public final class RedisClient: Sendable, Service {
 
     /// Sends `first` (already encoded, e.g. a constant command) and `second` in one write; returns both replies.
     package func send(preEncoded first: ByteBuffer, then second: RedisCommand, timeout: Duration? = nil) async throws(RedisError) -> (RESPValue, RESPValue) {
+        if mode.load(ordering: .relaxed) != 1, try await isCluster() { return try await clusterSend(preEncoded: first, then: second, timeout: timeout) }
         var buffer = first
         var encoded = try HiredisEncoder.encode(second)
         buffer.writeBuffer(&encoded)
@@ -188,7 +227,10 @@ public final class RedisClient: Sendable, Service {
     public var subscriber: RedisSubscriber {
         subscriberBox.withLock { box in
             if let existing = box { return existing }
-            let created = RedisSubscriber(configuration: configuration, eventLoop: eventLoop, logger: logger, metrics: metrics)
+            let router = self.router
+            let created = RedisSubscriber(configuration: configuration, eventLoop: eventLoop, logger: logger, metrics: metrics) { attempt in
+                router.subscriberEndpoint(attempt: attempt)
+            }
             box = created
             return created
         }
@@ -204,6 +246,7 @@ public final class RedisClient: Sendable, Service {
         guard !closed.exchange(true, ordering: .relaxed) else { return }
         for slot in slots { await slot.shutdown(graceful: graceful) }
         await exclusive.close()
+        await router.close(graceful: graceful)
         let subscriber = subscriberBox.withLock { $0 }
         await subscriber?.close()
     }

@@ -25,6 +25,8 @@ extension RedisConfiguration {
             throw bad("missing scheme; expected redis://host:port or unix:///path/to/socket")
         }
         let scheme = url[..<schemeEnd.lowerBound].lowercased()
+        let isCluster = scheme.hasSuffix("+cluster")
+        var seeds: [Endpoint] = []
         var rest = Substring(url[schemeEnd.upperBound...])
 
         // Split off the query string.
@@ -49,7 +51,7 @@ extension RedisConfiguration {
         let endpoint: Endpoint
 
         switch scheme {
-        case "redis", "rediss":
+        case "redis", "rediss", "redis+cluster", "rediss+cluster":
             // Userinfo.
             if let at = rest.lastIndex(of: "@") {
                 let userinfo = rest[..<at]
@@ -76,42 +78,24 @@ extension RedisConfiguration {
                     database = number
                 }
             }
-            // Host and port.
-            var host: Substring
-            var portText: Substring?
-            if hostPort.hasPrefix("[") {
-                guard let close = hostPort.firstIndex(of: "]") else { throw bad("IPv6 host is missing its closing ']'") }
-                host = hostPort[hostPort.index(after: hostPort.startIndex)..<close]
-                let after = hostPort[hostPort.index(after: close)...]
-                if !after.isEmpty {
-                    guard after.hasPrefix(":") else { throw bad("unexpected '\(after)' after the IPv6 host") }
-                    portText = after.dropFirst()
-                }
-            } else if let colon = hostPort.lastIndex(of: ":") {
-                host = hostPort[..<colon]
-                portText = hostPort[hostPort.index(after: colon)...]
-            } else {
-                host = hostPort
+            // Host and port; a cluster URL lists several seeds, comma-separated.
+            let hostPorts = hostPort.split(separator: ",", omittingEmptySubsequences: false)
+            if hostPorts.count > 1 && !isCluster { throw bad("several hosts are given; use redis+cluster:// for a cluster's seed nodes") }
+            var endpoints: [Endpoint] = []
+            for hostPort in hostPorts {
+                endpoints.append(try Self.parseHostPort(hostPort, bad: bad))
             }
-            guard !host.isEmpty else { throw bad("the host is missing") }
-            if host.contains(where: { $0 == " " || $0 == "/" }) { throw bad("host '\(host)' contains an invalid character") }
-            var port = 6379
-            if let portText {
-                guard let number = Int(portText), (1...65535).contains(number) else {
-                    throw bad("port '\(portText)' is not a number from 1 to 65535")
-                }
-                port = number
-            }
-            endpoint = .tcp(host: String(host), port: port)
+            endpoint = endpoints[0]
+            seeds = endpoints
         case "unix":
             guard rest.hasPrefix("/") else { throw bad("the socket path must be absolute: unix:///path/to/redis.sock") }
             guard let path = Self.percentDecode(rest), path.count > 1 else { throw bad("the socket path is missing") }
             endpoint = .unixSocket(path: path)
         default:
-            throw bad("unsupported scheme '\(scheme)'; use redis://, rediss:// (TLS) or unix://")
+            throw bad("unsupported scheme '\(scheme)'; use redis://, rediss:// (TLS), redis+cluster:// or unix://")
         }
 
-        var tls: RedisTLSConfiguration? = scheme == "rediss" ? RedisTLSConfiguration() : nil
+        var tls: RedisTLSConfiguration? = scheme.hasPrefix("rediss") ? RedisTLSConfiguration() : nil
         var tlsFieldsFromURL = Set<Int>()
 
         for (name, value) in query {
@@ -142,6 +126,7 @@ extension RedisConfiguration {
         }
 
         self.init(endpoint: endpoint, username: username, password: password, database: database, clientName: clientName, tls: tls)
+        if isCluster { self.deployment = .cluster(seeds: seeds) }
         do throws(RedisError) {
             try validate()
         } catch {
@@ -172,6 +157,36 @@ extension RedisConfiguration {
             return "\(parts[0])=***"
         }
         return String(result[...question]) + query.joined(separator: "&")
+    }
+
+    /// `host[:port]` or `[ipv6][:port]` (default port 6379).
+    private static func parseHostPort(_ hostPort: Substring, bad: (String) -> RedisError) throws(RedisError) -> Endpoint {
+        var host: Substring
+        var portText: Substring?
+        if hostPort.hasPrefix("[") {
+            guard let close = hostPort.firstIndex(of: "]") else { throw bad("IPv6 host is missing its closing ']'") }
+            host = hostPort[hostPort.index(after: hostPort.startIndex)..<close]
+            let after = hostPort[hostPort.index(after: close)...]
+            if !after.isEmpty {
+                guard after.hasPrefix(":") else { throw bad("unexpected '\(after)' after the IPv6 host") }
+                portText = after.dropFirst()
+            }
+        } else if let colon = hostPort.lastIndex(of: ":") {
+            host = hostPort[..<colon]
+            portText = hostPort[hostPort.index(after: colon)...]
+        } else {
+            host = hostPort
+        }
+        guard !host.isEmpty else { throw bad("the host is missing") }
+        if host.contains(where: { $0 == " " || $0 == "/" }) { throw bad("host '\(host)' contains an invalid character") }
+        var port = 6379
+        if let portText {
+            guard let number = Int(portText), (1...65535).contains(number) else {
+                throw bad("port '\(portText)' is not a number from 1 to 65535")
+            }
+            port = number
+        }
+        return .tcp(host: String(host), port: port)
     }
 
     private static func processEnvironment(_ name: String) -> String? {

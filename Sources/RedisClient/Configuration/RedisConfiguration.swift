@@ -20,6 +20,16 @@ public struct RedisConfiguration: Sendable, Hashable {
         }
     }
 
+    /// What kind of deployment the endpoint belongs to.
+    public enum Deployment: Sendable, Hashable {
+        /// Decided at the first connection: a node whose `INFO cluster` says `cluster_enabled:1`
+        /// switches the client to cluster mode (slot routing), anything else is standalone.
+        case automatic
+        /// A Redis Cluster reached through these seed nodes (any of them will do; the client loads
+        /// the slot map from the first that answers). `redis+cluster://h1:p1,h2:p2` sets this.
+        case cluster(seeds: [Endpoint])
+    }
+
     /// Exponential backoff with jitter between reconnect attempts.
     public struct Backoff: Sendable, Hashable {
         /// The wait after the first failed attempt.
@@ -77,6 +87,8 @@ public struct RedisConfiguration: Sendable, Hashable {
     public var subscriberKeepalive: Duration = .seconds(30)
     /// TLS settings; `nil` speaks plaintext. A `rediss://` URL sets this.
     public var tls: RedisTLSConfiguration?
+    /// Standalone or cluster; ``Deployment/automatic`` (the default) detects a cluster at the first connection.
+    public var deployment: Deployment = .automatic
 
     /// A configuration for `endpoint` with defaults: no auth, database 0, 5 s timeouts, 2 connections.
     public init(
@@ -117,6 +129,13 @@ public struct RedisConfiguration: Sendable, Hashable {
         if let tls {
             if case .unixSocket = endpoint { throw bad("TLS over a unix socket is not supported by Redis; use redis:// over TCP with rediss://, or unix:// without TLS") }
             try tls.validate()
+        }
+        if case .cluster(let seeds) = deployment {
+            if seeds.isEmpty { throw bad("a cluster needs at least one seed node") }
+            if database != 0 { throw bad("Redis Cluster has only database 0; remove /\(database) from the URL") }
+            if seeds.contains(where: { if case .unixSocket = $0 { return true } else { return false } }) {
+                throw bad("cluster seed nodes must be TCP host:port addresses")
+            }
         }
         if database < 0 { throw bad("database \(database) is negative; use 0 or more") }
         if let clientName, clientName.isEmpty || clientName.contains(where: { $0 == " " || $0 == "\n" || $0 == "\r" }) {

@@ -197,9 +197,10 @@ public final class RedisConnection: Sendable {
         return connection
     }
 
-    /// The refusal for a Redis Cluster node: this client does not route commands by hash slot yet,
-    /// so two keys in three would fail with `MOVED`.
-    static let clusterRefusal = "this Redis is a Redis Cluster node (INFO cluster: cluster_enabled:1); this client does not route commands by hash slot yet, so most keys would fail with MOVED. Connect to a standalone Redis (or the primary a Sentinel names) until cluster support lands"
+    /// Whether the handshake's `INFO cluster` said `cluster_enabled:1`: ``RedisClient`` then
+    /// switches to cluster mode (routing by hash slot).
+    public var isClusterNode: Bool { clusterNode.load(ordering: .relaxed) }
+    private let clusterNode = Atomic<Bool>(false)
 
     /// The handshake commands, in the order they must run.
     package static func handshakeCommands(_ configuration: RedisConfiguration) -> [(command: RedisCommand, isAuth: Bool)] {
@@ -213,7 +214,7 @@ public final class RedisConnection: Sendable {
         }
         if configuration.database != 0 { commands.append((RedisCommand("SELECT", RedisArgument(configuration.database)), false)) }
         if let name = configuration.clientName { commands.append((RedisCommand("CLIENT", "SETNAME", RedisArgument(name)), false)) }
-        // Last: refuse a cluster node up front (an ACL that denies INFO is not an error).
+        // Last: learn whether this is a cluster node (an ACL that denies INFO is not an error).
         commands.append((RedisCommand("INFO", "cluster"), false))
         return commands
     }
@@ -240,7 +241,7 @@ public final class RedisConnection: Sendable {
                 throw RedisError(code: commands[index].isAuth ? .authentication : .server, message: message)
             }
             if isInfo, let info = reply.string, info.contains("cluster_enabled:1") {
-                throw RedisError(code: .configuration, message: Self.clusterRefusal)
+                clusterNode.store(true, ordering: .relaxed)
             }
         }
         let handler = self.handler

@@ -82,8 +82,15 @@ public final class RedisSubscriber: Sendable {
     private let eventLoop: any EventLoop
     private let logger: Logger
     private let metrics: ClientMetrics
+    /// Picks the node of each connection attempt (on a cluster, a known primary: classic pub/sub
+    /// reaches every node, and after a failover the next attempt goes to a live one); `nil` uses
+    /// the configured endpoint.
+    private let endpointProvider: (@Sendable (Int) -> RedisConfiguration.Endpoint?)?
+    private let connectAttempts = Atomic<Int>(0)
 
-    init(configuration: RedisConfiguration, eventLoop: any EventLoop, logger: Logger, metrics: ClientMetrics) {
+    init(configuration: RedisConfiguration, eventLoop: any EventLoop, logger: Logger, metrics: ClientMetrics,
+         endpointProvider: (@Sendable (Int) -> RedisConfiguration.Endpoint?)? = nil) {
+        self.endpointProvider = endpointProvider
         var configuration = configuration
         if let name = configuration.clientName { configuration.clientName = name + "-sub" }
         self.configuration = configuration
@@ -259,6 +266,10 @@ public final class RedisSubscriber: Sendable {
 
     private func connectAndInstall(isReconnect: Bool) async throws -> RedisConnection {
         do {
+            var configuration = self.configuration
+            if let endpoint = endpointProvider?(connectAttempts.add(1, ordering: .relaxed).newValue - 1) {
+                configuration.endpoint = endpoint
+            }
             let connection = try await RedisConnection.connect(configuration: configuration, eventLoop: eventLoop, logger: logger)
             // Keepalive: an idle subscriber connection that a proxy or NAT dropped without a FIN is
             // noticed by a PING that times out (which closes it, and the subscriber reconnects).

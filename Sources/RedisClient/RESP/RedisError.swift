@@ -8,7 +8,7 @@ public struct RedisError: Error, Sendable, Hashable {
     /// The kind of failure. Extensible: match with `==` against the static members.
     public struct Code: Sendable, Hashable, CustomStringConvertible {
         private enum Base: String, Sendable, Hashable {
-            case connection, timeout, protocolError, server, authentication, configuration, cancelled, shutdown, tls
+            case connection, timeout, protocolError, server, authentication, configuration, cancelled, shutdown, tls, crossSlot
         }
         private let base: Base
         private init(_ base: Base) { self.base = base }
@@ -34,6 +34,9 @@ public struct RedisError: Error, Sendable, Hashable {
         /// name), the server refused ours, or a certificate or key file could not be loaded.
         /// ``RedisError/message`` says which and what to change.
         public static let tls = Code(.tls)
+        /// On Redis Cluster, one command's keys map to different hash slots; nothing was sent.
+        /// ``RedisError/message`` names the slots and how to co-locate the keys (a hash tag).
+        public static let crossSlot = Code(.crossSlot)
 
         /// The code's name, e.g. `timeout`.
         public var description: String { base.rawValue }
@@ -70,6 +73,7 @@ extension RedisError: CustomStringConvertible {
         case .cancelled: return "Redis command cancelled: \(message)"
         case .shutdown: return "Redis client shut down: \(message)"
         case .tls: return "Redis TLS error: \(message)"
+        case .crossSlot: return "Redis Cluster cross-slot command: \(message)"
         default: return "Redis error (\(code)): \(message)"
         }
     }

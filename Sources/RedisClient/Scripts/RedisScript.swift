@@ -50,11 +50,13 @@ extension RedisClient {
         }
     }
 
-    /// Loads `script` with `SCRIPT LOAD` and checks that Redis names it with the same SHA-1.
+    /// Loads `script` with `SCRIPT LOAD` and checks that Redis names it with the same SHA-1. On a
+    /// cluster it is loaded on every primary (each node keeps its own script cache).
     public func load(_ script: RedisScript) async throws(RedisError) {
-        let reply = try await send(RedisCommand("SCRIPT", "LOAD", RedisArgument(script.source)))
-        guard reply.string == script.sha1 else {
-            throw RedisError(code: .protocolError, message: "SCRIPT LOAD of \(script.name) returned \(reply), expected \(script.sha1)")
+        for reply in try await sendToEveryPrimary(RedisCommand("SCRIPT", "LOAD", RedisArgument(script.source))) {
+            guard reply.string == script.sha1 else {
+                throw RedisError(code: .protocolError, message: "SCRIPT LOAD of \(script.name) returned \(reply), expected \(script.sha1)")
+            }
         }
     }
 

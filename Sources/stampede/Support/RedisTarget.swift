@@ -9,9 +9,12 @@ struct RedisTarget {
     let url: String
     let server: RedisServerProcess?
 
-    static func acquire(explicitURL: String?, tcp: Bool = true, tls: TLSOptions = TLSOptions()) async throws -> RedisTarget {
+    static func acquire(explicitURL: String?, tcp: Bool = true, tls: TLSOptions? = nil) async throws -> RedisTarget {
         let given = (explicitURL ?? ProcessInfo.processInfo.environment["REDIS_URL"]).flatMap { $0.isEmpty ? nil : $0 }
-        if let url = try tls.apply(to: given) {
+        // (An unparsed TLSOptions() cannot be read: "no flags" is nil here.)
+        let resolved: String?
+        if let tls { resolved = try tls.apply(to: given) } else { TLSOptions.warnIfInsecure(given); resolved = given }
+        if let url = resolved {
             _ = try RedisConfiguration(url: url)  // a malformed URL fails here, clearly
             return RedisTarget(url: url, server: nil)
         }
@@ -27,7 +30,7 @@ struct RedisTarget {
 
     /// Runs `body` with the URL of `REDIS_URL`/`explicitURL` or of a private server, stopping the
     /// private server afterwards whether `body` succeeds or throws.
-    static func with<T>(explicitURL: String?, tcp: Bool = true, tls: TLSOptions = TLSOptions(), _ body: (String) async throws -> T) async throws -> T {
+    static func with<T>(explicitURL: String?, tcp: Bool = true, tls: TLSOptions? = nil, _ body: (String) async throws -> T) async throws -> T {
         let target = try await acquire(explicitURL: explicitURL, tcp: tcp, tls: tls)
         do {
             let result = try await body(target.url)

@@ -34,6 +34,11 @@ package final class RediSearchIndex: SemanticIndex {
 
     package func prepare() async throws {
         if prepared.load(ordering: .acquiring) { return }
+        if try await redis.isCluster() {
+            // FT.* on open-source Redis Cluster sees one shard only (a coordinator is needed to search
+            // across shards), so lookups would silently miss most documents.
+            throw SemanticError.vectorSearchUnavailable("this Redis is a Redis Cluster: RediSearch on open-source Cluster searches one shard only (a cross-shard search needs the coordinator of Redis Enterprise or Redis Cloud), so the semantic layer does not run on it; exact caching works. Point the semantic layer at a standalone Redis 8 (or Redis Stack) instead")
+        }
         if let existing = try await info() {
             guard existing.dimensions == dimensions else {
                 throw SemanticError.schemaMismatch(index: name, problem: "its vectors have \(existing.dimensions) dimensions, not \(dimensions)")

@@ -1,0 +1,171 @@
+import Foundation
+package import RedisServerProcess
+import Subprocess
+import SystemPackage
+
+/// A Redis Cluster on loopback for tests, chaos runs and benchmarks: `primaries` primaries with
+/// `replicasPerPrimary` replicas each, every node a private ``RedisServerProcess`` with
+/// `--cluster-enabled yes`, joined with `redis-cli --cluster create`. A short node timeout (1 s)
+/// makes failovers quick.
+package final class LocalCluster: Sendable {
+    /// The nodes, in creation order (redis-cli makes the first `primaries` of them primaries).
+    package let nodes: [RedisServerProcess]
+
+    private init(nodes: [RedisServerProcess]) {
+        self.nodes = nodes
+    }
+
+    /// The TCP port of every node.
+    package var ports: [Int] { nodes.compactMap(\.port) }
+
+    /// `redis://127.0.0.1:<first port>`: any node is a valid seed (the client detects the cluster).
+    package var url: String { "redis://127.0.0.1:\(ports[0])" }
+
+    /// `redis+cluster://127.0.0.1:p1,127.0.0.1:p2,…`: every node as a seed.
+    package var clusterURL: String { "redis+cluster://" + ports.map { "127.0.0.1:\($0)" }.joined(separator: ",") }
+
+    /// Starts and joins the cluster, and waits until every node reports `cluster_state:ok` and
+    /// knows every other node.
+    package static func start(primaries: Int = 3, replicasPerPrimary: Int = 1, nodeTimeoutMs: Int = 1000, executable: String? = nil) async throws -> LocalCluster {
+        let count = primaries * (1 + replicasPerPrimary)
+        var nodes: [RedisServerProcess] = []
+        do {
+            for _ in 0..<count {
+                nodes.append(try await startNode(nodeTimeoutMs: nodeTimeoutMs, executable: executable))
+            }
+            let cluster = LocalCluster(nodes: nodes)
+            let addresses = cluster.ports.map { "127.0.0.1:\($0)" }
+            let created = try await redisCLI(["--cluster", "create"] + addresses + ["--cluster-replicas", "\(replicasPerPrimary)", "--cluster-yes"])
+            guard created.ok else { throw LocalServicesError("redis-cli --cluster create failed: \(created.output.suffix(2_000))") }
+            try await cluster.waitUntilHealthy(expectedNodes: count)
+            return cluster
+        } catch {
+            for node in nodes { await node.stop() }
+            throw error
+        }
+    }
+
+    private static func startNode(nodeTimeoutMs: Int, executable: String?) async throws -> RedisServerProcess {
+        var lastError: (any Error)?
+        for _ in 0..<3 {
+            var options = RedisServerOptions()
+            if let executable { options.executable = executable }
+            options.unixSocket = true
+            options.tcpPort = try ServerSupport.pickFreePort()
+            let bus = try ServerSupport.pickFreePort()
+            options.extraArguments = [
+                "--cluster-enabled", "yes", "--cluster-port", "\(bus)", "--cluster-config-file", "nodes.conf",
+                "--cluster-node-timeout", "\(nodeTimeoutMs)", "--cluster-replica-validity-factor", "0",
+            ]
+            do {
+                return try await RedisServerProcess.start(options)
+            } catch {
+                lastError = error  // a port was taken meanwhile
+            }
+        }
+        throw lastError ?? LocalServicesError("could not start a cluster node")
+    }
+
+    /// Waits (up to `limit`) until every running node says `cluster_state:ok`, knows
+    /// `expectedNodes` nodes, and the cluster has as many primaries serving slots as it should.
+    package func waitUntilHealthy(expectedNodes: Int? = nil, limit: Duration = .seconds(60)) async throws {
+        let deadline = ContinuousClock.now + limit
+        var last = ""
+        while ContinuousClock.now < deadline {
+            var healthy = true
+            for port in ports {
+                let info = try await Self.redisCLI(["-p", "\(port)", "CLUSTER", "INFO"])
+                guard info.ok else { continue }  // a stopped node
+                last = "127.0.0.1:\(port): \(info.output.prefix(300))"
+                if !info.output.contains("cluster_state:ok") { healthy = false; break }
+                if let expectedNodes, !info.output.contains("cluster_known_nodes:\(expectedNodes)") { healthy = false; break }
+            }
+            if healthy { return }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw LocalServicesError("the cluster did not become healthy within \(limit); last: \(last)")
+    }
+
+    /// `CLUSTER NODES` of the node at `port`, parsed: id, address, flags, primary id, slots.
+    package func clusterNodes(asking port: Int? = nil) async throws -> [ClusterNodeLine] {
+        for candidate in port.map({ [$0] }) ?? ports {
+            let reply = try await Self.redisCLI(["-p", "\(candidate)", "CLUSTER", "NODES"])
+            if reply.ok { return reply.output.split(separator: "\n").compactMap(ClusterNodeLine.init) }
+        }
+        throw LocalServicesError("no cluster node answered CLUSTER NODES")
+    }
+
+    /// Makes the replica of the primary at `primaryPort` take over (`CLUSTER FAILOVER` on the
+    /// replica: a coordinated failover, no data lost) and waits until the cluster agrees.
+    package func failover(primaryPort: Int) async throws -> Int {
+        let lines = try await clusterNodes(asking: primaryPort)
+        guard let primary = lines.first(where: { $0.port == primaryPort }),
+              let replica = lines.first(where: { $0.primaryID == primary.id && !$0.flags.contains("fail") }) else {
+            throw LocalServicesError("no live replica of 127.0.0.1:\(primaryPort) to fail over to")
+        }
+        let reply = try await Self.redisCLI(["-p", "\(replica.port)", "CLUSTER", "FAILOVER"])
+        guard reply.ok, reply.output.contains("OK") else { throw LocalServicesError("CLUSTER FAILOVER failed: \(reply.output)") }
+        let deadline = ContinuousClock.now + .seconds(30)
+        while ContinuousClock.now < deadline {
+            let now = try await clusterNodes(asking: replica.port)
+            if now.first(where: { $0.port == replica.port })?.flags.contains("master") == true { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        try await waitUntilHealthy()
+        return replica.port
+    }
+
+    /// Moves `count` slots from the primary at `fromPort` to the one at `toPort` with
+    /// `redis-cli --cluster reshard` (keys migrate with MIGRATE; clients see ASK and MOVED meanwhile).
+    package func reshard(from fromPort: Int, to toPort: Int, slots count: Int) async throws {
+        let lines = try await clusterNodes()
+        guard let from = lines.first(where: { $0.port == fromPort }), let to = lines.first(where: { $0.port == toPort }) else {
+            throw LocalServicesError("reshard: unknown node")
+        }
+        let reply = try await Self.redisCLI([
+            "--cluster", "reshard", "127.0.0.1:\(fromPort)", "--cluster-from", from.id, "--cluster-to", to.id,
+            "--cluster-slots", "\(count)", "--cluster-yes", "--cluster-pipeline", "100",
+        ], timeout: .seconds(300))
+        guard reply.ok else { throw LocalServicesError("redis-cli --cluster reshard failed: \(reply.output.suffix(2_000))") }
+        try await waitUntilHealthy()
+    }
+
+    /// Stops every node.
+    package func stop() async {
+        for node in nodes { await node.stop() }
+    }
+
+    /// Runs redis-cli; `ok` is a zero exit (and no `ERR` line for a plain command).
+    package static func redisCLI(_ arguments: [String], timeout: Duration = .seconds(60)) async throws -> (ok: Bool, output: String) {
+        let result = try await Subprocess.run(
+            .name("redis-cli"), arguments: Arguments(arguments), input: .none,
+            output: .string(limit: 1 << 22), error: .string(limit: 1 << 20)
+        )
+        let output = result.standardOutput + result.standardError
+        let ok = result.terminationStatus == .exited(0) && !output.hasPrefix("ERR") && !output.contains("Could not connect")
+        return (ok, output)
+    }
+}
+
+/// One line of `CLUSTER NODES`: `<id> <ip:port@bus> <flags> <primary-id> … <slot ranges>`.
+package struct ClusterNodeLine: Sendable, Equatable {
+    package var id: String
+    package var port: Int
+    package var flags: [String]
+    /// The primary's id for a replica, `nil` for a primary.
+    package var primaryID: String?
+    /// The slot ranges a primary serves (`0-5460`, …).
+    package var slots: [String]
+
+    init?(_ line: Substring) {
+        let fields = line.split(separator: " ")
+        guard fields.count >= 8 else { return nil }
+        let address = fields[1].split(separator: "@")[0]
+        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]) else { return nil }
+        id = String(fields[0])
+        self.port = port
+        flags = fields[2].split(separator: ",").map(String.init)
+        primaryID = fields[3] == "-" ? nil : String(fields[3])
+        slots = fields.dropFirst(8).map(String.init)
+    }
+}
