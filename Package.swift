@@ -93,6 +93,7 @@ let package = Package(
         .target(
             name: "ChaosKit",
             dependencies: [
+                "LocalServices",
                 "LLMCache",
                 "StampedeCache",
                 "RedisClient",

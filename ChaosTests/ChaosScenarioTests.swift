@@ -91,6 +91,22 @@ struct ChaosScenarioTests {
         }
     }
 
+    @Test("the single-server scenarios on a 3+3 Redis Cluster (--redis-url of one node): every invariant holds", arguments: [
+        ChaosScenario.baseline, .scriptFlush, .clientKill, .lostNotices, .upstreamErrors,
+    ])
+    func existingScenariosOnACluster(_ scenario: ChaosScenario) async throws {
+        try await withTestCluster { cluster in
+            var options = ChaosOptions.smoke
+            options.redisURL = cluster.url
+            options.allowDestructive = true
+            let report = try await ChaosRunner.run(scenario, options: options)
+            #expect(report.requests > 100, "the fleet must actually run on the cluster: \(report.requests) requests")
+            #expect(report.upstreamCalls > 0)
+            Self.check(report, [scenario], "\(scenario.rawValue) on a cluster")
+            if !report.passed { print(ChaosReportFormat.table([report])) }
+        }
+    }
+
     @Test("the judge can fail: a cache that serves past fresh + stale (mutation) fails no_value_beyond_stale_until")
     func judgeCatchesServingPastStaleUntil() async throws {
         var options = ChaosOptions.smoke

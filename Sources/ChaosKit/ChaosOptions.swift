@@ -22,6 +22,11 @@ package enum ChaosScenario: String, CaseIterable, Sendable, Codable {
     case workerKilled = "worker-killed"
     /// A worker process holding a lock is frozen (SIGSTOP) past its lock TTL, then resumed: the zombie writer.
     case leaderFrozen = "leader-frozen"
+    /// On a 3-primary, 3-replica cluster: `CLUSTER FAILOVER` promotes a primary's replica mid-run (MOVED after).
+    case clusterFailover = "cluster-failover"
+    /// On a 3-primary cluster: the slots of the keys written so far on one primary migrate to another
+    /// mid-run, key by key (ASK while a slot migrates, MOVED after).
+    case clusterReshard = "cluster-reshard"
 
     /// Whether the scenario flushes, kills, pauses or restarts (needs `--allow-destructive`).
     package var isDestructive: Bool {
@@ -32,7 +37,10 @@ package enum ChaosScenario: String, CaseIterable, Sendable, Codable {
     }
 
     /// Whether the scenario needs a redis-server the suite started (it restarts it or sets its memory).
-    package var needsOwnServer: Bool { self == .redisRestart || self == .memoryPressure }
+    package var needsOwnServer: Bool { self == .redisRestart || self == .memoryPressure || needsOwnCluster }
+
+    /// Whether the scenario runs on a loopback Redis Cluster the suite starts itself.
+    package var needsOwnCluster: Bool { self == .clusterFailover || self == .clusterReshard }
 
     /// Whether the workers run as separate `stampede chaos-worker` processes.
     package var isMultiProcess: Bool { self == .workerKilled || self == .leaderFrozen }
@@ -51,6 +59,8 @@ package enum ChaosScenario: String, CaseIterable, Sendable, Codable {
         case .lostNotices: return "CLIENT KILL TYPE pubsub every 150 ms from 30% to 60%"
         case .workerKilled: return "SIGKILL a worker process while its upstream call is in flight"
         case .leaderFrozen: return "SIGSTOP a computing worker process for lockTTL + 0.5 s, then SIGCONT"
+        case .clusterFailover: return "3+3 node cluster: CLUSTER FAILOVER of a primary at 40%"
+        case .clusterReshard: return "3-primary cluster: the slots of up to 32 keys migrate to another primary at 30% (ASK, then MOVED)"
         }
     }
 }

@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import LLMCache
+import LocalServices
 package import Logging
 import NIOCore
 import RedisClient
@@ -44,7 +45,9 @@ package enum ChaosRunner {
             } else if (scenario.isMultiProcess || options.processes) && options.workerExecutable == nil {
                 skipped.append((scenario, "needs the stampede executable to start worker processes"))
             } else if scenario.needsOwnServer && options.redisURL != nil {
-                skipped.append((scenario, "needs a redis-server the suite starts itself (it restarts it or sets its memory); run without REDIS_URL"))
+                skipped.append((scenario, scenario.needsOwnCluster
+                    ? "needs a Redis Cluster the suite starts itself (it fails over or reshards it); run without REDIS_URL"
+                    : "needs a redis-server the suite starts itself (it restarts it or sets its memory); run without REDIS_URL"))
             } else {
                 run.append(scenario)
             }
@@ -69,16 +72,35 @@ package enum ChaosRunner {
             serverOptions.maxmemory = "2mb"
             serverOptions.maxmemoryPolicy = "allkeys-lru"
         }
-        let server: RedisServerProcess? = options.redisURL == nil ? try await RedisServerProcess.start(serverOptions, logger: logger) : nil
-        let url = options.redisURL ?? server!.url
+        let wantsCluster = scenarios.contains(where: \.needsOwnCluster)
+        if wantsCluster, scenarios.contains(where: { $0.needsOwnServer && !$0.needsOwnCluster }) {
+            throw ChaosError("the cluster scenarios cannot be combined with redis-restart or memory-pressure (those need one redis-server)")
+        }
+        var cluster: LocalCluster?
+        var server: RedisServerProcess?
+        let url: String
+        if let given = options.redisURL {
+            url = given
+        } else if wantsCluster {
+            // Failover needs a replica per primary; resharding needs only the primaries.
+            let started = try await LocalCluster.start(primaries: 3, replicasPerPrimary: scenarios.contains(.clusterFailover) ? 1 : 0)
+            cluster = started
+            url = started.url
+        } else {
+            let started = try await RedisServerProcess.start(serverOptions, logger: logger)
+            server = started
+            url = started.url
+        }
         do {
             let report = first.isMultiProcess
                 ? try await runMultiProcess(first, url: url, options: options, logger: logger)
-                : try await runScenario(scenarios, url: url, server: server, options: options, logger: logger)
+                : try await runScenario(scenarios, url: url, server: server, cluster: cluster, options: options, logger: logger)
             await server?.stop()
+            await cluster?.stop()
             return report
         } catch {
             await server?.stop()
+            await cluster?.stop()
             throw error
         }
     }
@@ -100,7 +122,7 @@ package enum ChaosRunner {
         ChatRequest(model: "chaos-model", messages: [.user("chaos question \(key) of run \(seed)")])
     }
 
-    private static func runScenario(_ scenarios: [ChaosScenario], url: String, server: RedisServerProcess?, options: ChaosOptions, logger: Logger) async throws -> ScenarioReport {
+    private static func runScenario(_ scenarios: [ChaosScenario], url: String, server: RedisServerProcess?, cluster: LocalCluster?, options: ChaosOptions, logger: Logger) async throws -> ScenarioReport {
         let keys = scenarios.contains(.memoryPressure) ? max(options.keys, 1_500) : options.keys
         let upstream = try await SimulatedLLMServer.start(baseBehaviour(options.seed))
         var httpConfiguration = HTTPClient.Configuration()
@@ -139,7 +161,7 @@ package enum ChaosRunner {
             await withTaskGroup(of: Void.self) { group in
                 for scenario in scenarios {
                     group.addTask {
-                        await inject(scenario, admin: admin, server: server, upstream: upstream, started: started, duration: options.duration, window: faultWindow, logger: logger)
+                        await inject(scenario, admin: admin, server: server, cluster: cluster, upstream: upstream, started: started, duration: options.duration, window: faultWindow, logger: logger)
                     }
                 }
             }
@@ -163,7 +185,7 @@ package enum ChaosRunner {
         // The fault ends (memory pressure is lifted), then the fleet (or, with worker processes, as
         // many fresh in-process workers) must be back to >= 99% hits within a bounded number of rounds.
         if scenarios.contains(.memoryPressure) {
-            do { try await admin.send("CONFIG", "SET", "maxmemory", "0") } catch { logger.warning("could not lift maxmemory", metadata: ["error": "\(error)"]) }
+            do { _ = try await admin.sendToEveryPrimary(RedisCommand("CONFIG", "SET", "maxmemory", "0")) } catch { logger.warning("could not lift maxmemory", metadata: ["error": "\(error)"]) }
         }
         if fleet.isEmpty {
             for index in 0..<options.workers { fleet.append(try makeWorker("probe-\(index)")) }
@@ -370,11 +392,13 @@ package enum ChaosRunner {
     }
 
     static func evictedKeys(_ admin: RedisClient) async throws -> Int {
-        let info = try await admin.send("INFO", "stats").string ?? ""
-        for line in info.split(whereSeparator: \.isNewline) where line.hasPrefix("evicted_keys:") {
-            return Int(line.dropFirst("evicted_keys:".count)) ?? 0
+        var evicted = 0
+        for reply in try await admin.sendToEveryPrimary(RedisCommand("INFO", "stats")) {
+            for line in (reply.string ?? "").split(whereSeparator: \.isNewline) where line.hasPrefix("evicted_keys:") {
+                evicted += Int(line.dropFirst("evicted_keys:".count)) ?? 0
+            }
         }
-        return 0
+        return evicted
     }
 }
 

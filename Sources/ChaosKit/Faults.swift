@@ -1,4 +1,5 @@
 import Foundation
+import LocalServices
 import Logging
 import RedisClient
 import RedisServerProcess
@@ -12,7 +13,7 @@ extension ChaosRunner {
 
     /// Injects `scenario`'s fault at its moments in the run and records the fault window.
     static func inject(
-        _ scenario: ChaosScenario, admin: RedisClient, server: RedisServerProcess?, upstream: SimulatedLLMServer,
+        _ scenario: ChaosScenario, admin: RedisClient, server: RedisServerProcess?, cluster: LocalCluster?, upstream: SimulatedLLMServer,
         started: ContinuousClock.Instant, duration: Duration, window: FaultWindow, logger: Logger
     ) async {
         func at(_ fraction: Double) async -> ContinuousClock.Instant {
@@ -30,16 +31,16 @@ extension ChaosRunner {
             window.set((started, started + duration))
         case .scriptFlush:
             let first = await at(0.3)
-            await attempt("SCRIPT FLUSH") { try await admin.send("SCRIPT", "FLUSH") }
+            await attempt("SCRIPT FLUSH") { _ = try await admin.sendToEveryPrimary(RedisCommand("SCRIPT", "FLUSH")) }
             _ = await at(0.6)
-            await attempt("SCRIPT FLUSH") { try await admin.send("SCRIPT", "FLUSH") }
+            await attempt("SCRIPT FLUSH") { _ = try await admin.sendToEveryPrimary(RedisCommand("SCRIPT", "FLUSH")) }
             window.set((first, .now))
         case .clientKill:
             let first = await at(0.3)
             for _ in 0..<2 {
                 window.hit()
-                await attempt("CLIENT KILL normal") { try await admin.send("CLIENT", "KILL", "TYPE", "normal") }
-                await attempt("CLIENT KILL pubsub") { try await admin.send("CLIENT", "KILL", "TYPE", "pubsub") }
+                await attempt("CLIENT KILL normal") { _ = try await admin.sendToEveryPrimary(RedisCommand("CLIENT", "KILL", "TYPE", "normal")) }
+                await attempt("CLIENT KILL pubsub") { _ = try await admin.sendToEveryPrimary(RedisCommand("CLIENT", "KILL", "TYPE", "pubsub")) }
                 _ = await at(0.6)
             }
             window.set((first, .now + .milliseconds(200)))
@@ -52,7 +53,7 @@ extension ChaosRunner {
         case .redisStall:
             let first = await at(0.3)
             window.hit()
-            await attempt("CLIENT PAUSE") { try await admin.send("CLIENT", "PAUSE", "1500", "ALL") }
+            await attempt("CLIENT PAUSE") { _ = try await admin.sendToEveryPrimary(RedisCommand("CLIENT", "PAUSE", "1500", "ALL")) }
             window.set((first, first + .milliseconds(1_700)))
         case .upstreamErrors, .upstreamHangs:
             let first = await at(0.3)
@@ -62,11 +63,29 @@ extension ChaosRunner {
             _ = await at(0.6)
             upstream.setBehaviour(baseBehaviour(UInt64(started.hashValue & 0xFFFF) &+ 1))
             window.set((first, .now + computeTimeout))
+        case .clusterFailover:
+            let first = await at(0.4)
+            window.hit()
+            if let cluster {
+                await attempt("CLUSTER FAILOVER") { _ = try await cluster.failover(primaryPort: cluster.ports[0]) }
+            }
+            window.hit()
+            window.set((first, .now + .milliseconds(200)))
+        case .clusterReshard:
+            let first = await at(0.3)
+            window.hit()
+            if let cluster {
+                await attempt("migrate slots") {
+                    let moved = try await cluster.migrateSlots(ofKeysMatching: "stampede:*", from: cluster.ports[0], to: cluster.ports[1], maxSlots: 32)
+                    logger.info("migrated slots", metadata: ["slots": "\(moved.count)"])
+                }
+            }
+            window.set((first, .now + .milliseconds(200)))
         case .lostNotices:
             let first = await at(0.3)
             let stop = started + duration * 0.6
             while ContinuousClock.now < stop {
-                await attempt("CLIENT KILL pubsub") { try await admin.send("CLIENT", "KILL", "TYPE", "pubsub") }
+                await attempt("CLIENT KILL pubsub") { _ = try await admin.sendToEveryPrimary(RedisCommand("CLIENT", "KILL", "TYPE", "pubsub")) }
                 try? await Task.sleep(for: .milliseconds(150))
             }
             window.set((first, .now + .milliseconds(300)))

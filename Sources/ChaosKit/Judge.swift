@@ -32,11 +32,11 @@ extension ChaosRunner {
         var allowed = 0
         var reasons: [String] = []
         let set = Set(scenarios)
-        if !set.isDisjoint(with: [.clientKill, .redisRestart, .redisStall]) {
+        if !set.isDisjoint(with: [.clientKill, .redisRestart, .redisStall, .clusterFailover]) {
             allowed += inFlightAtFault
-            reasons.append("calls in flight when a connection was killed, Redis restarted or paused (\(inFlightAtFault)) can lose their commit")
+            reasons.append("calls in flight when a connection was killed, Redis restarted, paused or failed over (\(inFlightAtFault)) can lose their commit")
         }
-        if !set.isDisjoint(with: [.clientKill, .redisRestart, .redisStall, .memoryPressure]) {
+        if !set.isDisjoint(with: [.clientKill, .redisRestart, .redisStall, .memoryPressure, .clusterFailover, .clusterReshard]) {
             allowed += failOpen
             reasons.append("fail-open computations while Redis was unreachable (\(failOpen)) are uncached")
         }

@@ -130,6 +130,40 @@ package final class LocalCluster: Sendable {
         try await waitUntilHealthy()
     }
 
+    /// Moves the slots of up to `maxSlots` keys matching `pattern` on the primary at `fromPort` to
+    /// the primary at `toPort`, key by key, the way `redis-cli --cluster reshard` does
+    /// (`SETSLOT IMPORTING`/`MIGRATING`, `GETKEYSINSLOT` + `MIGRATE`, `SETSLOT NODE`): clients see
+    /// `ASK` while a slot migrates and `MOVED` after. Returns the slots moved.
+    @discardableResult
+    package func migrateSlots(ofKeysMatching pattern: String, from fromPort: Int, to toPort: Int, maxSlots: Int) async throws -> [Int] {
+        let lines = try await clusterNodes()
+        guard let from = lines.first(where: { $0.port == fromPort }), let to = lines.first(where: { $0.port == toPort }) else {
+            throw LocalServicesError("migrate: unknown node")
+        }
+        let scanned = try await Self.redisCLI(["-p", "\(fromPort)", "--scan", "--pattern", pattern])
+        var slots: [Int] = []
+        for key in scanned.output.split(separator: "\n") where slots.count < maxSlots {
+            let reply = try await Self.redisCLI(["-p", "\(fromPort)", "CLUSTER", "KEYSLOT", String(key)])
+            if let slot = Int(reply.output.trimmingCharacters(in: .whitespacesAndNewlines)), !slots.contains(slot) { slots.append(slot) }
+        }
+        let primaries = lines.filter { $0.flags.contains("master") && !$0.flags.contains("fail") }
+        for slot in slots {
+            _ = try await Self.redisCLI(["-p", "\(toPort)", "CLUSTER", "SETSLOT", "\(slot)", "IMPORTING", from.id])
+            _ = try await Self.redisCLI(["-p", "\(fromPort)", "CLUSTER", "SETSLOT", "\(slot)", "MIGRATING", to.id])
+            while true {
+                let keys = try await Self.redisCLI(["-p", "\(fromPort)", "CLUSTER", "GETKEYSINSLOT", "\(slot)", "100"])
+                let names = keys.output.split(separator: "\n").map(String.init).filter { !$0.isEmpty }
+                if names.isEmpty { break }
+                let moved = try await Self.redisCLI(["-p", "\(fromPort)", "MIGRATE", "127.0.0.1", "\(toPort)", "", "0", "5000", "KEYS"] + names)
+                guard moved.ok else { throw LocalServicesError("MIGRATE of slot \(slot) failed: \(moved.output.prefix(300))") }
+            }
+            for node in [to, from] + primaries.filter({ $0.id != to.id && $0.id != from.id }) {
+                _ = try await Self.redisCLI(["-p", "\(node.port)", "CLUSTER", "SETSLOT", "\(slot)", "NODE", to.id])
+            }
+        }
+        return slots
+    }
+
     /// Stops every node.
     package func stop() async {
         for node in nodes { await node.stop() }

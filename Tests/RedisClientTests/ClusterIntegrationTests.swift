@@ -130,6 +130,37 @@ struct ClusterIntegrationTests {
         }
     }
 
+    @Test("slots migrating key by key under concurrent writes and scripts: ASK and TRYAGAIN are waited out, no command fails, every value is right")
+    func migrationUnderLoad() async throws {
+        try await withTestCluster(replicasPerPrimary: 0) { cluster in
+            let client = try client(cluster.url, poolSize: 2)
+            let script = RedisScript(name: "pair", source: "redis.call('INCR', KEYS[1]); return redis.call('INCR', KEYS[2])")
+            let keys = (0..<200).map { "migrate:{\($0)}" }
+            for key in keys { try await client.set(key + ":a", to: "0"); try await client.set(key + ":b", to: "0") }
+            let firstOwned = keys.filter { client.router.topology.primary(forSlot: HashSlot.of($0)) == .tcp(host: "127.0.0.1", port: cluster.ports[0]) }
+            async let load: Int = {
+                var failures = 0
+                for round in 0..<10 {
+                    for key in keys {
+                        do {
+                            _ = try await client.evalSHA(script, keys: [RedisArgument(key + ":a"), RedisArgument(key + ":b")], args: [RedisArgument(round)])
+                        } catch {
+                            failures += 1
+                        }
+                    }
+                }
+                return failures
+            }()
+            let moved = try await cluster.migrateSlots(ofKeysMatching: "migrate:*", from: cluster.ports[0], to: cluster.ports[1], maxSlots: 40)
+            let failures = try await load
+            #expect(moved.count == min(40, Set(firstOwned.map { HashSlot.of($0) }).count), "\(moved.count) slots moved")
+            #expect(failures == 0)
+            let values = try await client.send(pipeline: keys.flatMap { [RedisCommand("GET", RedisArgument($0 + ":a")), RedisCommand("GET", RedisArgument($0 + ":b"))] })
+            #expect(values.allSatisfy { $0.string == "10" }, "\(values.prefix(6))")
+            await client.close()
+        }
+    }
+
     @Test("failover: after the primary's replica takes over, commands for its slots succeed again on the new primary")
     func survivesFailover() async throws {
         try await withTestCluster { cluster in

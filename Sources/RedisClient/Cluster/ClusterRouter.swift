@@ -15,6 +15,8 @@ final class ClusterRouter: Sendable {
     static let refreshInterval: Duration = .seconds(15)
     /// The most redirects one command follows before failing.
     static let maxRedirects = 5
+    /// The most `TRYAGAIN` answers (slot migration under way) one command waits out, 10 ms apart.
+    static let maxTryAgain = 50
 
     private struct State {
         var topology = ClusterTopology()
@@ -203,7 +205,9 @@ final class ClusterRouter: Sendable {
     func send(prefix: ByteBuffer?, prefixReplies: Int, command: ByteBuffer, slot: Int?, timeout: TimeAmount) async throws(RedisError) -> (prefix: [RESPValue], reply: RESPValue) {
         var target = try await endpoint(forSlot: slot)
         var asking = false
-        for _ in 0...Self.maxRedirects {
+        var redirects = 0
+        var retries = 0
+        while redirects <= Self.maxRedirects {
             let connection = try await connection(to: target)
             var buffer = prefix ?? connection.channel.allocator.buffer(capacity: command.readableBytes + 16)
             if asking { buffer.writeStaticString("*1\r\n$6\r\nASKING\r\n") }
@@ -223,7 +227,15 @@ final class ClusterRouter: Sendable {
             guard let last = replies.last, replies.count == total else {
                 throw RedisError(code: .protocolError, message: "expected \(total) replies from \(target)")
             }
+            if case .error(let message) = last, message.hasPrefix("TRYAGAIN"), retries < Self.maxTryAgain {
+                // A multi-key command while its slot migrates, with some keys already moved: the
+                // migration finishes in milliseconds; wait and resend (nothing ran).
+                retries += 1
+                try? await Task.sleep(for: .milliseconds(10))
+                continue
+            }
             if case .error(let message) = last, let redirect = ClusterRedirect(errorMessage: message) {
+                redirects += 1
                 switch redirect {
                 case .moved(let movedSlot, let to):
                     moved(slot: movedSlot, to: to)

@@ -116,7 +116,9 @@ extension RedisClient {
                 throw RedisError(code: .protocolError, message: "a pipeline of \(batch.indexes.count) to \(batch.endpoint) got \(batchReplies.count) replies")
             }
             for (index, reply) in zip(batch.indexes, batchReplies) {
-                if case .error(let message) = reply, let redirect = ClusterRedirect(errorMessage: message) {
+                if case .error(let message) = reply, message.hasPrefix("TRYAGAIN") {
+                    alone.append(index)
+                } else if case .error(let message) = reply, let redirect = ClusterRedirect(errorMessage: message) {
                     if case .moved(let slot, let to) = redirect { router.moved(slot: slot, to: to) }
                     alone.append(index)
                 } else {
