@@ -95,7 +95,9 @@ struct ClusterIntegrationTests {
             #expect(seen.count == 300)
             let subscription = try await client.subscriber.subscribe(to: ["cluster-news"])
             let publisher = try self.client("redis://127.0.0.1:\(cluster.ports[2])")
-            #expect(try await publisher.publish("hello", to: "cluster-news") >= 1)
+            // On a cluster PUBLISH counts the receivers of the node it ran on only (here often 0);
+            // the cluster bus still delivers it to the subscriber on the other node.
+            _ = try await publisher.publish("hello", to: "cluster-news")
             var iterator = subscription.makeAsyncIterator()
             guard case .message(let message) = await iterator.next() else { Issue.record("no message"); return }
             #expect(String(buffer: message.payload) == "hello")
