@@ -27,6 +27,8 @@ package enum ChaosScenario: String, CaseIterable, Sendable, Codable {
     /// On a 3-primary cluster: the slots of the keys written so far on one primary migrate to another
     /// mid-run, key by key (ASK while a slot migrates, MOVED after).
     case clusterReshard = "cluster-reshard"
+    /// Through Sentinel (primary, replica, three sentinels): `SENTINEL FAILOVER` mid-run.
+    case sentinelFailover = "sentinel-failover"
 
     /// Whether the scenario flushes, kills, pauses or restarts (needs `--allow-destructive`).
     package var isDestructive: Bool {
@@ -37,7 +39,7 @@ package enum ChaosScenario: String, CaseIterable, Sendable, Codable {
     }
 
     /// Whether the scenario needs a redis-server the suite started (it restarts it or sets its memory).
-    package var needsOwnServer: Bool { self == .redisRestart || self == .memoryPressure || needsOwnCluster }
+    package var needsOwnServer: Bool { self == .redisRestart || self == .memoryPressure || needsOwnCluster || self == .sentinelFailover }
 
     /// Whether the scenario runs on a loopback Redis Cluster the suite starts itself.
     package var needsOwnCluster: Bool { self == .clusterFailover || self == .clusterReshard }
@@ -61,6 +63,7 @@ package enum ChaosScenario: String, CaseIterable, Sendable, Codable {
         case .leaderFrozen: return "SIGSTOP a computing worker process for lockTTL + 0.5 s, then SIGCONT"
         case .clusterFailover: return "3+3 node cluster: CLUSTER FAILOVER of a primary at 40%"
         case .clusterReshard: return "3-primary cluster: the slots of up to 32 keys migrate to another primary at 30% (ASK, then MOVED)"
+        case .sentinelFailover: return "primary + replica + 3 sentinels: SENTINEL FAILOVER at 40%"
         }
     }
 }

@@ -45,8 +45,8 @@ package enum ChaosRunner {
             } else if (scenario.isMultiProcess || options.processes) && options.workerExecutable == nil {
                 skipped.append((scenario, "needs the stampede executable to start worker processes"))
             } else if scenario.needsOwnServer && options.redisURL != nil {
-                skipped.append((scenario, scenario.needsOwnCluster
-                    ? "needs a Redis Cluster the suite starts itself (it fails over or reshards it); run without REDIS_URL"
+                skipped.append((scenario, scenario.needsOwnCluster || scenario == .sentinelFailover
+                    ? "needs a Redis Cluster or Sentinel deployment the suite starts itself (it fails over or reshards it); run without REDIS_URL"
                     : "needs a redis-server the suite starts itself (it restarts it or sets its memory); run without REDIS_URL"))
             } else {
                 run.append(scenario)
@@ -73,14 +73,20 @@ package enum ChaosRunner {
             serverOptions.maxmemoryPolicy = "allkeys-lru"
         }
         let wantsCluster = scenarios.contains(where: \.needsOwnCluster)
-        if wantsCluster, scenarios.contains(where: { $0.needsOwnServer && !$0.needsOwnCluster }) {
-            throw ChaosError("the cluster scenarios cannot be combined with redis-restart or memory-pressure (those need one redis-server)")
+        let wantsSentinel = scenarios.contains(.sentinelFailover)
+        if (wantsCluster || wantsSentinel), scenarios.filter(\.needsOwnServer).count > 1 {
+            throw ChaosError("the cluster and sentinel scenarios cannot be combined with each other, redis-restart or memory-pressure (each needs its own servers)")
         }
         var cluster: LocalCluster?
+        var sentinel: LocalSentinel?
         var server: RedisServerProcess?
         let url: String
         if let given = options.redisURL {
             url = given
+        } else if wantsSentinel {
+            let started = try await LocalSentinel.start()
+            sentinel = started
+            url = started.url
         } else if wantsCluster {
             // Failover needs a replica per primary; resharding needs only the primaries.
             let started = try await LocalCluster.start(primaries: 3, replicasPerPrimary: scenarios.contains(.clusterFailover) ? 1 : 0)
@@ -94,13 +100,15 @@ package enum ChaosRunner {
         do {
             let report = first.isMultiProcess
                 ? try await runMultiProcess(first, url: url, options: options, logger: logger)
-                : try await runScenario(scenarios, url: url, server: server, cluster: cluster, options: options, logger: logger)
+                : try await runScenario(scenarios, url: url, server: server, cluster: cluster, sentinel: sentinel, options: options, logger: logger)
             await server?.stop()
             await cluster?.stop()
+            await sentinel?.stop()
             return report
         } catch {
             await server?.stop()
             await cluster?.stop()
+            await sentinel?.stop()
             throw error
         }
     }
@@ -122,7 +130,7 @@ package enum ChaosRunner {
         ChatRequest(model: "chaos-model", messages: [.user("chaos question \(key) of run \(seed)")])
     }
 
-    private static func runScenario(_ scenarios: [ChaosScenario], url: String, server: RedisServerProcess?, cluster: LocalCluster?, options: ChaosOptions, logger: Logger) async throws -> ScenarioReport {
+    private static func runScenario(_ scenarios: [ChaosScenario], url: String, server: RedisServerProcess?, cluster: LocalCluster?, sentinel: LocalSentinel?, options: ChaosOptions, logger: Logger) async throws -> ScenarioReport {
         let keys = scenarios.contains(.memoryPressure) ? max(options.keys, 1_500) : options.keys
         let upstream = try await SimulatedLLMServer.start(baseBehaviour(options.seed))
         var httpConfiguration = HTTPClient.Configuration()
@@ -161,7 +169,7 @@ package enum ChaosRunner {
             await withTaskGroup(of: Void.self) { group in
                 for scenario in scenarios {
                     group.addTask {
-                        await inject(scenario, admin: admin, server: server, cluster: cluster, upstream: upstream, started: started, duration: options.duration, window: faultWindow, logger: logger)
+                        await inject(scenario, admin: admin, server: server, cluster: cluster, sentinel: sentinel, upstream: upstream, started: started, duration: options.duration, window: faultWindow, logger: logger)
                     }
                 }
             }

@@ -13,7 +13,7 @@ extension ChaosRunner {
 
     /// Injects `scenario`'s fault at its moments in the run and records the fault window.
     static func inject(
-        _ scenario: ChaosScenario, admin: RedisClient, server: RedisServerProcess?, cluster: LocalCluster?, upstream: SimulatedLLMServer,
+        _ scenario: ChaosScenario, admin: RedisClient, server: RedisServerProcess?, cluster: LocalCluster?, sentinel: LocalSentinel?, upstream: SimulatedLLMServer,
         started: ContinuousClock.Instant, duration: Duration, window: FaultWindow, logger: Logger
     ) async {
         func at(_ fraction: Double) async -> ContinuousClock.Instant {
@@ -68,6 +68,23 @@ extension ChaosRunner {
             window.hit()
             if let cluster {
                 await attempt("CLUSTER FAILOVER") { _ = try await cluster.failover(primaryPort: cluster.ports[0]) }
+            }
+            window.hit()
+            window.set((first, .now + .milliseconds(200)))
+        case .sentinelFailover:
+            let first = await at(0.4)
+            window.hit()
+            if let sentinel {
+                // Writes the old primary accepts until the sentinels demote it are lost when it
+                // resyncs from the new one: every moment of the failover is a fault instant.
+                let ticker = Task {
+                    while !Task.isCancelled {
+                        window.hit()
+                        try? await Task.sleep(for: .milliseconds(100))
+                    }
+                }
+                await attempt("SENTINEL FAILOVER") { _ = try await sentinel.failover() }
+                ticker.cancel()
             }
             window.hit()
             window.set((first, .now + .milliseconds(200)))

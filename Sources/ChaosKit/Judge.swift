@@ -32,11 +32,11 @@ extension ChaosRunner {
         var allowed = 0
         var reasons: [String] = []
         let set = Set(scenarios)
-        if !set.isDisjoint(with: [.clientKill, .redisRestart, .redisStall, .clusterFailover]) {
+        if !set.isDisjoint(with: [.clientKill, .redisRestart, .redisStall, .clusterFailover, .sentinelFailover]) {
             allowed += inFlightAtFault
             reasons.append("calls in flight when a connection was killed, Redis restarted, paused or failed over (\(inFlightAtFault)) can lose their commit")
         }
-        if !set.isDisjoint(with: [.clientKill, .redisRestart, .redisStall, .memoryPressure, .clusterFailover, .clusterReshard]) {
+        if !set.isDisjoint(with: [.clientKill, .redisRestart, .redisStall, .memoryPressure, .clusterFailover, .clusterReshard, .sentinelFailover]) {
             allowed += failOpen
             reasons.append("fail-open computations while Redis was unreachable (\(failOpen)) are uncached")
         }

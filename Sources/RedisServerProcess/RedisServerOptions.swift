@@ -45,6 +45,10 @@ package struct RedisServerOptions: Sendable {
         return "redis-server"
     }
 
+    /// A configuration file passed as the first argument (redis-server requires it there), e.g. a
+    /// `sentinel.conf` with `--sentinel` in ``extraArguments``; it must be writable (Sentinel rewrites it).
+    package var configFile: String? = nil
+
     /// Options with all defaults: unix socket only, no password, no memory limit.
     package init() {}
 }

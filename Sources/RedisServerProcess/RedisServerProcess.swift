@@ -281,6 +281,9 @@ package final class RedisServerProcess: Sendable {
             "--appendonly", "no",
             "--enable-debug-command", "local",
         ]
+        if let configFile = options.configFile {
+            arguments.insert(configFile, at: 0)
+        }
         if let socketPath {
             arguments += ["--unixsocket", socketPath, "--unixsocketperm", "700"]
         }

@@ -239,7 +239,20 @@ struct ConfigCommand: AsyncParsableCommand {
                         } else {
                             print("redis: TLS off (plaintext)")
                         }
-                        print("redis: vector search (semantic caching) \(server.vectorSearch ? "available" : "not available: semantic caching needs Redis 8, Redis Stack or RediSearch")")
+                        switch client.configuration.deployment {
+                        case .sentinel(let sentinels, let masterName, _):
+                            print("redis: through Sentinel (\(sentinels.count) sentinels), primary '\(masterName)' at \(try await client.primaries().map(\.description).joined())")
+                        case .automatic, .cluster:
+                            if try await client.isCluster() {
+                                let primaries = try await client.primaries()
+                                print("redis: Redis Cluster, \(primaries.count) primaries (\(primaries.map(\.description).joined(separator: ", "))); commands are routed by hash slot")
+                            }
+                        }
+                        if server.mode == "cluster" {
+                            print("redis: vector search (semantic caching) not used: open-source Redis Cluster searches one shard only; exact caching works")
+                        } else {
+                            print("redis: vector search (semantic caching) \(server.vectorSearch ? "available" : "not available: semantic caching needs Redis 8, Redis Stack or RediSearch")")
+                        }
                         let missing = try await StampedeCache.missingPermissions(redis: client, namespace: resolved.namespace.value)
                         for permission in missing { problems.append("redis permission: \(permission)") }
                         if missing.isEmpty { print("redis: every command the cache needs is allowed for this user") }

@@ -31,7 +31,7 @@ struct ClientMetrics: Sendable {
         clusterRedirects = Counter(label: "redis_cluster_redirects_total", dimensions: client)
         clusterRefreshes = Counter(label: "redis_cluster_map_loads_total", dimensions: client)
         var errors: [RedisError.Code: Counter] = [:]
-        for code in [RedisError.Code.connection, .timeout, .protocolError, .server, .authentication, .configuration, .cancelled, .shutdown, .tls, .crossSlot] {
+        for code in [RedisError.Code.connection, .timeout, .protocolError, .server, .authentication, .configuration, .cancelled, .shutdown, .tls, .crossSlot, .readOnly] {
             errors[code] = Counter(label: "redis_command_errors_total", dimensions: client + [("code", code.description)])
         }
         self.errors = errors

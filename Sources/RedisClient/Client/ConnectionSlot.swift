@@ -109,8 +109,11 @@ final class ConnectionSlot: Sendable {
     private let logger: Logger
     private let metrics: ClientMetrics
     private let nextWaiterID = Atomic<UInt64>(0)
+    /// Through Sentinel: where the primary is now (each connection asks it).
+    private let resolver: SentinelResolver?
 
-    init(configuration: RedisConfiguration, eventLoop: any EventLoop, logger: Logger, metrics: ClientMetrics) {
+    init(configuration: RedisConfiguration, eventLoop: any EventLoop, logger: Logger, metrics: ClientMetrics, resolver: SentinelResolver? = nil) {
+        self.resolver = resolver
         self.configuration = configuration
         self.eventLoop = eventLoop
         self.logger = logger
@@ -149,7 +152,15 @@ final class ConnectionSlot: Sendable {
 
     private func connect() async {
         do throws(RedisError) {
-            let connection = try await RedisConnection.connect(configuration: configuration, eventLoop: eventLoop, logger: logger)
+            var configuration = self.configuration
+            if let resolver { configuration.endpoint = try await resolver.primary() }
+            let connection: RedisConnection
+            do throws(RedisError) {
+                connection = try await RedisConnection.connect(configuration: configuration, eventLoop: eventLoop, logger: logger)
+            } catch {
+                resolver?.invalidate()  // the primary moved, or this node is no longer it
+                throw error
+            }
             switch state.withLock({ $0.connectSucceeded(connection) }) {
             case .closeNewConnection:
                 await connection.close()
@@ -171,6 +182,18 @@ final class ConnectionSlot: Sendable {
             }
             for waiter in waiters { waiter.resume(throwing: error) }
         }
+    }
+
+    /// Drops `connection` if it is this slot's current one (it answered READONLY, or Sentinel
+    /// switched the primary); the next caller connects afresh. Commands in flight on it fail with
+    /// ``RedisError/Code/connection``.
+    func reset(_ connection: RedisConnection? = nil) async {
+        let current = state.withLock { state -> RedisConnection? in
+            guard let live = state.liveConnection, connection == nil || live === connection else { return nil }
+            state.connectionClosed(live)
+            return live
+        }
+        await current?.close()
     }
 
     /// Closes the slot: `graceful` lets the commands in flight finish first.

@@ -19,8 +19,10 @@ final class ExclusiveConnections: Sendable {
     private let eventLoop: any EventLoop
     private let logger: Logger
     private let idleLimit: Int
+    private let resolver: SentinelResolver?
 
-    init(configuration: RedisConfiguration, eventLoop: any EventLoop, logger: Logger) {
+    init(configuration: RedisConfiguration, eventLoop: any EventLoop, logger: Logger, resolver: SentinelResolver? = nil) {
+        self.resolver = resolver
         self.configuration = configuration
         self.eventLoop = eventLoop
         self.logger = logger
@@ -36,6 +38,8 @@ final class ExclusiveConnections: Sendable {
             return nil
         }
         if let reused { return reused }
+        var configuration = self.configuration
+        if let resolver { configuration.endpoint = try await resolver.primary() }
         return try await RedisConnection.connect(configuration: configuration, eventLoop: eventLoop, logger: logger, exclusive: true)
     }
 

@@ -41,6 +41,8 @@ public final class RedisClient: Sendable, Service {
     private let mode: Atomic<UInt8>
     /// Slot map, per-node pools and redirects; used only in cluster mode.
     let router: ClusterRouter
+    /// Where the primary is, through Sentinel (`nil` otherwise).
+    let sentinel: SentinelResolver?
 
     /// Creates a client. No connection is made until the first command.
     ///
@@ -64,13 +66,24 @@ public final class RedisClient: Sendable, Service {
         self.logger = logger
         let metrics = ClientMetrics(label: metricsLabel)
         self.metrics = metrics
-        self.slots = (0..<configuration.poolSize).map { _ in
-            ConnectionSlot(configuration: configuration, eventLoop: eventLoop, logger: logger, metrics: metrics)
+        var resolver: SentinelResolver?
+        if case .sentinel(let sentinels, let masterName, let password) = configuration.deployment {
+            resolver = SentinelResolver(configuration: configuration, sentinels: sentinels, masterName: masterName, password: password,
+                                        eventLoop: eventLoop, logger: logger, metrics: metrics)
         }
-        self.exclusive = ExclusiveConnections(configuration: configuration, eventLoop: eventLoop, logger: logger)
+        self.sentinel = resolver
+        let slots = (0..<configuration.poolSize).map { _ in
+            ConnectionSlot(configuration: configuration, eventLoop: eventLoop, logger: logger, metrics: metrics, resolver: resolver)
+        }
+        self.slots = slots
+        resolver?.setOnSwitch { _ in
+            // Connections to the old primary would go on answering reads and refuse writes.
+            Task { for slot in slots { await slot.reset() } }
+        }
+        self.exclusive = ExclusiveConnections(configuration: configuration, eventLoop: eventLoop, logger: logger, resolver: resolver)
         switch configuration.deployment {
-        case .automatic:
-            mode = Atomic(0)
+        case .automatic, .sentinel:
+            mode = Atomic(resolver == nil ? 0 : 1)
             router = ClusterRouter(configuration: configuration, seeds: [configuration.endpoint], eventLoop: eventLoop, logger: logger, metrics: metrics)
         case .cluster(let seeds):
             mode = Atomic(2)
@@ -176,8 +189,20 @@ public final class RedisClient: Sendable, Service {
             guard !closed.load(ordering: .relaxed) else {
                 throw RedisError(code: .shutdown, message: "the client was closed")
             }
-            let connection = try await pickSlot().connection()
-            let reply = try await connection.send(encoded: encoded, timeout: TimeAmount(timeout ?? configuration.commandTimeout), replies: replies)
+            let slot = pickSlot()
+            let connection = try await slot.connection()
+            let reply: RESPValue
+            do throws(RedisError) {
+                reply = try await connection.send(encoded: encoded, timeout: TimeAmount(timeout ?? configuration.commandTimeout), replies: replies)
+            } catch where error.code == .server && error.message.hasPrefix("READONLY") {
+                // The node is a replica now: the command did not run. Through Sentinel, find the
+                // primary and send it there once; otherwise say so with a typed error.
+                guard let sentinel else { throw RedisError(code: .readOnly, message: error.message) }
+                sentinel.invalidate()
+                await slot.reset(connection)
+                let fresh = try await slot.connection()
+                reply = try await fresh.send(encoded: encoded, timeout: TimeAmount(timeout ?? configuration.commandTimeout), replies: replies)
+            }
             metrics.duration.recordNanoseconds((ContinuousClock.now - start).nanosecondsClamped)
             return reply
         } catch {
@@ -228,8 +253,12 @@ public final class RedisClient: Sendable, Service {
         subscriberBox.withLock { box in
             if let existing = box { return existing }
             let router = self.router
-            let created = RedisSubscriber(configuration: configuration, eventLoop: eventLoop, logger: logger, metrics: metrics) { attempt in
-                router.subscriberEndpoint(attempt: attempt)
+            let sentinel = self.sentinel
+            let created = RedisSubscriber(configuration: configuration, eventLoop: eventLoop, logger: logger, metrics: metrics) { (attempt) throws(RedisError) in
+                // Through Sentinel: the primary (PUBLISH reaches its subscribers); on a cluster: any
+                // known primary (PUBLISH reaches every node); else the configured endpoint.
+                if let sentinel { return try await sentinel.primary() }
+                return router.subscriberEndpoint(attempt: attempt)
             }
             box = created
             return created
@@ -247,6 +276,7 @@ public final class RedisClient: Sendable, Service {
         for slot in slots { await slot.shutdown(graceful: graceful) }
         await exclusive.close()
         await router.close(graceful: graceful)
+        await sentinel?.close()
         let subscriber = subscriberBox.withLock { $0 }
         await subscriber?.close()
     }

@@ -155,8 +155,10 @@ extension RedisClient {
         return try await connection.send(command, timeout: timeout ?? configuration.commandTimeout)
     }
 
-    /// The primaries of the cluster (standalone: the configured endpoint).
+    /// The primaries of the cluster (through Sentinel: the primary it names; standalone: the
+    /// configured endpoint).
     public func primaries() async throws(RedisError) -> [RedisConfiguration.Endpoint] {
+        if let sentinel { return [try await sentinel.primary()] }
         guard try await isCluster() else { return [configuration.endpoint] }
         return try await router.primaries()
     }

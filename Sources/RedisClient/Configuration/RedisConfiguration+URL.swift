@@ -13,6 +13,10 @@ extension RedisConfiguration {
     ///   `tls_ca_file`, `tls_cert_file`, `tls_key_file`, `tls_server_name` and
     ///   `tls_insecure_skip_verify=true` query parameters; a parameter left out is read from
     ///   `environment` (`REDIS_TLS_CA_FILE`, …; the process environment when `nil`).
+    /// - `redis+cluster://h1:p1,h2:p2` a Redis Cluster through these seed nodes (any node's plain
+    ///   `redis://` URL works too: the cluster is detected).
+    /// - `redis+sentinel://[user:password@]h1:p1,h2:p2/<master-name>[/db][?sentinel_password=…]` the
+    ///   primary that these sentinels name (default port 26379 is not assumed: give each port).
     /// - `unix:///path/to/redis.sock[?db=N][&user=U][&password=P][&name=client-name]`
     ///
     /// User and password may be percent-encoded. IPv6 hosts go in brackets: `redis://[::1]:6379`.
@@ -26,6 +30,9 @@ extension RedisConfiguration {
         }
         let scheme = url[..<schemeEnd.lowerBound].lowercased()
         let isCluster = scheme.hasSuffix("+cluster")
+        let isSentinel = scheme.hasSuffix("+sentinel")
+        var masterName: String?
+        var sentinelPassword: String?
         var seeds: [Endpoint] = []
         var rest = Substring(url[schemeEnd.upperBound...])
 
@@ -51,7 +58,7 @@ extension RedisConfiguration {
         let endpoint: Endpoint
 
         switch scheme {
-        case "redis", "rediss", "redis+cluster", "rediss+cluster":
+        case "redis", "rediss", "redis+cluster", "rediss+cluster", "redis+sentinel", "rediss+sentinel":
             // Userinfo.
             if let at = rest.lastIndex(of: "@") {
                 let userinfo = rest[..<at]
@@ -72,7 +79,15 @@ extension RedisConfiguration {
             var hostPort = rest
             if let slash = rest.firstIndex(of: "/") {
                 hostPort = rest[..<slash]
-                let path = rest[rest.index(after: slash)...]
+                var path = rest[rest.index(after: slash)...]
+                if isSentinel {
+                    let parts = path.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
+                    guard let name = parts.first, !name.isEmpty, let decoded = Self.percentDecode(name) else {
+                        throw bad("the master name is missing: redis+sentinel://host:26379/<master-name>[/db]")
+                    }
+                    masterName = decoded
+                    path = parts.count == 2 ? parts[1] : ""
+                }
                 if !path.isEmpty {
                     guard let number = Int(path), number >= 0 else { throw bad("the database (after '/') is not a non-negative integer") }
                     database = number
@@ -80,7 +95,9 @@ extension RedisConfiguration {
             }
             // Host and port; a cluster URL lists several seeds, comma-separated.
             let hostPorts = hostPort.split(separator: ",", omittingEmptySubsequences: false)
-            if hostPorts.count > 1 && !isCluster { throw bad("several hosts are given; use redis+cluster:// for a cluster's seed nodes") }
+            if hostPorts.count > 1 && !isCluster && !isSentinel {
+                throw bad("several hosts are given; use redis+cluster:// for a cluster's seed nodes or redis+sentinel:// for sentinels")
+            }
             var endpoints: [Endpoint] = []
             for hostPort in hostPorts {
                 endpoints.append(try Self.parseHostPort(hostPort, bad: bad))
@@ -106,6 +123,9 @@ extension RedisConfiguration {
             case "password": password = value
             case "user", "username": username = value
             case "name", "client_name": clientName = value
+            case "sentinel_password":
+                guard isSentinel else { throw bad("sentinel_password needs a redis+sentinel:// URL") }
+                sentinelPassword = value
             default:
                 if let index = RedisTLSConfiguration.queryParameters.firstIndex(of: name) {
                     guard tls != nil else { throw bad("\(name) needs a rediss:// URL (TLS)") }
@@ -127,6 +147,10 @@ extension RedisConfiguration {
 
         self.init(endpoint: endpoint, username: username, password: password, database: database, clientName: clientName, tls: tls)
         if isCluster { self.deployment = .cluster(seeds: seeds) }
+        if isSentinel {
+            guard let masterName else { throw bad("the master name is missing: redis+sentinel://host:26379/<master-name>[/db]") }
+            self.deployment = .sentinel(sentinels: seeds, masterName: masterName, password: sentinelPassword)
+        }
         do throws(RedisError) {
             try validate()
         } catch {
@@ -135,7 +159,7 @@ extension RedisConfiguration {
     }
 
     /// Query parameters whose values are secrets (compared without case).
-    private static let secretParameters: Set<String> = ["password", "pass", "pwd", "secret", "token", "key", "api_key", "apikey", "access_token", "auth"]
+    private static let secretParameters: Set<String> = ["password", "sentinel_password", "pass", "pwd", "secret", "token", "key", "api_key", "apikey", "access_token", "auth"]
 
     /// The URL with every credential replaced by `***`, safe for logs and error messages: the whole
     /// user-info (up to the last `@`, wherever a `?` or `/` in a password puts it) but a plain user

@@ -28,6 +28,12 @@ public struct RedisConfiguration: Sendable, Hashable {
         /// A Redis Cluster reached through these seed nodes (any of them will do; the client loads
         /// the slot map from the first that answers). `redis+cluster://h1:p1,h2:p2` sets this.
         case cluster(seeds: [Endpoint])
+        /// A primary found through Redis Sentinel: the client asks these sentinels for the address
+        /// of `masterName`, checks that the node is a primary (`ROLE`), follows `+switch-master`,
+        /// and rediscovers the primary when a node answers `READONLY`.
+        /// `redis+sentinel://h1:p1,h2:p2/<master-name>` sets this. `password` is the sentinels' own
+        /// (`requirepass` of the sentinels), if they have one; the URL's user and password are the data nodes'.
+        case sentinel(sentinels: [Endpoint], masterName: String, password: String?)
     }
 
     /// Exponential backoff with jitter between reconnect attempts.
@@ -129,6 +135,12 @@ public struct RedisConfiguration: Sendable, Hashable {
         if let tls {
             if case .unixSocket = endpoint { throw bad("TLS over a unix socket is not supported by Redis; use redis:// over TCP with rediss://, or unix:// without TLS") }
             try tls.validate()
+        }
+        if case .sentinel(let sentinels, let masterName, _) = deployment {
+            if sentinels.isEmpty { throw bad("Sentinel needs at least one sentinel address") }
+            if masterName.isEmpty || masterName.contains(where: { $0 == " " || $0 == "/" }) {
+                throw bad("the Sentinel master name '\(masterName)' must be non-empty, without spaces or '/'")
+            }
         }
         if case .cluster(let seeds) = deployment {
             if seeds.isEmpty { throw bad("a cluster needs at least one seed node") }

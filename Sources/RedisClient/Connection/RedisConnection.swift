@@ -214,6 +214,8 @@ public final class RedisConnection: Sendable {
         }
         if configuration.database != 0 { commands.append((RedisCommand("SELECT", RedisArgument(configuration.database)), false)) }
         if let name = configuration.clientName { commands.append((RedisCommand("CLIENT", "SETNAME", RedisArgument(name)), false)) }
+        // Through Sentinel: the node must still be the primary (a sentinel may lag a failover).
+        if case .sentinel = configuration.deployment { commands.append((RedisCommand("ROLE"), false)) }
         // Last: learn whether this is a cluster node (an ACL that denies INFO is not an error).
         commands.append((RedisCommand("INFO", "cluster"), false))
         return commands
@@ -234,8 +236,17 @@ public final class RedisConnection: Sendable {
         guard replies.count == commands.count else {
             throw RedisError(code: .protocolError, message: "the handshake expected \(commands.count) replies, got \(reply)")
         }
+        let checksRole: Bool
+        if case .sentinel = configuration.deployment { checksRole = true } else { checksRole = false }
         for (index, reply) in replies.enumerated() {
             let isInfo = index == commands.count - 1
+            if checksRole && index == commands.count - 2 {
+                let role = reply.array?.first?.string ?? "\(reply)"
+                if role != "master" {
+                    throw RedisError(code: .readOnly, message: "\(configuration.endpoint) answers ROLE \(role), not master: the node Sentinel named is not the primary (yet); a failover is under way")
+                }
+                continue
+            }
             if case .error(let message) = reply {
                 if isInfo { continue }  // e.g. NOPERM: INFO not allowed
                 throw RedisError(code: commands[index].isAuth ? .authentication : .server, message: message)

@@ -85,11 +85,11 @@ public final class RedisSubscriber: Sendable {
     /// Picks the node of each connection attempt (on a cluster, a known primary: classic pub/sub
     /// reaches every node, and after a failover the next attempt goes to a live one); `nil` uses
     /// the configured endpoint.
-    private let endpointProvider: (@Sendable (Int) -> RedisConfiguration.Endpoint?)?
+    private let endpointProvider: (@Sendable (Int) async throws(RedisError) -> RedisConfiguration.Endpoint?)?
     private let connectAttempts = Atomic<Int>(0)
 
     init(configuration: RedisConfiguration, eventLoop: any EventLoop, logger: Logger, metrics: ClientMetrics,
-         endpointProvider: (@Sendable (Int) -> RedisConfiguration.Endpoint?)? = nil) {
+         endpointProvider: (@Sendable (Int) async throws(RedisError) -> RedisConfiguration.Endpoint?)? = nil) {
         self.endpointProvider = endpointProvider
         var configuration = configuration
         if let name = configuration.clientName { configuration.clientName = name + "-sub" }
@@ -267,7 +267,7 @@ public final class RedisSubscriber: Sendable {
     private func connectAndInstall(isReconnect: Bool) async throws -> RedisConnection {
         do {
             var configuration = self.configuration
-            if let endpoint = endpointProvider?(connectAttempts.add(1, ordering: .relaxed).newValue - 1) {
+            if let endpoint = try await endpointProvider?(connectAttempts.add(1, ordering: .relaxed).newValue - 1) {
                 configuration.endpoint = endpoint
             }
             let connection = try await RedisConnection.connect(configuration: configuration, eventLoop: eventLoop, logger: logger)

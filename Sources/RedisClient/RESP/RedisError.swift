@@ -8,7 +8,7 @@ public struct RedisError: Error, Sendable, Hashable {
     /// The kind of failure. Extensible: match with `==` against the static members.
     public struct Code: Sendable, Hashable, CustomStringConvertible {
         private enum Base: String, Sendable, Hashable {
-            case connection, timeout, protocolError, server, authentication, configuration, cancelled, shutdown, tls, crossSlot
+            case connection, timeout, protocolError, server, authentication, configuration, cancelled, shutdown, tls, crossSlot, readOnly
         }
         private let base: Base
         private init(_ base: Base) { self.base = base }
@@ -37,6 +37,10 @@ public struct RedisError: Error, Sendable, Hashable {
         /// On Redis Cluster, one command's keys map to different hash slots; nothing was sent.
         /// ``RedisError/message`` names the slots and how to co-locate the keys (a hash tag).
         public static let crossSlot = Code(.crossSlot)
+        /// The node is a read-only replica (`READONLY …`, verbatim), or the node Sentinel named is
+        /// not the primary: the write did not run. Connect to the primary, or through
+        /// `redis+sentinel://` so the client follows failovers.
+        public static let readOnly = Code(.readOnly)
 
         /// The code's name, e.g. `timeout`.
         public var description: String { base.rawValue }
@@ -74,6 +78,7 @@ extension RedisError: CustomStringConvertible {
         case .shutdown: return "Redis client shut down: \(message)"
         case .tls: return "Redis TLS error: \(message)"
         case .crossSlot: return "Redis Cluster cross-slot command: \(message)"
+        case .readOnly: return "Redis node is read-only: \(message). Writes need the primary: connect to it, or use redis+sentinel:// so the client follows failovers."
         default: return "Redis error (\(code)): \(message)"
         }
     }
