@@ -22,7 +22,6 @@ struct SentinelIntegrationTests {
         #expect(configuration.deployment == .sentinel(sentinels: [.tcp(host: "10.0.0.1", port: 26379), .tcp(host: "10.0.0.2", port: 26380)], masterName: "cache-main", password: "sp"))
         #expect(configuration.password == "pw")
         #expect(configuration.database == 2)
-        #expect(!RedisConfiguration.redacted("redis+sentinel://h:1/m?sentinel_password=sp").contains("sp&") )
         #expect(RedisConfiguration.redacted("redis+sentinel://h:1/m?sentinel_password=sp").hasSuffix("sentinel_password=***"))
         #expect(throws: RedisError.self) { try RedisConfiguration(url: "redis+sentinel://h:26379", environment: [:]) }
         #expect(throws: RedisError.self) { try RedisConfiguration(url: "redis://h:1?sentinel_password=x", environment: [:]) }
