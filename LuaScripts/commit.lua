@@ -22,7 +22,8 @@
 --   ARGV[5]   jitter fraction, decimal float in [0, 0.5]
 --   ARGV[6]   uniform random number in [0,1), decimal float, from the client
 --   ARGV[7]   measured compute time, integer ms >= 0 (stored as cms, for XFetch)
---   ARGV[8]   pub/sub channel for notices (non-empty)
+--   ARGV[8]   shard channel for notices (non-empty; on a cluster, one in the
+--            entry's slot: a script may only SPUBLISH there)
 --   ARGV[9]   entry id E (non-empty, must not contain "|")
 --   ARGV[10]  fence retention, integer ms >= 1
 --
@@ -39,7 +40,7 @@
 --        and (KEYS[3] missing or token <= GET KEYS[3]).
 -- On accept: SET KEYS[1] "sc2 <fu> <su> <now> <cms> <token>\n"..value PXAT su;
 --   DEL KEYS[2] if it holds this token; keep KEYS[3] (if it exists) alive
---   for at least (su - now) + fence retention; PUBLISH ARGV[8] "done|E|token".
+--   for at least (su - now) + fence retention; SPUBLISH ARGV[8] "done|E|token".
 -- On reject: DEL KEYS[2] if it holds this token; nothing is published.
 --
 -- Reply: flat array, element 1 is the status string. (s) bulk string,
@@ -144,6 +145,6 @@ if pttl == -1 or (pttl >= 0 and pttl < want) then
   redis.call('PEXPIRE', KEYS[3], want)
 end
 
-redis.call('PUBLISH', channel, 'done|' .. eid .. '|' .. token_s)
+redis.call('SPUBLISH', channel, 'done|' .. eid .. '|' .. token_s)
 
 return {'ok', fu, su, now, released}

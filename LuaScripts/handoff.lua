@@ -18,12 +18,13 @@
 --   ARGV[2]  value bytes (opaque, binary safe, may be empty)
 --   ARGV[3]  hand-off lifetime, integer ms >= 1 (how long followers that
 --            were woken may take to read it)
---   ARGV[4]  pub/sub channel for notices (non-empty)
+--   ARGV[4]  shard channel for notices (non-empty; on a cluster, one in the
+--            entry's slot: a script may only SPUBLISH there)
 --   ARGV[5]  entry id E (non-empty, must not contain "|")
 --   ARGV[6]  why it is not stored (opaque text, may be empty, may contain "|")
 --
 -- Effect: if GET KEYS[2] == token: SET KEYS[3] "hd1 <token>\n"..value PX
---   ARGV[3]; DEL KEYS[2]; PUBLISH ARGV[4] "deliver|E|token|reason". Otherwise
+--   ARGV[3]; DEL KEYS[2]; SPUBLISH ARGV[4] "deliver|E|token|reason". Otherwise
 --   (the lock expired or is someone else's, or is of another type) nothing
 --   is written and nothing is published: the followers are waiting for the
 --   newer holder, not for this computation.
@@ -69,5 +70,5 @@ end
 
 redis.call('SET', KEYS[3], 'hd1 ' .. token_s .. '\n' .. value, 'PX', life_s)
 redis.call('DEL', KEYS[2])
-redis.call('PUBLISH', channel, 'deliver|' .. eid .. '|' .. token_s .. '|' .. ARGV[6])
+redis.call('SPUBLISH', channel, 'deliver|' .. eid .. '|' .. token_s .. '|' .. ARGV[6])
 return {'delivered', 1}

@@ -8,10 +8,11 @@
 --   KEYS[2]  P{E}:l  lock string -> deliberately NOT deleted (see below)
 --
 -- ARGV (exactly 2):
---   ARGV[1]  pub/sub channel for notices (non-empty)
+--   ARGV[1]  shard channel for notices (non-empty; on a cluster, one in the
+--            entry's slot: a script may only SPUBLISH there)
 --   ARGV[2]  entry id E (non-empty, must not contain "|")
 --
--- Effect: DEL KEYS[1]; PUBLISH ARGV[1] "inval|E" (always, even if nothing
+-- Effect: DEL KEYS[1]; SPUBLISH ARGV[1] "inval|E" (always, even if nothing
 --   was deleted, so every process drops any local copy).
 --
 -- What is kept, and why:
@@ -49,5 +50,5 @@ if eid == '' or string.find(eid, '|', 1, true) then
 end
 
 local deleted = redis.call('DEL', KEYS[1])
-redis.call('PUBLISH', channel, 'inval|' .. eid)
+redis.call('SPUBLISH', channel, 'inval|' .. eid)
 return {'invalidated', deleted}

@@ -11,7 +11,8 @@
 --
 -- ARGV (5, or 6 with the optional hold):
 --   ARGV[1]  fence token, decimal integer >= 1, no leading zeros
---   ARGV[2]  pub/sub channel for notices (non-empty)
+--   ARGV[2]  shard channel for notices (non-empty; on a cluster, one in the
+--            entry's slot: a script may only SPUBLISH there)
 --   ARGV[3]  entry id E (non-empty, must not contain "|")
 --   ARGV[4]  failure message (opaque, may be empty, may contain "|")
 --   ARGV[5]  "0" = silent release, "1" = publish a failure notice that a
@@ -28,7 +29,7 @@
 --
 -- Effect: if GET KEYS[2] == token then DEL KEYS[2] (or PEXPIRE it to the
 --   hold) and, if ARGV[5] == "1",
---   PUBLISH ARGV[2] "fail|E|token|message" (or "fatal|E|token|message").
+--   SPUBLISH ARGV[2] "fail|E|token|message" (or "fatal|E|token|message").
 --   Otherwise (including a lock key of another type) nothing is written and
 --   nothing is published.
 --
@@ -105,6 +106,6 @@ else
   redis.call('DEL', KEYS[2])
 end
 if publish then
-  redis.call('PUBLISH', channel, kind .. '|' .. eid .. '|' .. token_s .. '|' .. message)
+  redis.call('SPUBLISH', channel, kind .. '|' .. eid .. '|' .. token_s .. '|' .. message)
 end
 return {'released', 1}

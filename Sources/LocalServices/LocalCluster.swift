@@ -146,22 +146,53 @@ package final class LocalCluster: Sendable {
             let reply = try await Self.redisCLI(["-p", "\(fromPort)", "CLUSTER", "KEYSLOT", String(key)])
             if let slot = Int(reply.output.trimmingCharacters(in: .whitespacesAndNewlines)), !slots.contains(slot) { slots.append(slot) }
         }
-        let primaries = lines.filter { $0.flags.contains("master") && !$0.flags.contains("fail") }
-        for slot in slots {
-            _ = try await Self.redisCLI(["-p", "\(toPort)", "CLUSTER", "SETSLOT", "\(slot)", "IMPORTING", from.id])
-            _ = try await Self.redisCLI(["-p", "\(fromPort)", "CLUSTER", "SETSLOT", "\(slot)", "MIGRATING", to.id])
-            while true {
-                let keys = try await Self.redisCLI(["-p", "\(fromPort)", "CLUSTER", "GETKEYSINSLOT", "\(slot)", "100"])
-                let names = keys.output.split(separator: "\n").map(String.init).filter { !$0.isEmpty }
-                if names.isEmpty { break }
-                let moved = try await Self.redisCLI(["-p", "\(fromPort)", "MIGRATE", "127.0.0.1", "\(toPort)", "", "0", "5000", "KEYS"] + names)
-                guard moved.ok else { throw LocalServicesError("MIGRATE of slot \(slot) failed: \(moved.output.prefix(300))") }
-            }
-            for node in [to, from] + primaries.filter({ $0.id != to.id && $0.id != from.id }) {
-                _ = try await Self.redisCLI(["-p", "\(node.port)", "CLUSTER", "SETSLOT", "\(slot)", "NODE", to.id])
-            }
-        }
+        for slot in slots { try await moveSlot(slot, from: from, to: to, primaries: lines.filter { $0.flags.contains("master") && !$0.flags.contains("fail") }) }
         return slots
+    }
+
+    /// Moves one slot (with its keys, if any) from the primary at `fromPort` to the one at `toPort`.
+    package func moveSlot(_ slot: Int, from fromPort: Int, to toPort: Int) async throws {
+        let lines = try await clusterNodes()
+        guard let from = lines.first(where: { $0.port == fromPort }), let to = lines.first(where: { $0.port == toPort }) else {
+            throw LocalServicesError("move slot: unknown node")
+        }
+        try await moveSlot(slot, from: from, to: to, primaries: lines.filter { $0.flags.contains("master") && !$0.flags.contains("fail") })
+    }
+
+    private func moveSlot(_ slot: Int, from: ClusterNodeLine, to: ClusterNodeLine, primaries: [ClusterNodeLine]) async throws {
+        let fromPort = from.port, toPort = to.port
+        _ = try await Self.redisCLI(["-p", "\(toPort)", "CLUSTER", "SETSLOT", "\(slot)", "IMPORTING", from.id])
+        _ = try await Self.redisCLI(["-p", "\(fromPort)", "CLUSTER", "SETSLOT", "\(slot)", "MIGRATING", to.id])
+        while true {
+            let keys = try await Self.redisCLI(["-p", "\(fromPort)", "CLUSTER", "GETKEYSINSLOT", "\(slot)", "100"])
+            let names = keys.output.split(separator: "\n").map(String.init).filter { !$0.isEmpty }
+            if names.isEmpty { break }
+            let moved = try await Self.redisCLI(["-p", "\(fromPort)", "MIGRATE", "127.0.0.1", "\(toPort)", "", "0", "5000", "KEYS"] + names)
+            guard moved.ok else { throw LocalServicesError("MIGRATE of slot \(slot) failed: \(moved.output.prefix(300))") }
+        }
+        for node in [to, from] + primaries.filter({ $0.id != to.id && $0.id != from.id }) {
+            _ = try await Self.redisCLI(["-p", "\(node.port)", "CLUSTER", "SETSLOT", "\(slot)", "NODE", to.id])
+        }
+    }
+
+    /// Kills the primary at `primaryPort` (SIGKILL: no goodbye to its clients' sockets beyond the
+    /// kernel's reset) and waits until its replica has been promoted; returns the replica's port.
+    package func killPrimary(port primaryPort: Int) async throws -> Int {
+        let lines = try await clusterNodes(asking: primaryPort)
+        guard let primary = lines.first(where: { $0.port == primaryPort }),
+              let replica = lines.first(where: { $0.primaryID == primary.id && !$0.flags.contains("fail") }),
+              let process = nodes.first(where: { $0.port == primaryPort }) else {
+            throw LocalServicesError("no live replica of 127.0.0.1:\(primaryPort) to fail over to")
+        }
+        process.kill(signal: SIGKILL)
+        let deadline = ContinuousClock.now + .seconds(60)
+        while ContinuousClock.now < deadline {
+            if let now = try? await clusterNodes(asking: replica.port), now.first(where: { $0.port == replica.port })?.flags.contains("master") == true {
+                return replica.port
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw LocalServicesError("the replica 127.0.0.1:\(replica.port) was not promoted within 60 s of killing its primary")
     }
 
     /// Stops every node.

@@ -1,3 +1,5 @@
+import RedisClient
+
 /// Names every Redis key and channel of one namespace.
 ///
 /// Entry keys: `stampede:{<namespace>:<generation>:<key>}:v|l|f|h` — the braces are a Redis
@@ -17,8 +19,16 @@ package struct KeySpace: Sendable {
         self.namespace = namespace
     }
 
-    /// The pub/sub channel for this namespace's completion, failure and invalidation notices.
+    /// The namespace's shard channel: generation notices, and on one server every notice.
     package var channel: String { "\(Self.prefix)notify:\(namespace)" }
+
+    /// The shard channel for notices about `entry`: on one server the namespace channel; on a
+    /// cluster the namespace's channel for the entry's slot, `stampede:notify:<namespace>:{<tag>}`
+    /// (a script may only `SPUBLISH` in its own slot).
+    package func noticeChannel(for entry: EntryKeys, cluster: Bool) -> String {
+        guard cluster else { return channel }
+        return "\(channel):{\(SlotTag.tag(forSlot: HashSlot.of(entry.value)))}"
+    }
     /// The key holding the namespace generation (bumped to invalidate everything).
     package var generationKey: String { "\(Self.prefix)gen:{\(namespace)}" }
 

@@ -6,14 +6,19 @@ import Synchronization
 /// The process's listener for cache notices: one per `RedisClient`, shared by every namespace's
 /// cache on that client. Followers wait here for completion notices.
 ///
-/// Each namespace keeps its own channel (`stampede:notify:<namespace>`, so an ACL can confine a
-/// tenant to its channel), but all of them ride one subscriber connection and one callback
-/// listener: no task consumes a stream, and no namespace adds a timer or a loop. Entry ids carry
-/// their namespace, so one table of waiters serves every namespace.
+/// Notices travel by sharded pub/sub (`SPUBLISH` from the scripts, `SSUBSCRIBE` here through the
+/// client's ``ShardedSubscriber``). Each namespace has its channel (`stampede:notify:<namespace>`,
+/// so an ACL can confine a tenant to `stampede:notify:<namespace>*`): on one server it carries every
+/// notice; on a cluster it carries generation notices, and an entry's notices go to the
+/// namespace's channel for the entry's slot (`stampede:notify:<namespace>:{<slot tag>}`), which a
+/// follower subscribes, on the node serving the slot, the first time it waits on that slot. Slot
+/// channels nobody has waited on for ``idleChannelLifetime`` are unsubscribed. No task consumes a
+/// stream, and no namespace adds a timer or a loop. Entry ids carry their namespace, so one table
+/// of waiters serves every namespace.
 ///
 /// Subscribing is idempotent: concurrent ``ensureSubscribed(_:)`` calls for a channel share one
-/// `SUBSCRIBE`. A channel is subscribed only while a cache has it registered; the last
-/// ``unregister(_:)`` sends `UNSUBSCRIBE`, and nothing subscribes it again afterwards.
+/// `SSUBSCRIBE`. A channel is subscribed only while a cache holds it; the last
+/// ``unregister(_:)`` sends `SUNSUBSCRIBE`, and nothing subscribes it again afterwards.
 ///
 /// A notice that arrived between a follower's get-or-lock and its registration is not lost: recent
 /// notices are remembered for a few seconds and a follower registering with an earlier `since`
@@ -22,6 +27,8 @@ import Synchronization
 package final class NoticeHub: Sendable {
     private struct Waiter {
         var continuation: CheckedContinuation<Wake, Never>
+        /// The channel its notice comes on (a dropped subscription wakes its waiters to re-check).
+        var channel: String
         var timer: Scheduled<Void>?
         /// `done`/`fail` notices with a lower fence token are about an older computation: ignored.
         var minimumToken: Int64
@@ -34,8 +41,11 @@ package final class NoticeHub: Sendable {
     }
 
     private struct Channel {
-        var registrations: [UInt64: @Sendable (Int64) -> Void] = [:]
+        /// The registrations holding it; it is unsubscribed when the last one lets go.
+        var holders: Set<UInt64> = []
         var subscription: Subscription = .none
+        /// When a follower last waited on it (slot channels idle for ``idleChannelLifetime`` are released).
+        var lastUsed = ContinuousClock.now
     }
 
     private struct State {
@@ -43,6 +53,8 @@ package final class NoticeHub: Sendable {
         /// Entry id → the latest notice about it and when it arrived.
         var recent: [String: (notice: Notice, at: ContinuousClock.Instant)] = [:]
         var channels: [String: Channel] = [:]
+        /// Namespace channel → the `gen|N` observers registered on it.
+        var observers: [String: [UInt64: @Sendable (Int64) -> Void]] = [:]
         var nextID: UInt64 = 0
 
         mutating func makeID() -> UInt64 {
@@ -61,6 +73,8 @@ package final class NoticeHub: Sendable {
     private let logger: Logger
     private let state = Mutex(State())
     private static let recentWindow: Duration = .seconds(10)
+    /// How long a slot channel stays subscribed after a follower last waited on it.
+    package static let idleChannelLifetime: Duration = .seconds(300)
 
     /// A hub over `client` (tests); caches use ``shared(for:logger:)``.
     package init(client: RedisClient, logger: Logger) {
@@ -96,26 +110,72 @@ package final class NoticeHub: Sendable {
     package func register(channel: String, onGeneration: @escaping @Sendable (Int64) -> Void) -> Registration {
         state.withLock { state in
             let id = state.makeID()
-            state.channels[channel, default: Channel()].registrations[id] = onGeneration
+            state.channels[channel, default: Channel()].holders.insert(id)
+            state.observers[channel, default: [:]][id] = onGeneration
             return Registration(channel: channel, id: id)
         }
     }
 
-    /// Withdraws a registration; when it was the channel's last, the channel is unsubscribed and
-    /// is not subscribed again (until someone registers it anew).
+    /// Withdraws a registration from its namespace channel and from every slot channel it held;
+    /// each channel left without holders is unsubscribed and is not subscribed again (until someone
+    /// holds it anew).
     package func unregister(_ registration: Registration) {
-        let listener: UInt64? = state.withLock { state in
-            guard var channel = state.channels[registration.channel] else { return nil }
-            channel.registrations[registration.id] = nil
-            guard channel.registrations.isEmpty else {
-                state.channels[registration.channel] = channel
-                return nil
+        let released: [(String, UInt64)] = state.withLock { state in
+            state.observers[registration.channel]?[registration.id] = nil
+            if state.observers[registration.channel]?.isEmpty == true { state.observers[registration.channel] = nil }
+            var released: [(String, UInt64)] = []
+            for (name, var channel) in state.channels where channel.holders.contains(registration.id) {
+                channel.holders.remove(registration.id)
+                guard channel.holders.isEmpty else {
+                    state.channels[name] = channel
+                    continue
+                }
+                state.channels[name] = nil
+                // A SSUBSCRIBE under way sees the channel gone when it completes.
+                if case .subscribed(let listener) = channel.subscription { released.append((name, listener)) }
             }
-            state.channels[registration.channel] = nil
-            if case .subscribed(let listener) = channel.subscription { return listener }
-            return nil  // a SUBSCRIBE under way sees the channel gone when it completes
+            return released
         }
-        if let listener { client.subscriber.unsubscribe(listener: listener, from: [registration.channel]) }
+        for (name, listener) in released { client.shardSubscriber.unsubscribe(listener: listener, from: name) }
+    }
+
+    /// Makes `registration` a holder of `channel` (a slot channel of its namespace) and subscribes it.
+    /// - Returns: whether this call subscribed it (it was not subscribed before): a notice published
+    ///   before that moment was not heard, so the caller re-checks before waiting.
+    package func ensureSubscribed(_ channel: String, heldBy registration: Registration) async throws -> Bool {
+        let wasSubscribed = state.withLock { state -> Bool in
+            guard state.channels[registration.channel]?.holders.contains(registration.id) == true else { return true }  // unregistered: nothing to do
+            state.channels[channel, default: Channel()].holders.insert(registration.id)
+            state.channels[channel]!.lastUsed = .now
+            if case .subscribed = state.channels[channel]!.subscription { return true }
+            return false
+        }
+        if wasSubscribed { return false }
+        return try await ensureSubscribed(channel)
+    }
+
+    /// Unsubscribes the slot channels no follower has waited on for `lifetime` (the namespace
+    /// channels stay). Called from the caches' background tick.
+    package func releaseIdleChannels(olderThan lifetime: Duration = NoticeHub.idleChannelLifetime) {
+        let now = ContinuousClock.now
+        let released: [(String, UInt64)] = state.withLock { state in
+            let waited = Set(state.waiters.values.flatMap { $0.values.map(\.channel) })
+            var released: [(String, UInt64)] = []
+            for (name, channel) in state.channels where state.observers[name] == nil && !waited.contains(name) && now - channel.lastUsed > lifetime {
+                guard case .subscribed(let listener) = channel.subscription else { continue }
+                state.channels[name] = nil
+                released.append((name, listener))
+            }
+            return released
+        }
+        for (name, listener) in released { client.shardSubscriber.unsubscribe(listener: listener, from: name) }
+    }
+
+    /// How many channels this process has subscribed for notices (tests and diagnostics).
+    package var subscribedChannelCount: Int {
+        state.withLock { state in
+            state.channels.values.filter { if case .subscribed = $0.subscription { return true } else { return false } }.count
+        }
     }
 
     /// Whether `channel` is subscribed now.
@@ -172,8 +232,8 @@ package final class NoticeHub: Sendable {
             return isSubscribed(channel)
         case .perform:
             do {
-                let listener = try await client.subscriber.subscribe(
-                    to: [channel],
+                let listener = try await client.shardSubscriber.subscribe(
+                    to: channel,
                     handler: { [weak self] event in self?.handle(event, on: channel) },
                     onEnd: { [weak self] in self?.subscriberClosed() }
                 )
@@ -182,7 +242,7 @@ package final class NoticeHub: Sendable {
                     state.channels[channel]!.subscription = .subscribed(listener: listener)
                     return (Array(waiters.values), false)
                 }
-                if orphaned { client.subscriber.unsubscribe(listener: listener, from: [channel]) }
+                if orphaned { client.shardSubscriber.unsubscribe(listener: listener, from: channel) }
                 for waiter in waiters { waiter.resume() }
                 return !orphaned
             } catch {
@@ -201,15 +261,15 @@ package final class NoticeHub: Sendable {
         switch event {
         case .reconnected, .overflow:
             logger.info("notices may have been missed; waking followers to re-check", metadata: ["channel": "\(channel)", "event": "\(event)"])
-            wakeEveryone(.reconnected)
+            wake(.reconnected, onChannel: channel)
         case .message(let message):
-            if message.payload.readableBytesView.starts(with: "probe|".utf8) { return }  // a permission check's PUBLISH
+            if message.payload.readableBytesView.starts(with: "probe|".utf8) { return }  // a permission check's SPUBLISH
             guard let (entry, notice) = Notice.parse(message.payload) else {
                 logger.warning("ignoring an unparseable notice", metadata: ["channel": "\(channel)"])
                 return
             }
             if case .generation(let generation) = notice {
-                let observers = state.withLock { Array($0.channels[channel]?.registrations.values ?? [:].values) }
+                let observers = state.withLock { Array(($0.observers[channel] ?? [:]).values) }
                 for observe in observers { observe(generation) }
                 return
             }
@@ -224,7 +284,7 @@ package final class NoticeHub: Sendable {
                 if case .subscribed = state.channels[name]!.subscription { state.channels[name]!.subscription = .none }
             }
         }
-        wakeEveryone(.reconnected)
+        wake(.reconnected, onChannel: nil)
     }
 
     // MARK: Waiting
@@ -258,10 +318,21 @@ package final class NoticeHub: Sendable {
         }
     }
 
-    private func wakeEveryone(_ wake: Wake) {
+    /// Wakes the waiters on `channel` (everyone for `nil`).
+    private func wake(_ wake: Wake, onChannel channel: String?) {
         let all = state.withLock { state -> [Waiter] in
-            defer { state.waiters = [:] }
-            return state.waiters.values.flatMap(\.values)
+            guard let channel else {
+                defer { state.waiters = [:] }
+                return state.waiters.values.flatMap(\.values)
+            }
+            var woken: [Waiter] = []
+            for (entry, waiting) in state.waiters {
+                let (matching, others) = (waiting.filter { $0.value.channel == channel }, waiting.filter { $0.value.channel != channel })
+                guard !matching.isEmpty else { continue }
+                woken += matching.values
+                state.waiters[entry] = others.isEmpty ? nil : others
+            }
+            return woken
         }
         for waiter in all {
             waiter.timer?.cancel()
@@ -280,17 +351,21 @@ package final class NoticeHub: Sendable {
     /// The number of followers waiting now (tests and diagnostics).
     package var waiterCount: Int { state.withLock { $0.waiters.values.reduce(0) { $0 + $1.count } } }
 
-    /// Waits for a notice about `entry` published after `since` by a computation with a fence token of
-    /// at least `minimumToken` (older `done`/`fail` notices, possibly delivered late, are ignored), or
-    /// until `timeout`, or until the task is cancelled (``Wake/cancelled``).
-    package func wait(for entry: String, since: ContinuousClock.Instant, minimumToken: Int64 = 0, timeout: Duration) async -> Wake {
-        let id = state.withLock { $0.makeID() }
+    /// Waits for a notice about `entry` (coming on `channel`) published after `since` by a
+    /// computation with a fence token of at least `minimumToken` (older `done`/`fail` notices,
+    /// possibly delivered late, are ignored), or until `timeout`, or until the task is cancelled
+    /// (``Wake/cancelled``).
+    package func wait(for entry: String, on channel: String, since: ContinuousClock.Instant, minimumToken: Int64 = 0, timeout: Duration) async -> Wake {
+        let id = state.withLock { state in
+            state.channels[channel]?.lastUsed = .now
+            return state.makeID()
+        }
         return await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Wake, Never>) in
                 let immediate = state.withLock { state -> Wake? in
                     if Task.isCancelled { return .cancelled }
                     if let seen = state.recent[entry], seen.at >= since, Self.concerns(seen.notice, minimumToken: minimumToken) { return .notice(seen.notice) }
-                    state.waiters[entry, default: [:]][id] = Waiter(continuation: continuation, timer: nil, minimumToken: minimumToken)
+                    state.waiters[entry, default: [:]][id] = Waiter(continuation: continuation, channel: channel, timer: nil, minimumToken: minimumToken)
                     return nil
                 }
                 if let immediate {

@@ -2,22 +2,23 @@ public import RedisClient
 
 /// A command the cache needs that the Redis user may not run, with the server's message verbatim.
 public struct MissingPermission: Sendable, Hashable, CustomStringConvertible {
-    /// What was tried, e.g. `PUBLISH stampede:notify:llm`.
+    /// What was tried, e.g. `SPUBLISH stampede:notify:llm`.
     public var command: String
     /// What the cache uses it for.
     public var neededFor: String
     /// The server's answer, verbatim (e.g. `NOPERM this user has no permissions to run the 'publish' command`).
     public var serverMessage: String
 
-    /// `PUBLISH …: <server message> (needed for …); grant it to the Redis user`.
+    /// `SPUBLISH …: <server message> (needed for …); grant it to the Redis user`.
     public var description: String { "\(command): \(serverMessage) (needed for \(neededFor)); grant it to the Redis user" }
 }
 
 extension StampedeCache {
     /// Tries, once each, the commands a cache over `namespace` needs — `TIME`, a read and a write of
-    /// one of its keys, `EVALSHA` of its scripts on its keys, `PUBLISH` on its notice channel and,
-    /// with `subscribe`, `SUBSCRIBE` to it — and returns those the Redis user may not run. Nothing
-    /// is left behind (the write probe lives 1 s). Connection failures are thrown, not listed.
+    /// one of its keys, `EVALSHA` of its scripts on its keys, `SPUBLISH` on its notice channels (on a
+    /// cluster also a slot channel, `stampede:notify:<namespace>:{…}`: grant `&stampede:notify:<namespace>*`)
+    /// and, with `subscribe`, `SSUBSCRIBE` to them — and returns those the Redis user may not run.
+    /// Nothing is left behind (the write probe lives 1 s). Connection failures are thrown, not listed.
     ///
     /// ``init(redis:namespace:policy:logger:)`` runs it (without `subscribe`, which the notice
     /// listener itself does) and logs each missing permission once; `stampede config check --ping` prints them.
@@ -58,17 +59,24 @@ extension StampedeCache {
             "EVALSHA get_or_lock", "get-or-lock, commit and release",
             RedisCommand("EVALSHA", RedisArgument(CacheScripts.getOrLock.sha1), "3", RedisArgument(probe.value), RedisArgument(probe.lock), RedisArgument(probe.fence))
         )
-        try await attempt("PUBLISH \(keySpace.channel)", "waking followers in every process", RedisCommand("PUBLISH", RedisArgument(keySpace.channel), "probe|"))
+        var channels = [keySpace.channel]
+        let slotChannel = keySpace.noticeChannel(for: probe, cluster: try await redis.isCluster())
+        if slotChannel != keySpace.channel { channels.append(slotChannel) }
+        for channel in channels {
+            try await attempt("SPUBLISH \(channel)", "waking followers in every process", RedisCommand("SPUBLISH", RedisArgument(channel), "probe|"))
+        }
         if subscribe {
-            // A client of its own, so the probe subscription ends with it.
+            // A client of its own, so the probe subscriptions end with it.
             let subscriber = try RedisClient(configuration: redis.configuration, logger: redis.logger)
-            do {
-                _ = try await subscriber.subscriber.subscribe(to: [keySpace.channel])
-            } catch where error.code == .server {
-                missing.append(MissingPermission(command: "SUBSCRIBE \(keySpace.channel)", neededFor: "receiving completion notices (without it followers poll every followerRecheckInterval)", serverMessage: error.message))
-            } catch {
-                await subscriber.close()
-                throw error
+            for channel in channels {
+                do {
+                    _ = try await subscriber.shardSubscriber.subscribe(to: [channel])
+                } catch where error.code == .server {
+                    missing.append(MissingPermission(command: "SSUBSCRIBE \(channel)", neededFor: "receiving completion notices (without it followers poll every followerRecheckInterval)", serverMessage: error.message))
+                } catch {
+                    await subscriber.close()
+                    throw error
+                }
             }
             await subscriber.close()
         }

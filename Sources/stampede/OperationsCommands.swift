@@ -215,7 +215,7 @@ struct ConfigCommand: AsyncParsableCommand {
             abstract: "Resolve every setting (flag > environment > config file > default), show where each came from, and explain any problem. Exits non-zero on problems."
         )
 
-        @Flag(help: "Also connect to Redis, run PING, and try every command the cache needs (EVALSHA, PUBLISH, SUBSCRIBE, ...) as this user.")
+        @Flag(help: "Also connect to Redis, run PING, and try every command the cache needs (EVALSHA, SPUBLISH, SSUBSCRIBE, ...) as this user.")
         var ping = false
         @OptionGroup var settings: SettingsOptions
 

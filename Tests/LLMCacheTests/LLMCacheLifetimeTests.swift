@@ -42,7 +42,7 @@ struct LLMCacheLifetimeTests {
         let gate = TestGate()
         let holding = Task { try await llm.cache(for: tenant).value(for: "held") { try await gate.pass(); return [1] } }
         let tenantChannel = "stampede:notify:\(tenant)"
-        try await waitUntil("the tenant's channel is subscribed by the loop's start") { redis.subscriber.listenerCount(channel: tenantChannel) == 1 }
+        try await waitUntil("the tenant's channel is subscribed by the loop's start") { redis.shardSubscriber.listenerCount(channel: tenantChannel) == 1 }
         #expect(llm.liveNamespaces == 2)
         gate.open()
         _ = try await holding.value
@@ -50,8 +50,8 @@ struct LLMCacheLifetimeTests {
             try await LLMCache.fleetAccounting(redis: redis, namespaces: [namespace, tenant]).total.requests == 2
         }
         try await waitUntil("the idle tenant is released") { llm.liveNamespaces == 1 }
-        #expect(redis.subscriber.listenerCount(channel: tenantChannel) == 0)
-        #expect(redis.subscriber.listenerCount(channel: "stampede:notify:\(namespace)") == 1)
+        #expect(redis.shardSubscriber.listenerCount(channel: tenantChannel) == 0)
+        #expect(redis.shardSubscriber.listenerCount(channel: "stampede:notify:\(namespace)") == 1)
         // Used again, it comes back.
         let again = try await llm.complete(request, options: LLMRequestOptions(namespace: tenant))
         #expect(again.source == .freshHit)
@@ -63,7 +63,7 @@ struct LLMCacheLifetimeTests {
             _ = try await llm.complete(request)
             Issue.record("a closed LLMCache answered")
         } catch CacheError.Code.closed {}
-        #expect(redis.subscriber.listenerCount(channel: "stampede:notify:\(namespace)") == 0)
+        #expect(redis.shardSubscriber.listenerCount(channel: "stampede:notify:\(namespace)") == 0)
         await redis.close()
         await server.stop()
     }

@@ -81,6 +81,23 @@ struct StateMachineTests {
         let confirm = RESPValue.array([.bulkString(ByteBuffer(string: "subscribe")), .bulkString(ByteBuffer(string: "ch")), .integer(1)])
         guard case .succeed("sub", _) = machine.received(confirm) else { Issue.record("expected confirmation"); return }
     }
+
+    @Test("a sunsubscribe answers the SUNSUBSCRIBE of its channel at the head of the queue; any other (the server dropping a moved slot's channel) is a push")
+    func unaskedShardUnsubscribeIsAPush() {
+        func sunsubscribe(_ channel: String) -> RESPValue {
+            .array([.bulkString(ByteBuffer(string: "sunsubscribe")), .bulkString(ByteBuffer(string: channel)), .integer(0)])
+        }
+        var machine = Machine()
+        machine.pubSubMode = true
+        let smessage = RESPValue.array([.bulkString(ByteBuffer(string: "smessage")), .bulkString(ByteBuffer(string: "a")), .bulkString(ByteBuffer(string: "x"))])
+        guard case .push = machine.received(smessage) else { Issue.record("smessage must be a push"); return }
+        guard case .push = machine.received(sunsubscribe("a")) else { Issue.record("nothing was asked: push"); return }
+        _ = machine.send(id: 1, deadline: .now() + .seconds(1), continuation: "leave b", confirmsShardUnsubscribe: "b")
+        guard case .push = machine.received(sunsubscribe("a")) else { Issue.record("another channel's sunsubscribe: push"); return }
+        #expect(machine.inFlight == 1)
+        guard case .succeed("leave b", _) = machine.received(sunsubscribe("b")) else { Issue.record("expected the confirmation"); return }
+        #expect(machine.inFlight == 0)
+    }
 }
 
 @Suite("pipelines")

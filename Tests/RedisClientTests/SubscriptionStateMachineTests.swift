@@ -138,4 +138,27 @@ struct SubscriptionStateMachineTests {
         }
         #expect(sequences == 6_561)
     }
+
+    @Test("a shard channel the server dropped: its listeners are returned to be told; a one-server subscriber sends SSUBSCRIBE again, a cluster node's does not")
+    func serverDroppedShardChannel() {
+        let orders = Machine.Name(.shardChannel, "orders")
+        for resubscribe in [true, false] {
+            var machine = Machine()
+            let (_, sent) = machine.add(id: 1, listener: "a", to: [orders], waiter: "w1")
+            #expect(verbs(sent) == ["SSUBSCRIBE orders"])
+            _ = machine.confirmed(sent[0], error: nil)
+            let (listeners, commands) = machine.serverUnsubscribed(orders, resubscribe: resubscribe)
+            #expect(listeners == ["a"])
+            #expect(verbs(commands) == (resubscribe ? ["SSUBSCRIBE orders"] : []))
+            #expect(machine.serverState(of: orders) == (resubscribe ? .subscribing : .unsubscribed))
+            // A second drop of a channel that is not subscribed changes nothing.
+            let (again, none) = machine.serverUnsubscribed(orders, resubscribe: resubscribe)
+            #expect(again.isEmpty && none.isEmpty)
+            if !resubscribe {
+                // Its listener leaving removes it without a SUNSUBSCRIBE (the server has none).
+                #expect(machine.remove(id: 1, from: [orders]).isEmpty)
+                #expect(machine.listenerCount(of: orders) == 0)
+            }
+        }
+    }
 }

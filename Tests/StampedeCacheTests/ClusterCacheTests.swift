@@ -1,6 +1,7 @@
-import RedisClient
+@testable import RedisClient
 import RedisTestSupport
-import StampedeCache
+@testable import StampedeCache
+import Synchronization
 import Testing
 
 /// The cache unchanged on a real 3-primary Redis Cluster: one computation per key across a fleet,
@@ -28,6 +29,80 @@ struct ClusterCacheTests {
             #expect(upstream.count == 20)
             #expect(values.count == 20 && values.values.allSatisfy { $0 == 24 }, "\(values)")
             for worker in workers { await worker.stop() }
+        }
+    }
+
+    /// One leader in `leader`, one follower in `follower`: the follower must be woken by the
+    /// leader's notice (its re-check interval is 10 s). Returns the follower's result.
+    private func collapse(_ key: String, leader: Worker, follower: Worker) async throws -> CacheResult<[UInt8]> {
+        let gate = Gate()
+        let noticesBefore = follower.cache.diagnostics.wakeupsByNotice
+        let waitsBefore = follower.cache.diagnostics.followerWaits
+        let leading = Task { try await leader.cache.value(for: key, compute: gate.compute("from the leader")) }
+        try await eventually("the leader computes") { gate.arrived == 1 }
+        let following = Task { try await follower.cache.value(for: key, compute: Upstream().compute("never")) }
+        try await eventually("the follower waits") { follower.cache.diagnostics.followerWaits == waitsBefore + 1 }
+        gate.open()
+        _ = try await leading.value
+        let result = try await following.value
+        #expect(follower.cache.diagnostics.wakeupsByNotice == noticesBefore + 1)
+        return result
+    }
+
+    @Test("notices travel by sharded pub/sub in the entry's slot: a follower in another worker wakes by notice, and an SSUBSCRIBE to the slot's channel on its primary hears done|E|token")
+    func noticesAreShardedPerSlot() async throws {
+        try await withTestCluster(replicasPerPrimary: 0) { cluster in
+            let namespace = uniqueNamespace()
+            let policy = testPolicy(recheck: .seconds(10))
+            let leader = try await Worker.start(cluster.url, namespace: namespace, policy: policy)
+            let follower = try await Worker.start(cluster.url, namespace: namespace, policy: policy)
+            let entry = try await leader.cache.entryKeys(for: "sharded")
+            let slot = HashSlot.of(entry.value)
+            let channel = "stampede:notify:\(namespace):{\(SlotTag.tag(forSlot: slot))}"
+            #expect(HashSlot.of(channel) == slot)
+            let listener = try makeClient(cluster.url)
+            let heard = Mutex<[String]>([])
+            _ = try await listener.shardSubscriber.subscribe(to: channel, handler: { event in
+                if case .message(let message) = event { heard.withLock { $0.append(String(buffer: message.payload)) } }
+            }, onEnd: {})
+
+            let result = try await collapse("sharded", leader: leader, follower: follower)
+            #expect(result.source == .receivedFromOtherWorker && text(result.value) == "from the leader")
+            #expect(follower.cache.diagnostics.wakeupsByRecheck == 0)
+            try await eventually("the listener heard the commit's notice") { heard.withLock { $0 } == ["done|\(entry.id)|1"] }
+            // The follower subscribed that slot's channel, on the primary serving the slot, and only it.
+            #expect(follower.client.shardSubscriber.listenerCount(channel: channel) == 1)
+            #expect(follower.cache.hub.subscribedChannelCount == 2)  // the namespace's channel and the slot's
+            await listener.close()
+            await leader.stop()
+            await follower.stop()
+        }
+    }
+
+    @Test("after the primary of an entry's slot fails over, followers are still woken by notices (the slot's channel moved to the promoted replica)")
+    func noticesSurviveAFailover() async throws {
+        try await withTestCluster { cluster in
+            let namespace = uniqueNamespace()
+            let policy = testPolicy(recheck: .seconds(10))
+            let leader = try await Worker.start(cluster.url, namespace: namespace, policy: policy)
+            let follower = try await Worker.start(cluster.url, namespace: namespace, policy: policy)
+            let entry = try await leader.cache.entryKeys(for: "survivor")
+            let channel = follower.cache.keySpace.noticeChannel(for: entry, cluster: true)
+            #expect(try await collapse("survivor", leader: leader, follower: follower).source == .receivedFromOtherWorker)
+            guard let primary = follower.client.shardSubscriber.node(of: channel), case .tcp(_, let port) = primary else {
+                Issue.record("the slot channel is not placed")
+                return
+            }
+            let promoted = try await cluster.failover(primaryPort: port)
+            try await eventually("the follower's slot channel moved to the promoted replica", limit: .seconds(60)) {
+                follower.client.shardSubscriber.node(of: channel) == .tcp(host: "127.0.0.1", port: promoted)
+            }
+            try await leader.cache.invalidate(key: "survivor")
+            let again = try await collapse("survivor", leader: leader, follower: follower)
+            #expect(again.source == .receivedFromOtherWorker && text(again.value) == "from the leader")
+            #expect(follower.cache.diagnostics.wakeupsByRecheck == 0)
+            await leader.stop()
+            await follower.stop()
         }
     }
 

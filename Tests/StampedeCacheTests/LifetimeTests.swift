@@ -22,7 +22,7 @@ struct LifetimeTests {
             _ = try await admin.send("ACL", "SETUSER", "worker", RedisArgument("&" + channel))
             try await eventually("the loop subscribed the channel") { worker.cache.diagnostics.channelResubscribes == 1 }
             #expect(worker.cache.hub.isSubscribed(channel))
-            #expect(worker.client.subscriber.listenerCount(channel: channel) == 1)
+            #expect(worker.client.shardSubscriber.listenerCount(channel: channel) == 1)
             await worker.stop()
             await admin.close()
         }
@@ -32,7 +32,7 @@ struct LifetimeTests {
     func closedIsFinal() async throws {
         let worker = try await Worker.start(try TestRedis.sharedURL, namespace: uniqueNamespace(), policy: testPolicy())
         let channel = worker.cache.keySpace.channel
-        #expect(worker.client.subscriber.listenerCount(channel: channel) == 1)
+        #expect(worker.client.shardSubscriber.listenerCount(channel: channel) == 1)
         await worker.cache.close()
         #expect(worker.cache.isClosed)
         await #expect(throws: CacheError(code: .closed, message: CacheError.closed(namespace: worker.cache.namespace).message)) {
@@ -42,10 +42,10 @@ struct LifetimeTests {
             _ = try await worker.cache.invalidate(key: "k")
             Issue.record("invalidate worked on a closed cache")
         } catch CacheError.Code.closed {}
-        #expect(worker.client.subscriber.listenerCount(channel: channel) == 0)
+        #expect(worker.client.shardSubscriber.listenerCount(channel: channel) == 0)
         // Nothing subscribes it again, even when asked.
         #expect(try await worker.cache.hub.ensureSubscribed(channel) == false)
-        #expect(worker.client.subscriber.listenerCount(channel: channel) == 0)
+        #expect(worker.client.shardSubscriber.listenerCount(channel: channel) == 0)
         await worker.stop()
     }
 
@@ -60,8 +60,8 @@ struct LifetimeTests {
             for _ in 0..<50 { group.addTask { try await first.hub.ensureSubscribed(channel) } }
             for try await subscribed in group { #expect(subscribed) }
         }
-        #expect(client.subscriber.listenerCount(channel: channel) == 1)
-        #expect(client.subscriber.listenerCount(channel: second.keySpace.channel) == 0)
+        #expect(client.shardSubscriber.listenerCount(channel: channel) == 1)
+        #expect(client.shardSubscriber.listenerCount(channel: second.keySpace.channel) == 0)
         await first.close()
         await second.close()
         await client.close()

@@ -116,10 +116,10 @@ struct NoticeHubTests {
         let hub = NoticeHub(client: client, logger: .init(label: "t"))
         let since = ContinuousClock.now
         hub.deliver(entry: "e", notice: .done(token: 3))  // the previous commit's notice, arriving late
-        #expect(await hub.wait(for: "e", since: since, minimumToken: 4, timeout: .milliseconds(50)) == .timedOut)
-        #expect(await hub.wait(for: "e", since: since, minimumToken: 3, timeout: .milliseconds(50)) == .notice(.done(token: 3)))
+        #expect(await hub.wait(for: "e", on: "c", since: since, minimumToken: 4, timeout: .milliseconds(50)) == .timedOut)
+        #expect(await hub.wait(for: "e", on: "c", since: since, minimumToken: 3, timeout: .milliseconds(50)) == .notice(.done(token: 3)))
         let since2 = ContinuousClock.now
-        let waiting = Task { await hub.wait(for: "e", since: since2, minimumToken: 4, timeout: .seconds(3600)) }
+        let waiting = Task { await hub.wait(for: "e", on: "c", since: since2, minimumToken: 4, timeout: .seconds(3600)) }
         try await eventually("the follower is registered") { hub.waiterCount == 1 }
         hub.deliver(entry: "e", notice: .failed(token: 2, message: "old", retryable: true))
         hub.deliver(entry: "e", notice: .done(token: 5))

@@ -5,7 +5,9 @@ import CoreMetrics
 /// Names: `redis_commands_total`, `redis_command_errors_total{code}`, `redis_command_duration_seconds`,
 /// `redis_reconnects_total`, `redis_connect_failures_total`, `redis_noscript_reloads_total`,
 /// `redis_pubsub_resubscribes_total`, `redis_pubsub_keepalive_pings_total`, and on a cluster
-/// `redis_cluster_redirects_total` (MOVED and ASK followed) and `redis_cluster_map_loads_total`. Every instrument carries the `client` dimension (the label you chose).
+/// `redis_cluster_redirects_total` (MOVED and ASK followed), `redis_cluster_map_loads_total` and
+/// `redis_pubsub_shard_channels_moved_total` (shard channels the server dropped, then subscribed
+/// again where their slot is now). Every instrument carries the `client` dimension (the label you chose).
 struct ClientMetrics: Sendable {
     let commands: Counter
     let duration: Timer
@@ -16,6 +18,7 @@ struct ClientMetrics: Sendable {
     let keepalivePings: Counter
     let clusterRedirects: Counter
     let clusterRefreshes: Counter
+    let shardChannelsMoved: Counter
     private let errors: [RedisError.Code: Counter]
     private let otherErrors: Counter
 
@@ -30,6 +33,7 @@ struct ClientMetrics: Sendable {
         keepalivePings = Counter(label: "redis_pubsub_keepalive_pings_total", dimensions: client)
         clusterRedirects = Counter(label: "redis_cluster_redirects_total", dimensions: client)
         clusterRefreshes = Counter(label: "redis_cluster_map_loads_total", dimensions: client)
+        shardChannelsMoved = Counter(label: "redis_pubsub_shard_channels_moved_total", dimensions: client)
         var errors: [RedisError.Code: Counter] = [:]
         for code in [RedisError.Code.connection, .timeout, .protocolError, .server, .authentication, .configuration, .cancelled, .shutdown, .tls, .crossSlot, .readOnly] {
             errors[code] = Counter(label: "redis_command_errors_total", dimensions: client + [("code", code.description)])

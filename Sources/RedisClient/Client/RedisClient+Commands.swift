@@ -45,6 +45,12 @@ extension RedisClient {
         Int(try await send(RedisCommand("PUBLISH", RedisArgument(channel), message)).int ?? 0)
     }
 
+    /// `SPUBLISH channel message` (sharded pub/sub, Redis 7+): sent to the node serving the
+    /// channel's slot; returns how many subscribers of that shard received it.
+    public func spublish(_ message: RedisArgument, to channel: String) async throws(RedisError) -> Int {
+        Int(try await send(RedisCommand("SPUBLISH", RedisArgument(channel), message)).int ?? 0)
+    }
+
     /// Walks every key matching the glob `pattern` with `SCAN` (which never blocks Redis as `KEYS`
     /// does), handing each non-empty batch to `body` until the scan ends or `body` returns `false`.
     /// A key may be seen twice if the keyspace is rehashed meanwhile (SCAN's own guarantee). On a

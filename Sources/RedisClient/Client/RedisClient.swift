@@ -35,6 +35,7 @@ public final class RedisClient: Sendable, Service {
     private let nextSlot = Atomic<Int>(0)
     let closed = Atomic<Bool>(false)
     private let subscriberBox = Mutex<RedisSubscriber?>(nil)
+    private let shardSubscriberBox = Mutex<ShardedSubscriber?>(nil)
     private let exclusive: ExclusiveConnections
     /// 0: not decided yet (``RedisConfiguration/Deployment/automatic`` before the first
     /// connection), 1: standalone, 2: cluster.
@@ -265,6 +266,26 @@ public final class RedisClient: Sendable, Service {
         }
     }
 
+    /// Sharded pub/sub for this client (created on first use): on a cluster, one subscriber
+    /// connection per primary, each channel on the node serving its slot; on one server, the
+    /// ``subscriber`` connection.
+    public var shardSubscriber: ShardedSubscriber {
+        shardSubscriberBox.withLock { box in
+            if let existing = box { return existing }
+            let created = ShardedSubscriber(
+                configuration: configuration, eventLoop: eventLoop, logger: logger, metrics: metrics, router: router,
+                isCluster: { [weak self] () throws(RedisError) -> Bool in
+                    guard let self else { throw RedisError(code: .shutdown, message: "the client was closed") }
+                    return try await self.isCluster()
+                },
+                standalone: { [weak self] in self?.subscriber }
+            )
+            router.setOnMapChange { [weak created] in created?.reconcile() }
+            box = created
+            return created
+        }
+    }
+
     /// Closes every connection. Waiting commands fail with ``RedisError/Code/connection`` or
     /// ``RedisError/Code/shutdown``; later commands fail with `.shutdown`. Idempotent; never hangs.
     public func close() async {
@@ -277,6 +298,8 @@ public final class RedisClient: Sendable, Service {
         await exclusive.close()
         await router.close(graceful: graceful)
         await sentinel?.close()
+        let shardSubscriber = shardSubscriberBox.withLock { $0 }
+        await shardSubscriber?.close()
         let subscriber = subscriberBox.withLock { $0 }
         await subscriber?.close()
     }

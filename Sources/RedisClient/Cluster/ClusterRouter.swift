@@ -168,8 +168,10 @@ final class ClusterRouter: Sendable {
             }
         }
         let installed = best
-        state.withLock { state in
+        let changed = state.withLock { state -> Bool in
+            var changed = false
             if let installed, installed.coveredSlots > 0 {
+                changed = state.topology != installed
                 if state.topology != installed {
                     logger.info("cluster map loaded", metadata: ["primaries": "\(installed.primaries.count)", "slots": "\(installed.coveredSlots)"])
                 }
@@ -180,8 +182,31 @@ final class ClusterRouter: Sendable {
                 state.lastRefreshError = lastError
             }
             state.refreshing = nil
+            return changed
         }
         metrics.clusterRefreshes.increment()
+        if changed { onMapChange.withLock { $0 }?() }
+    }
+
+    /// Called after a reload installs a map that differs from the one before (the sharded
+    /// subscriber checks that each channel is still on its slot's primary).
+    private let onMapChange = Mutex<(@Sendable () -> Void)?>(nil)
+
+    /// Sets the map-change callback (once, by the client's sharded subscriber).
+    func setOnMapChange(_ body: @escaping @Sendable () -> Void) {
+        onMapChange.withLock { $0 = body }
+    }
+
+    /// The primary serving `slot` in the current map, without loading anything.
+    func knownPrimary(forSlot slot: Int) -> RedisConfiguration.Endpoint? {
+        state.withLock { $0.topology.primary(forSlot: slot) }
+    }
+
+    /// Whether the node at `endpoint` says it is a primary (`ROLE`): a map loaded from a node that
+    /// has not yet heard of a failover may still name a demoted primary.
+    func isPrimary(_ endpoint: RedisConfiguration.Endpoint) async throws(RedisError) -> Bool {
+        let reply = try await connection(to: endpoint).send(RedisCommand("ROLE"))
+        return reply.array?.first?.string == "master"
     }
 
     private func fetch(from endpoint: RedisConfiguration.Endpoint) async throws(RedisError) -> ClusterTopology {

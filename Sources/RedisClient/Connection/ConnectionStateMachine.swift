@@ -21,6 +21,10 @@ package struct ConnectionStateMachine<Continuation> {
         package var expected: Int = 1
         /// Replies gathered so far for a pipeline.
         package var gathered: [RESPValue] = []
+        /// For `SUNSUBSCRIBE channel` in subscribe mode: the channel whose `sunsubscribe` array
+        /// answers it. Redis also sends that array unasked when the channel's slot leaves the node,
+        /// so it is a reply only when the command at the head of the queue expects it.
+        package var confirmsShardUnsubscribe: String?
     }
 
     private enum State {
@@ -56,10 +60,14 @@ package struct ConnectionStateMachine<Continuation> {
     }
 
     /// Queues a command (`replies` = 1) or a pipeline of `replies` commands answered together.
-    package mutating func send(id: UInt64, deadline: NIODeadline, continuation: Continuation, replies: Int = 1, purpose: Purpose = .command) -> SendAction {
+    /// `confirmsShardUnsubscribe` names the channel of a `SUNSUBSCRIBE` sent in subscribe mode.
+    package mutating func send(
+        id: UInt64, deadline: NIODeadline, continuation: Continuation, replies: Int = 1, purpose: Purpose = .command,
+        confirmsShardUnsubscribe: String? = nil
+    ) -> SendAction {
         switch (state, purpose) {
         case (.handshaking, .handshake), (.active, .command):
-            pending.append(Pending(id: id, deadline: deadline, continuation: continuation, expected: replies))
+            pending.append(Pending(id: id, deadline: deadline, continuation: continuation, expected: replies, confirmsShardUnsubscribe: confirmsShardUnsubscribe))
             return .write
         case (.handshaking, .command):
             return .fail(continuation, RedisError(code: .connection, message: "the connection has not finished its handshake"))
@@ -114,7 +122,7 @@ package struct ConnectionStateMachine<Continuation> {
 
     package mutating func received(_ value: RESPValue) -> ReplyAction {
         if case .closed = state { return .discard }
-        if pubSubMode, Self.isPush(value) { return .push(value) }
+        if pubSubMode, Self.isPush(value) || isUnaskedShardUnsubscribe(value) { return .push(value) }
         guard var head = pending.first else {
             return .protocolViolation(RedisError(code: .protocolError, message: "received a reply (\(value)) that no command asked for"))
         }
@@ -196,9 +204,18 @@ package struct ConnectionStateMachine<Continuation> {
         }
     }
 
-    /// `message`/`pmessage` arrays, and `pong` from PING in subscribe mode goes to its command.
+    /// `message`/`smessage`/`pmessage` arrays, and `pong` from PING in subscribe mode goes to its command.
     private static func isPush(_ value: RESPValue) -> Bool {
         guard case .array(let items) = value, let kind = items.first?.string else { return false }
-        return (kind == "message" && items.count == 3) || (kind == "pmessage" && items.count == 4)
+        return ((kind == "message" || kind == "smessage") && items.count == 3) || (kind == "pmessage" && items.count == 4)
+    }
+
+    /// A `sunsubscribe` array that no `SUNSUBSCRIBE` at the head of the queue is waiting for: the
+    /// server dropped the channel itself (its slot moved to another node, or this node became a
+    /// replica).
+    private func isUnaskedShardUnsubscribe(_ value: RESPValue) -> Bool {
+        guard case .array(let items) = value, items.count == 3, items[0].string == "sunsubscribe" else { return false }
+        guard let head = pending.first, let expected = head.confirmsShardUnsubscribe else { return true }
+        return items[1].string != expected
     }
 }

@@ -53,12 +53,18 @@ package final class RedisChannelHandler: ChannelInboundHandler {
     // MARK: Outbound
 
     /// Queues `command` for writing; the reply (or failure) resumes `continuation`.
-    package func send(_ command: ByteBuffer, id: UInt64, deadline: NIODeadline, continuation: Continuation, replies: Int = 1, purpose: ConnectionStateMachine<Continuation>.Purpose = .command) {
+    package func send(
+        _ command: ByteBuffer, id: UInt64, deadline: NIODeadline, continuation: Continuation, replies: Int = 1,
+        purpose: ConnectionStateMachine<Continuation>.Purpose = .command, confirmsShardUnsubscribe: String? = nil
+    ) {
         guard let context, context.channel.isActive else {
             continuation.resume(throwing: closeReason ?? RedisError(code: .connection, message: "the connection is closed"))
             return
         }
-        switch stateMachine.send(id: id, deadline: deadline, continuation: continuation, replies: replies, purpose: purpose) {
+        switch stateMachine.send(
+            id: id, deadline: deadline, continuation: continuation, replies: replies, purpose: purpose,
+            confirmsShardUnsubscribe: confirmsShardUnsubscribe
+        ) {
         case .fail(let continuation, let error):
             continuation.resume(throwing: error)
         case .write:

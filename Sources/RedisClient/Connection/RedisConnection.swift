@@ -296,7 +296,8 @@ public final class RedisConnection: Sendable {
 
     package func send(
         encoded: ByteBuffer, timeout: TimeAmount, replies: Int = 1,
-        purpose: ConnectionStateMachine<RedisChannelHandler.Continuation>.Purpose = .command
+        purpose: ConnectionStateMachine<RedisChannelHandler.Continuation>.Purpose = .command,
+        confirmsShardUnsubscribe: String? = nil
     ) async throws(RedisError) -> RESPValue {
         if Task.isCancelled { throw RedisError(code: .cancelled, message: "the task was cancelled before the command was sent") }
         let id = nextID.add(1, ordering: .relaxed).newValue
@@ -307,10 +308,10 @@ public final class RedisConnection: Sendable {
             return try await withTaskCancellationHandler {
                 try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<RESPValue, any Error>) in
                     if eventLoop.inEventLoop {
-                        handler.value.send(encoded, id: id, deadline: deadline, continuation: continuation, replies: replies, purpose: purpose)
+                        handler.value.send(encoded, id: id, deadline: deadline, continuation: continuation, replies: replies, purpose: purpose, confirmsShardUnsubscribe: confirmsShardUnsubscribe)
                     } else {
                         eventLoop.execute {
-                            handler.value.send(encoded, id: id, deadline: deadline, continuation: continuation, replies: replies, purpose: purpose)
+                            handler.value.send(encoded, id: id, deadline: deadline, continuation: continuation, replies: replies, purpose: purpose, confirmsShardUnsubscribe: confirmsShardUnsubscribe)
                         }
                     }
                 }
@@ -328,6 +329,13 @@ public final class RedisConnection: Sendable {
         } catch {
             throw RedisError(code: .connection, message: "\(error)")
         }
+    }
+
+    /// Sends a subscribe-mode command. `SUNSUBSCRIBE channel` names its channel so that its reply is
+    /// told apart from the `sunsubscribe` Redis sends unasked when the channel's slot moves.
+    package func sendSubscription(_ command: RedisCommand, confirmsShardUnsubscribe channel: String?) async throws(RedisError) -> RESPValue {
+        let encoded = try HiredisEncoder.encode(command, allocator: allocator)
+        return try await send(encoded: encoded, timeout: commandTimeout, confirmsShardUnsubscribe: channel)
     }
 
     /// Whether the connection takes commands: its socket is open and it has not failed or been closed

@@ -88,9 +88,19 @@ public final class RedisSubscriber: Sendable {
     private let endpointProvider: (@Sendable (Int) async throws(RedisError) -> RedisConfiguration.Endpoint?)?
     private let connectAttempts = Atomic<Int>(0)
 
+    /// Whether a lost connection is re-established and a channel the server dropped is subscribed
+    /// again here. A cluster node's subscriber (``ShardedSubscriber``) does neither: its channels
+    /// belong wherever their slots are now, so it reports them through `onDisplaced` instead.
+    private let resubscribesItself: Bool
+    /// Receives the shard channels this subscriber can no longer serve (see `resubscribesItself`).
+    private let onDisplaced: (@Sendable ([String]) -> Void)?
+
     init(configuration: RedisConfiguration, eventLoop: any EventLoop, logger: Logger, metrics: ClientMetrics,
-         endpointProvider: (@Sendable (Int) async throws(RedisError) -> RedisConfiguration.Endpoint?)? = nil) {
+         endpointProvider: (@Sendable (Int) async throws(RedisError) -> RedisConfiguration.Endpoint?)? = nil,
+         onDisplaced: (@Sendable ([String]) -> Void)? = nil) {
         self.endpointProvider = endpointProvider
+        self.resubscribesItself = onDisplaced == nil
+        self.onDisplaced = onDisplaced
         var configuration = configuration
         if let name = configuration.clientName { configuration.clientName = name + "-sub" }
         self.configuration = configuration
@@ -115,11 +125,18 @@ public final class RedisSubscriber: Sendable {
 
     private func add(_ names: [String], kind: Kind) async throws(RedisError) -> RedisSubscription {
         let (stream, continuation) = AsyncStream<RedisPubSubEvent>.makeStream(bufferingPolicy: .bufferingNewest(Self.bufferLimit))
-        // A full buffer drops its oldest event; the consumer is told, in the stream itself and with
-        // the next event, how many messages it lost (never silently). A dropped overflow notice
-        // hands its count on to the next one.
+        let deliver = Self.boundedDelivery(into: continuation)
+        let id = try await add(names, kind: kind, listener: Listener(deliver: deliver, finish: { continuation.finish() }))
+        continuation.onTermination = { [weak self] _ in self?.remove(id: id, names: names, kind: kind) }
+        return RedisSubscription(stream: stream)
+    }
+
+    /// A delivery function into a bounded stream: a full buffer drops its oldest event, and the
+    /// consumer is told, in the stream itself and with the next event, how many messages it lost
+    /// (never silently). A dropped overflow notice hands its count on to the next one.
+    static func boundedDelivery(into continuation: AsyncStream<RedisPubSubEvent>.Continuation) -> @Sendable (RedisPubSubEvent) -> Void {
         let unreported = Mutex<(messages: Int, any: Bool)>((0, false))
-        let listener = Listener(deliver: { event in
+        return { event in
             func account(_ result: AsyncStream<RedisPubSubEvent>.Continuation.YieldResult) {
                 guard case .dropped(let lost) = result else { return }
                 unreported.withLock { state in
@@ -137,10 +154,7 @@ public final class RedisSubscriber: Sendable {
             }
             if let pending { account(continuation.yield(.overflow(dropped: pending))) }
             account(continuation.yield(event))
-        }, finish: { continuation.finish() })
-        let id = try await add(names, kind: kind, listener: listener)
-        continuation.onTermination = { [weak self] _ in self?.remove(id: id, names: names, kind: kind) }
-        return RedisSubscription(stream: stream)
+        }
     }
 
     /// Subscribes `handler` to `channels` and returns once Redis confirmed every `SUBSCRIBE`.
@@ -150,24 +164,30 @@ public final class RedisSubscriber: Sendable {
     /// closed. No task is needed to consume anything: this is for long-lived listeners that a
     /// library shares among many users of one client. Remove it with ``unsubscribe(listener:from:)``.
     /// - Returns: the listener's id.
+    /// With `shard` the channels are shard channels (`SSUBSCRIBE`; on a cluster they must all be
+    /// served by this subscriber's node — ``ShardedSubscriber`` sees to it).
     package func subscribe(
         to channels: [String],
+        shard: Bool = false,
         handler: @escaping @Sendable (RedisPubSubEvent) -> Void,
         onEnd: @escaping @Sendable () -> Void
     ) async throws(RedisError) -> UInt64 {
-        try await add(channels, kind: .channel, listener: Listener(deliver: handler, finish: onEnd))
+        try await add(channels, kind: shard ? .shardChannel : .channel, listener: Listener(deliver: handler, finish: onEnd))
     }
 
-    /// How many listeners (streams and handlers) `channel` has in this process.
-    package func listenerCount(channel: String) -> Int {
-        state.withLock { $0.machine.listenerCount(of: Name(.channel, channel)) }
+    /// How many listeners (streams and handlers) `channel` (a shard channel with `shard`) has in this process.
+    package func listenerCount(channel: String, shard: Bool = false) -> Int {
+        state.withLock { $0.machine.listenerCount(of: Name(shard ? .shardChannel : .channel, channel)) }
     }
 
-    /// Removes a listener added with ``subscribe(to:handler:onEnd:)``; the last listener of a
-    /// channel to go sends `UNSUBSCRIBE`.
-    package func unsubscribe(listener id: UInt64, from channels: [String]) {
-        remove(id: id, names: channels, kind: .channel)
+    /// Removes a listener added with ``subscribe(to:shard:handler:onEnd:)``; the last listener of a
+    /// channel to go sends `UNSUBSCRIBE` (`SUNSUBSCRIBE` with `shard`).
+    package func unsubscribe(listener id: UInt64, from channels: [String], shard: Bool = false) {
+        remove(id: id, names: channels, kind: shard ? .shardChannel : .channel)
     }
+
+    /// Whether no listener is left here (a cluster node's subscriber is closed then).
+    package var isIdle: Bool { state.withLock { $0.machine.wantedNames.isEmpty } }
 
     /// `SUBSCRIBE`/`UNSUBSCRIBE` commands sent and not yet answered (tests).
     package var commandsInFlight: Int { state.withLock { $0.machine.commandsInFlight } }
@@ -218,7 +238,11 @@ public final class RedisSubscriber: Sendable {
             }
             Task {
                 do {
-                    _ = try await connection.send(RedisCommand(command.verb, RedisArgument(command.name.name)))
+                    let unsubscribesShard = command.name.kind == .shardChannel && !command.subscribe
+                    _ = try await connection.sendSubscription(
+                        RedisCommand(command.verb, RedisArgument(command.name.name)),
+                        confirmsShardUnsubscribe: unsubscribesShard ? command.name.name : nil
+                    )
                     self.confirm(command, error: nil)
                 } catch let error as RedisError {
                     self.confirm(command, error: error)
@@ -303,16 +327,39 @@ public final class RedisSubscriber: Sendable {
     private func dispatch(_ value: RESPValue) {
         guard case .array(let items) = value, let kind = items.first?.string else { return }
         let message: RedisPubSubMessage
-        if kind == "message", items.count == 3, let channel = items[1].string, let payload = items[2].buffer {
+        let name: Name
+        if kind == "message" || kind == "smessage", items.count == 3, let channel = items[1].string, let payload = items[2].buffer {
             message = RedisPubSubMessage(channel: channel, pattern: nil, payload: payload)
+            name = Name(kind == "message" ? .channel : .shardChannel, channel)
         } else if kind == "pmessage", items.count == 4, let pattern = items[1].string, let channel = items[2].string, let payload = items[3].buffer {
             message = RedisPubSubMessage(channel: channel, pattern: pattern, payload: payload)
+            name = Name(.pattern, pattern)
+        } else if kind == "sunsubscribe", items.count == 3, let channel = items[1].string {
+            shardChannelDropped(channel)
+            return
         } else {
             return
         }
-        let name = message.pattern.map { Name(.pattern, $0) } ?? Name(.channel, message.channel)
         let listeners = state.withLock { $0.machine.listeners(of: name) }
         for listener in listeners { listener.deliver(.message(message)) }
+    }
+
+    /// The server unsubscribed a shard channel by itself: its slot moved away from this node, or
+    /// the node became a replica. A standalone subscriber subscribes it again and tells its
+    /// listeners to re-check; a cluster node's subscriber hands it to ``ShardedSubscriber``, which
+    /// moves it to the slot's new node.
+    private func shardChannelDropped(_ channel: String) {
+        let name = Name(.shardChannel, channel)
+        let (listeners, commands) = state.withLock { $0.machine.serverUnsubscribed(name, resubscribe: resubscribesItself) }
+        guard !listeners.isEmpty else { return }
+        metrics.shardChannelsMoved.increment()
+        logger.debug("the server dropped a shard channel subscription", metadata: ["channel": "\(channel)"])
+        if let onDisplaced {
+            onDisplaced([channel])
+            return
+        }
+        send(commands)
+        for listener in listeners { listener.deliver(.reconnected) }
     }
 
     private func connectionClosed(_ connection: RedisConnection) {
@@ -324,6 +371,12 @@ public final class RedisSubscriber: Sendable {
             return (!state.closed && !state.machine.wantedNames.isEmpty, failed)
         }
         for waiter in failed { waiter.resume(throwing: lost) }
+        if let onDisplaced {
+            // A cluster node's subscriber: its channels go wherever their slots are now.
+            let displaced = state.withLock { $0.machine.wantedNames.filter { $0.kind == .shardChannel }.map(\.name) }
+            if !displaced.isEmpty { onDisplaced(displaced) }
+            return
+        }
         guard shouldReconnect else { return }
         logger.warning("Redis subscriber connection lost; reconnecting")
         Task { await self.reconnectLoop() }

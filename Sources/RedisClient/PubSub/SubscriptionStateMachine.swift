@@ -10,15 +10,17 @@
 /// Commands carry the connection generation they were sent on; confirmations from an older
 /// connection are ignored (its subscriptions died with it).
 package struct SubscriptionStateMachine<Listener, Waiter> {
-    /// Channels (`SUBSCRIBE`) and patterns (`PSUBSCRIBE`) are separate name spaces.
+    /// Channels (`SUBSCRIBE`), patterns (`PSUBSCRIBE`) and shard channels (`SSUBSCRIBE`, Redis 7+)
+    /// are separate name spaces.
     package enum Kind: Hashable, Sendable {
-        case channel, pattern
+        case channel, pattern, shardChannel
 
         /// The verb that subscribes or unsubscribes a name of this kind.
         package func verb(subscribe: Bool) -> String {
             switch self {
             case .channel: subscribe ? "SUBSCRIBE" : "UNSUBSCRIBE"
             case .pattern: subscribe ? "PSUBSCRIBE" : "PUNSUBSCRIBE"
+            case .shardChannel: subscribe ? "SSUBSCRIBE" : "SUNSUBSCRIBE"
             }
         }
     }
@@ -188,6 +190,21 @@ package struct SubscriptionStateMachine<Listener, Waiter> {
         }
         commands += settle(command.name)
         return (resume, commands)
+    }
+
+    /// The server dropped `name` by itself (a `sunsubscribe` nobody asked for: the shard channel's
+    /// slot moved to another node, or this node became a replica). Returns its listeners, who may
+    /// have missed messages, and, when `resubscribe` is true and it still has listeners, the command
+    /// that subscribes it again on this connection. With `resubscribe` false (a cluster node's
+    /// subscriber, whose channels must move to the slot's new node) the name keeps its listeners,
+    /// unsubscribed, until they are removed.
+    package mutating func serverUnsubscribed(_ name: Name, resubscribe: Bool) -> (listeners: [Listener], commands: [Command]) {
+        guard var entry = entries[name], entry.server == .subscribed else { return ([], []) }
+        entry.server = .unsubscribed
+        entries[name] = entry
+        let listeners = Array(entry.listeners.values)
+        guard resubscribe else { return (listeners, []) }
+        return (listeners, settle(name))
     }
 
     /// The connection was lost: nothing is subscribed on the next one. Callers still waiting for a

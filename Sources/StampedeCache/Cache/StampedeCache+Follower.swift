@@ -23,9 +23,12 @@ extension StampedeCache {
            let served = Self.fallback(fallback, .staleAfterFailure(reason: message)) {
             return served
         }
-        if !hub.isSubscribed(keySpace.channel), !lifecycle.isClosed {
+        let channel = await noticeChannel(for: entry)
+        if !hub.isSubscribed(channel), !lifecycle.isClosed {
             do {
-                try await hub.ensureSubscribed(keySpace.channel)
+                // Just subscribed: a notice published before the subscription was confirmed was not
+                // heard, so re-check the entry once before waiting for the next one.
+                if try await hub.ensureSubscribed(channel, heldBy: registration) { return nil }
             } catch is CancellationError {
                 throw CancellationError()
             } catch {
@@ -36,7 +39,7 @@ extension StampedeCache {
         let timeout = min(policy.followerRecheckInterval, lockRemaining + .milliseconds(15), maxWait - waited)
         diagnosticsBox.update { $0.followerWaits += 1 }
         let waitStart = ContinuousClock.now
-        let wake = await hub.wait(for: entry.id, since: since, minimumToken: minimumToken, timeout: max(timeout, .milliseconds(1)))
+        let wake = await hub.wait(for: entry.id, on: channel, since: since, minimumToken: minimumToken, timeout: max(timeout, .milliseconds(1)))
         metrics.waitTime.recordNanoseconds((ContinuousClock.now - waitStart).nanosecondsClamped)
         switch wake {
         case .notice(.failed(_, let message, let retryable)):

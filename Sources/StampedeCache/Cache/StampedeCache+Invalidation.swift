@@ -10,7 +10,7 @@ extension StampedeCache {
         try checkOpen()
         let entry = try keySpace.entry(key, generation: await currentGeneration())
         do {
-            return try await redis.execute(InvalidateKey(entry, channel: keySpace.channel))
+            return try await redis.execute(InvalidateKey(entry, channel: await noticeChannel(for: entry)))
         } catch let error as RedisError {
             throw CacheError.redisFailure(error)
         }
@@ -26,7 +26,7 @@ extension StampedeCache {
                 throw CacheError.redisFailure(RedisError(code: .protocolError, message: "INCR returned no integer"))
             }
             generation.observe(newGeneration)
-            try await redis.publish(RedisArgument("gen|\(newGeneration)"), to: keySpace.channel)
+            _ = try await redis.spublish(RedisArgument("gen|\(newGeneration)"), to: keySpace.channel)
             return newGeneration
         } catch let error as RedisError {
             throw CacheError.redisFailure(error)
@@ -43,7 +43,10 @@ extension StampedeCache {
             let ids = members.compactMap(\.string)
             let deleted = try await withThrowingTaskGroup(of: Bool.self) { group in
                 for id in ids {
-                    group.addTask { try await self.redis.execute(InvalidateKey(EntryKeys(id: id), channel: self.keySpace.channel)) }
+                    group.addTask {
+                        let entry = EntryKeys(id: id)
+                        return try await self.redis.execute(InvalidateKey(entry, channel: await self.noticeChannel(for: entry)))
+                    }
                 }
                 return try await group.reduce(0) { $0 + ($1 ? 1 : 0) }
             }

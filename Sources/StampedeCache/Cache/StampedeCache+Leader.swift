@@ -51,7 +51,7 @@ extension StampedeCache {
             let message = timedOut ? "timed out after \(policy.computeTimeout)" : String(describing: error)
             logger.warning("computation failed; releasing the lock", metadata: ["key": "\(key)", "error": "\(message)", "retryable": "\(retryable)"])
             do {
-                try await redis.execute(Release(entry, token: token, channel: keySpace.channel, failure: message, retryable: retryable, hold: hold))
+                try await redis.execute(Release(entry, token: token, channel: await noticeChannel(for: entry), failure: message, retryable: retryable, hold: hold))
             } catch {
                 logger.warning("could not release the lock; it expires by its TTL", metadata: ["key": "\(key)", "error": "\(error)"])
             }
@@ -65,7 +65,7 @@ extension StampedeCache {
         guard value.readableBytes <= policy.maxValueBytes else {
             metrics.computation("too_large")
             let error = CacheError.valueTooLarge(key: key, size: value.readableBytes, limit: policy.maxValueBytes)
-            _ = try? await redis.execute(Release(entry, token: token, channel: keySpace.channel, failure: error.description, retryable: false))
+            _ = try? await redis.execute(Release(entry, token: token, channel: await noticeChannel(for: entry), failure: error.description, retryable: false))
             throw error
         }
         if case .deliverWithoutStoring(_, let reason) = computed {
@@ -79,7 +79,7 @@ extension StampedeCache {
         do {
             let reply = try await redis.execute(Commit(
                 entry, token: token, value: value, policy: policy, freshFor: freshFor,
-                computeTime: computeTime, channel: keySpace.channel
+                computeTime: computeTime, channel: await noticeChannel(for: entry)
             ))
             switch reply {
             case .accepted(let freshUntil, let staleUntil, let now):
@@ -108,14 +108,14 @@ extension StampedeCache {
     /// releases the lock; if Redis refuses even that, releases the lock with a failure notice.
     func handOff(key: String, entry: EntryKeys, token: Int64, value: ByteBuffer, reason: String) async {
         do {
-            try await redis.execute(HandOff(entry, token: token, value: value, reason: reason, lifetime: Self.handoffLifetime, channel: keySpace.channel))
+            try await redis.execute(HandOff(entry, token: token, value: value, reason: reason, lifetime: Self.handoffLifetime, channel: await noticeChannel(for: entry)))
             diagnosticsBox.update { $0.handoffsGiven += 1 }
             return
         } catch {
             logger.warning("could not hand the value to waiting followers; releasing the lock", metadata: ["key": "\(key)", "error": "\(error)"])
         }
         do {
-            try await redis.execute(Release(entry, token: token, channel: keySpace.channel, failure: reason))
+            try await redis.execute(Release(entry, token: token, channel: await noticeChannel(for: entry), failure: reason))
         } catch {
             logger.warning("could not release the lock; it expires by its TTL", metadata: ["key": "\(key)", "error": "\(error)"])
         }
@@ -176,4 +176,12 @@ extension StampedeCache {
         }
     }
 
+
+    /// The shard channel for notices about `entry` (the namespace channel on one server; on a
+    /// cluster, the namespace's channel for the entry's slot). Deciding whether the client talks to a
+    /// cluster connects once, at most; a client that cannot reach Redis gets the one-server channel,
+    /// and its command fails anyway.
+    func noticeChannel(for entry: EntryKeys) async -> String {
+        keySpace.noticeChannel(for: entry, cluster: (try? await redis.isCluster()) ?? false)
+    }
 }

@@ -86,6 +86,7 @@ extension StampedeCache {
         if policy.hot.ttl > .zero { await flushHits() }
         guard refresh else { return }
         await refreshGeneration()
+        hub.releaseIdleChannels()
         if lifecycle.startClaimed, !lifecycle.isClosed, !hub.isSubscribed(keySpace.channel) {
             do {
                 if try await hub.ensureSubscribed(keySpace.channel) {
