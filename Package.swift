@@ -29,6 +29,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-system.git", from: "1.5.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
     ],
     targets: [
         .systemLibrary(
@@ -77,6 +79,24 @@ let package = Package(
             ],
             swiftSettings: strict,
             plugins: ["EmbedLuaScriptsPlugin"]
+        ),
+        // `stampede serve`: the OpenAI-compatible caching proxy (routes, tenants, cache controls).
+        .target(
+            name: "StampedeProxy",
+            dependencies: [
+                "LLMCache",
+                "StampedeCache",
+                "RedisClient",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            swiftSettings: strict
         ),
         // An in-process HTTP server speaking the OpenAI chat-completions shape (demo, tests, chaos runs).
         .target(
@@ -148,6 +168,11 @@ let package = Package(
                 "RedisServerProcess",
                 "LocalServices",
                 "CHiredis",
+                "StampedeProxy",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -190,6 +215,7 @@ let package = Package(
             dependencies: [
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 "LLMCache",
+                "StampedeProxy",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 "SimulatedLLM",
                 "StampedeCache",

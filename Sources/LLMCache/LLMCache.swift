@@ -215,6 +215,22 @@ public final class LLMCache: Sendable, Service {
         return stream
     }
 
+    /// The stored answer to `request` if it is fresh now, by exact key, without calling the
+    /// upstream, waiting for another worker or refreshing anything (HTTP's `only-if-cached`).
+    /// Uses `options.namespace` only. Counted as a fresh hit when found.
+    /// - Returns: `nil` when no fresh answer is stored, or when the request is not cacheable.
+    public func freshAnswer(_ request: ChatRequest, options: LLMRequestOptions = LLMRequestOptions()) async throws -> LLMResult? {
+        try checkOpen()
+        let namespace = options.namespace ?? configuration.namespace
+        let cache = try caches.cache(for: namespace)
+        defer { caches.touch(namespace) }
+        guard configuration.cacheability.reasonNotToCache(request) == nil else { return nil }
+        let key = request.cacheKey(options: configuration.keyOptions)
+        guard let found = try await cache.freshValue(for: key.cacheKey, as: ChatCompletion.self) else { return nil }
+        account(namespace: namespace, model: request.model, source: found.source, completion: found.value, calledUpstream: false, coalesced: false, semantic: nil, match: nil)
+        return LLMResult(completion: found.value, source: found.source, age: found.age, namespace: namespace, key: key, notCachedBecause: nil, calledUpstream: false)
+    }
+
     /// This process's accounting.
     public var accounting: AccountingSnapshot { accountant.snapshot }
 

@@ -16,6 +16,7 @@ final class ChatCompletionsHandler: ChannelInboundHandler, RemovableChannelHandl
 
     /// The path of the only endpoint.
     static let endpoint = "/v1/chat/completions"
+    static let modelsEndpoint = "/v1/models"
     /// Largest accepted request body.
     static let maxBodyBytes = 16 * 1024 * 1024
 
@@ -104,6 +105,15 @@ final class ChatCompletionsHandler: ChannelInboundHandler, RemovableChannelHandl
         scheduled.removeAll()
         let keepAlive = head.isKeepAlive
         let path = head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
+        if head.method == .GET && path == Self.modelsEndpoint {
+            // The model list (not recorded as a call: only completions are counted).
+            let authorized = state.apiKey.map { head.headers.first(name: "authorization") == "Bearer \($0)" } ?? true
+            let body = authorized
+                ? #"{"object":"list","data":[{"id":"sim-model","object":"model","created":0,"owned_by":"simulated"}]}"#
+                : ResponseJSON.encode(ErrorBody.forStatus(401))
+            sendFull(status: authorized ? 200 : 401, body: body, keepAlive: keepAlive, callID: nil, context: context)
+            return
+        }
         let isEndpoint = head.method == .POST && path == Self.endpoint
         let parsed = isEndpoint ? ChatRequest.parse(body) : .failure(RequestError(message: ""))
         let request = try? parsed.get()
@@ -238,10 +248,10 @@ final class ChatCompletionsHandler: ChannelInboundHandler, RemovableChannelHandl
         contentType: String = "application/json",
         extraHeaders: [(String, String)] = [],
         keepAlive: Bool,
-        callID: Int,
+        callID: Int?,
         context: ChannelHandlerContext
     ) {
-        state.setStatus(status, of: callID)
+        if let callID { state.setStatus(status, of: callID) }
         var headers = HTTPHeaders()
         headers.add(name: "Content-Type", value: contentType)
         headers.add(name: "Content-Length", value: String(body.utf8.count))

@@ -6,7 +6,7 @@ struct Stampede: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "stampede",
         abstract: "StampedeCache: a Redis-backed cache where exactly one worker in the fleet computes each missing value.",
-        subcommands: [DemoCommand.self, AskCommand.self, TuneGroup.self, StatsCommand.self, InvalidateCommand.self, ConfigCommand.self, ChaosCommand.self, ChaosWorkerCommand.self, Bench.self, CacheCommand.self, SemanticCommand.self]
+        subcommands: [DemoCommand.self, AskCommand.self, TuneGroup.self, StatsCommand.self, InvalidateCommand.self, ConfigCommand.self, ChaosCommand.self, ChaosWorkerCommand.self, Bench.self, CacheCommand.self, SemanticCommand.self, ServeCommand.self]
     )
 
     /// ArgumentParser's entry point, after installing the cleanup that SIGINT, SIGTERM and SIGHUP

@@ -151,7 +151,7 @@ struct SimulatedLLMTests {
         let server = try await SimulatedLLMServer.start(.init(latency: .fixed(.zero)))
         let malformed = try exchange(port: server.port, body: "{\"model\": \"m\", \"messages\": [")
         let missingModel = try exchange(port: server.port, body: "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}]}")
-        let notFound = try exchange(port: server.port, method: "GET", path: "/v1/models", body: "")
+        let notFound = try exchange(port: server.port, method: "GET", path: "/v1/files", body: "")
         server.enqueue([.malformedJSON])
         let broken = try exchange(port: server.port, body: chatBody(model: "m", messages: [["role": "user", "content": "x"]]))
         await server.stop()

@@ -70,7 +70,10 @@ struct LifetimeTests {
     @Test("in a ServiceGroup: graceful shutdown waits for the computation in flight, stores it, then closes the cache")
     func gracefulShutdownStoresInFlightWork() async throws {
         let client = try makeClient(try TestRedis.sharedURL)
-        let cache = try StampedeCache(redis: client, namespace: uniqueNamespace(), policy: testPolicy(), logger: TestRedis.logger)
+        // A compute timeout far beyond the steps below, however loaded the machine: the gate, not
+        // the timeout, must end the computation.
+        let policy = testPolicy(computeTimeout: .seconds(60), lockTTL: .seconds(70))
+        let cache = try StampedeCache(redis: client, namespace: uniqueNamespace(), policy: policy, logger: TestRedis.logger)
         let gate = Gate()
         let group = ServiceGroup(services: [client, cache], logger: TestRedis.logger)
         try await withThrowingTaskGroup(of: Void.self) { tasks in

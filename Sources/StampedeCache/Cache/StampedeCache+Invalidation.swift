@@ -11,7 +11,7 @@ extension StampedeCache {
         let entry = try keySpace.entry(key, generation: await currentGeneration())
         do {
             return try await redis.execute(InvalidateKey(entry, channel: await noticeChannel(for: entry)))
-        } catch let error as RedisError {
+        } catch {
             throw CacheError.redisFailure(error)
         }
     }

@@ -94,7 +94,7 @@ extension StampedeCache {
         } catch {
             // The value was computed but could not be stored. The lock must not outlive this: hand
             // the value to the waiting followers (which releases the lock), or at least release it.
-            let message = (error as? RedisError)?.message ?? String(describing: error)
+            let message = error.message
             diagnosticsBox.update { $0.failedCommits += 1 }
             metrics.commitFailures.increment()
             logger.error("commit failed; the value is returned but not cached", metadata: ["key": "\(key)", "error": "\(message)"])

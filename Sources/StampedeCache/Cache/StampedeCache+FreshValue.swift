@@ -1,0 +1,34 @@
+import Foundation
+import NIOCore
+import RedisClient
+
+extension StampedeCache {
+    /// The stored value for `key` if it is fresh now by the Redis server's clock — without taking
+    /// the lock, waiting for another worker, refreshing or computing anything (what HTTP's
+    /// `Cache-Control: only-if-cached` asks for). One round trip (`TIME` + `GET`).
+    /// - Returns: the value with source ``CacheSource/freshHit``, or `nil` when nothing fresh is
+    ///   stored (missing, stale, or being computed elsewhere).
+    /// - Throws: ``CacheError`` (`closed`, `invalidKey`, `redisFailure`).
+    public func freshValue(for key: String) async throws -> CacheResult<[UInt8]>? {
+        try checkOpen()
+        let entry = try keySpace.entry(key, generation: await currentGeneration())
+        let read: FastRead
+        do {
+            read = try await redis.fastRead(entry)
+        } catch {
+            throw CacheError.redisFailure(error)
+        }
+        guard case .entry(let stored) = read, stored.isFresh else { return nil }
+        recordHit(entry)
+        metrics.request(.freshHit)
+        return Self.served(stored, .freshHit).result(Array(stored.value.readableBytesView))
+    }
+
+    /// The `Codable` value for `key` if it is fresh now (see ``freshValue(for:)``); a stored value
+    /// that does not decode as `T` reads as `nil`.
+    public func freshValue<T: Codable & Sendable>(for key: String, as type: T.Type = T.self) async throws -> CacheResult<T>? {
+        guard let raw = try await freshValue(for: key) else { return nil }
+        guard let decoded = try? JSONDecoder().decode(T.self, from: Data(raw.value)) else { return nil }
+        return raw.map { _ in decoded }
+    }
+}

@@ -1,0 +1,92 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import LLMCache
+import Logging
+import NIOCore
+import StampedeCache
+
+/// `POST /v1/chat/completions`: authenticates the virtual key, reads the request and its cache
+/// controls, answers through the tenant's namespace of its upstream's ``LLMCache`` (one upstream call
+/// fleet-wide per question), as JSON or as server-sent events.
+struct ChatCompletionsEndpoint: Sendable {
+    let context: ProxyContext
+    let metrics: ProxyMetrics
+    let logger: Logger
+
+    static let route = "/v1/chat/completions"
+
+    func respond(to request: Request) async -> Response {
+        let started = ContinuousClock.now
+        var outcome = Outcome(cache: "none")
+        let response: Response
+        do {
+            response = try await handle(request, outcome: &outcome)
+        } catch {
+            let failure = ProxyFailure.map(error)
+            response = ProxyResponses.error(failure)
+            if failure.status.code >= 500 { logger.warning("chat completion failed", metadata: ["status": "\(failure.status.code)", "error": "\(error)"]) }
+        }
+        metrics.record(route: Self.route, status: response.status.code, cache: outcome.cache, duration: ContinuousClock.now - started)
+        return response
+    }
+
+    /// What the metrics record about a request.
+    struct Outcome {
+        var cache: String
+    }
+
+    private func handle(_ request: Request, outcome: inout Outcome) async throws -> Response {
+        let tenant = try context.tenants.authenticate(authorization: request.headers[.authorization])
+        var request = request
+        let body: ByteBuffer
+        do {
+            body = try await request.collectBody(upTo: context.maxBodyBytes)
+        } catch is NIOTooManyBytesError {
+            throw ProxyError(status: .contentTooLarge, message: "the request body is larger than \(context.maxBodyBytes) bytes", type: "invalid_request_error", code: "request_too_large")
+        }
+        let json: JSONValue
+        do {
+            json = try JSONValue(parsing: Data(body.readableBytesView))
+        } catch {
+            throw ProxyError.badRequest("the body is not valid JSON: \(error)")
+        }
+        guard case .object(var object) = json else { throw ProxyError.badRequest("the body must be a JSON object") }
+        var directives = CacheDirectives()
+        if let header = request.headers[.cacheControl] { try directives.apply(cacheControl: header) }
+        if let cache = object.removeValue(forKey: "cache") { try directives.apply(cacheObject: cache) }
+        let stream = object["stream"] == .bool(true)
+        var includeUsage = false
+        if case .object(let streamOptions)? = object["stream_options"], streamOptions["include_usage"] == .bool(true) { includeUsage = true }
+        let chat = try ChatRequest(openAIBody: .object(object))
+        guard tenant.allows(model: chat.model) else {
+            throw ProxyError(status: .forbidden, message: "this API key may not use model '\(chat.model)'", type: "permission_error", code: "model_not_allowed", param: "model")
+        }
+        guard let llm = context.caches[tenant.upstream] else {
+            throw ProxyError(status: .internalServerError, message: "tenant '\(tenant.name)' names an upstream the proxy does not have", type: "server_error")
+        }
+        let options = directives.options(for: tenant)
+        if directives.onlyIfCached {
+            guard let found = try await llm.freshAnswer(chat, options: options) else {
+                outcome.cache = "miss"
+                throw ProxyError(status: .gatewayTimeout, message: "no fresh answer to this request is cached (Cache-Control: only-if-cached)", type: "cache_miss", code: "only_if_cached")
+            }
+            outcome.cache = found.sourceLabel
+            return stream ? ProxyResponses.replayStream(found, includeUsage: includeUsage) : ProxyResponses.completion(found, forced: false)
+        }
+        if stream {
+            outcome.cache = "stream"
+            return ProxyResponses.liveStream(llm.stream(chat, options: options), model: chat.model, includeUsage: includeUsage, forced: options.noCache, logger: logger)
+        }
+        var result = try await llm.complete(chat, options: options)
+        if let maxAge = directives.maxAge, maxAge > 0, result.source.isHit, result.age > .seconds(maxAge) {
+            // Older than the caller accepts: ask again, bypassing the stored answer (concurrent
+            // callers still share one upstream call), and store the new one.
+            var forced = options
+            forced.noCache = true
+            result = try await llm.complete(chat, options: forced)
+        }
+        outcome.cache = result.sourceLabel
+        return ProxyResponses.completion(result, forced: options.noCache)
+    }
+}

@@ -1,0 +1,83 @@
+import Foundation
+import LLMCache
+
+/// Renders completions in OpenAI's `/chat/completions` wire shapes: one `chat.completion` object,
+/// or the `chat.completion.chunk` objects of a server-sent-events stream.
+enum CompletionJSON {
+    /// The non-streamed response body.
+    static func completion(_ completion: ChatCompletion, created: Int64) -> String {
+        var message: [String: JSONValue] = ["role": "assistant", "content": .string(completion.content)]
+        if let toolCalls = completion.toolCallsJSON, let parsed = try? JSONValue(parsing: toolCalls) { message["tool_calls"] = parsed }
+        var body: [String: JSONValue] = [
+            "id": .string(completion.id), "object": "chat.completion", "created": .int(created), "model": .string(completion.model),
+            "choices": [.object([
+                "index": 0, "message": .object(message), "logprobs": .null,
+                "finish_reason": completion.finishReason.map(JSONValue.string) ?? .null,
+            ])],
+        ]
+        if let usage = completion.usage { body["usage"] = usageJSON(usage) }
+        return JSONValue.object(body).canonicalJSON()
+    }
+
+    /// One streamed chunk carrying `content` (the first one also carries the role).
+    static func deltaChunk(id: String, model: String, created: Int64, content: String, first: Bool) -> String {
+        var delta: [String: JSONValue] = ["content": .string(content)]
+        if first { delta["role"] = "assistant" }
+        return chunk(id: id, model: model, created: created, choices: [.object(["index": 0, "delta": .object(delta), "finish_reason": .null])])
+    }
+
+    /// The chunk that ends the choice: its finish reason and, if any, the tool calls.
+    static func finishChunk(_ completion: ChatCompletion, created: Int64) -> String {
+        var delta: [String: JSONValue] = [:]
+        if let toolCalls = completion.toolCallsJSON, case .array(let calls)? = try? JSONValue(parsing: toolCalls) {
+            // Streamed tool calls carry their position in the list.
+            delta["tool_calls"] = .array(calls.enumerated().map { index, call in
+                guard case .object(var fields) = call else { return call }
+                fields["index"] = .int(Int64(index))
+                return .object(fields)
+            })
+        }
+        return chunk(id: completion.id, model: completion.model, created: created, choices: [.object([
+            "index": 0, "delta": .object(delta), "finish_reason": completion.finishReason.map(JSONValue.string) ?? "stop",
+        ])])
+    }
+
+    /// The usage chunk OpenAI sends last when `stream_options.include_usage` is set (no choices).
+    static func usageChunk(_ completion: ChatCompletion, created: Int64) -> String? {
+        guard let usage = completion.usage else { return nil }
+        return JSONValue.object([
+            "id": .string(completion.id), "object": "chat.completion.chunk", "created": .int(created), "model": .string(completion.model),
+            "choices": [], "usage": usageJSON(usage),
+        ]).canonicalJSON()
+    }
+
+    private static func chunk(id: String, model: String, created: Int64, choices: [JSONValue]) -> String {
+        JSONValue.object([
+            "id": .string(id), "object": "chat.completion.chunk", "created": .int(created), "model": .string(model), "choices": .array(choices),
+        ]).canonicalJSON()
+    }
+
+    private static func usageJSON(_ usage: ChatCompletion.Usage) -> JSONValue {
+        .object([
+            "prompt_tokens": .int(Int64(usage.promptTokens)), "completion_tokens": .int(Int64(usage.completionTokens)),
+            "total_tokens": .int(Int64(usage.totalTokens)),
+        ])
+    }
+
+    /// Splits a stored answer into stream pieces of at most `limit` characters, cut after a space
+    /// where one is near, so a replayed hit streams like an answer rather than arriving as one block.
+    static func pieces(of text: String, limit: Int = 24) -> [String] {
+        guard text.count > limit else { return text.isEmpty ? [] : [text] }
+        var pieces: [String] = []
+        var current = ""
+        for character in text {
+            current.append(character)
+            if current.count >= limit || (character == " " && current.count >= limit / 2) {
+                pieces.append(current)
+                current = ""
+            }
+        }
+        if !current.isEmpty { pieces.append(current) }
+        return pieces
+    }
+}

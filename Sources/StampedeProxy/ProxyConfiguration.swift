@@ -1,0 +1,105 @@
+public import Foundation
+
+/// What `stampede serve` serves: the upstreams it may call, the tenants (virtual API keys) it
+/// accepts, and request limits. Read from a JSON file; it holds no secret in clear: upstream API
+/// keys are named by environment variable, virtual keys are stored as SHA-256 hashes
+/// (`stampede serve hash-key` prints one).
+///
+/// ```json
+/// {
+///   "upstreams": [{"name": "openai", "base_url": "https://api.openai.com/v1", "api_key_env": "OPENAI_API_KEY"}],
+///   "tenants": [{"name": "search", "namespace": "search", "key_sha256": "9f86d0…", "upstream": "openai",
+///                "models": ["gpt-4o-mini"]}],
+///   "max_body_bytes": 1048576
+/// }
+/// ```
+public struct ProxyConfiguration: Sendable, Hashable, Codable {
+    /// The upstreams tenants are bound to (at least one).
+    public var upstreams: [UpstreamProfile]
+    /// The virtual API keys and what each may do (at least one).
+    public var tenants: [TenantConfiguration]
+    /// The largest request body accepted (default 1 MiB); larger ones get 413.
+    public var maxBodyBytes: Int
+
+    enum CodingKeys: String, CodingKey {
+        case upstreams, tenants
+        case maxBodyBytes = "max_body_bytes"
+    }
+
+    /// Creates a configuration.
+    public init(upstreams: [UpstreamProfile], tenants: [TenantConfiguration], maxBodyBytes: Int = 1 << 20) {
+        self.upstreams = upstreams
+        self.tenants = tenants
+        self.maxBodyBytes = maxBodyBytes
+    }
+
+    /// Decodes a configuration (unknown keys are an error, so a typo is not silently ignored).
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        upstreams = try container.decode([UpstreamProfile].self, forKey: .upstreams)
+        tenants = try container.decode([TenantConfiguration].self, forKey: .tenants)
+        maxBodyBytes = try container.decodeIfPresent(Int.self, forKey: .maxBodyBytes) ?? 1 << 20
+        let known = Set(["upstreams", "tenants", "max_body_bytes"])
+        let all = try decoder.container(keyedBy: AnyKey.self).allKeys.map(\.stringValue)
+        if let unknown = all.first(where: { !known.contains($0) }) {
+            throw ProxyConfigurationError("unknown setting '\(unknown)' (known: \(known.sorted().joined(separator: ", ")))")
+        }
+    }
+
+    /// Reads and validates the JSON file at `path`.
+    /// - Throws: ``ProxyConfigurationError`` naming the file and the problem.
+    public static func load(path: String) throws -> ProxyConfiguration {
+        let data: Data
+        do {
+            data = try Data(contentsOf: URL(fileURLWithPath: path))
+        } catch {
+            throw ProxyConfigurationError("cannot read \(path): \(error.localizedDescription)")
+        }
+        let configuration: ProxyConfiguration
+        do {
+            configuration = try JSONDecoder().decode(ProxyConfiguration.self, from: data)
+        } catch let error as ProxyConfigurationError {
+            throw ProxyConfigurationError("\(path): \(error.message)")
+        } catch {
+            throw ProxyConfigurationError("\(path) is not a valid proxy configuration: \(error)")
+        }
+        try configuration.validate()
+        return configuration
+    }
+
+    /// Checks every value: names unique, each tenant's upstream exists, hashes are 64 hex
+    /// characters, limits in range.
+    /// - Throws: ``ProxyConfigurationError`` naming the first problem.
+    public func validate() throws(ProxyConfigurationError) {
+        guard !upstreams.isEmpty else { throw ProxyConfigurationError("'upstreams' must name at least one upstream") }
+        guard !tenants.isEmpty else { throw ProxyConfigurationError("'tenants' must name at least one tenant (virtual API key)") }
+        guard (1_024...(64 << 20)).contains(maxBodyBytes) else {
+            throw ProxyConfigurationError("'max_body_bytes' must be 1024...67108864, got \(maxBodyBytes)")
+        }
+        var upstreamNames = Set<String>()
+        for upstream in upstreams {
+            try upstream.validate()
+            guard upstreamNames.insert(upstream.name).inserted else { throw ProxyConfigurationError("upstream '\(upstream.name)' is named twice") }
+        }
+        var tenantNames = Set<String>()
+        var hashes = Set<String>()
+        for tenant in tenants {
+            try tenant.validate()
+            guard tenantNames.insert(tenant.name).inserted else { throw ProxyConfigurationError("tenant '\(tenant.name)' is named twice") }
+            guard hashes.insert(tenant.keySHA256.lowercased()).inserted else {
+                throw ProxyConfigurationError("tenant '\(tenant.name)' has the same key_sha256 as another tenant")
+            }
+            guard upstreamNames.contains(tenant.upstream) else {
+                throw ProxyConfigurationError("tenant '\(tenant.name)' names upstream '\(tenant.upstream)', which is not in 'upstreams'")
+            }
+        }
+    }
+}
+
+/// Any JSON key (to find the unknown ones).
+struct AnyKey: CodingKey {
+    var stringValue: String
+    var intValue: Int? { nil }
+    init(stringValue: String) { self.stringValue = stringValue }
+    init?(intValue: Int) { nil }
+}

@@ -1,0 +1,119 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import LLMCache
+import Logging
+import NIOCore
+
+/// Builds the proxy's HTTP responses: JSON completions with their cache headers, OpenAI-shaped
+/// errors, and server-sent-event streams.
+enum ProxyResponses {
+    static let cacheStatus = HTTPField.Name("Cache-Status")!
+    static let stampedeSource = HTTPField.Name("X-Stampede-Source")!
+    static let age = HTTPField.Name("Age")!
+
+    /// A JSON body with `status`.
+    static func json(_ text: String, status: HTTPResponse.Status = .ok, headers extra: HTTPFields = [:]) -> Response {
+        var headers = extra
+        headers[.contentType] = "application/json"
+        return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
+    }
+
+    /// An OpenAI-shaped error.
+    static func error(_ error: ProxyError) -> Response {
+        json(error.jsonBody, status: error.status)
+    }
+
+    /// The cache headers of `result`.
+    static func cacheHeaders(_ result: LLMResult, forced: Bool) -> HTTPFields {
+        var headers = HTTPFields()
+        headers[cacheStatus] = CacheStatus.value(for: result, forced: forced)
+        headers[stampedeSource] = result.sourceLabel
+        if result.source.isHit || result.semantic != nil { headers[age] = CacheStatus.age(of: result) }
+        return headers
+    }
+
+    /// A non-streamed completion.
+    static func completion(_ result: LLMResult, forced: Bool) -> Response {
+        json(CompletionJSON.completion(result.completion, created: now()), headers: cacheHeaders(result, forced: forced))
+    }
+
+    /// A stored answer replayed as a stream: re-chunked, with the finish reason, the usage (when
+    /// asked for) and `[DONE]`.
+    static func replayStream(_ result: LLMResult, includeUsage: Bool) -> Response {
+        var headers = cacheHeaders(result, forced: false)
+        headers[.contentType] = "text/event-stream"
+        headers[.cacheControl] = "no-cache"
+        let completion = result.completion
+        return Response(status: .ok, headers: headers, body: ResponseBody { writer in
+            let created = now()
+            var first = true
+            for piece in CompletionJSON.pieces(of: completion.content) {
+                try await writer.write(event(CompletionJSON.deltaChunk(id: completion.id, model: completion.model, created: created, content: piece, first: first)))
+                first = false
+            }
+            try await writer.write(event(CompletionJSON.finishChunk(completion, created: created)))
+            if includeUsage, let usage = CompletionJSON.usageChunk(completion, created: created) { try await writer.write(event(usage)) }
+            try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
+            try await writer.finish(nil)
+        })
+    }
+
+    /// A live stream: the leader's pieces as the upstream sends them; a hit's or another worker's
+    /// answer re-chunked. The headers go out before the source is known, so the stream's last
+    /// chunk carries `stampede: {source, cache_status, age}` and the same values follow as HTTP
+    /// trailers. A stream that fails midway ends with an OpenAI-shaped `error` event and no `[DONE]`.
+    static func liveStream(_ events: AsyncThrowingStream<ChatStreamEvent, any Error>, model requested: String, includeUsage: Bool, forced: Bool, logger: Logger) -> Response {
+        var headers = HTTPFields()
+        headers[.contentType] = "text/event-stream"
+        headers[.cacheControl] = "no-cache"
+        headers[HTTPField.Name("Trailer")!] = "Cache-Status, X-Stampede-Source"
+        return Response(status: .ok, headers: headers, body: ResponseBody { writer in
+            let created = now()
+            let id = "chatcmpl-stampede-\(UInt64.random(in: 0..<UInt64.max))"
+            var first = true
+            do {
+                for try await event in events {
+                    switch event {
+                    case .delta(let piece):
+                        for part in CompletionJSON.pieces(of: piece) {
+                            try await writer.write(self.event(CompletionJSON.deltaChunk(id: id, model: requested, created: created, content: part, first: first)))
+                            first = false
+                        }
+                    case .completed(let result):
+                        var completion = result.completion
+                        completion.id = id
+                        var finish = try JSONValue(parsing: CompletionJSON.finishChunk(completion, created: created))
+                        if case .object(var fields) = finish {
+                            fields["stampede"] = .object([
+                                "source": .string(result.sourceLabel), "cache_status": .string(CacheStatus.value(for: result, forced: forced)),
+                                "age": .int(Int64(CacheStatus.age(of: result)) ?? 0),
+                            ])
+                            finish = .object(fields)
+                        }
+                        try await writer.write(self.event(finish.canonicalJSON()))
+                        if includeUsage, let usage = CompletionJSON.usageChunk(completion, created: created) { try await writer.write(self.event(usage)) }
+                        try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
+                        var trailers = HTTPFields()
+                        trailers[cacheStatus] = CacheStatus.value(for: result, forced: forced)
+                        trailers[stampedeSource] = result.sourceLabel
+                        try await writer.finish(trailers)
+                        return
+                    }
+                }
+                try await writer.finish(nil)
+            } catch {
+                let failure = ProxyFailure.map(error)
+                logger.warning("a streamed completion failed midway", metadata: ["status": "\(failure.status.code)", "error": "\(error)"])
+                try await writer.write(self.event(failure.jsonBody))
+                try await writer.finish(nil)
+            }
+        })
+    }
+
+    private static func event(_ json: String) -> ByteBuffer {
+        ByteBuffer(string: "data: \(json)\n\n")
+    }
+
+    private static func now() -> Int64 { Int64(Date().timeIntervalSince1970) }
+}

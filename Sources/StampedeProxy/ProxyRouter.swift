@@ -1,0 +1,21 @@
+public import Hummingbird
+public import Logging
+
+/// The proxy's routes (OpenAI's paths, plus health, readiness and metrics).
+public enum ProxyRouter {
+    /// Builds the router over `context`.
+    public static func build(_ context: ProxyContext, logger: Logger) -> Router<BasicRequestContext> {
+        let metrics = ProxyMetrics()
+        let chat = ChatCompletionsEndpoint(context: context, metrics: metrics, logger: logger)
+        let models = ModelsEndpoint(context: context, metrics: metrics)
+        let health = HealthEndpoints(context: context)
+        let router = Router(context: BasicRequestContext.self)
+        router.post("/v1/chat/completions") { request, _ in await chat.respond(to: request) }
+        router.post("/chat/completions") { request, _ in await chat.respond(to: request) }
+        router.get("/v1/models") { request, _ in await models.respond(to: request) }
+        router.get("/healthz") { _, _ in health.healthz() }
+        router.get("/readyz") { _, _ in await health.readyz() }
+        router.get("/metrics") { _, _ in health.metrics() }
+        return router
+    }
+}

@@ -1,0 +1,32 @@
+/// The virtual API keys the proxy accepts, by SHA-256 (the configuration holds hashes only).
+public struct TenantDirectory: Sendable {
+    private let byHash: [String: Tenant]
+
+    /// A directory of the configured tenants.
+    public init(_ tenants: [TenantConfiguration]) {
+        var byHash: [String: Tenant] = [:]
+        for tenant in tenants {
+            byHash[tenant.keySHA256.lowercased()] = Tenant(
+                name: tenant.name, namespace: tenant.namespace, upstream: tenant.upstream, models: Set(tenant.models ?? [])
+            )
+        }
+        self.byHash = byHash
+    }
+
+    /// The tenant whose virtual key is in `authorization` (`Bearer <key>`).
+    /// - Throws: ``ProxyError`` 401 when the header is missing or malformed or the key is unknown
+    ///   (the message never repeats the key).
+    public func authenticate(authorization: String?) throws(ProxyError) -> Tenant {
+        guard let authorization, !authorization.isEmpty else {
+            throw ProxyError.unauthorized("no API key: send 'Authorization: Bearer <your virtual key>'")
+        }
+        let parts = authorization.split(separator: " ", maxSplits: 1)
+        guard parts.count == 2, parts[0].lowercased() == "bearer", !parts[1].isEmpty else {
+            throw ProxyError.unauthorized("the Authorization header must be 'Bearer <your virtual key>'")
+        }
+        guard let tenant = byHash[VirtualKey.sha256Hex(String(parts[1].drop(while: { $0 == " " })))] else {
+            throw ProxyError.unauthorized("the API key is not one of this proxy's virtual keys")
+        }
+        return tenant
+    }
+}

@@ -1,0 +1,97 @@
+import ArgumentParser
+import Foundation
+import Hummingbird
+import LLMCache
+import Logging
+import Metrics
+import NIOCore
+import Prometheus
+import RedisClient
+import StampedeProxy
+
+/// `stampede serve`: the OpenAI-compatible caching proxy.
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Run the OpenAI-compatible caching proxy: point any OpenAI client's base_url at it (POST /v1/chat/completions, GET /v1/models, /healthz, /readyz, /metrics).",
+        subcommands: [HashKeyCommand.self]
+    )
+
+    @Option(help: "The proxy configuration (JSON: upstreams, tenants with hashed virtual keys, max_body_bytes). [env: STAMPEDE_PROXY_CONFIG]")
+    var proxyConfig: String?
+    @Option(help: "Address to listen on. [env: STAMPEDE_HOST] (default: 127.0.0.1)")
+    var host: String?
+    @Option(help: "Port to listen on; 0 picks a free one (the chosen port is printed). [env: STAMPEDE_PORT] (default: 8080)")
+    var port: Int?
+    @OptionGroup var settings: SettingsOptions
+
+    func run() async throws {
+        let environment = ProcessInfo.processInfo.environment
+        guard let path = proxyConfig ?? environment["STAMPEDE_PROXY_CONFIG"] else {
+            throw ValidationError("--proxy-config (or STAMPEDE_PROXY_CONFIG) must name the proxy configuration file")
+        }
+        let proxy = try ProxyConfiguration.load(path: path)
+        let host = host ?? environment["STAMPEDE_HOST"] ?? "127.0.0.1"
+        let port = try port ?? environment["STAMPEDE_PORT"].map { text in
+            guard let number = Int(text) else { throw ValidationError("STAMPEDE_PORT must be a port number, got '\(text)'") }
+            return number
+        } ?? 8080
+        guard (0...65_535).contains(port) else { throw ValidationError("--port must be 0...65535, got \(port)") }
+        let resolved = try Settings.resolve(settings)
+        let problems = resolved.problems()
+        guard problems.isEmpty else { throw ValidationError(problems.joined(separator: "; ")) }
+
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        var logger = Logger(label: "stampede.serve")
+        logger.logLevel = environment["LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
+
+        try await RedisTarget.with(explicitURL: resolved.redisURL.value, tls: settings.tls) { url in
+            let redis = try RedisClient(url: url, clientName: "stampede-serve", logger: logger)
+            var caches: [String: LLMCache] = [:]
+            for upstream in proxy.upstreams {
+                let key = upstream.apiKeyEnvironment.flatMap { environment[$0] }
+                if let variable = upstream.apiKeyEnvironment, key == nil {
+                    logger.warning("the upstream's API key variable is not set; its requests will fail until it is", metadata: ["upstream": "\(upstream.name)", "variable": "\(variable)"])
+                }
+                let client = OpenAIClient(configuration: OpenAIConfiguration(baseURL: upstream.baseURL, apiKey: key), logger: logger)
+                caches[upstream.name] = try LLMCache(redis: redis, upstream: client, configuration: LLMCacheConfiguration(
+                    namespace: proxy.tenants[0].namespace, policy: resolved.policy,
+                    keyOptions: RequestKeyOptions(promptVersion: resolved.promptVersion.value)
+                ), logger: logger)
+            }
+            let context = ProxyContext(
+                redis: redis, caches: caches, upstreams: proxy.upstreams, tenants: TenantDirectory(proxy.tenants),
+                maxBodyBytes: proxy.maxBodyBytes, environment: environment, metricsText: { registry.emitToString() }
+            )
+            let app = Application(
+                router: ProxyRouter.build(context, logger: logger),
+                configuration: ApplicationConfiguration(address: .hostname(host, port: port), serverName: "stampede"),
+                services: [redis] + caches.keys.sorted().compactMap { caches[$0] },
+                onServerRunning: { channel in
+                    let bound = channel.localAddress?.port ?? port
+                    let line = "stampede serve: listening on http://\(host):\(bound) (\(proxy.tenants.count) tenants, \(proxy.upstreams.count) upstreams)\n"
+                    FileHandle.standardOutput.write(Data(line.utf8))
+                },
+                logger: logger
+            )
+            try await app.runService()
+        }
+    }
+}
+
+/// `stampede serve hash-key`: the SHA-256 to put in a tenant's `key_sha256`, for a virtual key read
+/// from standard input (never from the command line, where it would show in `ps`).
+struct HashKeyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "hash-key",
+        abstract: "Print the key_sha256 of a virtual API key read from standard input (one line)."
+    )
+
+    func run() throws {
+        guard let line = readLine(strippingNewline: true), !line.isEmpty else {
+            throw ValidationError("pipe the virtual key on standard input, e.g.  printf %s \"$KEY\" | stampede serve hash-key")
+        }
+        print(VirtualKey.sha256Hex(line))
+    }
+}

@@ -1,0 +1,85 @@
+import Foundation
+import LLMCache
+import StampedeProxy
+import Testing
+
+/// The proxy's inputs, without a server: cache controls, virtual keys and the configuration file.
+@Suite("stampede serve: cache controls, virtual keys and configuration")
+struct ProxyInputTests {
+    let alpha = Tenant(name: "alpha", namespace: "alpha", upstream: "sim", models: [])
+
+    @Test("Cache-Control: no-cache, no-store, max-age=0 (no-cache), max-stale=N, only-if-cached; unknown directives ignored; a malformed number is a 400")
+    func cacheControlHeader() throws {
+        var directives = CacheDirectives()
+        try directives.apply(cacheControl: "No-Store, max-stale=30, only-if-cached, stale-while-revalidate=5, community=\"x\"")
+        #expect(directives.noStore && directives.onlyIfCached && !directives.noCache)
+        #expect(directives.options(for: alpha).maxStale == .seconds(30))
+        var revalidate = CacheDirectives()
+        try revalidate.apply(cacheControl: "max-age=0")
+        #expect(revalidate.options(for: alpha).noCache)
+        var aged = CacheDirectives()
+        try aged.apply(cacheControl: "max-age=\"600\"")
+        #expect(aged.maxAge == 600 && !aged.options(for: alpha).noCache)
+        for bad in ["max-age=abc", "max-age=-1", "max-stale=99999999999", "max-age"] {
+            var directives = CacheDirectives()
+            #expect(throws: ProxyError.self, "\(bad)") { try directives.apply(cacheControl: bad) }
+        }
+    }
+
+    @Test("the body's LiteLLM-style cache object means the same; its namespace is a sub-namespace of the caller's own; wrong types are 400s")
+    func cacheObject() throws {
+        var directives = CacheDirectives()
+        try directives.apply(cacheObject: ["no-cache": true, "ttl": 120, "namespace": "exp-1", "s-maxage": 300])
+        let options = directives.options(for: alpha)
+        #expect(options.noCache && options.ttl == .seconds(120) && options.namespace == "alpha.exp-1")
+        #expect(directives.maxAge == 300)
+        for bad: JSONValue in [["no-cache": "yes"], ["ttl": 0], ["ttl": "1"], ["namespace": "../beta"], ["namespace": "a.b"], "no-cache"] {
+            var directives = CacheDirectives()
+            #expect(throws: ProxyError.self, "\(bad)") { try directives.apply(cacheObject: bad) }
+        }
+    }
+
+    @Test("virtual keys: SHA-256 at rest; Bearer authentication; a missing, malformed or unknown key is a 401 that never repeats the key")
+    func virtualKeys() throws {
+        #expect(VirtualKey.sha256Hex("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        let directory = TenantDirectory([TenantConfiguration(name: "alpha", namespace: "alpha", keySHA256: VirtualKey.sha256Hex("sk-good"), upstream: "sim", models: ["m1"])])
+        let tenant = try directory.authenticate(authorization: "Bearer sk-good")
+        #expect(tenant.namespace == "alpha" && tenant.allows(model: "m1") && !tenant.allows(model: "m2"))
+        #expect(try directory.authenticate(authorization: "bearer sk-good").name == "alpha")
+        for header in [nil, "", "sk-good", "Basic sk-good", "Bearer ", "Bearer sk-bad"] {
+            do {
+                _ = try directory.authenticate(authorization: header)
+                Issue.record("\(header ?? "nil") was accepted")
+            } catch {
+                #expect(error.status == .unauthorized)
+                #expect(!error.message.contains("sk-bad") && !error.jsonBody.contains("sk-bad"))
+            }
+        }
+    }
+
+    @Test("the configuration file: unknown settings, an unknown upstream, a namespace with '.', a bad hash and a duplicate key are refused by name")
+    func configurationValidation() throws {
+        let hash = VirtualKey.sha256Hex("k")
+        let good = #"{"upstreams":[{"name":"sim","base_url":"http://127.0.0.1:1/v1","api_key_env":"SIM_KEY"}],"tenants":[{"name":"a","namespace":"a","key_sha256":"\#(hash)","upstream":"sim"}]}"#
+        let decoded = try JSONDecoder().decode(ProxyConfiguration.self, from: Data(good.utf8))
+        try decoded.validate()
+        #expect(decoded.maxBodyBytes == 1 << 20)
+        func problem(_ json: String) -> String? {
+            do {
+                try JSONDecoder().decode(ProxyConfiguration.self, from: Data(json.utf8)).validate()
+                return nil
+            } catch let error as ProxyConfigurationError {
+                return error.message
+            } catch {
+                return "\(error)"
+            }
+        }
+        #expect(problem(good.replacingOccurrences(of: #""tenants""#, with: #""tenantz":[],"tenants""#))?.contains("unknown setting 'tenantz'") == true)
+        #expect(problem(good.replacingOccurrences(of: #""upstream":"sim""#, with: #""upstream":"other""#))?.contains("names upstream 'other'") == true)
+        #expect(problem(good.replacingOccurrences(of: #""namespace":"a""#, with: #""namespace":"a.b""#))?.contains("no '.'") == true)
+        #expect(problem(good.replacingOccurrences(of: hash, with: "abc"))?.contains("64 hex characters") == true)
+        #expect(problem(good.replacingOccurrences(of: #""http://127.0.0.1:1/v1""#, with: #""ftp://x""#))?.contains("http://") == true)
+        let twice = good.replacingOccurrences(of: #"}]}"#, with: #"},{"name":"b","namespace":"b","key_sha256":"\#(hash)","upstream":"sim"}]}"#)
+        #expect(problem(twice)?.contains("same key_sha256") == true)
+    }
+}

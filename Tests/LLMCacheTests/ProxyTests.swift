@@ -1,0 +1,240 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import RedisServerProcess
+import RedisTestSupport
+import SimulatedLLM
+import StampedeProxy
+import Testing
+
+/// `stampede serve` as users run it: the real binary, on the shared redis-server, in front of the
+/// simulated OpenAI upstream, driven by the official `openai` Python package and by `curl`.
+@Suite("stampede serve: the OpenAI-compatible caching proxy, driven by the openai Python package and curl", .serialized, .sharedRedis)
+struct ProxyTests {
+    static let upstreamKey = "upstream-secret-key"
+    static let alphaKey = "sk-alpha-virtual-key"
+    static let betaKey = "sk-beta-virtual-key"
+    static let narrowKey = "sk-narrow-virtual-key"
+
+    /// A running proxy (or two on the same Redis) in front of one simulated upstream.
+    struct Running {
+        let upstream: SimulatedLLMServer
+        let ports: [Int]
+        var baseURL: String { "http://127.0.0.1:\(ports[0])/v1" }
+        var origin: String { "http://127.0.0.1:\(ports[0])" }
+    }
+
+    /// Starts `instances` proxies, each a `stampede serve` process, and stops them afterwards.
+    func withProxy<T>(instances: Int = 1, latency: Duration = .milliseconds(300), _ body: (Running) async throws -> T) async throws -> T {
+        let upstream = try await SimulatedLLMServer.start(.init(latency: .fixed(latency), streamChunks: 6), apiKey: Self.upstreamKey)
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("stampede-proxy-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let namespaceSuffix = String(UInt32.random(in: 0..<UInt32.max))
+        let configuration = ProxyConfiguration(
+            upstreams: [UpstreamProfile(name: "sim", baseURL: upstream.baseURL, apiKeyEnvironment: "SIM_UPSTREAM_KEY")],
+            tenants: [
+                TenantConfiguration(name: "alpha", namespace: "alpha\(namespaceSuffix)", keySHA256: VirtualKey.sha256Hex(Self.alphaKey), upstream: "sim"),
+                TenantConfiguration(name: "beta", namespace: "beta\(namespaceSuffix)", keySHA256: VirtualKey.sha256Hex(Self.betaKey), upstream: "sim"),
+                TenantConfiguration(name: "narrow", namespace: "narrow\(namespaceSuffix)", keySHA256: VirtualKey.sha256Hex(Self.narrowKey), upstream: "sim", models: ["another-model"]),
+            ]
+        )
+        let path = directory.appendingPathComponent("proxy.json").path
+        try JSONEncoder().encode(configuration).write(to: URL(fileURLWithPath: path))
+        var ports: [Int] = []
+        var servers: [Task<ChildRun, any Error>] = []
+        for _ in 0..<instances {
+            let port = try ServerSupport.pickFreePort()
+            ports.append(port)
+            let environment = ["REDIS_URL": try TestRedis.sharedURL, "SIM_UPSTREAM_KEY": Self.upstreamKey, "STAMPEDE_FRESH_FOR": "60", "LOG_LEVEL": "warning"]
+            servers.append(Task { try await runStampede(["serve", "--proxy-config", path, "--port", "\(port)"], environment: environment, timeout: .seconds(600)) })
+        }
+        defer {
+            for server in servers { server.cancel() }
+            try? FileManager.default.removeItem(at: directory)
+        }
+        for port in ports {
+            try await waitUntil("the proxy on \(port) answers /healthz", limit: .seconds(60)) {
+                (try? await Self.get("http://127.0.0.1:\(port)/healthz").status) == 200
+            }
+        }
+        let result = try await body(Running(upstream: upstream, ports: ports))
+        await upstream.stop()
+        return result
+    }
+
+    static func get(_ url: String, key: String? = nil) async throws -> (status: Int, body: String) {
+        var request = HTTPClientRequest(url: url)
+        if let key { request.headers.add(name: "Authorization", value: "Bearer \(key)") }
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
+        let body = try await response.body.collect(upTo: 16 << 20)
+        return (Int(response.status.code), String(buffer: body))
+    }
+
+    /// One answer as the openai package saw it.
+    struct Answer: Decodable, Sendable {
+        var content: String?
+        var cache_status: String?
+        var source: String?
+        var age: String?
+        var total_tokens: Int?
+        var error: String?
+    }
+
+    /// A streamed answer: its pieces with arrival times, and the proxy's `stampede` field.
+    struct Streamed: Decodable, Sendable {
+        struct Piece: Decodable, Sendable {
+            var t: Double
+            var text: String
+        }
+        struct Source: Decodable, Sendable {
+            var source: String
+            var cache_status: String
+        }
+        var pieces: [Piece]
+        var content: String
+        var stampede: Source?
+        var total_tokens: Int?
+    }
+
+    /// Runs the openai-package driver; decodes its JSON output.
+    static func python<T: Decodable>(_ type: T.Type, _ arguments: [String]) async throws -> T {
+        let openai = try await runChild("/bin/bash", [repositoryRoot + "/scripts/ensure-openai-python.sh"], timeout: .seconds(300))
+        #expect(openai.status == 0, "\(openai.stderr)")
+        let run = try await runChild(
+            "/usr/bin/env", ["python3", repositoryRoot + "/Tests/ProxyClients/openai_client.py"] + arguments,
+            environment: ["PYTHONPATH": openai.stdout.trimmingCharacters(in: .whitespacesAndNewlines)], timeout: .seconds(120)
+        )
+        guard run.status == 0 else { throw ProxyTestFailure("openai_client.py \(arguments[0]) exited \(run.status): \(run.stderr.suffix(2_000))") }
+        return try JSONDecoder().decode(T.self, from: Data(run.stdout.utf8))
+    }
+
+    static func curl(_ arguments: [String]) async throws -> ChildRun {
+        try await runChild("/usr/bin/env", ["curl", "--silent", "--show-error", "--max-time", "60"] + arguments, timeout: .seconds(90))
+    }
+
+    static var repositoryRoot: String {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+    }
+
+    @Test("openai package: the first request is computed (fwd=miss; stored), the second a hit with Age; the upstream got the proxy's key, never the caller's")
+    func completionThenHit() async throws {
+        try await withProxy { proxy in
+            let first = try await Self.python(Answer.self, ["complete", proxy.baseURL, Self.alphaKey, "What is a stampede?"])
+            #expect(first.cache_status == "stampede; fwd=miss; stored")
+            #expect(first.source == "computed")
+            let second = try await Self.python(Answer.self, ["complete", proxy.baseURL, Self.alphaKey, "What is a stampede?"])
+            #expect(second.cache_status == "stampede; hit")
+            #expect(second.source == "fresh_hit")
+            #expect(second.content != nil && second.content == first.content)
+            #expect(second.age.flatMap(Int.init) != nil)
+            #expect(second.total_tokens != nil && second.total_tokens == first.total_tokens)
+            #expect(proxy.upstream.callCount == 1)
+            #expect(proxy.upstream.calls.allSatisfy { $0.authorization == "Bearer \(Self.upstreamKey)" })
+        }
+    }
+
+    @Test("openai package, stream: the leader's pieces arrive as the upstream sends them; a hit is replayed in several chunks with usage, and both end with the source")
+    func streamedCompletions() async throws {
+        try await withProxy { proxy in
+            let live = try await Self.python(Streamed.self, ["stream", proxy.baseURL, Self.alphaKey, "Stream me"])
+            #expect(live.pieces.count >= 3, "\(live.pieces)")
+            #expect(live.stampede?.source == "computed")
+            #expect(live.total_tokens != nil)
+            let replay = try await Self.python(Streamed.self, ["stream", proxy.baseURL, Self.alphaKey, "Stream me"])
+            #expect(replay.content == live.content && !live.content.isEmpty)
+            #expect(replay.pieces.count >= 2)
+            #expect(replay.stampede?.source == "fresh_hit")
+            #expect(replay.total_tokens == live.total_tokens)
+            #expect(proxy.upstream.callCount == 1)
+        }
+    }
+
+    @Test("a herd of 32 identical requests from 4 client processes, spread over 2 proxy processes on one Redis: exactly 1 upstream call, 32 identical answers")
+    func herdAcrossProcesses() async throws {
+        try await withProxy(instances: 2, latency: .milliseconds(800)) { proxy in
+            let herds = try await withThrowingTaskGroup(of: [Answer].self) { group in
+                for client in 0..<4 {
+                    let base = "http://127.0.0.1:\(proxy.ports[client % 2])/v1"
+                    group.addTask { try await Self.python([Answer].self, ["herd", base, Self.alphaKey, "Herd question", "8"]) }
+                }
+                return try await group.reduce(into: []) { $0 += $1 }
+            }
+            #expect(herds.count == 32)
+            #expect(herds.allSatisfy { $0.error == nil }, "\(herds.compactMap(\.error))")
+            #expect(Set(herds.compactMap(\.content)).count == 1)
+            #expect(proxy.upstream.callCount == 1)
+            let sources = Dictionary(grouping: herds.compactMap(\.source), by: { $0 }).mapValues(\.count)
+            #expect(sources["computed"] == 1, "\(sources)")
+        }
+    }
+
+    @Test("curl: 401 unknown key, 400 malformed JSON, 403 model not allowed, 413 oversized body, 504 only-if-cached miss — all OpenAI-shaped; no-cache calls again; tenants never share answers")
+    func errorsControlsAndTenants() async throws {
+        try await withProxy { proxy in
+            let url = proxy.baseURL + "/chat/completions"
+            let body = #"{"model":"sim-model","messages":[{"role":"user","content":"Tenant question"}]}"#
+            func post(_ key: String, _ body: String, _ headers: [String] = []) async throws -> (status: Int, body: String, headers: String) {
+                // The body goes through a file: a 1 MB body does not fit in an argument list.
+                let file = FileManager.default.temporaryDirectory.appendingPathComponent("proxy-body-\(UUID().uuidString).json")
+                try Data(body.utf8).write(to: file)
+                defer { try? FileManager.default.removeItem(at: file) }
+                var arguments = ["-D", "-", "-o", "/dev/stdout", "-X", "POST", url, "-H", "Content-Type: application/json", "-H", "Authorization: Bearer \(key)", "--data-binary", "@" + file.path]
+                for header in headers { arguments += ["-H", header] }
+                let run = try await Self.curl(arguments)
+                let parts = run.stdout.components(separatedBy: "\r\n\r\n")
+                let status = Int(parts[0].split(separator: " ").dropFirst().first ?? "") ?? 0
+                return (status, parts.dropFirst().joined(separator: "\r\n\r\n"), parts[0].lowercased())
+            }
+            let unknown = try await post("sk-not-a-key", body)
+            #expect(unknown.status == 401)
+            #expect(unknown.body.contains(#""code":"invalid_api_key""#) && !unknown.body.contains("sk-not-a-key"))
+            let malformed = try await post(Self.alphaKey, "{not json")
+            #expect(malformed.status == 400 && malformed.body.contains(#""type":"invalid_request_error""#), "\(malformed.body)")
+            let notAllowed = try await post(Self.narrowKey, body)
+            #expect(notAllowed.status == 403 && notAllowed.body.contains(#""code":"model_not_allowed""#))
+            let huge = try await post(Self.alphaKey, #"{"model":"sim-model","messages":[{"role":"user","content":""# + String(repeating: "x", count: 1_100_000) + #""}]}"#)
+            #expect(huge.status == 413, "\(huge.body.prefix(300))")
+            let onlyCachedMiss = try await post(Self.alphaKey, body, ["Cache-Control: only-if-cached"])
+            #expect(onlyCachedMiss.status == 504 && onlyCachedMiss.body.contains(#""code":"only_if_cached""#))
+            #expect(proxy.upstream.callCount == 0)
+
+            let computed = try await post(Self.alphaKey, body)
+            #expect(computed.status == 200 && computed.headers.contains("cache-status: stampede; fwd=miss; stored"))
+            let onlyCachedHit = try await post(Self.alphaKey, body, ["Cache-Control: only-if-cached"])
+            #expect(onlyCachedHit.status == 200 && onlyCachedHit.headers.contains("cache-status: stampede; hit"))
+            #expect(!onlyCachedHit.headers.contains("alpha"), "no header reveals the namespace or the key")
+            let forced = try await post(Self.alphaKey, body, ["Cache-Control: no-cache"])
+            #expect(forced.headers.contains("cache-status: stampede; fwd=request; stored"), "\(forced.headers)")
+            let liteLLMStyle = try await post(Self.alphaKey, #"{"model":"sim-model","messages":[{"role":"user","content":"Tenant question"}],"cache":{"no-cache":true}}"#)
+            #expect(liteLLMStyle.headers.contains("fwd=request"), "the body's cache object means the same as the header")
+            #expect(proxy.upstream.callCount == 3)
+            // The other tenant asking the same question never sees alpha's answer.
+            let beta = try await post(Self.betaKey, body)
+            #expect(beta.headers.contains("cache-status: stampede; fwd=miss; stored"))
+            #expect(proxy.upstream.callCount == 4)
+        }
+    }
+
+    @Test("GET /v1/models passes through with the upstream's key; /readyz is ready; /metrics exports the proxy's, the cache's and the client's metrics in Prometheus text")
+    func modelsReadinessAndMetrics() async throws {
+        try await withProxy { proxy in
+            let models = try await Self.get(proxy.baseURL + "/models", key: Self.alphaKey)
+            #expect(models.status == 200 && models.body.contains(#""id":"sim-model""#), "\(models.body)")
+            #expect(try await Self.get(proxy.baseURL + "/models", key: "wrong").status == 401)
+            let ready = try await Self.get(proxy.origin + "/readyz")
+            #expect(ready.status == 200, "\(ready.body)")
+            _ = try await Self.python(Answer.self, ["complete", proxy.baseURL, Self.alphaKey, "Count me"])
+            let metrics = try await Self.get(proxy.origin + "/metrics")
+            #expect(metrics.status == 200)
+            for name in ["stampede_proxy_requests_total", "stampede_proxy_request_duration_seconds", "redis_commands_total", "stampede_cache_requests_total", "llmcache_"] {
+                #expect(metrics.body.contains(name), "\(name) missing from /metrics")
+            }
+            #expect(metrics.body.contains(#"route="/v1/chat/completions""#))
+        }
+    }
+}
+
+struct ProxyTestFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,96 @@
+#!/usr/bin/env python3
+"""Drives `stampede serve` with the official `openai` Python package, for the proxy tests.
+
+Usage: openai_client.py MODE BASE_URL API_KEY PROMPT [ARG]
+  complete  one completion; ARG: JSON object of extra request headers
+  stream    one streamed completion (with usage); prints each piece with its arrival time
+  herd      ARG concurrent identical completions started together (threads behind a barrier)
+  error     one completion expected to fail; ARG: the model to ask for
+Prints one JSON document on stdout.
+"""
+import json
+import sys
+import threading
+import time
+
+import openai
+
+
+def messages(prompt):
+    return [{"role": "user", "content": prompt}]
+
+
+def complete(client, prompt, headers):
+    raw = client.chat.completions.with_raw_response.create(model="sim-model", messages=messages(prompt), extra_headers=headers)
+    completion = raw.parse()
+    return {
+        "content": completion.choices[0].message.content,
+        "cache_status": raw.headers.get("cache-status"),
+        "source": raw.headers.get("x-stampede-source"),
+        "age": raw.headers.get("age"),
+        "total_tokens": completion.usage.total_tokens if completion.usage else None,
+    }
+
+
+def stream(client, prompt):
+    start = time.monotonic()
+    pieces, final, usage = [], None, None
+    for chunk in client.chat.completions.create(
+        model="sim-model", messages=messages(prompt), stream=True, stream_options={"include_usage": True}
+    ):
+        if chunk.choices and chunk.choices[0].delta.content:
+            pieces.append({"t": time.monotonic() - start, "text": chunk.choices[0].delta.content})
+        extra = chunk.model_extra or {}
+        if "stampede" in extra:
+            final = extra["stampede"]
+        if chunk.usage:
+            usage = chunk.usage.total_tokens
+    return {"pieces": pieces, "content": "".join(piece["text"] for piece in pieces), "stampede": final, "total_tokens": usage}
+
+
+def herd(client, prompt, count):
+    barrier = threading.Barrier(count)
+    results = [None] * count
+
+    def one(index):
+        barrier.wait()
+        try:
+            results[index] = complete(client, prompt, {})
+        except Exception as error:  # reported, so the test shows it
+            results[index] = {"error": repr(error)}
+
+    threads = [threading.Thread(target=one, args=(index,)) for index in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+def error(client, prompt, model):
+    try:
+        client.chat.completions.create(model=model, messages=messages(prompt))
+    except openai.APIStatusError as failure:
+        return {"class": type(failure).__name__, "status": failure.status_code, "body": failure.body}
+    return {"class": None}
+
+
+def main():
+    mode, base_url, api_key, prompt = sys.argv[1:5]
+    argument = sys.argv[5] if len(sys.argv) > 5 else None
+    client = openai.OpenAI(base_url=base_url, api_key=api_key, max_retries=0, timeout=60)
+    if mode == "complete":
+        result = complete(client, prompt, json.loads(argument) if argument else {})
+    elif mode == "stream":
+        result = stream(client, prompt)
+    elif mode == "herd":
+        result = herd(client, prompt, int(argument))
+    elif mode == "error":
+        result = error(client, prompt, argument or "sim-model")
+    else:
+        raise SystemExit(f"unknown mode {mode}")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
