@@ -6,7 +6,7 @@
 SWIFT ?= swift
 SWIFT_BUILD_FLAGS ?=
 
-.PHONY: deps deps-semantic demo demo-semantic bench test test-swift test-lua test-matrix build release clean
+.PHONY: deps deps-semantic demo demo-semantic demo-proxy bench test test-swift test-lua test-matrix build release clean
 
 deps:
 	@scripts/ensure-deps.sh
@@ -33,6 +33,11 @@ demo: release
 # The semantic (exact-then-similar) demo on a private Redis 8 + RediSearch and the local embedding model.
 demo-semantic: release deps-semantic
 	.build/release/stampede demo --semantic $(ARGS)
+
+# The caching proxy (`stampede serve --demo`: simulated upstream, virtual key sk-demo) driven by the
+# official openai Python package: a herd from 4 processes, a live stream and its replay, /metrics.
+demo-proxy: release
+	@scripts/demo-proxy.sh
 
 bench: release
 	.build/release/stampede bench client $(ARGS)

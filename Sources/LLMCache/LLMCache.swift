@@ -190,24 +190,42 @@ public final class LLMCache: Sendable, Service {
     }
 
     /// Streams the answer to `request`: when this worker calls the upstream, pieces arrive as the
-    /// upstream sends them; otherwise (a hit, or another worker's computation) the whole answer
-    /// arrives as one piece. Only a complete stream (ending in `[DONE]`) is cached. The last event
+    /// upstream sends them, and are appended to a short-lived Redis Stream for the callers in other
+    /// processes waiting on this computation; a caller waiting on another worker's streamed
+    /// computation receives its pieces live from that stream (from its start), then the rest of
+    /// the final answer; a hit arrives as one piece. Only a complete stream (ending in `[DONE]`) is cached. The last event
     /// is ``ChatStreamEvent/completed(_:)``.
     public func stream(_ request: ChatRequest, options: LLMRequestOptions = LLMRequestOptions()) -> AsyncThrowingStream<ChatStreamEvent, any Error> {
         let (stream, continuation) = AsyncThrowingStream<ChatStreamEvent, any Error>.makeStream()
         let streamed = Atomic<Bool>(false)
+        let follower = LiveStreamFollower(redis: redis, logger: logger) { piece in continuation.yield(.delta(piece)) }
         let task = Task {
             do {
-                let result = try await self.run(request, options: options) { piece in
-                    streamed.store(true, ordering: .relaxed)
-                    continuation.yield(.delta(piece))
+                let result = try await StampedeCache.$followObserver.withValue(follower.observer) {
+                    try await self.run(request, options: options) { piece in
+                        guard follower.yieldToOwnStream() else { return }
+                        streamed.store(true, ordering: .relaxed)
+                        continuation.yield(.delta(piece))
+                    }
                 }
-                if !streamed.load(ordering: .relaxed) || !result.calledUpstream {
+                // Text already sent live from another worker's computation (followed while waiting).
+                let followed = await follower.stop()
+                if streamed.load(ordering: .relaxed) && result.calledUpstream {
+                    // Streamed by this call's own upstream request.
+                } else if followed.isEmpty {
                     continuation.yield(.delta(result.completion.content))
+                } else if result.completion.content.hasPrefix(followed) {
+                    let rest = result.completion.content.dropFirst(followed.count)
+                    if !rest.isEmpty { continuation.yield(.delta(String(rest))) }
+                } else {
+                    // The computation followed live failed and another answered: the text already
+                    // sent is not the beginning of this answer, so the stream cannot be completed.
+                    throw UpstreamError.streamCutOff(receivedCharacters: followed.count)
                 }
                 continuation.yield(.completed(result))
                 continuation.finish()
             } catch {
+                _ = await follower.stop()
                 continuation.finish(throwing: error)
             }
         }
@@ -285,11 +303,26 @@ public final class LLMCache: Sendable, Service {
         let timeout = configuration.policy.computeTimeout
         let cacheability = configuration.cacheability
         let upstream = self.upstream
+        let redis = self.redis
+        let logger = self.logger
+        let liveLifetime = configuration.policy.lockTTL + .seconds(30)
         let callUpstream: @Sendable () async throws -> Computed<ChatCompletion> = {
             let deadline = ContinuousClock.now + timeout
             let completion: ChatCompletion
             if let onDelta {
-                completion = try await upstream.stream(request, deadline: deadline, onDelta: onDelta)
+                // Streamed here: the pieces also go to this computation's live stream, for the
+                // callers in other processes waiting on it (LiveStreamFollower).
+                let writer = StampedeCache.computation?.liveStreamKey.map { LiveStreamWriter(redis: redis, key: $0, lifetime: liveLifetime, logger: logger) }
+                do {
+                    completion = try await upstream.stream(request, deadline: deadline) { piece in
+                        onDelta(piece)
+                        writer?.append(piece)
+                    }
+                } catch {
+                    await writer?.finish(error: "\(error)")
+                    throw error
+                }
+                await writer?.finish(error: nil)
             } else {
                 completion = try await upstream.complete(request, deadline: deadline)
             }

@@ -75,4 +75,8 @@ package struct EntryKeys: Sendable, Hashable {
     package var hot: String { "\(KeySpace.prefix){\(id)}:h" }
     /// A value computed but not stored, handed to the followers waiting at that moment (seconds).
     package var handoff: String { "\(KeySpace.prefix){\(id)}:d" }
+    /// The partial output of the computation holding fence `token`, as a Redis Stream its
+    /// followers read while it runs. Named after the token, so a zombie's stream is never the one
+    /// a newer computation's followers read.
+    package func liveStream(token: Int64) -> String { "\(KeySpace.prefix){\(id)}:s:\(token)" }
 }

@@ -170,7 +170,9 @@ struct LLMCacheTests {
         let led = try await leading
         #expect(led.deltas.count == 5)
         #expect(led.deltas.joined() == led.result?.completion.content)
-        #expect(followed.deltas == [led.result?.completion.content ?? "?"])
+        // The follower read the leader's pieces from its live stream (or, if it fell behind, got
+        // the rest with the final answer): the same text, never repeated.
+        #expect(followed.deltas.joined() == led.result?.completion.content)
         #expect(followed.result?.source == .receivedFromOtherWorker)
         #expect(server.callCount == 1)
         // A stream cut off mid-way reaches the caller as an error and is not cached.
@@ -178,5 +180,56 @@ struct LLMCacheTests {
         await #expect(throws: UpstreamError.self) { _ = try await collect(leader.stream(ask("Cut me"))) }
         #expect(try await leader.complete(ask("Cut me")).calledUpstream)
         await leader.close(); await follower.close(); await redisA.close(); await redisB.close(); await server.stop()
+    }
+
+    @Test("a caller that joins a streamed computation in the same process also gets its pieces live (the first before the leader's stream ends); one upstream call")
+    func inProcessJoinersStreamLive() async throws {
+        try await followLive(sameWorker: true)
+    }
+
+    @Test("a caller waiting on another worker's streamed computation gets its pieces live from the start (the first before the leader's stream ends), then the rest; one upstream call")
+    func followersStreamLive() async throws {
+        try await followLive(sameWorker: false)
+    }
+
+    private func followLive(sameWorker: Bool) async throws {
+        let server = try await SimulatedLLMServer.start(.init(latency: .fixed(.seconds(2)), streamChunks: 8), apiKey: "k")
+        let url = try TestRedis.sharedURL
+        let ns = namespace()
+        let (redisA, leader) = try await makeWorker(url, server: server, namespace: ns, id: "a")
+        let (redisB, other) = try await makeWorker(url, server: server, namespace: ns, id: "b")
+        let follower = sameWorker ? leader : other
+        func collect(_ stream: AsyncThrowingStream<ChatStreamEvent, any Error>) async throws -> (deltas: [String], at: [ContinuousClock.Instant], result: LLMResult?) {
+            var deltas: [String] = []
+            var at: [ContinuousClock.Instant] = []
+            var result: LLMResult?
+            for try await event in stream {
+                switch event {
+                case .delta(let piece):
+                    deltas.append(piece)
+                    at.append(.now)
+                case .completed(let final): result = final
+                }
+            }
+            return (deltas, at, result)
+        }
+        async let leading = collect(leader.stream(ask("Live, please")))
+        try await waitUntil("the leader's upstream call started") { server.callCount == 1 }
+        async let following = collect(follower.stream(ask("Live, please")))
+        let led = try await leading
+        let followed = try await following
+        let content = try #require(led.result?.completion.content)
+        #expect(led.deltas.count == 8)
+        #expect(followed.deltas.joined() == content)
+        #expect(followed.result?.source == (sameWorker ? .joinedInProcess : .receivedFromOtherWorker))
+        // The upstream spreads its 8 pieces over the second half of 2 s: a follower that only got
+        // the committed answer would see its first piece after the leader's last.
+        let firstFollowed = try #require(followed.at.first)
+        let lastLed = try #require(led.at.last)
+        #expect(firstFollowed < lastLed, "the follower's first piece came \(firstFollowed - lastLed) after the leader's last")
+        #expect(followed.deltas.count >= 2)
+        #expect(server.callCount == 1)
+        #expect(try leader.cache(for: ns).liveAnnouncements.count == 0, "nothing is left registered")
+        await leader.close(); await other.close(); await redisA.close(); await redisB.close(); await server.stop()
     }
 }

@@ -84,6 +84,8 @@ struct ProxyTests {
     struct Streamed: Decodable, Sendable {
         struct Piece: Decodable, Sendable {
             var t: Double
+            /// Wall-clock seconds (to compare two client processes).
+            var at: Double
             var text: String
         }
         struct Source: Decodable, Sendable {
@@ -145,6 +147,23 @@ struct ProxyTests {
             #expect(replay.pieces.count >= 2)
             #expect(replay.stampede?.source == "fresh_hit")
             #expect(replay.total_tokens == live.total_tokens)
+            #expect(proxy.upstream.callCount == 1)
+        }
+    }
+
+    @Test("a follower's stream is live: a second client, on another proxy process, asking while the first one's answer streams gets its first piece before the first client's last; one upstream call")
+    func followersStreamLive() async throws {
+        try await withProxy(instances: 2, latency: .seconds(4)) { proxy in
+            async let leading = Self.python(Streamed.self, ["stream", "http://127.0.0.1:\(proxy.ports[0])/v1", Self.alphaKey, "Live herd"])
+            try await waitUntil("the leader's upstream call started", limit: .seconds(60)) { proxy.upstream.callCount == 1 }
+            async let following = Self.python(Streamed.self, ["stream", "http://127.0.0.1:\(proxy.ports[1])/v1", Self.alphaKey, "Live herd"])
+            let led = try await leading
+            let followed = try await following
+            #expect(followed.content == led.content && !led.content.isEmpty)
+            #expect(followed.stampede?.source == "received_from_other_worker")
+            let firstFollowed = try #require(followed.pieces.first?.at)
+            let lastLed = try #require(led.pieces.last?.at)
+            #expect(firstFollowed < lastLed, "the follower's first piece came \(firstFollowed - lastLed) s after the leader's last")
             #expect(proxy.upstream.callCount == 1)
         }
     }

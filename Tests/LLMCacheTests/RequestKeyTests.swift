@@ -87,6 +87,18 @@ struct RequestKeyTests {
         #expect(!withUser.canonicalJSON().contains("user-1234"))
     }
 
+    @Test("bookkeeping fields and per-request ids are sent upstream but not keyed; any other unknown field is keyed; the list is configurable")
+    func unknownFieldsAreKeyedOnlyWhenTheyCanChangeTheAnswer() throws {
+        let plain = try Self.request(#"{"model":"m","messages":[{"role":"user","content":"Hi"}]}"#)
+        let bookkeeping = try Self.request(#"{"model":"m","messages":[{"role":"user","content":"Hi"}],"metadata":{"trace":"7"},"store":true,"request_id":"r-123","id":"abc","service_tier":"flex","prompt_cache_key":"k","safety_identifier":"s"}"#)
+        #expect(bookkeeping.cacheKey() == plain.cacheKey())
+        #expect(bookkeeping.wireBody(stream: false).canonicalJSON().contains(#""request_id":"r-123""#), "still sent upstream")
+        let reasoning = try Self.request(#"{"model":"m","messages":[{"role":"user","content":"Hi"}],"reasoning_effort":"high"}"#)
+        #expect(reasoning.cacheKey() != plain.cacheKey())
+        let strict = RequestKeyOptions(unkeyedFields: [])
+        #expect(bookkeeping.cacheKey(options: strict) != plain.cacheKey(options: strict))
+    }
+
     @Test func unsetParameterDiffersFromExplicitDefault() {
         var explicit = Self.base
         explicit.temperature = 1

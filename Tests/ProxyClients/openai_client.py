@@ -39,7 +39,7 @@ def stream(client, prompt):
         model="sim-model", messages=messages(prompt), stream=True, stream_options={"include_usage": True}
     ):
         if chunk.choices and chunk.choices[0].delta.content:
-            pieces.append({"t": time.monotonic() - start, "text": chunk.choices[0].delta.content})
+            pieces.append({"t": time.monotonic() - start, "at": time.time(), "text": chunk.choices[0].delta.content})
         extra = chunk.model_extra or {}
         if "stampede" in extra:
             final = extra["stampede"]

@@ -14,11 +14,24 @@ public struct RequestKeyOptions: Sendable, Hashable {
     /// altered: the cached answer is the one produced for whichever variant missed first.
     /// Names, tool calls, tools and other parameters are not normalised.
     public var normalizeText: Bool
+    /// Request fields that are sent upstream but are **not** part of the key, because they cannot
+    /// change the answer: bookkeeping (`metadata`, `store`, `service_tier`, `prompt_cache_key`,
+    /// `safety_identifier`) and per-request ids clients add (`request_id`, `id`). Every other field
+    /// not modelled by ``ChatRequest`` (``ChatRequest/extra``) *is* keyed, since it may change the
+    /// answer (`reasoning_effort`, `verbosity`, `logprobs`, a provider's own parameter...). `user`
+    /// is never keyed.
+    public var unkeyedFields: Set<String>
+
+    /// The fields ``unkeyedFields`` holds by default.
+    public static let defaultUnkeyedFields: Set<String> = [
+        "metadata", "store", "service_tier", "prompt_cache_key", "safety_identifier", "request_id", "id",
+    ]
 
     /// Creates options.
-    public init(promptVersion: String = "v1", normalizeText: Bool = false) {
+    public init(promptVersion: String = "v1", normalizeText: Bool = false, unkeyedFields: Set<String> = RequestKeyOptions.defaultUnkeyedFields) {
         self.promptVersion = promptVersion
         self.normalizeText = normalizeText
+        self.unkeyedFields = unkeyedFields
     }
 
     /// The ``normalizeText`` transformation: NFC, trim, collapse whitespace runs to one space.
@@ -112,7 +125,8 @@ extension ChatRequest {
     ///
     /// An object with `model`, `messages` (each with `role`, `content` as an array of parts,
     /// and `name`, `tool_call_id`, `tool_calls` when set), every answer-changing parameter that is
-    /// set (the typed ones and ``extra``), and `prompt_version`. It excludes `user` and `stream`.
+    /// set (the typed ones and ``extra`` minus ``RequestKeyOptions/unkeyedFields``), and
+    /// `prompt_version`. It excludes `user` and `stream`.
     ///
     /// Consequences: key order and whitespace of the original JSON don't matter; numbers are
     /// normalised (`0.7`, `0.70` and `7e-1` are equal, so are `1` and `1.0`); a string content
@@ -132,6 +146,9 @@ extension ChatRequest {
 
     func keyDocument(options: RequestKeyOptions) -> JSONValue {
         var object = answerParameters()
+        for name in options.unkeyedFields where extra[name] != nil && !Self.reservedParameterNames.contains(name) {
+            object[name] = nil
+        }
         object["messages"] = .array(messages.map { $0.keyJSON(normalizeText: options.normalizeText) })
         object["prompt_version"] = .string(options.promptVersion)
         return .object(object)

@@ -23,19 +23,25 @@ extension StampedeCache {
         if options.noStore { flightKey += "#nostore" }
         var joined = false
         var outcome: Outcome
+        let observer = Self.followObserver
+        var observation: UInt64?
         do {
             outcome = try await coalescer.run(key: flightKey, joined: {
                 joined = true
                 metrics.coalesced.increment()
                 diagnosticsBox.update { $0.coalesced += 1 }
+                // A caller that joins this process's computation may follow it live too.
+                if let observer { observation = liveAnnouncements.observe(entry.id, observer) }
             }) { flightContext in
                 try await flight(key: key, entry: entry, options: options, in: flightContext, compute: compute)
             }
         } catch {
+            if let observation { liveAnnouncements.forget(entry.id, observation) }
             // A cancelled caller learns that it was cancelled, not which layer noticed first.
             if Task.isCancelled { throw CancellationError() }
             throw error
         }
+        if let observation { liveAnnouncements.forget(entry.id, observation) }
         if joined {
             outcome.coalesced = true
             // This call did not compute: it received a concurrent call's computation. Nor did it
@@ -174,6 +180,7 @@ extension StampedeCache {
                 return try await lead(key: key, entry: entry, token: token, options: options, fallback: fallback, in: flightContext, compute: compute)
             case .wait(let holder, let lockRemaining, _):
                 waitedForOther = true
+                Self.followObserver?(FollowedComputation(namespace: namespace, key: key, fenceToken: holder, liveStreamKey: entry.liveStream(token: holder)))
                 if let served = try await follow(key: key, entry: entry, since: since, started: started, lockRemaining: lockRemaining, fallback: fallback, minimumToken: holder, retriesLeft: &retriesLeft) {
                     return served
                 }

@@ -36,7 +36,9 @@ extension StampedeCache {
         let started = ContinuousClock.now
         let computed: Computed<ByteBuffer>
         do {
-            let context = ComputationContext(namespace: namespace, key: key, fenceToken: token)
+            let context = ComputationContext(namespace: namespace, key: key, fenceToken: token, liveStreamKey: entry.liveStream(token: token))
+            liveAnnouncements.announce(entry.id, FollowedComputation(namespace: namespace, key: key, fenceToken: token, liveStreamKey: entry.liveStream(token: token)))
+            defer { liveAnnouncements.withdraw(entry.id) }
             computed = try await StampedeCache.$computation.withValue(context) {
                 try await withHardTimeout(policy.computeTimeout, compute)
             }

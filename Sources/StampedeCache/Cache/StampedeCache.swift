@@ -47,6 +47,8 @@ public final class StampedeCache: Sendable, Service {
     let hub: NoticeHub
     let registration: NoticeHub.Registration
     let coalescer = FlightCoalescer<Outcome>()
+    /// The computations of this process that in-process joiners may follow live.
+    package let liveAnnouncements = LiveAnnouncements()
     let limiter: ConcurrencyLimiter?
     let generation: GenerationBox
     let metrics: CacheMetrics

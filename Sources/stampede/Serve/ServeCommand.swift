@@ -7,6 +7,7 @@ import Metrics
 import NIOCore
 import Prometheus
 import RedisClient
+import SimulatedLLM
 import StampedeProxy
 
 /// `stampede serve`: the OpenAI-compatible caching proxy.
@@ -23,14 +24,30 @@ struct ServeCommand: AsyncParsableCommand {
     var host: String?
     @Option(help: "Port to listen on; 0 picks a free one (the chosen port is printed). [env: STAMPEDE_PORT] (default: 8080)")
     var port: Int?
+    @Flag(help: "Try it without an API key: a simulated OpenAI upstream in this process and one tenant whose virtual key is sk-demo (no --proxy-config needed).")
+    var demo = false
     @OptionGroup var settings: SettingsOptions
 
     func run() async throws {
-        let environment = ProcessInfo.processInfo.environment
-        guard let path = proxyConfig ?? environment["STAMPEDE_PROXY_CONFIG"] else {
-            throw ValidationError("--proxy-config (or STAMPEDE_PROXY_CONFIG) must name the proxy configuration file")
+        var environment = ProcessInfo.processInfo.environment
+        let proxy: ProxyConfiguration
+        var simulated: SimulatedLLMServer?
+        if demo {
+            let upstream = try await SimulatedLLMServer.start(.init(latency: .fixed(.milliseconds(800)), streamChunks: 8), apiKey: "demo-upstream-key")
+            simulated = upstream
+            environment["STAMPEDE_DEMO_UPSTREAM_KEY"] = "demo-upstream-key"
+            proxy = ProxyConfiguration(
+                upstreams: [UpstreamProfile(name: "simulated", baseURL: upstream.baseURL, apiKeyEnvironment: "STAMPEDE_DEMO_UPSTREAM_KEY")],
+                tenants: [TenantConfiguration(name: "demo", namespace: "demo", keySHA256: VirtualKey.sha256Hex("sk-demo"), upstream: "simulated")]
+            )
+            Console.note("Demo mode: a simulated OpenAI upstream (800 ms per answer) at \(upstream.baseURL); use the virtual key sk-demo.")
+        } else {
+            guard let path = proxyConfig ?? environment["STAMPEDE_PROXY_CONFIG"] else {
+                throw ValidationError("--proxy-config (or STAMPEDE_PROXY_CONFIG) must name the proxy configuration file (or try --demo)")
+            }
+            proxy = try ProxyConfiguration.load(path: path)
         }
-        let proxy = try ProxyConfiguration.load(path: path)
+        defer { if let simulated { Task { await simulated.stop() } } }
         let host = host ?? environment["STAMPEDE_HOST"] ?? "127.0.0.1"
         let port = try port ?? environment["STAMPEDE_PORT"].map { text in
             guard let number = Int(text) else { throw ValidationError("STAMPEDE_PORT must be a port number, got '\(text)'") }

@@ -1,0 +1,237 @@
+import ArgumentParser
+import AsyncHTTPClient
+import ChaosKit
+import Foundation
+import Hummingbird
+import LLMCache
+import Logging
+import NIOCore
+import RedisClient
+import RedisServerProcess
+import ServiceLifecycle
+import SimulatedLLM
+import StampedeCache
+import StampedeProxy
+import Synchronization
+
+/// `stampede bench proxy`: the caching proxy in one run, on a private redis-server, in front of the
+/// simulated upstream with a fixed latency: the proxy's overhead on misses against calling the
+/// upstream directly, hit throughput and latency with 64 concurrent clients, and how long after
+/// the leader's caller a follower (another request waiting on the same computation) gets its first
+/// streamed token.
+struct ProxyBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "proxy",
+        abstract: "Benchmark `stampede serve` (in process, private Redis, simulated upstream): miss overhead vs direct, 64-client hits/s, follower first-token delay."
+    )
+
+    @Option(help: "Misses measured (each a new prompt), alternating with direct upstream calls.")
+    var misses: Int = 300
+    @Option(help: "Hits in the 64-client throughput round.")
+    var hits: Int = 40_000
+    @Option(help: "Concurrent HTTP clients in the hit round.")
+    var concurrency: Int = 64
+    @Option(help: "Leader/follower pairs for the first-token delay.")
+    var followers: Int = 30
+    @Option(help: "The simulated upstream's latency for misses, in milliseconds.")
+    var upstreamMs: Int = 10
+    @Flag(help: "Print one JSON object instead of a table.")
+    var json = false
+
+    func validate() throws {
+        _ = try NumericInput.integer(misses, "--misses", in: 1...1_000_000)
+        _ = try NumericInput.integer(hits, "--hits", in: 1...100_000_000)
+        _ = try NumericInput.integer(concurrency, "--concurrency", in: 1...1_024)
+        _ = try NumericInput.integer(followers, "--followers", in: 1...10_000)
+        _ = try NumericInput.integer(upstreamMs, "--upstream-ms", in: 1...60_000)
+    }
+
+    private static let quiet = Logger(label: "bench", factory: { _ in SwiftLogNoOpLogHandler() })
+    private static let upstreamKey = "bench-upstream-key"
+    private static let virtualKey = "bench-virtual-key"
+
+    struct Results {
+        var direct = LatencySamples()
+        var proxied = LatencySamples()
+        var hits = LatencySamples()
+        var hitOps = 0.0
+        var firstTokenDelay = LatencySamples()
+    }
+
+    func run() async throws {
+        var options = RedisServerOptions()
+        options.unixSocket = false
+        options.tcpPort = 0
+        let server = try await RedisServerProcess.start(options)
+        Console.note("Started a private redis-server (pid \(server.pid)); it is stopped when this run ends.")
+        let upstream = try await SimulatedLLMServer.start(.init(latency: .fixed(.milliseconds(upstreamMs)), streamChunks: 6), apiKey: Self.upstreamKey)
+        let http = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: .init(
+            connectionPool: .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: max(64, concurrency * 2))
+        ))
+        do {
+            let results = try await withProxy(redisURL: server.url, upstream: upstream) { port in
+                try await measure(port: port, upstream: upstream, http: http)
+            }
+            try await http.shutdown()
+            await upstream.stop()
+            await server.stop()
+            report(results)
+        } catch {
+            try? await http.shutdown()
+            await upstream.stop()
+            await server.stop()
+            throw error
+        }
+    }
+
+    /// Runs the proxy in this process (the same router and services as `stampede serve`) on a free port.
+    private func withProxy<T: Sendable>(redisURL: String, upstream: SimulatedLLMServer, _ body: (Int) async throws -> T) async throws -> T {
+        let redis = try RedisClient(url: redisURL, clientName: "bench-proxy", logger: Self.quiet)
+        let policy = CachePolicy(freshFor: .seconds(3_600), staleFor: .seconds(3_600), computeTimeout: .seconds(30), lockTTL: .seconds(40), ttlJitter: 0)
+        let llm = try LLMCache(
+            redis: redis,
+            upstream: OpenAIClient(configuration: OpenAIConfiguration(baseURL: upstream.baseURL, apiKey: Self.upstreamKey, maxRetries: 0), logger: Self.quiet),
+            configuration: LLMCacheConfiguration(namespace: "benchproxy", policy: policy), logger: Self.quiet
+        )
+        let profile = UpstreamProfile(name: "sim", baseURL: upstream.baseURL, apiKeyEnvironment: nil)
+        let tenant = TenantConfiguration(name: "bench", namespace: "benchproxy", keySHA256: VirtualKey.sha256Hex(Self.virtualKey), upstream: "sim")
+        let context = ProxyContext(
+            redis: redis, caches: ["sim": llm], upstreams: [profile], tenants: TenantDirectory([tenant]), maxBodyBytes: 1 << 20,
+            environment: [:], metricsText: { "" }
+        )
+        let bound = Mutex<CheckedContinuation<Int, Never>?>(nil)
+        let app = Application(
+            router: ProxyRouter.build(context, logger: Self.quiet),
+            configuration: ApplicationConfiguration(address: .hostname("127.0.0.1", port: 0)),
+            services: [redis, llm],
+            onServerRunning: { channel in
+                let port = channel.localAddress?.port ?? 0
+                bound.withLock { $0 }?.resume(returning: port)
+            },
+            logger: Self.quiet
+        )
+        let group = ServiceGroup(services: [app], gracefulShutdownSignals: [], logger: Self.quiet)
+        let running = Task { try await group.run() }
+        let port = await withCheckedContinuation { continuation in bound.withLock { $0 = continuation } }
+        do {
+            let result = try await body(port)
+            await group.triggerGracefulShutdown()
+            try await running.value
+            return result
+        } catch {
+            await group.triggerGracefulShutdown()
+            _ = try? await running.value
+            throw error
+        }
+    }
+
+    private func measure(port: Int, upstream: SimulatedLLMServer, http: HTTPClient) async throws -> Results {
+        var results = Results()
+        let proxyURL = "http://127.0.0.1:\(port)/v1/chat/completions"
+        let directURL = upstream.baseURL + "/chat/completions"
+        let clock = ContinuousClock()
+        func post(_ url: String, key: String, prompt: String, stream: Bool = false) -> HTTPClientRequest {
+            var request = HTTPClientRequest(url: url)
+            request.method = .POST
+            request.headers.add(name: "Authorization", value: "Bearer \(key)")
+            request.headers.add(name: "Content-Type", value: "application/json")
+            let body = JSONValue.object([
+                "model": "sim-model", "messages": [.object(["role": "user", "content": .string(prompt)])], "stream": .bool(stream),
+            ]).canonicalJSON()
+            request.body = .bytes(ByteBuffer(string: body))
+            return request
+        }
+        func call(_ request: HTTPClientRequest) async throws {
+            let response = try await http.execute(request, timeout: .seconds(60))
+            _ = try await response.body.collect(upTo: 1 << 20)
+            guard response.status == .ok else { throw ValidationError("\(request.url) answered \(response.status)") }
+        }
+        // Warm both paths (connections, scripts).
+        try await call(post(directURL, key: Self.upstreamKey, prompt: "warm"))
+        try await call(post(proxyURL, key: Self.virtualKey, prompt: "warm"))
+
+        // 1. Misses: each proxied request is a new prompt (an upstream call through the cache:
+        //    get-or-lock, the call, commit); direct requests call the upstream alone.
+        for index in 0..<misses {
+            var start = clock.now
+            try await call(post(directURL, key: Self.upstreamKey, prompt: "direct \(index)"))
+            results.direct.append((clock.now - start).nanosecondsClamped)
+            start = clock.now
+            try await call(post(proxyURL, key: Self.virtualKey, prompt: "miss \(index)"))
+            results.proxied.append((clock.now - start).nanosecondsClamped)
+        }
+
+        // 2. Hits from `concurrency` clients over 100 stored answers.
+        for index in 0..<100 { try await call(post(proxyURL, key: Self.virtualKey, prompt: "hot \(index)")) }
+        let perClient = max(1, hits / concurrency)
+        let started = clock.now
+        let samples = try await withThrowingTaskGroup(of: LatencySamples.self) { group in
+            for client in 0..<concurrency {
+                group.addTask {
+                    var samples = LatencySamples()
+                    for request in 0..<perClient {
+                        let start = clock.now
+                        try await call(post(proxyURL, key: Self.virtualKey, prompt: "hot \((client * 31 + request) % 100)"))
+                        samples.append((clock.now - start).nanosecondsClamped)
+                    }
+                    return samples
+                }
+            }
+            return try await group.reduce(into: LatencySamples()) { $0.append(contentsOf: $1) }
+        }
+        results.hitOps = Double(perClient * concurrency) / (clock.now - started).secondsDouble
+        results.hits = samples
+
+        // 3. Follower first-token delay: a leader streams a new question (upstream: 400 ms, 6 pieces);
+        //    once its upstream call is under way a follower asks the same; both record when their
+        //    first content piece arrives.
+        upstream.setBehaviour(.init(latency: .fixed(.milliseconds(400)), streamChunks: 6))
+        for round in 0..<followers {
+            let prompt = "follow \(round)"
+            let callsBefore = upstream.callCount
+            async let leaderFirst = firstContent(http, post(proxyURL, key: Self.virtualKey, prompt: prompt, stream: true), clock: clock)
+            while upstream.callCount == callsBefore { try await Task.sleep(for: .milliseconds(1)) }
+            async let followerFirst = firstContent(http, post(proxyURL, key: Self.virtualKey, prompt: prompt, stream: true), clock: clock)
+            let (leader, follower) = try await (leaderFirst, followerFirst)
+            results.firstTokenDelay.append(max(0, (follower - leader).nanosecondsClamped))
+        }
+        return results
+    }
+
+    /// Sends a streaming request; returns when its first content piece arrived (and reads it to the end).
+    private func firstContent(_ http: HTTPClient, _ request: HTTPClientRequest, clock: ContinuousClock) async throws -> ContinuousClock.Instant {
+        let response = try await http.execute(request, timeout: .seconds(60))
+        guard response.status == .ok else { throw ValidationError("a stream answered \(response.status)") }
+        var first: ContinuousClock.Instant?
+        for try await buffer in response.body {
+            if first == nil, String(buffer: buffer).contains("\"content\":\"") { first = clock.now }
+        }
+        guard let first else { throw ValidationError("a stream carried no content") }
+        return first
+    }
+
+    private func report(_ results: Results) {
+        func ms(_ samples: LatencySamples, _ p: Double) -> Double { samples.percentileMicros(p) / 1_000 }
+        let overhead = [50.0, 95, 99].map { max(0, ms(results.proxied, $0) - ms(results.direct, $0)) }
+        if json {
+            let object: [String: Any] = [
+                "miss_overhead_p50_ms": overhead[0], "miss_overhead_p95_ms": overhead[1], "miss_overhead_p99_ms": overhead[2],
+                "direct_p50_ms": ms(results.direct, 50), "proxied_miss_p50_ms": ms(results.proxied, 50),
+                "hit_ops": results.hitOps, "hit_p50_ms": ms(results.hits, 50), "hit_p99_ms": ms(results.hits, 99),
+                "follower_first_token_delay_p50_ms": ms(results.firstTokenDelay, 50), "follower_first_token_delay_p99_ms": ms(results.firstTokenDelay, 99),
+                "misses": misses, "hits": hits, "concurrency": concurrency, "followers": followers, "upstream_ms": upstreamMs,
+            ]
+            let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
+            print(String(decoding: data, as: UTF8.self))
+            return
+        }
+        func f(_ value: Double) -> String { String(format: "%.2f", value) }
+        print("""
+            stampede serve, in process, private redis-server, simulated upstream (\(upstreamMs) ms per miss)
+            miss overhead vs calling the upstream directly (\(misses) each): p50 \(f(overhead[0])) ms, p95 \(f(overhead[1])) ms, p99 \(f(overhead[2])) ms   (goal: p99 ≤ 2 ms)
+              direct p50 \(f(ms(results.direct, 50))) ms, through the proxy p50 \(f(ms(results.proxied, 50))) ms
+            hits, \(concurrency) concurrent clients: \(String(format: "%.0f", results.hitOps)) hits/s, p50 \(f(ms(results.hits, 50))) ms, p99 \(f(ms(results.hits, 99))) ms   (goal: ≥ 20,000 hits/s)
+            follower's first token after the leader's caller's (\(followers) pairs): p50 \(f(ms(results.firstTokenDelay, 50))) ms, p99 \(f(ms(results.firstTokenDelay, 99))) ms   (goal: ≤ 5 ms)
+            """)
+    }
+}
