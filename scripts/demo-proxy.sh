@@ -26,7 +26,6 @@ import json, sys, collections
 answers = [a for line in sys.stdin for a in json.loads(line)]
 print("   %d answers, %d distinct; Cache-Status: %s" % (len(answers), len({a.get("content") for a in answers}),
       dict(collections.Counter(a.get("cache_status") for a in answers))))'
-wait
 echo
 echo "2. A streamed answer, then the same question again (replayed from the cache):"
 for attempt in first second; do
