@@ -21,19 +21,6 @@ public struct ComputationContext: Sendable, Hashable {
     }
 }
 
-/// Another worker's computation that a caller has started waiting for (see
-/// ``StampedeCache/followObserver``).
-public struct FollowedComputation: Sendable, Hashable {
-    /// The cache's namespace.
-    public var namespace: String
-    /// The caller's key.
-    public var key: String
-    /// The fence token of the computation waited for.
-    public var fenceToken: Int64
-    /// Where that computation appends its partial output, if it does (``ComputationContext/liveStreamKey``).
-    public var liveStreamKey: String
-}
-
 extension StampedeCache {
     /// The computation the current task is running for the cache, if any.
     @TaskLocal public static var computation: ComputationContext?
@@ -44,19 +31,4 @@ extension StampedeCache {
     /// streams uses it to read the partial output that computation appends to
     /// ``FollowedComputation/liveStreamKey``.
     @TaskLocal public static var followObserver: FollowObserver?
-}
-
-/// Receives the computations a caller follows (see ``StampedeCache/followObserver``).
-public final class FollowObserver: Sendable {
-    private let body: @Sendable (FollowedComputation) -> Void
-
-    /// An observer calling `body`, which must not block.
-    public init(_ body: @escaping @Sendable (FollowedComputation) -> Void) {
-        self.body = body
-    }
-
-    /// Tells the observer about `computation`.
-    public func callAsFunction(_ computation: FollowedComputation) {
-        body(computation)
-    }
 }

@@ -40,7 +40,7 @@ public struct ProxyConfiguration: Sendable, Hashable, Codable {
         tenants = try container.decode([TenantConfiguration].self, forKey: .tenants)
         maxBodyBytes = try container.decodeIfPresent(Int.self, forKey: .maxBodyBytes) ?? 1 << 20
         let known = Set(["upstreams", "tenants", "max_body_bytes"])
-        let all = try decoder.container(keyedBy: AnyKey.self).allKeys.map(\.stringValue)
+        let all = try decoder.container(keyedBy: AnyCodingKey.self).allKeys.map(\.stringValue)
         if let unknown = all.first(where: { !known.contains($0) }) {
             throw ProxyConfigurationError("unknown setting '\(unknown)' (known: \(known.sorted().joined(separator: ", ")))")
         }
@@ -94,12 +94,4 @@ public struct ProxyConfiguration: Sendable, Hashable, Codable {
             }
         }
     }
-}
-
-/// Any JSON key (to find the unknown ones).
-struct AnyKey: CodingKey {
-    var stringValue: String
-    var intValue: Int? { nil }
-    init(stringValue: String) { self.stringValue = stringValue }
-    init?(intValue: Int) { nil }
 }
