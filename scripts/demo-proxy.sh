@@ -10,7 +10,7 @@ port=${STAMPEDE_PORT:-8080}
 log=$(mktemp)
 "$binary" serve --demo --port "$port" >"$log" 2>&1 &
 server=$!
-trap 'kill -TERM $server 2>/dev/null; wait $server 2>/dev/null; rm -f "$log"' EXIT
+trap 'kill -TERM $server 2>/dev/null; wait $server 2>/dev/null || true; rm -f "$log"' EXIT
 for _ in $(seq 1 200); do
     curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
     kill -0 $server 2>/dev/null || { cat "$log" >&2; exit 1; }
