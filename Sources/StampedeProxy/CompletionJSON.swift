@@ -26,8 +26,9 @@ enum CompletionJSON {
         return chunk(id: id, model: model, created: created, choices: [.object(["index": 0, "delta": .object(delta), "finish_reason": .null])])
     }
 
-    /// The chunk that ends the choice: its finish reason and, if any, the tool calls.
-    static func finishChunk(_ completion: ChatCompletion, created: Int64) -> String {
+    /// The chunk that ends the choice: its finish reason, if any the tool calls, and `extra`
+    /// top-level fields (the proxy's `stampede` source report).
+    static func finishChunk(_ completion: ChatCompletion, created: Int64, extra: [String: JSONValue] = [:]) -> String {
         var delta: [String: JSONValue] = [:]
         if let toolCalls = completion.toolCallsJSON, case .array(let calls)? = try? JSONValue(parsing: toolCalls) {
             // Streamed tool calls carry their position in the list.
@@ -39,7 +40,7 @@ enum CompletionJSON {
         }
         return chunk(id: completion.id, model: completion.model, created: created, choices: [.object([
             "index": 0, "delta": .object(delta), "finish_reason": completion.finishReason.map(JSONValue.string) ?? "stop",
-        ])])
+        ])], extra: extra)
     }
 
     /// The usage chunk OpenAI sends last when `stream_options.include_usage` is set (no choices).
@@ -51,10 +52,12 @@ enum CompletionJSON {
         ]).canonicalJSON()
     }
 
-    private static func chunk(id: String, model: String, created: Int64, choices: [JSONValue]) -> String {
-        JSONValue.object([
+    private static func chunk(id: String, model: String, created: Int64, choices: [JSONValue], extra: [String: JSONValue] = [:]) -> String {
+        var fields: [String: JSONValue] = [
             "id": .string(id), "object": "chat.completion.chunk", "created": .int(created), "model": .string(model), "choices": .array(choices),
-        ]).canonicalJSON()
+        ]
+        fields.merge(extra) { current, _ in current }
+        return JSONValue.object(fields).canonicalJSON()
     }
 
     private static func usageJSON(_ usage: ChatCompletion.Usage) -> JSONValue {

@@ -83,15 +83,11 @@ enum ProxyResponses {
                     case .completed(let result):
                         var completion = result.completion
                         completion.id = id
-                        var finish = try JSONValue(parsing: CompletionJSON.finishChunk(completion, created: created))
-                        if case .object(var fields) = finish {
-                            fields["stampede"] = .object([
-                                "source": .string(result.sourceLabel), "cache_status": .string(CacheStatus.value(for: result, forced: forced)),
-                                "age": .int(Int64(CacheStatus.age(of: result)) ?? 0),
-                            ])
-                            finish = .object(fields)
-                        }
-                        try await writer.write(self.event(finish.canonicalJSON()))
+                        let source: JSONValue = .object([
+                            "source": .string(result.sourceLabel), "cache_status": .string(CacheStatus.value(for: result, forced: forced)),
+                            "age": .int(Int64(CacheStatus.age(of: result)) ?? 0),
+                        ])
+                        try await writer.write(self.event(CompletionJSON.finishChunk(completion, created: created, extra: ["stampede": source])))
                         if includeUsage, let usage = CompletionJSON.usageChunk(completion, created: created) { try await writer.write(self.event(usage)) }
                         try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
                         var trailers = HTTPFields()
