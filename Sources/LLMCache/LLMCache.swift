@@ -76,6 +76,10 @@ public struct LLMRequestOptions: Sendable, Hashable {
     public var ttl: Duration?
     /// The most staleness this caller accepts (`nil`: anything within the stale window).
     public var maxStale: Duration?
+    /// The most staleness this caller accepts in an answer served because the upstream call failed
+    /// or took too long (HTTP's `stale-if-error`; `nil`: anything within the stale window; `.zero`:
+    /// the failure reaches the caller instead).
+    public var staleIfError: Duration?
     /// Use the semantic layer for this request (when configured); `false`: exact matches only.
     public var semantic: Bool
     /// This request's least similarity for a semantic match (instead of the configured threshold;
@@ -85,8 +89,9 @@ public struct LLMRequestOptions: Sendable, Hashable {
     /// Creates options; the defaults change nothing.
     public init(
         namespace: String? = nil, noCache: Bool = false, noStore: Bool = false, ttl: Duration? = nil, maxStale: Duration? = nil,
-        semantic: Bool = true, minSimilarity: Double? = nil
+        semantic: Bool = true, minSimilarity: Double? = nil, staleIfError: Duration? = nil
     ) {
+        self.staleIfError = staleIfError
         self.namespace = namespace
         self.noCache = noCache
         self.noStore = noStore
@@ -105,6 +110,9 @@ public struct LLMResult: Sendable, Hashable {
     public var source: CacheSource
     /// Its age by the Redis server's clock.
     public var age: Duration
+    /// How much longer it stays fresh, by the Redis server's clock when it was read or stored
+    /// (`.zero` when stale; `nil` when it is not stored).
+    public var remainingFreshness: Duration? = nil
     /// The namespace it was looked up in.
     public var namespace: String
     /// The request's cache key (`nil` when the request bypassed the cache).
@@ -198,29 +206,30 @@ public final class LLMCache: Sendable, Service {
     public func stream(_ request: ChatRequest, options: LLMRequestOptions = LLMRequestOptions()) -> AsyncThrowingStream<ChatStreamEvent, any Error> {
         let (stream, continuation) = AsyncThrowingStream<ChatStreamEvent, any Error>.makeStream()
         let streamed = Atomic<Bool>(false)
-        let follower = LiveStreamFollower(redis: redis, logger: logger) { piece in continuation.yield(.delta(piece)) }
+        let follower = LiveStreamFollower(redis: redis, logger: logger) { piece in continuation.yield(Self.event(piece)) }
         let task = Task {
             do {
                 let result = try await StampedeCache.$followObserver.withValue(follower.observer) {
                     try await self.run(request, options: options) { piece in
                         guard follower.yieldToOwnStream() else { return }
                         streamed.store(true, ordering: .relaxed)
-                        continuation.yield(.delta(piece))
+                        continuation.yield(Self.event(piece))
                     }
                 }
                 // Text already sent live from another worker's computation (followed while waiting).
                 let followed = await follower.stop()
                 if streamed.load(ordering: .relaxed) && result.calledUpstream {
                     // Streamed by this call's own upstream request.
-                } else if followed.isEmpty {
-                    continuation.yield(.delta(result.completion.content))
-                } else if result.completion.content.hasPrefix(followed) {
-                    let rest = result.completion.content.dropFirst(followed.count)
-                    if !rest.isEmpty { continuation.yield(.delta(String(rest))) }
                 } else {
-                    // The computation followed live failed and another answered: the text already
-                    // sent is not the beginning of this answer, so the stream cannot be completed.
-                    throw UpstreamError.streamCutOff(receivedCharacters: followed.count)
+                    // The rest of the answer after what was followed live (all of it for a hit). Text
+                    // already sent that does not begin this answer (the computation followed live
+                    // failed and another answered) means the stream cannot be completed.
+                    let completion = result.completion
+                    guard let reasoning = Self.rest(of: completion.reasoningContent ?? "", after: followed.reasoning),
+                          let content = Self.rest(of: completion.content, after: followed.content)
+                    else { throw UpstreamError.streamCutOff(receivedCharacters: followed.content.count + followed.reasoning.count) }
+                    if !reasoning.isEmpty { continuation.yield(.reasoning(reasoning)) }
+                    if !content.isEmpty || followed.isEmpty { continuation.yield(.delta(content)) }
                 }
                 continuation.yield(.completed(result))
                 continuation.finish()
@@ -231,6 +240,19 @@ public final class LLMCache: Sendable, Service {
         }
         continuation.onTermination = { _ in task.cancel() }
         return stream
+    }
+
+    private static func event(_ piece: ChatDelta) -> ChatStreamEvent {
+        switch piece {
+        case .content(let text): return .delta(text)
+        case .reasoning(let text): return .reasoning(text)
+        }
+    }
+
+    /// `text` after `sent`, or `nil` when `sent` does not begin it.
+    private static func rest(of text: String, after sent: String) -> String? {
+        guard text.hasPrefix(sent) else { return nil }
+        return String(text.dropFirst(sent.count))
     }
 
     /// The stored answer to `request` if it is fresh now, by exact key, without calling the
@@ -246,7 +268,9 @@ public final class LLMCache: Sendable, Service {
         let key = request.cacheKey(options: configuration.keyOptions)
         guard let found = try await cache.freshValue(for: key.cacheKey, as: ChatCompletion.self) else { return nil }
         account(namespace: namespace, model: request.model, source: found.source, completion: found.value, calledUpstream: false, coalesced: false, semantic: nil, match: nil)
-        return LLMResult(completion: found.value, source: found.source, age: found.age, namespace: namespace, key: key, notCachedBecause: nil, calledUpstream: false)
+        var answer = LLMResult(completion: found.value, source: found.source, age: found.age, namespace: namespace, key: key, notCachedBecause: nil, calledUpstream: false)
+        answer.remainingFreshness = found.remainingFreshness
+        return answer
     }
 
     /// This process's accounting.
@@ -289,7 +313,7 @@ public final class LLMCache: Sendable, Service {
 
     // MARK: The call
 
-    private func run(_ request: ChatRequest, options: LLMRequestOptions, onDelta: (@Sendable (String) -> Void)?) async throws -> LLMResult {
+    private func run(_ request: ChatRequest, options: LLMRequestOptions, onDelta: (@Sendable (ChatDelta) -> Void)?) async throws -> LLMResult {
         try checkOpen()
         let namespace = options.namespace ?? configuration.namespace
         let cache = try caches.cache(for: namespace)
@@ -299,7 +323,9 @@ public final class LLMCache: Sendable, Service {
             return try await direct(request, namespace: namespace, key: nil, reason: reason, onDelta: onDelta)
         }
         let key = request.cacheKey(options: configuration.keyOptions)
-        let cacheOptions = CacheRequestOptions(maxStale: options.maxStale, freshFor: options.ttl, forceRefresh: options.noCache, noStore: options.noStore)
+        let cacheOptions = CacheRequestOptions(
+            maxStale: options.maxStale, freshFor: options.ttl, forceRefresh: options.noCache, noStore: options.noStore, staleIfError: options.staleIfError
+        )
         let timeout = configuration.policy.computeTimeout
         let cacheability = configuration.cacheability
         let upstream = self.upstream
@@ -344,6 +370,7 @@ public final class LLMCache: Sendable, Service {
             account(namespace: namespace, model: model, source: result.source, completion: result.value, calledUpstream: calledUpstream, coalesced: result.coalesced, semantic: semanticStep?.counts, match: match)
             var answer = LLMResult(completion: result.value, source: result.source, age: result.age, namespace: namespace, key: key, notCachedBecause: result.notCachedBecause, calledUpstream: calledUpstream)
             answer.semantic = match
+            answer.remainingFreshness = result.remainingFreshness
             return answer
         } catch {
             await semanticStep?.abandon()
@@ -352,7 +379,7 @@ public final class LLMCache: Sendable, Service {
         }
     }
 
-    private func direct(_ request: ChatRequest, namespace: String, key: RequestKey?, reason: String, onDelta: (@Sendable (String) -> Void)?) async throws -> LLMResult {
+    private func direct(_ request: ChatRequest, namespace: String, key: RequestKey?, reason: String, onDelta: (@Sendable (ChatDelta) -> Void)?) async throws -> LLMResult {
         let deadline = ContinuousClock.now + configuration.policy.computeTimeout
         do {
             let completion: ChatCompletion

@@ -48,11 +48,26 @@ struct ChatRequest: Sendable, Decodable {
     var stream: Bool
     /// The completion-token limit (`max_completion_tokens` takes precedence over `max_tokens`).
     var maxTokens: Int?
+    /// The name of the first function in `tools`, if any: the simulation then answers a user
+    /// message with a call to it (as a model that decides to use a tool does).
+    var toolName: String?
+
+    /// One entry of `tools`, reduced to its function name.
+    private struct Tool: Decodable {
+        /// The function's declaration.
+        struct Function: Decodable {
+            /// The function's name.
+            var name: String
+        }
+
+        /// The function (absent for other tool types).
+        var function: Function?
+    }
 
     /// Coding keys of the request body.
     private enum CodingKeys: String, CodingKey {
         /// Keys read as-is.
-        case model, messages, stream
+        case model, messages, stream, tools
         /// The legacy completion-token limit.
         case maxTokens = "max_tokens"
         /// The newer completion-token limit.
@@ -68,6 +83,7 @@ struct ChatRequest: Sendable, Decodable {
         self.maxTokens =
             try container.decodeIfPresent(Int.self, forKey: .maxCompletionTokens)
             ?? container.decodeIfPresent(Int.self, forKey: .maxTokens)
+        self.toolName = try container.decodeIfPresent([Tool].self, forKey: .tools)?.first?.function?.name
     }
 
     /// The text of the last `user` message, or an empty string.
@@ -136,6 +152,12 @@ struct SimulatedAnswer: Sendable {
     var completionTokens: Int
     /// The 8-hex-digit FNV-1a hash of the messages.
     var hash: String
+    /// Reasoning text, for models whose name starts with `sim-reasoner` (sent as
+    /// `reasoning_content`, as DeepSeek's reasoner does).
+    var reasoning: String?
+    /// A call to the request's first tool, when it offers tools and its last message is the
+    /// user's: `finish_reason` is then `tool_calls` and the text is empty.
+    var toolCall: SimulatedToolCall?
 
     /// Builds the answer for a request.
     ///
@@ -164,6 +186,15 @@ struct SimulatedAnswer: Sendable {
             finishReason = "length"
         }
         let promptCharacters = request.messages.reduce(0) { $0 + $1.content.count }
+        if request.model.hasPrefix("sim-reasoner") {
+            self.reasoning = "Thinking about \"\(quoted)\" (\(hash)): the user wants a short, direct answer."
+        }
+        if let toolName = request.toolName, request.messages.last?.role == "user" {
+            let arguments = ResponseJSON.encode(["query": quoted])
+            self.toolCall = SimulatedToolCall(id: "call_\(hash)", name: toolName, arguments: arguments)
+            text = ""
+            finishReason = "tool_calls"
+        }
         self.text = text
         self.finishReason = finishReason
         self.promptTokens = max(1, Self.tokens(promptCharacters))
@@ -232,8 +263,29 @@ struct SimulatedAnswer: Sendable {
         return result
     }
 
-    /// Splits the text into `count` consecutive pieces (by characters) that concatenate to it.
-    func pieces(_ count: Int) -> [String] {
+    /// The streamed deltas: the reasoning in two pieces, the text in `count` pieces, then the tool
+    /// call as OpenAI streams one (its id, type and name with empty arguments, then the arguments in
+    /// three pieces). The first delta carries the role.
+    func deltas(_ count: Int) -> [ChunkBody.Choice.Delta] {
+        var deltas: [ChunkBody.Choice.Delta] = []
+        if let reasoning {
+            deltas += Self.split(reasoning, 2).map { ChunkBody.Choice.Delta(reasoningContent: $0) }
+        }
+        if !text.isEmpty || (reasoning == nil && toolCall == nil) {
+            deltas += Self.split(text, count).map { ChunkBody.Choice.Delta(content: $0) }
+        }
+        if let toolCall {
+            deltas.append(ChunkBody.Choice.Delta(toolCalls: [.init(index: 0, id: toolCall.id, type: "function", function: .init(name: toolCall.name, arguments: ""))]))
+            for piece in Self.split(toolCall.arguments, 3) {
+                deltas.append(ChunkBody.Choice.Delta(toolCalls: [.init(index: 0, function: .init(arguments: piece))]))
+            }
+        }
+        if !deltas.isEmpty { deltas[0].role = "assistant" }
+        return deltas
+    }
+
+    /// Splits `text` into `count` consecutive pieces (by characters) that concatenate to it.
+    static func split(_ text: String, _ count: Int) -> [String] {
         let characters = Array(text)
         let count = max(1, count)
         return (0..<count).map { index in
@@ -281,6 +333,20 @@ struct CompletionBody: Encodable, Sendable {
             var role = "assistant"
             /// The answer text.
             var content: String
+            /// The reasoning text, if any.
+            var reasoningContent: String?
+            /// The tool calls, if any.
+            var toolCalls: [ToolCallBody]?
+
+            /// Coding keys (snake case).
+            private enum CodingKeys: String, CodingKey {
+                /// Keys written as-is.
+                case role, content
+                /// `reasoning_content`.
+                case reasoningContent = "reasoning_content"
+                /// `tool_calls`.
+                case toolCalls = "tool_calls"
+            }
         }
 
         /// Always 0.
@@ -323,6 +389,20 @@ struct ChunkBody: Encodable, Sendable {
             var role: String?
             /// The text piece, absent on the final chunk.
             var content: String?
+            /// A piece of the reasoning.
+            var reasoningContent: String?
+            /// Pieces of tool calls.
+            var toolCalls: [ToolCallBody]?
+
+            /// Coding keys (snake case).
+            private enum CodingKeys: String, CodingKey {
+                /// Keys written as-is.
+                case role, content
+                /// `reasoning_content`.
+                case reasoningContent = "reasoning_content"
+                /// `tool_calls`.
+                case toolCalls = "tool_calls"
+            }
         }
 
         /// Always 0.
@@ -361,6 +441,36 @@ struct ChunkBody: Encodable, Sendable {
     var choices: [Choice]
     /// Usage, on the last chunk only.
     var usage: UsageBody?
+}
+
+/// A tool call, whole (non-streamed, without `index`) or as a streamed piece (with `index`).
+struct ToolCallBody: Encodable, Sendable {
+    /// The function called.
+    struct Function: Encodable, Sendable {
+        /// Its name (first piece only, when streamed).
+        var name: String?
+        /// Its JSON arguments (or a piece of them).
+        var arguments: String
+    }
+
+    /// The call's position (streamed pieces only).
+    var index: Int?
+    /// The call's id (first piece only, when streamed).
+    var id: String?
+    /// `function` (first piece only, when streamed).
+    var type: String?
+    /// The function and arguments.
+    var function: Function
+}
+
+/// The tool call a simulated answer makes.
+struct SimulatedToolCall: Sendable {
+    /// `call_<hash>`.
+    var id: String
+    /// The first offered tool's function name.
+    var name: String
+    /// `{"query": <the last user message, first 60 characters>}`.
+    var arguments: String
 }
 
 /// An OpenAI-style error body: `{"error":{"message":...,"type":...,"code":...}}`.

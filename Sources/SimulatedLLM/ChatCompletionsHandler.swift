@@ -279,7 +279,13 @@ final class ChatCompletionsHandler: ChannelInboundHandler, RemovableChannelHandl
             id: state.completionID(hash: answer.hash),
             created: Self.unixNow(),
             model: request.model,
-            choices: [.init(message: .init(content: answer.text), finishReason: answer.finishReason)],
+            choices: [.init(
+                message: .init(
+                    content: answer.text, reasoningContent: answer.reasoning,
+                    toolCalls: answer.toolCall.map { [ToolCallBody(id: $0.id, type: "function", function: .init(name: $0.name, arguments: $0.arguments))] }
+                ),
+                finishReason: answer.finishReason
+            )],
             usage: UsageBody(answer)
         )
         sendFull(
@@ -305,7 +311,7 @@ final class ChatCompletionsHandler: ChannelInboundHandler, RemovableChannelHandl
         callID: Int,
         context: ChannelHandlerContext
     ) {
-        let pieces = answer.pieces(state.streamChunks)
+        let pieces = answer.deltas(state.streamChunks)
         let id = state.completionID(hash: answer.hash)
         let created = Self.unixNow()
         let model = request.model
@@ -330,7 +336,7 @@ final class ChatCompletionsHandler: ChannelInboundHandler, RemovableChannelHandl
                 id: id,
                 created: created,
                 model: model,
-                choices: [.init(delta: .init(role: index == 0 ? "assistant" : nil, content: piece), finishReason: nil)]
+                choices: [.init(delta: piece, finishReason: nil)]
             )
             steps.append(
                 Step(delay: index == 0 ? .zero : gap) {

@@ -70,6 +70,10 @@ public struct CacheResult<Value: Sendable>: Sendable {
     /// When it stops being fresh, in milliseconds since the epoch by the Redis server's clock
     /// (`nil` when it was not stored).
     public var freshUntilMillis: Int64?
+    /// How much longer the value stays fresh, by the Redis server's clock when it was read (or
+    /// stored, for a value computed by this call); `.zero` for a stale value, `nil` when it is not
+    /// stored. HTTP's `min-fresh` compares against it.
+    public var remainingFreshness: Duration?
     /// `true` when this call joined a concurrent call for the same key in this process and shares
     /// its outcome: no Redis call or computation was made for it. A joined hit keeps the hit's
     /// ``source``; a joined computation has ``CacheSource/joinedInProcess``.
@@ -100,7 +104,9 @@ public struct CacheResult<Value: Sendable>: Sendable {
 
     /// The same result with a transformed value.
     public func map<T: Sendable>(_ transform: (Value) throws -> T) rethrows -> CacheResult<T> {
-        CacheResult<T>(value: try transform(value), source: source, age: age, freshUntilMillis: freshUntilMillis, coalesced: coalesced, notCachedBecause: notCachedBecause)
+        var result = CacheResult<T>(value: try transform(value), source: source, age: age, freshUntilMillis: freshUntilMillis, coalesced: coalesced, notCachedBecause: notCachedBecause)
+        result.remainingFreshness = remainingFreshness
+        return result
     }
 }
 
@@ -121,6 +127,10 @@ public struct CacheRequestOptions: Sendable, Hashable {
     /// otherwise the value is computed directly, without taking the lock, so nobody waits for a
     /// result that will not be stored.
     public var noStore: Bool
+    /// The most staleness this caller accepts in a value served because the refresh failed or took
+    /// too long (HTTP's `stale-if-error`). `nil` (default): anything within the stale window.
+    /// `.zero`: never serve a stale value on failure; the failure reaches the caller.
+    public var staleIfError: Duration?
 
     /// Checks the per-call settings (a value computed with an unusable freshness would never be
     /// stored, and its lock would be held until it expired).
@@ -134,11 +144,18 @@ public struct CacheRequestOptions: Sendable, Hashable {
         if let maxStale, maxStale < .zero {
             throw CacheError.invalidOption("maxStale", problem: "must be zero or positive, got \(maxStale)")
         }
+        if let staleIfError, staleIfError < .zero {
+            throw CacheError.invalidOption("staleIfError", problem: "must be zero or positive, got \(staleIfError)")
+        }
     }
 
     /// Creates options; the defaults change nothing.
-    public init(maxStale: Duration? = nil, freshFor: Duration? = nil, tags: [String] = [], forceRefresh: Bool = false, noStore: Bool = false) {
+    public init(
+        maxStale: Duration? = nil, freshFor: Duration? = nil, tags: [String] = [], forceRefresh: Bool = false, noStore: Bool = false,
+        staleIfError: Duration? = nil
+    ) {
         self.maxStale = maxStale
+        self.staleIfError = staleIfError
         self.freshFor = freshFor
         self.tags = tags
         self.forceRefresh = forceRefresh

@@ -9,11 +9,15 @@ public import LLMCache
 /// | `no-store` / `{"no-store": true}` | don't store this answer (a fresh stored one is still served) |
 /// | `max-age=N` / `{"s-maxage": N}` | accept only an answer at most N s old; `max-age=0` is `no-cache` |
 /// | `max-stale=N` | accept a stale answer at most N s past its freshness (absent: the policy's stale window) |
+/// | `min-fresh=N` | accept only an answer that stays fresh at least N s more |
+/// | `stale-if-error=N` | if the upstream call fails, serve a stale answer at most N s past its freshness (absent: the policy's stale window; `0`: never) |
 /// | `only-if-cached` | answer only from the cache (a fresh answer); 504 otherwise, without calling the upstream |
 /// | `{"ttl": N}` | this answer stays fresh N s (instead of the proxy's `freshFor`) |
 /// | `{"namespace": "x"}` | a sub-namespace inside the caller's own tenant namespace (`<tenant>.x`) |
 ///
-/// Unknown directives are ignored (as RFC 9111 asks); a malformed value is a 400.
+/// `max-age` or `min-fresh` without `max-stale` also refuses stale answers (RFC 9111 §5.2.1): a
+/// stale stored answer is then refreshed first, and served only as the fail-safe. Unknown
+/// directives are ignored (as RFC 9111 asks); a malformed value is a 400.
 public struct CacheDirectives: Sendable, Hashable {
     /// `no-cache`.
     public var noCache = false
@@ -23,6 +27,10 @@ public struct CacheDirectives: Sendable, Hashable {
     public var maxAge: Int?
     /// `max-stale` in seconds.
     public var maxStale: Int?
+    /// `min-fresh` in seconds.
+    public var minFresh: Int?
+    /// `stale-if-error` in seconds.
+    public var staleIfError: Int?
     /// `only-if-cached`.
     public var onlyIfCached = false
     /// The body's `ttl` in seconds.
@@ -55,6 +63,8 @@ public struct CacheDirectives: Sendable, Hashable {
             case "only-if-cached": onlyIfCached = true
             case "max-age": maxAge = try seconds()
             case "max-stale": maxStale = value == nil ? nil : try seconds()
+            case "min-fresh": minFresh = try seconds()
+            case "stale-if-error": staleIfError = try seconds()
             default: continue
             }
         }
@@ -101,15 +111,30 @@ public struct CacheDirectives: Sendable, Hashable {
         }
     }
 
+    /// Whether a request asks about the stored answer's age or remaining freshness.
+    public var constrainsFreshness: Bool { (maxAge ?? 0) > 0 || (minFresh ?? 0) > 0 }
+
     /// The library options for a caller in `tenant`.
     public func options(for tenant: Tenant) -> LLMRequestOptions {
-        LLMRequestOptions(
+        var staleness = maxStale.map { Duration.seconds($0) }
+        if staleness == nil, maxAge != nil || minFresh != nil { staleness = .zero }
+        return LLMRequestOptions(
             namespace: subNamespace.map { "\(tenant.namespace).\($0)" } ?? tenant.namespace,
             noCache: noCache || maxAge == 0,
             noStore: noStore,
             ttl: ttl.map { .milliseconds(Int64(($0 * 1_000).rounded(.up))) },
-            maxStale: maxStale.map { .seconds($0) }
+            maxStale: staleness,
+            staleIfError: staleIfError.map { .seconds($0) }
         )
+    }
+
+    /// Whether `result` meets `max-age` and `min-fresh`. A fail-safe answer (served because the
+    /// upstream failed, within `stale-if-error`) always does: RFC 9111 lets it through.
+    public func accepts(_ result: LLMResult) -> Bool {
+        if case .staleAfterFailure = result.source { return true }
+        if let maxAge, maxAge > 0, result.age > .seconds(maxAge) { return false }
+        if let minFresh, minFresh > 0, (result.remainingFreshness ?? .zero) < .seconds(minFresh) { return false }
+        return true
     }
 }
 

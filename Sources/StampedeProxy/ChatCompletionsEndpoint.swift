@@ -65,9 +65,9 @@ struct ChatCompletionsEndpoint: Sendable {
         guard let llm = context.caches[tenant.upstream] else {
             throw ProxyError(status: .internalServerError, message: "tenant '\(tenant.name)' names an upstream the proxy does not have", type: "server_error")
         }
-        let options = directives.options(for: tenant)
+        var options = directives.options(for: tenant)
         if directives.onlyIfCached {
-            guard let found = try await llm.freshAnswer(chat, options: options) else {
+            guard let found = try await llm.freshAnswer(chat, options: options), directives.accepts(found) else {
                 outcome.cache = "miss"
                 throw ProxyError(status: .gatewayTimeout, message: "no fresh answer to this request is cached (Cache-Control: only-if-cached)", type: "cache_miss", code: "only_if_cached")
             }
@@ -75,16 +75,24 @@ struct ChatCompletionsEndpoint: Sendable {
             return stream ? ProxyResponses.replayStream(found, includeUsage: includeUsage) : ProxyResponses.completion(found, forced: false)
         }
         if stream {
+            if directives.constrainsFreshness, !options.noCache, let found = try await llm.freshAnswer(chat, options: options) {
+                // A stream cannot be taken back once it has started: the stored answer is checked
+                // against max-age / min-fresh first, and replayed or asked again.
+                if directives.accepts(found) {
+                    outcome.cache = found.sourceLabel
+                    return ProxyResponses.replayStream(found, includeUsage: includeUsage)
+                }
+                options.noCache = true
+            }
             outcome.cache = "stream"
             return ProxyResponses.liveStream(llm.stream(chat, options: options), model: chat.model, includeUsage: includeUsage, forced: options.noCache, logger: logger)
         }
         var result = try await llm.complete(chat, options: options)
-        if let maxAge = directives.maxAge, maxAge > 0, result.source.isHit, result.age > .seconds(maxAge) {
-            // Older than the caller accepts: ask again, bypassing the stored answer (concurrent
-            // callers still share one upstream call), and store the new one.
-            var forced = options
-            forced.noCache = true
-            result = try await llm.complete(chat, options: forced)
+        if result.source.isHit, !directives.accepts(result) {
+            // Older than the caller accepts, or not fresh long enough: ask again, bypassing the
+            // stored answer (concurrent callers still share one upstream call), and store the new one.
+            options.noCache = true
+            result = try await llm.complete(chat, options: options)
         }
         outcome.cache = result.sourceLabel
         return ProxyResponses.completion(result, forced: options.noCache)

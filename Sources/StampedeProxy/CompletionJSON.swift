@@ -7,6 +7,8 @@ enum CompletionJSON {
     /// The non-streamed response body.
     static func completion(_ completion: ChatCompletion, created: Int64) -> String {
         var message: [String: JSONValue] = ["role": "assistant", "content": .string(completion.content)]
+        if let reasoning = completion.reasoningContent { message["reasoning_content"] = .string(reasoning) }
+        if completion.content.isEmpty, completion.toolCallsJSON != nil { message["content"] = .null }
         if let toolCalls = completion.toolCallsJSON, let parsed = try? JSONValue(parsing: toolCalls) { message["tool_calls"] = parsed }
         var body: [String: JSONValue] = [
             "id": .string(completion.id), "object": "chat.completion", "created": .int(created), "model": .string(completion.model),
@@ -19,17 +21,18 @@ enum CompletionJSON {
         return JSONValue.object(body).canonicalJSON()
     }
 
-    /// One streamed chunk carrying `content` (the first one also carries the role).
-    static func deltaChunk(id: String, model: String, created: Int64, content: String, first: Bool) -> String {
-        var delta: [String: JSONValue] = ["content": .string(content)]
+    /// One streamed chunk carrying a piece of `content`, or of `reasoning_content` (the first chunk
+    /// also carries the role).
+    static func deltaChunk(id: String, model: String, created: Int64, content: String, reasoning: Bool = false, first: Bool) -> String {
+        var delta: [String: JSONValue] = [reasoning ? "reasoning_content" : "content": .string(content)]
         if first { delta["role"] = "assistant" }
         return chunk(id: id, model: model, created: created, choices: [.object(["index": 0, "delta": .object(delta), "finish_reason": .null])])
     }
 
-    /// The chunk that ends the choice: its finish reason, if any the tool calls, and `extra`
-    /// top-level fields (the proxy's `stampede` source report).
-    static func finishChunk(_ completion: ChatCompletion, created: Int64, extra: [String: JSONValue] = [:]) -> String {
-        var delta: [String: JSONValue] = [:]
+    /// The chunk that ends the choice: its finish reason, if any the tool calls, the role when no
+    /// chunk came before it (`first`), and `extra` top-level fields (the proxy's `stampede` report).
+    static func finishChunk(_ completion: ChatCompletion, created: Int64, first: Bool = false, extra: [String: JSONValue] = [:]) -> String {
+        var delta: [String: JSONValue] = first ? ["role": "assistant"] : [:]
         if let toolCalls = completion.toolCallsJSON, case .array(let calls)? = try? JSONValue(parsing: toolCalls) {
             // Streamed tool calls carry their position in the list.
             delta["tool_calls"] = .array(calls.enumerated().map { index, call in

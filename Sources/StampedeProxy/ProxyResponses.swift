@@ -48,11 +48,15 @@ enum ProxyResponses {
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
             let created = now()
             var first = true
+            for piece in CompletionJSON.pieces(of: completion.reasoningContent ?? "") {
+                try await writer.write(event(CompletionJSON.deltaChunk(id: completion.id, model: completion.model, created: created, content: piece, reasoning: true, first: first)))
+                first = false
+            }
             for piece in CompletionJSON.pieces(of: completion.content) {
                 try await writer.write(event(CompletionJSON.deltaChunk(id: completion.id, model: completion.model, created: created, content: piece, first: first)))
                 first = false
             }
-            try await writer.write(event(CompletionJSON.finishChunk(completion, created: created)))
+            try await writer.write(event(CompletionJSON.finishChunk(completion, created: created, first: first, extra: ["stampede": sourceReport(result, forced: false)])))
             if includeUsage, let usage = CompletionJSON.usageChunk(completion, created: created) { try await writer.write(event(usage)) }
             try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
             try await writer.finish(nil)
@@ -75,19 +79,16 @@ enum ProxyResponses {
             do {
                 for try await event in events {
                     switch event {
-                    case .delta(let piece):
+                    case .delta(let piece), .reasoning(let piece):
+                        let reasoning = if case .reasoning = event { true } else { false }
                         for part in CompletionJSON.pieces(of: piece) {
-                            try await writer.write(self.event(CompletionJSON.deltaChunk(id: id, model: requested, created: created, content: part, first: first)))
+                            try await writer.write(self.event(CompletionJSON.deltaChunk(id: id, model: requested, created: created, content: part, reasoning: reasoning, first: first)))
                             first = false
                         }
                     case .completed(let result):
                         var completion = result.completion
                         completion.id = id
-                        let source: JSONValue = .object([
-                            "source": .string(result.sourceLabel), "cache_status": .string(CacheStatus.value(for: result, forced: forced)),
-                            "age": .int(Int64(CacheStatus.age(of: result)) ?? 0),
-                        ])
-                        try await writer.write(self.event(CompletionJSON.finishChunk(completion, created: created, extra: ["stampede": source])))
+                        try await writer.write(self.event(CompletionJSON.finishChunk(completion, created: created, first: first, extra: ["stampede": sourceReport(result, forced: forced)])))
                         if includeUsage, let usage = CompletionJSON.usageChunk(completion, created: created) { try await writer.write(self.event(usage)) }
                         try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
                         var trailers = HTTPFields()
@@ -105,6 +106,14 @@ enum ProxyResponses {
                 try await writer.finish(nil)
             }
         })
+    }
+
+    /// The `stampede` field of a stream's last chunk: where the answer came from.
+    static func sourceReport(_ result: LLMResult, forced: Bool) -> JSONValue {
+        .object([
+            "source": .string(result.sourceLabel), "cache_status": .string(CacheStatus.value(for: result, forced: forced)),
+            "age": .int(Int64(CacheStatus.age(of: result)) ?? 0),
+        ])
     }
 
     private static func event(_ json: String) -> ByteBuffer {

@@ -82,6 +82,7 @@ struct AskCommand: AsyncParsableCommand {
                 for try await event in llm.stream(request, options: options) {
                     switch event {
                     case .delta(let piece): FileHandle.standardOutput.write(Data(piece.utf8))
+                    case .reasoning(let piece): FileHandle.standardError.write(Data(piece.utf8))
                     case .completed(let done): final = done
                     }
                 }

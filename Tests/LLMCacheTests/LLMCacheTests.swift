@@ -35,7 +35,7 @@ private struct GatedUpstream: ChatCompletionUpstream {
         return try await base.complete(request, deadline: deadline)
     }
 
-    func stream(_ request: ChatRequest, deadline: ContinuousClock.Instant, onDelta: @escaping @Sendable (String) -> Void) async throws -> ChatCompletion {
+    func stream(_ request: ChatRequest, deadline: ContinuousClock.Instant, onDelta: @escaping @Sendable (ChatDelta) -> Void) async throws -> ChatCompletion {
         try await gate.pass()
         return try await base.stream(request, deadline: deadline, onDelta: onDelta)
     }
@@ -152,6 +152,7 @@ struct LLMCacheTests {
             for try await event in stream {
                 switch event {
                 case .delta(let piece): deltas.append(piece)
+                case .reasoning: break
                 case .completed(let final): result = final
                 }
             }
@@ -208,6 +209,7 @@ struct LLMCacheTests {
                 case .delta(let piece):
                     deltas.append(piece)
                     at.append(.now)
+                case .reasoning: break
                 case .completed(let final): result = final
                 }
             }
@@ -232,4 +234,58 @@ struct LLMCacheTests {
         #expect(try leader.cache(for: ns).liveAnnouncements.count == 0, "nothing is left registered")
         await leader.close(); await other.close(); await redisA.close(); await redisB.close(); await server.stop()
     }
+    @Test("reasoning reaches a live follower in another worker and a replayed hit, before the answer, and is stored with it; one upstream call")
+    func reasoningStreamsLiveAndReplays() async throws {
+        let server = try await SimulatedLLMServer.start(.init(latency: .fixed(.seconds(1)), streamChunks: 6), apiKey: "k")
+        let url = try TestRedis.sharedURL
+        let ns = namespace()
+        let (redisA, leader) = try await makeWorker(url, server: server, namespace: ns, id: "a")
+        let (redisB, other) = try await makeWorker(url, server: server, namespace: ns, id: "b")
+        let request = ChatRequest(model: "sim-reasoner", messages: [.user("Why fence the lock?")])
+        func collect(_ stream: AsyncThrowingStream<ChatStreamEvent, any Error>) async throws -> (events: [ChatStreamEvent], result: LLMResult?) {
+            var events: [ChatStreamEvent] = []
+            var result: LLMResult?
+            for try await event in stream {
+                if case .completed(let final) = event { result = final } else { events.append(event) }
+            }
+            return (events, result)
+        }
+        func texts(_ events: [ChatStreamEvent]) -> (reasoning: String, content: String, reasoningFirst: Bool) {
+            var reasoning = "", content = "", sawContent = false, reasoningFirst = true
+            for event in events {
+                switch event {
+                case .reasoning(let piece):
+                    reasoning += piece
+                    if sawContent { reasoningFirst = false }
+                case .delta(let piece):
+                    content += piece
+                    sawContent = true
+                case .completed: break
+                }
+            }
+            return (reasoning, content, reasoningFirst)
+        }
+        async let leading = collect(leader.stream(request))
+        try await waitUntil("the leader's upstream call started") { server.callCount == 1 }
+        async let following = collect(other.stream(request))
+        let led = try await leading
+        let followed = try await following
+        let completion = try #require(led.result?.completion)
+        let reasoning = try #require(completion.reasoningContent)
+        for (name, run) in [("leader", led), ("follower", followed)] {
+            let seen = texts(run.events)
+            #expect(seen.reasoning == reasoning, "\(name)")
+            #expect(seen.content == completion.content, "\(name)")
+            #expect(seen.reasoningFirst, "\(name)")
+        }
+        #expect(followed.result?.source == .receivedFromOtherWorker)
+        #expect(followed.result?.completion.reasoningContent == reasoning)
+        // A hit replays the stored reasoning, then the answer.
+        let hit = try await collect(other.stream(request))
+        #expect(hit.result?.source == .freshHit)
+        #expect(hit.events == [.reasoning(reasoning), .delta(completion.content)])
+        #expect(server.callCount == 1)
+        await leader.close(); await other.close(); await redisA.close(); await redisB.close(); await server.stop()
+    }
 }
+

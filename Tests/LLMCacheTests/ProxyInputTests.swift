@@ -1,5 +1,6 @@
 import Foundation
-import LLMCache
+@testable import LLMCache
+import StampedeCache
 import StampedeProxy
 import Testing
 
@@ -21,6 +22,38 @@ struct ProxyInputTests {
         try aged.apply(cacheControl: "max-age=\"600\"")
         #expect(aged.maxAge == 600 && !aged.options(for: alpha).noCache)
         for bad in ["max-age=abc", "max-age=-1", "max-stale=99999999999", "max-age"] {
+            var directives = CacheDirectives()
+            #expect(throws: ProxyError.self, "\(bad)") { try directives.apply(cacheControl: bad) }
+        }
+    }
+
+    @Test("min-fresh and stale-if-error: parsed and passed on; max-age or min-fresh without max-stale refuses stale answers; accepts() checks age, remaining freshness, and lets a fail-safe answer through")
+    func freshnessDirectives() throws {
+        var directives = CacheDirectives()
+        try directives.apply(cacheControl: "min-fresh=30, stale-if-error=600")
+        #expect(directives.minFresh == 30 && directives.staleIfError == 600 && directives.constrainsFreshness)
+        let options = directives.options(for: alpha)
+        #expect(options.staleIfError == .seconds(600))
+        #expect(options.maxStale == .zero, "min-fresh without max-stale: no stale answer")
+        var withStale = CacheDirectives()
+        try withStale.apply(cacheControl: "max-age=60, max-stale=10")
+        #expect(withStale.options(for: alpha).maxStale == .seconds(10))
+        #expect(CacheDirectives().options(for: alpha).maxStale == nil && CacheDirectives().options(for: alpha).staleIfError == nil)
+
+        func result(_ source: CacheSource, age: Int, remaining: Int?) -> LLMResult {
+            var result = LLMResult(completion: ChatCompletion(id: "c", model: "m", content: "x", finishReason: "stop", usage: nil), source: source, age: .seconds(age), namespace: "alpha", key: nil, notCachedBecause: nil, calledUpstream: false)
+            result.remainingFreshness = remaining.map { .seconds($0) }
+            return result
+        }
+        #expect(directives.accepts(result(.freshHit, age: 500, remaining: 30)))
+        #expect(!directives.accepts(result(.freshHit, age: 1, remaining: 29)))
+        #expect(!directives.accepts(result(.freshHit, age: 1, remaining: nil)))
+        #expect(directives.accepts(result(.staleAfterFailure(reason: "500"), age: 900, remaining: 0)))
+        var aged = CacheDirectives()
+        try aged.apply(cacheControl: "max-age=60")
+        #expect(aged.accepts(result(.freshHit, age: 60, remaining: 1)))
+        #expect(!aged.accepts(result(.freshHit, age: 61, remaining: 100)))
+        for bad in ["min-fresh", "min-fresh=-3", "stale-if-error=x"] {
             var directives = CacheDirectives()
             #expect(throws: ProxyError.self, "\(bad)") { try directives.apply(cacheControl: bad) }
         }

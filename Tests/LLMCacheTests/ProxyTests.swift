@@ -31,7 +31,7 @@ struct ProxyTests {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let namespaceSuffix = String(UInt32.random(in: 0..<UInt32.max))
         let configuration = ProxyConfiguration(
-            upstreams: [UpstreamProfile(name: "sim", baseURL: upstream.baseURL, apiKeyEnvironment: "SIM_UPSTREAM_KEY")],
+            upstreams: [UpstreamProfile(name: "sim", baseURL: upstream.baseURL, apiKeyEnvironment: "SIM_UPSTREAM_KEY", maxRetries: 0)],
             tenants: [
                 TenantConfiguration(name: "alpha", namespace: "alpha\(namespaceSuffix)", keySHA256: VirtualKey.sha256Hex(Self.alphaKey), upstream: "sim"),
                 TenantConfiguration(name: "beta", namespace: "beta\(namespaceSuffix)", keySHA256: VirtualKey.sha256Hex(Self.betaKey), upstream: "sim"),
@@ -78,6 +78,23 @@ struct ProxyTests {
         var age: String?
         var total_tokens: Int?
         var error: String?
+    }
+
+    /// A message as the openai package assembled it (`rich` and `plain` modes).
+    struct Rich: Decodable, Sendable, Equatable {
+        struct Call: Decodable, Sendable, Equatable {
+            var id: String?
+            var name: String?
+            var arguments: String?
+        }
+        var content: String?
+        var reasoning: String?
+        var tool_calls: [Call]
+        var finish_reason: String?
+        var source: String?
+        var reasoning_chunks: Int?
+        var content_chunks: Int?
+        var reasoning_first: Bool?
     }
 
     /// A streamed answer: its pieces with arrival times, and the proxy's `stampede` field.
@@ -231,6 +248,79 @@ struct ProxyTests {
             let beta = try await post(Self.betaKey, body)
             #expect(beta.headers.contains("cache-status: stampede; fwd=miss; stored"))
             #expect(proxy.upstream.callCount == 4)
+        }
+    }
+
+    @Test("openai package's own stream accumulator: a streamed tool call is rebuilt exactly as the non-streamed one; reasoning streams before the text, live and replayed from a hit, and equals the stored reasoning")
+    func reasoningAndToolCallsSurvive() async throws {
+        try await withProxy { proxy in
+            let streamedCall = try await Self.python(Rich.self, ["rich", proxy.baseURL, Self.alphaKey, "tool:Find the lease docs"])
+            let plainCall = try await Self.python(Rich.self, ["plain", proxy.baseURL, Self.alphaKey, "tool:Find the lease docs"])
+            #expect(streamedCall.finish_reason == "tool_calls")
+            #expect(streamedCall.tool_calls.count == 1)
+            #expect(streamedCall.tool_calls.first?.name == "search_docs")
+            #expect(streamedCall.tool_calls.first?.arguments == #"{"query":"tool:Find the lease docs"}"#)
+            #expect(streamedCall.tool_calls == plainCall.tool_calls)
+            // Requests offering tools are not cached: both asked the upstream.
+            #expect(streamedCall.source == "computed_not_stored" && plainCall.source == "computed_not_stored")
+
+            let live = try await Self.python(Rich.self, ["rich", proxy.baseURL, Self.alphaKey, "Why fence the lock?", "sim-reasoner"])
+            let reasoning = try #require(live.reasoning)
+            #expect(reasoning.hasPrefix("Thinking about"))
+            #expect((live.reasoning_chunks ?? 0) >= 2 && live.reasoning_first == true)
+            #expect(live.source == "computed")
+            let replayed = try await Self.python(Rich.self, ["rich", proxy.baseURL, Self.alphaKey, "Why fence the lock?", "sim-reasoner"])
+            #expect(replayed.source == "fresh_hit")
+            #expect(replayed.reasoning == reasoning && replayed.content == live.content)
+            #expect((replayed.reasoning_chunks ?? 0) >= 1 && replayed.reasoning_first == true)
+            let plain = try await Self.python(Rich.self, ["plain", proxy.baseURL, Self.alphaKey, "Why fence the lock?", "sim-reasoner"])
+            #expect(plain.source == "fresh_hit" && plain.reasoning == reasoning)
+            #expect(proxy.upstream.callCount == 3)
+        }
+    }
+
+    @Test("curl: min-fresh asks again when the stored answer is not fresh long enough (streams too); stale-if-error serves a stale answer on an upstream failure only within its bound")
+    func minFreshAndStaleIfError() async throws {
+        try await withProxy { proxy in
+            let url = proxy.baseURL + "/chat/completions"
+            func post(_ body: String, _ headers: [String] = []) async throws -> (status: Int, body: String, headers: String) {
+                var arguments = ["-D", "-", "-o", "/dev/stdout", "-X", "POST", url, "-H", "Content-Type: application/json", "-H", "Authorization: Bearer \(Self.alphaKey)", "--data-binary", body]
+                for header in headers { arguments += ["-H", header] }
+                let run = try await Self.curl(arguments)
+                let parts = run.stdout.components(separatedBy: "\r\n\r\n")
+                let status = Int(parts[0].split(separator: " ").dropFirst().first ?? "") ?? 0
+                return (status, parts.dropFirst().joined(separator: "\r\n\r\n"), parts[0].lowercased())
+            }
+            // Stored fresh for 60 s (the proxy's freshFor).
+            let body = #"{"model":"sim-model","messages":[{"role":"user","content":"Freshness question"}]}"#
+            #expect(try await post(body).headers.contains("cache-status: stampede; fwd=miss; stored"))
+            let freshEnough = try await post(body, ["Cache-Control: min-fresh=30"])
+            #expect(freshEnough.headers.contains("cache-status: stampede; hit"), "\(freshEnough.headers)")
+            let notFreshEnough = try await post(body, ["Cache-Control: min-fresh=120"])
+            #expect(notFreshEnough.headers.contains("cache-status: stampede; fwd=request; stored"), "\(notFreshEnough.headers)")
+            #expect(proxy.upstream.callCount == 2)
+            let streamBody = #"{"model":"sim-model","stream":true,"messages":[{"role":"user","content":"Freshness question"}]}"#
+            let streamedHit = try await post(streamBody, ["Cache-Control: min-fresh=30"])
+            #expect(streamedHit.body.contains(#""cache_status":"stampede; hit""#), "\(streamedHit.body.suffix(400))")
+            let streamedAgain = try await post(streamBody, ["Cache-Control: min-fresh=120"])
+            #expect(streamedAgain.body.contains(#""cache_status":"stampede; fwd=request; stored""#), "\(streamedAgain.body.suffix(400))")
+            #expect(proxy.upstream.callCount == 3)
+
+            // An answer fresh for 0.2 s, then stale; the upstream then fails (500, not retried).
+            let shortLived = #"{"model":"sim-model","messages":[{"role":"user","content":"Short-lived question"}],"cache":{"ttl":0.2}}"#
+            #expect(try await post(shortLived).status == 200)
+            let stored = #"{"model":"sim-model","messages":[{"role":"user","content":"Short-lived question"}]}"#
+            try await waitUntil("the short-lived answer is stale", limit: .seconds(30)) {
+                try await post(stored, ["Cache-Control: only-if-cached"]).status == 504
+            }
+            proxy.upstream.enqueue([.status(500), .status(500)])
+            let noStaleOnError = try await post(stored, ["Cache-Control: max-stale=0, stale-if-error=0"])
+            #expect(noStaleOnError.status == 500, "\(noStaleOnError.status) \(noStaleOnError.body)")
+            #expect(noStaleOnError.body.contains(#""error""#))
+            let withinBound = try await post(stored, ["Cache-Control: max-stale=0, stale-if-error=60"])
+            #expect(withinBound.status == 200, "\(withinBound.body)")
+            #expect(withinBound.headers.contains("cache-status: stampede; hit; detail=stale-if-error"), "\(withinBound.headers)")
+            #expect(proxy.upstream.callCount == 6)
         }
     }
 

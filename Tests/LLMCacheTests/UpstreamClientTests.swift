@@ -144,13 +144,66 @@ struct UpstreamClientTests {
         let upstream = client(server)
         let whole = try await upstream.complete(request(), deadline: deadline())
         let deltas = Mutex<[String]>([])
-        let streamed = try await upstream.stream(request(), deadline: deadline()) { piece in deltas.withLock { $0.append(piece) } }
+        let streamed = try await upstream.stream(request(), deadline: deadline()) { piece in deltas.withLock { $0.append(piece.text) } }
         #expect(streamed.content == whole.content)
         #expect(deltas.withLock { $0.count } == 6)
         #expect(deltas.withLock { $0.joined() } == whole.content)
         #expect(streamed.finishReason == "stop")
         #expect(streamed.usage == whole.usage)
         await server.stop()
+    }
+
+    @Test("streamed tool-call deltas are merged by index into exactly the non-streamed tool calls")
+    func streamedToolCallsMerged() async throws {
+        let server = try await SimulatedLLMServer.start(.init(latency: .fixed(.milliseconds(10)), streamChunks: 4), apiKey: "k")
+        let upstream = client(server)
+        let tools: JSONValue = [["type": "function", "function": ["name": "search_docs", "parameters": ["type": "object"]]]]
+        let ask = ChatRequest(model: "sim-model", messages: [.user("Find the lease docs")], tools: tools)
+        let whole = try await upstream.complete(ask, deadline: deadline())
+        let deltas = Mutex<[ChatDelta]>([])
+        let streamed = try await upstream.stream(ask, deadline: deadline()) { piece in deltas.withLock { $0.append(piece) } }
+        let expected = #"[{"function":{"arguments":"{\"query\":\"Find the lease docs\"}","name":"search_docs"},"id":"call_"#
+        #expect(whole.toolCallsJSON?.hasPrefix(expected) == true, "\(whole.toolCallsJSON ?? "nil")")
+        #expect(streamed.toolCallsJSON == whole.toolCallsJSON)
+        #expect(streamed.finishReason == "tool_calls")
+        #expect(streamed.content == "")
+        // Tool calls are not text: nothing was handed on as a piece.
+        #expect(deltas.withLock { $0.isEmpty })
+        await server.stop()
+    }
+
+    @Test("reasoning is kept, streamed before the answer, and equal to the non-streamed reasoning")
+    func reasoningKept() async throws {
+        let server = try await SimulatedLLMServer.start(.init(latency: .fixed(.milliseconds(10)), streamChunks: 3), apiKey: "k")
+        let upstream = client(server)
+        let ask = ChatRequest(model: "sim-reasoner", messages: [.user("Why fence locks?")])
+        let whole = try await upstream.complete(ask, deadline: deadline())
+        let deltas = Mutex<[ChatDelta]>([])
+        let streamed = try await upstream.stream(ask, deadline: deadline()) { piece in deltas.withLock { $0.append(piece) } }
+        let reasoning = try #require(whole.reasoningContent)
+        #expect(reasoning.hasPrefix("Thinking about \"Why fence locks?\""))
+        #expect(streamed.reasoningContent == reasoning)
+        #expect(streamed.content == whole.content)
+        let pieces = deltas.withLock { $0 }
+        // 2 reasoning pieces, then 3 answer pieces, in that order.
+        #expect(pieces.count == 5)
+        #expect(pieces.prefix(2).allSatisfy { if case .reasoning = $0 { true } else { false } })
+        #expect(pieces.suffix(3).allSatisfy { if case .content = $0 { true } else { false } })
+        #expect(pieces.prefix(2).map(\.text).joined() == reasoning)
+        await server.stop()
+    }
+
+    @Test("tool-call deltas: name and arguments are joined per index, ids kept, calls ordered by index; deltas without an index are counted and left out")
+    func toolCallAccumulator() {
+        var calls = ToolCallAccumulator()
+        calls.add(#"[{"index":1,"id":"b","type":"function","function":{"name":"second","arguments":""}}]"#)
+        calls.add(#"[{"index":0,"id":"a","type":"function","function":{"name":"fir","arguments":"{\"x\""}}]"#)
+        calls.add(#"[{"index":0,"function":{"name":"st","arguments":":1}"}},{"index":1,"function":{"arguments":"{}"}}]"#)
+        calls.add(#"[{"function":{"arguments":"lost"}}]"#)
+        calls.add("not json")
+        #expect(calls.json == #"[{"function":{"arguments":"{\"x\":1}","name":"first"},"id":"a","type":"function"},{"function":{"arguments":"{}","name":"second"},"id":"b","type":"function"}]"#)
+        #expect(calls.ignored == 2)
+        #expect(ToolCallAccumulator().json == nil)
     }
 
     @Test("a stream cut off before [DONE] is an error, after delivering what arrived")

@@ -6,6 +6,10 @@ Usage: openai_client.py MODE BASE_URL API_KEY PROMPT [ARG]
   stream    one streamed completion (with usage); prints each piece with its arrival time
   herd      ARG concurrent identical completions started together (threads behind a barrier)
   error     one completion expected to fail; ARG: the model to ask for
+  rich      one streamed completion through the package's own accumulator
+            (`client.chat.completions.stream`); ARG: the model; offers a `search_docs` tool
+            when the prompt starts with "tool:"; reports reasoning, tool calls and the source
+  plain     the same request, not streamed
 Prints one JSON document on stdout.
 """
 import json
@@ -48,6 +52,61 @@ def stream(client, prompt):
     return {"pieces": pieces, "content": "".join(piece["text"] for piece in pieces), "stampede": final, "total_tokens": usage}
 
 
+TOOLS = [{"type": "function", "function": {"name": "search_docs", "parameters": {"type": "object", "properties": {"query": {"type": "string"}}}}}]
+
+
+def rich_arguments(prompt, model):
+    arguments = {"model": model, "messages": messages(prompt)}
+    if prompt.startswith("tool:"):
+        arguments["tools"] = TOOLS
+    return arguments
+
+
+def message_report(message, finish_reason):
+    extra = message.model_extra or {}
+    return {
+        "content": message.content,
+        "reasoning": extra.get("reasoning_content"),
+        "tool_calls": [
+            {"id": call.id, "name": call.function.name, "arguments": call.function.arguments} for call in (message.tool_calls or [])
+        ],
+        "finish_reason": finish_reason,
+    }
+
+
+def rich(client, prompt, model):
+    reasoning_chunks, content_chunks, first_content_after_reasoning, source = 0, 0, True, None
+    with client.chat.completions.stream(**rich_arguments(prompt, model)) as events:
+        for event in events:
+            if event.type != "chunk":
+                continue
+            chunk = event.chunk
+            extra = chunk.model_extra or {}
+            if "stampede" in extra:
+                source = extra["stampede"]["source"]
+            if not chunk.choices:
+                continue
+            delta_extra = chunk.choices[0].delta.model_extra or {}
+            if delta_extra.get("reasoning_content"):
+                reasoning_chunks += 1
+                if content_chunks:
+                    first_content_after_reasoning = False
+            if chunk.choices[0].delta.content:
+                content_chunks += 1
+        final = events.get_final_completion()
+    report = message_report(final.choices[0].message, final.choices[0].finish_reason)
+    report.update({"reasoning_chunks": reasoning_chunks, "content_chunks": content_chunks, "reasoning_first": first_content_after_reasoning, "source": source})
+    return report
+
+
+def plain(client, prompt, model):
+    raw = client.chat.completions.with_raw_response.create(**rich_arguments(prompt, model))
+    completion = raw.parse()
+    report = message_report(completion.choices[0].message, completion.choices[0].finish_reason)
+    report["source"] = raw.headers.get("x-stampede-source")
+    return report
+
+
 def herd(client, prompt, count):
     barrier = threading.Barrier(count)
     results = [None] * count
@@ -85,6 +144,10 @@ def main():
         result = stream(client, prompt)
     elif mode == "herd":
         result = herd(client, prompt, int(argument))
+    elif mode == "rich":
+        result = rich(client, prompt, argument or "sim-model")
+    elif mode == "plain":
+        result = plain(client, prompt, argument or "sim-model")
     elif mode == "error":
         result = error(client, prompt, argument or "sim-model")
     else:

@@ -255,6 +255,41 @@ struct StampedeTests {
         await worker.stop()
     }
 
+    @Test("stale-if-error bounds the fail-safe: a value staler than the bound is not served when the refresh fails; within it, it is")
+    func staleIfErrorBoundsTheFailSafe() async throws {
+        let url = try TestRedis.sharedURL
+        let worker = try await Worker.start(url, namespace: uniqueNamespace(), policy: testPolicy(freshFor: .milliseconds(100)))
+        let upstream = Upstream()
+        let first = try await worker.cache.value(for: "k", compute: upstream.compute("old"))
+        // Stored now, fresh for exactly the policy's 100 ms (no jitter), by the server clock.
+        #expect(first.remainingFreshness == .milliseconds(100))
+        let freshUntil = try #require(first.freshUntilMillis)
+        try await waitUntilServerClockPasses(freshUntil + 300, worker.client, "the value is 300 ms stale")
+        // Bound 100 ms < staleness: the failure reaches the caller.
+        await #expect(throws: UpstreamDown.self) {
+            _ = try await worker.cache.value(for: "k", options: .init(maxStale: .zero, staleIfError: .milliseconds(100)), compute: upstream.failing())
+        }
+        // Bound 0: never stale on failure.
+        await #expect(throws: UpstreamDown.self) {
+            _ = try await worker.cache.value(for: "k", options: .init(maxStale: .zero, staleIfError: .zero), compute: upstream.failing())
+        }
+        // Bound 60 s: the stale value is the fail-safe, and says it is no longer fresh.
+        let served = try await worker.cache.value(for: "k", options: .init(maxStale: .zero, staleIfError: .seconds(60)), compute: upstream.failing())
+        #expect(text(served.value) == "old")
+        guard case .staleAfterFailure = served.source else {
+            Issue.record("expected staleAfterFailure, got \(served.source)")
+            return
+        }
+        #expect(served.remainingFreshness == .zero)
+        #expect(upstream.count == 4)
+        // A negative bound is refused before anything is asked.
+        await #expect(throws: CacheError.self) {
+            _ = try await worker.cache.value(for: "k", options: .init(staleIfError: .milliseconds(-1)), compute: upstream.failing())
+        }
+        #expect(upstream.count == 4)
+        await worker.stop()
+    }
+
     @Test("followerRetries 0, no stale value: the error reaches the leader and every follower, with 1 computation")
     func failureReachesFollowers() async throws {
         let url = try TestRedis.sharedURL

@@ -8,23 +8,30 @@ import Synchronization
 /// from its start with `XREAD BLOCK` on a leased connection and hands each piece on as it arrives.
 ///
 /// ``stop()`` ends the reading (cancelling a blocked `XREAD` closes its leased connection) and
-/// returns the text handed on, so the caller can send the rest of the final answer without
-/// repeating any of it. On a cluster the leased connection goes to the seed node, which may not
+/// returns the answer and reasoning text handed on, so the caller can send the rest of the final
+/// answer without repeating any of it. On a cluster the leased connection goes to the seed node, which may not
 /// serve the stream's slot: reading then stops at the first error and the answer arrives whole.
 final class LiveStreamFollower: Sendable {
     private struct State {
         var followedToken: Int64?
         var reader: Task<Void, Never>?
-        var delivered = ""
+        var delivered = Delivered()
         var stopped = false
     }
 
     private let redis: RedisClient
     private let logger: Logger
-    private let onPiece: @Sendable (String) -> Void
+    /// The text handed on so far, by kind.
+    struct Delivered: Sendable, Equatable {
+        var content = ""
+        var reasoning = ""
+        var isEmpty: Bool { content.isEmpty && reasoning.isEmpty }
+    }
+
+    private let onPiece: @Sendable (ChatDelta) -> Void
     private let state = Mutex(State())
 
-    init(redis: RedisClient, logger: Logger, onPiece: @escaping @Sendable (String) -> Void) {
+    init(redis: RedisClient, logger: Logger, onPiece: @escaping @Sendable (ChatDelta) -> Void) {
         self.redis = redis
         self.logger = logger
         self.onPiece = onPiece
@@ -58,10 +65,14 @@ final class LiveStreamFollower: Sendable {
                     )
                     for entry in Self.entries(reply) {
                         lastID = entry.id
-                        if let piece = entry.fields["d"] {
+                        let piece: ChatDelta? = entry.fields["d"].map(ChatDelta.content) ?? entry.fields["r"].map(ChatDelta.reasoning)
+                        if let piece {
                             let keep = state.withLock { state -> Bool in
                                 guard !state.stopped else { return false }
-                                state.delivered += piece
+                                switch piece {
+                                case .content(let text): state.delivered.content += text
+                                case .reasoning(let text): state.delivered.reasoning += text
+                                }
                                 return true
                             }
                             guard keep else { return }
@@ -90,7 +101,7 @@ final class LiveStreamFollower: Sendable {
     }
 
     /// Stops reading; returns the text handed on so far.
-    func stop() async -> String {
+    func stop() async -> Delivered {
         let reader = state.withLock { state -> Task<Void, Never>? in
             state.stopped = true
             return state.reader

@@ -5,12 +5,12 @@ import RedisClient
 /// computation's Redis Stream (`XADD`, in order, off the caller's path), then an end marker, so
 /// followers in any process read the answer while it is being written.
 ///
-/// Entries are `d <piece>`, then `e done` or `e error m <message>`. The stream is bounded
+/// Entries are `d <answer piece>` or `r <reasoning piece>`, then `e done` or `e error m <message>`. The stream is bounded
 /// (`MAXLEN ~ 10000` pieces) and expires `lifetime` after the last write; its key carries the
 /// computation's fence token, so a zombie never writes into a newer computation's stream.
 final class LiveStreamWriter: Sendable {
     private enum Item {
-        case piece(String)
+        case piece(ChatDelta)
         case end(error: String?)
     }
 
@@ -26,8 +26,12 @@ final class LiveStreamWriter: Sendable {
             for await item in items {
                 var commands: [RedisCommand] = []
                 switch item {
-                case .piece(let text):
-                    commands.append(RedisCommand("XADD", RedisArgument(key), "MAXLEN", "~", "10000", "*", "d", RedisArgument(text)))
+                case .piece(let delta):
+                    let field: RedisArgument = switch delta {
+                    case .content: "d"
+                    case .reasoning: "r"
+                    }
+                    commands.append(RedisCommand("XADD", RedisArgument(key), "MAXLEN", "~", "10000", "*", field, RedisArgument(delta.text)))
                 case .end(let error):
                     if let error {
                         commands.append(RedisCommand("XADD", RedisArgument(key), "*", "e", "error", "m", RedisArgument(error)))
@@ -51,7 +55,7 @@ final class LiveStreamWriter: Sendable {
     }
 
     /// Queues a piece (never blocks the caller).
-    func append(_ piece: String) {
+    func append(_ piece: ChatDelta) {
         continuation.yield(.piece(piece))
     }
 

@@ -10,9 +10,10 @@ import StampedeCache
 public protocol ChatCompletionUpstream: Sendable {
     /// One complete answer, before `deadline`.
     func complete(_ request: ChatRequest, deadline: ContinuousClock.Instant) async throws -> ChatCompletion
-    /// A streamed answer: `onDelta` receives each piece as it arrives; returns the assembled
-    /// completion only if the stream finished properly (`[DONE]`), else throws.
-    func stream(_ request: ChatRequest, deadline: ContinuousClock.Instant, onDelta: @escaping @Sendable (String) -> Void) async throws -> ChatCompletion
+    /// A streamed answer: `onDelta` receives each piece of reasoning and of answer text as it
+    /// arrives; returns the assembled completion (tool calls merged) only if the stream finished
+    /// properly (`[DONE]`), else throws.
+    func stream(_ request: ChatRequest, deadline: ContinuousClock.Instant, onDelta: @escaping @Sendable (ChatDelta) -> Void) async throws -> ChatCompletion
 }
 
 /// Settings of ``OpenAIClient``.
@@ -96,7 +97,7 @@ public final class OpenAIClient: ChatCompletionUpstream {
     }
 
     /// A streamed answer. Retries only failures that happen before the first byte of the answer.
-    public func stream(_ request: ChatRequest, deadline: ContinuousClock.Instant, onDelta: @escaping @Sendable (String) -> Void) async throws -> ChatCompletion {
+    public func stream(_ request: ChatRequest, deadline: ContinuousClock.Instant, onDelta: @escaping @Sendable (ChatDelta) -> Void) async throws -> ChatCompletion {
         let started = ContinuousClock.now
         let response = try await withRetries(deadline: deadline) {
             let response = try await self.send(request, stream: true, started: started, deadline: deadline)
@@ -112,7 +113,8 @@ public final class OpenAIClient: ChatCompletionUpstream {
         var usage: ChatCompletion.Usage?
         var id = ""
         var model = request.model
-        var toolCalls: String?
+        var reasoning = ""
+        var toolCalls = ToolCallAccumulator()
         var done = false
         do {
             for try await buffer in response.body {
@@ -133,11 +135,15 @@ public final class OpenAIClient: ChatCompletionUpstream {
                         usage = .init(promptTokens: wireUsage.prompt_tokens ?? 0, completionTokens: wireUsage.completion_tokens ?? 0)
                     }
                     for choice in chunk.choices ?? [] {
+                        if let piece = choice.delta?.reasoning_content ?? choice.delta?.reasoning, !piece.isEmpty {
+                            reasoning += piece
+                            onDelta(.reasoning(piece))
+                        }
                         if let piece = choice.delta?.content, !piece.isEmpty {
                             content += piece
-                            onDelta(piece)
+                            onDelta(.content(piece))
                         }
-                        if let calls = choice.delta?.tool_calls { toolCalls = (toolCalls ?? "") + calls.text }
+                        if let calls = choice.delta?.tool_calls { toolCalls.add(calls.text) }
                         if let reason = choice.finish_reason { finishReason = reason }
                     }
                 }
@@ -149,7 +155,13 @@ public final class OpenAIClient: ChatCompletionUpstream {
             throw UpstreamError.streamCutOff(receivedCharacters: content.count)
         }
         guard done else { throw UpstreamError.streamCutOff(receivedCharacters: content.count) }
-        return ChatCompletion(id: id, model: model, content: content, finishReason: finishReason, usage: usage, toolCallsJSON: toolCalls)
+        if toolCalls.ignored > 0 {
+            transport.logger.warning("ignored tool-call deltas without an integer index", metadata: ["count": "\(toolCalls.ignored)"])
+        }
+        return ChatCompletion(
+            id: id, model: model, content: content, finishReason: finishReason, usage: usage, toolCallsJSON: toolCalls.json,
+            reasoningContent: reasoning.isEmpty ? nil : reasoning
+        )
     }
 
     // MARK: HTTP
@@ -199,7 +211,8 @@ public final class OpenAIClient: ChatCompletionUpstream {
             content: choice.message?.content ?? "",
             finishReason: choice.finish_reason,
             usage: wire.usage.map { .init(promptTokens: $0.prompt_tokens ?? 0, completionTokens: $0.completion_tokens ?? 0) },
-            toolCallsJSON: choice.message?.tool_calls?.text
+            toolCallsJSON: choice.message?.tool_calls?.text,
+            reasoningContent: choice.message?.reasoning_content ?? choice.message?.reasoning
         )
     }
 

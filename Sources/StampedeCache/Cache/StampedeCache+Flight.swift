@@ -21,6 +21,7 @@ extension StampedeCache {
         var flightKey = options.maxStale.map { "\(entry.id)#\($0.wholeMilliseconds)" } ?? entry.id
         if options.forceRefresh { flightKey += "#force" }
         if options.noStore { flightKey += "#nostore" }
+        if let staleIfError = options.staleIfError { flightKey += "#sie\(staleIfError.wholeMilliseconds)" }
         var joined = false
         var outcome: Outcome
         let observer = Self.followObserver
@@ -162,9 +163,10 @@ extension StampedeCache {
                     }
                     return Self.served(stored, .staleHit(.runningElsewhere))
                 }
-                fallback = stored
+                // Held as the fail-safe, within the caller's stale-if-error bound.
+                fallback = stored.limitingFailSafe(to: options.staleIfError)
                 if let token {
-                    return try await lead(key: key, entry: entry, token: token, options: options, fallback: stored, in: flightContext, compute: compute)
+                    return try await lead(key: key, entry: entry, token: token, options: options, fallback: fallback, in: flightContext, compute: compute)
                 }
                 waitedForOther = true
                 // Wait for a computation newer than the value we hold (a late notice of its own commit is not news).
@@ -197,7 +199,7 @@ extension StampedeCache {
     /// An entry just read from Redis (within its servable window: the script and the fast path
     /// checked it on the server clock).
     static func served(_ stored: StoredEntry, _ source: CacheSource) -> Outcome {
-        Outcome(value: stored.value, source: source, age: stored.age, freshUntil: stored.freshUntil)
+        Outcome(value: stored.value, source: source, age: stored.age, freshUntil: stored.freshUntil, remainingFreshness: stored.remainingFreshness)
     }
 
     /// A stale copy held while waiting or computing, served as a fail-safe only while it is still
@@ -208,7 +210,7 @@ extension StampedeCache {
         let now = ContinuousClock.now
         guard stored.isServable(at: now) else { return nil }
         let aged = stored.aged(to: now)
-        return Outcome(value: aged.value, source: source, age: aged.age, freshUntil: aged.freshUntil)
+        return Outcome(value: aged.value, source: source, age: aged.age, freshUntil: aged.freshUntil, remainingFreshness: aged.remainingFreshness)
     }
 
     /// Runs a read once more, on a fresh connection, when it failed with a timeout or a dropped

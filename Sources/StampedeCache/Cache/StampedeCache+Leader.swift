@@ -86,7 +86,7 @@ extension StampedeCache {
             switch reply {
             case .accepted(let freshUntil, let staleUntil, let now):
                 if !options.tags.isEmpty { await index(entry, tags: options.tags, retention: .milliseconds(staleUntil - now)) }
-                return Outcome(value: value, source: .computed, age: .zero, freshUntil: freshUntil)
+                return Outcome(value: value, source: .computed, age: .zero, freshUntil: freshUntil, remainingFreshness: .milliseconds(max(0, freshUntil - now)))
             case .rejected(let reason, let currentFence):
                 diagnosticsBox.update { $0.rejectedCommits += 1 }
                 metrics.rejectedCommit(reason)

@@ -63,12 +63,16 @@ public final class StampedeCache: Sendable, Service {
         var source: CacheSource
         var age: Duration
         var freshUntil: Int64?
+        /// How much longer the value stays fresh, by the server clock when it was read or stored.
+        var remainingFreshness: Duration? = nil
         var coalesced = false
         /// Set when the value was computed but is not in the cache (see ``CacheResult/notCachedBecause``).
         var notCachedBecause: String? = nil
 
         func result<Value: Sendable>(_ value: Value) -> CacheResult<Value> {
-            CacheResult(value: value, source: source, age: age, freshUntilMillis: freshUntil, coalesced: coalesced, notCachedBecause: notCachedBecause)
+            var result = CacheResult(value: value, source: source, age: age, freshUntilMillis: freshUntil, coalesced: coalesced, notCachedBecause: notCachedBecause)
+            result.remainingFreshness = remainingFreshness
+            return result
         }
     }
 

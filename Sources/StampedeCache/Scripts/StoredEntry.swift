@@ -31,6 +31,20 @@ package struct StoredEntry: Sendable {
     package var age: Duration { .milliseconds(max(0, now - createdAt)) }
     package var staleness: Duration { .milliseconds(max(0, now - freshUntil)) }
     package var isFresh: Bool { now < freshUntil }
+    package var remainingFreshness: Duration { .milliseconds(max(0, freshUntil - now)) }
+
+    /// The entry as a fail-safe for a caller that accepts at most `limit` of staleness on failure
+    /// (`stale-if-error`): its servable-until is brought forward to fresh-until + `limit`; `nil`
+    /// when it is already staler than that. `nil` limit: unchanged.
+    package func limitingFailSafe(to limit: Duration?) -> StoredEntry? {
+        guard let limit else { return self }
+        guard staleness <= limit else { return nil }
+        var copy = self
+        let (seconds, attoseconds) = limit.components
+        let limitMillis = seconds > 316_000_000 ? Self.maximumSpanMillis : seconds * 1_000 + attoseconds / 1_000_000_000_000_000
+        copy.staleUntil = min(staleUntil, freshUntil + limitMillis)
+        return copy
+    }
 
     /// The same entry as it is at `instant` (its server time advanced by the time held here).
     package func aged(to instant: ContinuousClock.Instant = .now) -> StoredEntry {

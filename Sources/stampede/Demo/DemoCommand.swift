@@ -265,7 +265,7 @@ struct ReadyTimeRecordingUpstream: ChatCompletionUpstream {
         return completion
     }
 
-    func stream(_ request: ChatRequest, deadline: ContinuousClock.Instant, onDelta: @escaping @Sendable (String) -> Void) async throws -> ChatCompletion {
+    func stream(_ request: ChatRequest, deadline: ContinuousClock.Instant, onDelta: @escaping @Sendable (ChatDelta) -> Void) async throws -> ChatCompletion {
         try await base.stream(request, deadline: deadline, onDelta: onDelta)
     }
 }

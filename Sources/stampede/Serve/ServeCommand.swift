@@ -71,7 +71,7 @@ struct ServeCommand: AsyncParsableCommand {
                 if let variable = upstream.apiKeyEnvironment, key == nil {
                     logger.warning("the upstream's API key variable is not set; its requests will fail until it is", metadata: ["upstream": "\(upstream.name)", "variable": "\(variable)"])
                 }
-                let client = OpenAIClient(configuration: OpenAIConfiguration(baseURL: upstream.baseURL, apiKey: key), logger: logger)
+                let client = OpenAIClient(configuration: OpenAIConfiguration(baseURL: upstream.baseURL, apiKey: key, maxRetries: upstream.maxRetries ?? 3), logger: logger)
                 caches[upstream.name] = try LLMCache(redis: redis, upstream: client, configuration: LLMCacheConfiguration(
                     namespace: proxy.tenants[0].namespace, policy: resolved.policy,
                     keyOptions: RequestKeyOptions(promptVersion: resolved.promptVersion.value)
