@@ -17,6 +17,7 @@ final class ChatCompletionsHandler: ChannelInboundHandler, RemovableChannelHandl
     /// The path of the only endpoint.
     static let endpoint = "/v1/chat/completions"
     static let modelsEndpoint = "/v1/models"
+    static let embeddingsEndpoint = "/v1/embeddings"
     /// Largest accepted request body.
     static let maxBodyBytes = 16 * 1024 * 1024
 
@@ -112,6 +113,10 @@ final class ChatCompletionsHandler: ChannelInboundHandler, RemovableChannelHandl
                 ? #"{"object":"list","data":[{"id":"sim-model","object":"model","created":0,"owned_by":"simulated"}]}"#
                 : ResponseJSON.encode(ErrorBody.forStatus(401))
             sendFull(status: authorized ? 200 : 401, body: body, keepAlive: keepAlive, callID: nil, context: context)
+            return
+        }
+        if head.method == .POST && path == Self.embeddingsEndpoint {
+            embeddings(head: head, body: body, keepAlive: keepAlive, context: context)
             return
         }
         let isEndpoint = head.method == .POST && path == Self.endpoint
@@ -239,7 +244,48 @@ final class ChatCompletionsHandler: ChannelInboundHandler, RemovableChannelHandl
         }
     }
 
-    // MARK: Sending
+    /// Answers `/v1/embeddings` with deterministic unit vectors (see ``SimulatedEmbeddings``),
+    /// after the behaviour's latency; scripted statuses apply as for completions.
+    private func embeddings(head: HTTPRequestHead, body: [UInt8], keepAlive: Bool, context: ChannelHandlerContext) {
+        let authorization = head.headers.first(name: "authorization")
+        let parsed = SimulatedEmbeddings.parse(body)
+        let callID = state.record(
+            RecordedCall(
+                model: (try? parsed.get())?.model ?? "", stream: false, lastUserMessage: (try? parsed.get())?.texts.first ?? "",
+                worker: head.headers.first(name: "x-stampede-worker"), fenceToken: nil, authorization: authorization,
+                receivedAt: receivedAt, status: 0, endpoint: Self.embeddingsEndpoint
+            )
+        )
+        if let apiKey = state.apiKey, authorization != "Bearer \(apiKey)" {
+            sendFull(status: 401, body: ResponseJSON.encode(ErrorBody.forStatus(401)), keepAlive: keepAlive, callID: callID, context: context)
+            return
+        }
+        let request: SimulatedEmbeddings
+        switch parsed {
+        case .success(let value): request = value
+        case .failure(let failure):
+            sendFull(status: 400, body: ResponseJSON.encode(ErrorBody(message: failure.message, type: "invalid_request_error")), keepAlive: keepAlive, callID: callID, context: context)
+            return
+        }
+        let generation = self.generation
+        switch state.nextPlan() {
+        case .status(let status, let retryAfter, let body, let delay) where !(200..<300).contains(status) || body != nil:
+            after(delay, generation: generation, context: context) {
+                self.sendFull(
+                    status: status, body: body ?? ResponseJSON.encode(ErrorBody.forStatus(status)),
+                    extraHeaders: retryAfter.map { [("Retry-After", $0)] } ?? [], keepAlive: keepAlive, callID: callID, context: context
+                )
+            }
+        case .hang:
+            break
+        case .answer(let delay, _), .status(_, _, _, let delay), .malformedJSON(let delay), .cut(_, let delay):
+            after(delay, generation: generation, context: context) {
+                self.sendFull(status: 200, body: request.responseJSON(), keepAlive: keepAlive, callID: callID, context: context)
+            }
+        }
+    }
+
+    // MARK: Sending    // MARK: Sending
 
     /// Sends a complete response with a `Content-Length` body and records its status.
     private func sendFull(

@@ -101,6 +101,8 @@ package struct RecordedCall: Sendable, Hashable {
     package var receivedAt: ContinuousClock.Instant
     /// The status sent: `0` while pending, or if the request hung or the answer was cut.
     package var status: Int
+    /// The path asked for: `/v1/chat/completions` or `/v1/embeddings`.
+    package var endpoint: String
 
     /// Creates a recorded call (mostly useful to build expectations in tests).
     ///
@@ -113,6 +115,7 @@ package struct RecordedCall: Sendable, Hashable {
     ///   - authorization: The `Authorization` header.
     ///   - receivedAt: When the request arrived.
     ///   - status: The status sent (0 if none).
+    ///   - endpoint: The path asked for.
     package init(
         model: String,
         stream: Bool,
@@ -121,8 +124,10 @@ package struct RecordedCall: Sendable, Hashable {
         fenceToken: String?,
         authorization: String?,
         receivedAt: ContinuousClock.Instant,
-        status: Int
+        status: Int,
+        endpoint: String = "/v1/chat/completions"
     ) {
+        self.endpoint = endpoint
         self.model = model
         self.stream = stream
         self.lastUserMessage = lastUserMessage

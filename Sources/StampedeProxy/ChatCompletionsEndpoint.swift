@@ -37,31 +37,13 @@ struct ChatCompletionsEndpoint: Sendable {
     }
 
     private func handle(_ request: Request, outcome: inout Outcome) async throws -> Response {
-        let tenant = try context.tenants.authenticate(authorization: request.headers[.authorization])
-        var request = request
-        let body: ByteBuffer
-        do {
-            body = try await request.collectBody(upTo: context.maxBodyBytes)
-        } catch is NIOTooManyBytesError {
-            throw ProxyError(status: .contentTooLarge, message: "the request body is larger than \(context.maxBodyBytes) bytes", type: "invalid_request_error", code: "request_too_large")
-        }
-        let json: JSONValue
-        do {
-            json = try JSONValue(parsing: Data(body.readableBytesView))
-        } catch {
-            throw ProxyError.badRequest("the body is not valid JSON: \(error)")
-        }
-        guard case .object(var object) = json else { throw ProxyError.badRequest("the body must be a JSON object") }
-        var directives = CacheDirectives()
-        if let header = request.headers[.cacheControl] { try directives.apply(cacheControl: header) }
-        if let cache = object.removeValue(forKey: "cache") { try directives.apply(cacheObject: cache) }
+        let read = try await ProxyRequest.read(request, context: context)
+        let (tenant, object, directives) = (read.tenant, read.body, read.directives)
         let stream = object["stream"] == .bool(true)
         var includeUsage = false
         if case .object(let streamOptions)? = object["stream_options"], streamOptions["include_usage"] == .bool(true) { includeUsage = true }
         let chat = try ChatRequest(openAIBody: .object(object))
-        guard tenant.allows(model: chat.model) else {
-            throw ProxyError(status: .forbidden, message: "this API key may not use model '\(chat.model)'", type: "permission_error", code: "model_not_allowed", param: "model")
-        }
+        try read.checkAllowed(model: chat.model)
         guard let llm = context.caches[tenant.upstream] else {
             throw ProxyError(status: .internalServerError, message: "tenant '\(tenant.name)' names an upstream the proxy does not have", type: "server_error")
         }

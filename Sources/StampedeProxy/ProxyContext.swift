@@ -8,6 +8,8 @@ public struct ProxyContext: Sendable {
     public var redis: RedisClient
     /// The LLM cache of each upstream profile, by profile name.
     public var caches: [String: LLMCache]
+    /// The embeddings client of each upstream profile (its base URL and credential), by profile name.
+    public var embeddings: [String: OpenAIEmbeddingsClient]
     /// The upstream profiles, by name.
     public var upstreams: [String: UpstreamProfile]
     /// The virtual keys.
@@ -22,10 +24,11 @@ public struct ProxyContext: Sendable {
     /// Creates a context.
     public init(
         redis: RedisClient, caches: [String: LLMCache], upstreams: [UpstreamProfile], tenants: TenantDirectory, maxBodyBytes: Int,
-        environment: [String: String], metricsText: @escaping @Sendable () -> String
+        environment: [String: String], metricsText: @escaping @Sendable () -> String, embeddings: [String: OpenAIEmbeddingsClient] = [:]
     ) {
         self.redis = redis
         self.caches = caches
+        self.embeddings = embeddings
         self.upstreams = Dictionary(upstreams.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         self.tenants = tenants
         self.maxBodyBytes = maxBodyBytes

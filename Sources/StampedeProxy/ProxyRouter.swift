@@ -8,10 +8,13 @@ public enum ProxyRouter {
         let metrics = ProxyMetrics()
         let chat = ChatCompletionsEndpoint(context: context, metrics: metrics, logger: logger)
         let models = ModelsEndpoint(context: context, metrics: metrics)
+        let embeddings = EmbeddingsEndpoint(context: context, metrics: metrics, logger: logger)
         let health = HealthEndpoints(context: context)
         let router = Router(context: BasicRequestContext.self)
         router.post("/v1/chat/completions") { request, _ in await chat.respond(to: request) }
         router.post("/chat/completions") { request, _ in await chat.respond(to: request) }
+        router.post("/v1/embeddings") { request, _ in await embeddings.respond(to: request) }
+        router.post("/embeddings") { request, _ in await embeddings.respond(to: request) }
         router.get("/v1/models") { request, _ in await models.respond(to: request) }
         router.get("/healthz") { _, _ in health.healthz() }
         router.get("/readyz") { _, _ in await health.readyz() }

@@ -59,6 +59,33 @@ struct ProxyInputTests {
         }
     }
 
+    @Test("embeddings requests: the key holds model, input, dimensions and unknown fields, not user nor encoding_format; inputs and numbers are validated by name; stored vectors round-trip bit for bit")
+    func embeddingsRequests() throws {
+        let base = try EmbeddingsRequest(openAIBody: ["model": "m", "input": ["a", "b"]])
+        #expect(base.inputCount == 2 && base.encodingFormat == .float)
+        let sameKey = try EmbeddingsRequest(openAIBody: ["model": "m", "input": ["a", "b"], "user": "u1", "encoding_format": "base64"])
+        #expect(sameKey.cacheKey == base.cacheKey && sameKey.encodingFormat == .base64 && sameKey.user == "u1")
+        for different: JSONValue in [["model": "m2", "input": ["a", "b"]], ["model": "m", "input": ["b", "a"]], ["model": "m", "input": ["a", "b"], "dimensions": 4], ["model": "m", "input": ["a", "b"], "truncate": "END"]] {
+            #expect(try EmbeddingsRequest(openAIBody: different).cacheKey != base.cacheKey, "\(different)")
+        }
+        #expect(try EmbeddingsRequest(openAIBody: ["model": "m", "input": [1, 2, 3]]).inputCount == 1)
+        #expect(try EmbeddingsRequest(openAIBody: ["model": "m", "input": [[1, 2], [3]]]).inputCount == 2)
+        #expect(sameKey.upstreamBody == ["model": "m", "input": ["a", "b"], "user": "u1", "encoding_format": "float"])
+        let bad: [(JSONValue, String)] = [
+            (["input": "x"], "model"), (["model": "m"], "input"), (["model": "m", "input": ""], "input"), (["model": "m", "input": []], "input"),
+            (["model": "m", "input": [1, -1]], "input"), (["model": "m", "input": ["a", 3]], "input"), (["model": "m", "input": "x", "dimensions": 0], "dimensions"),
+            (["model": "m", "input": "x", "encoding_format": "int8"], "encoding_format"), (["model": "m", "input": "x", "user": 7], "user"),
+        ]
+        for (body, param) in bad {
+            #expect(throws: EmbeddingsRequestError.self, "\(body)") { try EmbeddingsRequest(openAIBody: body) }
+            do { _ = try EmbeddingsRequest(openAIBody: body) } catch { #expect(error.param == param, "\(body)") }
+        }
+        let vectors: [[Float]] = [[0.1, -0.25, .leastNonzeroMagnitude, 3.4028235e38], [1]]
+        let stored = try JSONEncoder().encode(EmbeddingsResponse(model: "m", vectors: vectors, promptTokens: 3))
+        let decoded = try JSONDecoder().decode(EmbeddingsResponse.self, from: stored)
+        #expect(decoded.vectors.map { $0.map(\.bitPattern) } == vectors.map { $0.map(\.bitPattern) } && decoded.promptTokens == 3)
+    }
+
     @Test("the body's LiteLLM-style cache object means the same; its namespace is a sub-namespace of the caller's own; wrong types are 400s")
     func cacheObject() throws {
         var directives = CacheDirectives()

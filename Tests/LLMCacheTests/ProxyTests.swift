@@ -97,6 +97,16 @@ struct ProxyTests {
         var reasoning_first: Bool?
     }
 
+    /// Embeddings as the openai package decoded them.
+    struct Embedded: Decodable, Sendable {
+        var vectors: [[Double]]
+        var indexes: [Int]
+        var model: String
+        var prompt_tokens: Int
+        var cache_status: String?
+        var source: String?
+    }
+
     /// A streamed answer: its pieces with arrival times, and the proxy's `stampede` field.
     struct Streamed: Decodable, Sendable {
         struct Piece: Decodable, Sendable {
@@ -321,6 +331,43 @@ struct ProxyTests {
             #expect(withinBound.status == 200, "\(withinBound.body)")
             #expect(withinBound.headers.contains("cache-status: stampede; hit; detail=stale-if-error"), "\(withinBound.headers)")
             #expect(proxy.upstream.callCount == 6)
+        }
+    }
+
+    @Test("POST /v1/embeddings: the openai package's base64 request is computed once, then a hit; a float request for the same input is the same hit with the same float32 values as the upstream's; tenants don't share; bad input is an OpenAI-shaped 400")
+    func embeddingsAreCached() async throws {
+        try await withProxy { proxy in
+            let first = try await Self.python(Embedded.self, ["embed", proxy.baseURL, Self.alphaKey, "lease docs|fence docs"])
+            #expect(first.source == "computed" && first.cache_status == "stampede; fwd=miss; stored")
+            #expect(first.vectors.count == 2 && first.vectors.allSatisfy { $0.count == 8 } && first.indexes == [0, 1])
+            let second = try await Self.python(Embedded.self, ["embed", proxy.baseURL, Self.alphaKey, "lease docs|fence docs"])
+            #expect(second.source == "fresh_hit" && second.cache_status == "stampede; hit")
+            #expect(second.vectors == first.vectors && second.prompt_tokens == first.prompt_tokens)
+            let embeddingCalls = { proxy.upstream.calls.filter { $0.endpoint == "/v1/embeddings" } }
+            #expect(embeddingCalls().count == 1)
+            #expect(embeddingCalls().allSatisfy { $0.authorization == "Bearer \(Self.upstreamKey)" })
+
+            // The same input as JSON numbers, through the proxy (a hit) and from the upstream directly.
+            let body = #"{"model":"sim-embed","input":["lease docs","fence docs"],"encoding_format":"float"}"#
+            let viaProxy = try await Self.curl(["-D", "/dev/stderr", "-X", "POST", proxy.baseURL + "/embeddings", "-H", "Content-Type: application/json", "-H", "Authorization: Bearer \(Self.alphaKey)", "--data-binary", body])
+            #expect(viaProxy.stderr.lowercased().contains("cache-status: stampede; hit"), "\(viaProxy.stderr)")
+            let direct = try await Self.curl(["-X", "POST", proxy.upstream.baseURL + "/embeddings", "-H", "Content-Type: application/json", "-H", "Authorization: Bearer \(Self.upstreamKey)", "--data-binary", body])
+            func floats(_ json: String) throws -> [[Float]] {
+                let object = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
+                let data = try #require(object["data"] as? [[String: Any]])
+                return data.map { ($0["embedding"] as? [Double] ?? []).map(Float.init) }
+            }
+            let upstreamVectors = try floats(direct.stdout)
+            #expect(try floats(viaProxy.stdout) == upstreamVectors)
+            #expect(first.vectors.map { $0.map(Float.init) } == upstreamVectors, "base64 float32 == the upstream's float32")
+            #expect(embeddingCalls().count == 2)  // the direct call
+
+            let beta = try await Self.curl(["-D", "/dev/stderr", "-X", "POST", proxy.baseURL + "/embeddings", "-H", "Content-Type: application/json", "-H", "Authorization: Bearer \(Self.betaKey)", "--data-binary", body])
+            #expect(beta.stderr.lowercased().contains("cache-status: stampede; fwd=miss; stored"))
+            #expect(embeddingCalls().count == 3)
+            let bad = try await Self.curl(["-w", "\n%{http_code}", "-X", "POST", proxy.baseURL + "/embeddings", "-H", "Authorization: Bearer \(Self.alphaKey)", "--data-binary", #"{"model":"sim-embed","input":[]}"#])
+            #expect(bad.stdout.hasSuffix("\n400") && bad.stdout.contains(#""param":"input""#), "\(bad.stdout)")
+            #expect(embeddingCalls().count == 3)
         }
     }
 

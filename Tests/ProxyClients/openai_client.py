@@ -10,6 +10,8 @@ Usage: openai_client.py MODE BASE_URL API_KEY PROMPT [ARG]
             (`client.chat.completions.stream`); ARG: the model; offers a `search_docs` tool
             when the prompt starts with "tool:"; reports reasoning, tool calls and the source
   plain     the same request, not streamed
+  embed     one embeddings request (the package's default base64 encoding); PROMPT holds
+            the inputs separated by "|"; ARG: the model
 Prints one JSON document on stdout.
 """
 import json
@@ -107,6 +109,19 @@ def plain(client, prompt, model):
     return report
 
 
+def embed(client, prompt, model):
+    raw = client.embeddings.with_raw_response.create(model=model, input=prompt.split("|"))
+    result = raw.parse()
+    return {
+        "vectors": [item.embedding for item in result.data],
+        "indexes": [item.index for item in result.data],
+        "model": result.model,
+        "prompt_tokens": result.usage.prompt_tokens,
+        "cache_status": raw.headers.get("cache-status"),
+        "source": raw.headers.get("x-stampede-source"),
+    }
+
+
 def herd(client, prompt, count):
     barrier = threading.Barrier(count)
     results = [None] * count
@@ -148,6 +163,8 @@ def main():
         result = rich(client, prompt, argument or "sim-model")
     elif mode == "plain":
         result = plain(client, prompt, argument or "sim-model")
+    elif mode == "embed":
+        result = embed(client, prompt, argument or "sim-embed")
     elif mode == "error":
         result = error(client, prompt, argument or "sim-model")
     else:

@@ -66,12 +66,16 @@ struct ServeCommand: AsyncParsableCommand {
         try await RedisTarget.with(explicitURL: resolved.redisURL.value, tls: settings.tls) { url in
             let redis = try RedisClient(url: url, clientName: "stampede-serve", logger: logger)
             var caches: [String: LLMCache] = [:]
+            var embeddings: [String: OpenAIEmbeddingsClient] = [:]
             for upstream in proxy.upstreams {
                 let key = upstream.apiKeyEnvironment.flatMap { environment[$0] }
                 if let variable = upstream.apiKeyEnvironment, key == nil {
                     logger.warning("the upstream's API key variable is not set; its requests will fail until it is", metadata: ["upstream": "\(upstream.name)", "variable": "\(variable)"])
                 }
                 let client = OpenAIClient(configuration: OpenAIConfiguration(baseURL: upstream.baseURL, apiKey: key, maxRetries: upstream.maxRetries ?? 3), logger: logger)
+                embeddings[upstream.name] = OpenAIEmbeddingsClient(configuration: EmbeddingsConfiguration(
+                    baseURL: upstream.baseURL, apiKey: key, maxRetries: upstream.maxRetries ?? 3
+                ), logger: logger)
                 caches[upstream.name] = try LLMCache(redis: redis, upstream: client, configuration: LLMCacheConfiguration(
                     namespace: proxy.tenants[0].namespace, policy: resolved.policy,
                     keyOptions: RequestKeyOptions(promptVersion: resolved.promptVersion.value)
@@ -79,7 +83,7 @@ struct ServeCommand: AsyncParsableCommand {
             }
             let context = ProxyContext(
                 redis: redis, caches: caches, upstreams: proxy.upstreams, tenants: TenantDirectory(proxy.tenants),
-                maxBodyBytes: proxy.maxBodyBytes, environment: environment, metricsText: { registry.emitToString() }
+                maxBodyBytes: proxy.maxBodyBytes, environment: environment, metricsText: { registry.emitToString() }, embeddings: embeddings
             )
             let app = Application(
                 router: ProxyRouter.build(context, logger: logger),

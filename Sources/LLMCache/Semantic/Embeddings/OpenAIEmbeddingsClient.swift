@@ -46,6 +46,29 @@ public final class OpenAIEmbeddingsClient: EmbeddingsUpstream {
         }
     }
 
+    /// Answers an `/v1/embeddings` request as sent by a caller (its own model, input and fields;
+    /// this client's base URL and key), retrying like ``embed(_:deadline:)``.
+    /// - Throws: ``UpstreamError`` (the upstream's status and message for HTTP errors).
+    public func respond(to request: EmbeddingsRequest, deadline: ContinuousClock.Instant) async throws -> EmbeddingsResponse {
+        let started = ContinuousClock.now
+        var http = HTTPClientRequest(url: configuration.baseURL.trimmingSuffix("/") + "/embeddings")
+        http.method = .POST
+        http.headers.add(name: "Content-Type", value: "application/json")
+        if let apiKey = configuration.apiKey { http.headers.add(name: "Authorization", value: "Bearer \(apiKey)") }
+        http.body = .bytes(ByteBuffer(string: request.upstreamBody.canonicalJSON()))
+        let prepared = http
+        let transport = self.transport
+        let expected = request.inputCount
+        return try await transport.withRetries(deadline: deadline) {
+            let response = try await transport.execute(prepared, started: started, deadline: deadline)
+            let body = try await transport.collect(response, started: started, deadline: deadline)
+            guard response.status == .ok else { throw UpstreamTransport.httpFailure(response, body) }
+            let batch = try Self.decode(body, expected: expected)
+            let model = (try? JSONDecoder().decode(WireModelName.self, from: Data(buffer: body)))?.model ?? request.model
+            return EmbeddingsResponse(model: model, vectors: batch.vectors, promptTokens: batch.promptTokens)
+        }
+    }
+
     static func decode(_ body: ByteBuffer, expected: Int) throws -> EmbeddingBatch {
         let wire: WireEmbeddingsResponse
         do {

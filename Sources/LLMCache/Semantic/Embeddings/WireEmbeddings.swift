@@ -17,3 +17,8 @@ struct WireEmbeddingsResponse: Decodable {
     var data: [Item]
     var usage: Usage?
 }
+
+/// The `model` field of a response.
+struct WireModelName: Decodable {
+    var model: String?
+}
