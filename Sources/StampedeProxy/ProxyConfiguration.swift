@@ -1,4 +1,5 @@
 public import Foundation
+public import LLMCache
 
 /// What `stampede serve` serves: the upstreams it may call, the tenants (virtual API keys) it
 /// accepts, and request limits. Read from a JSON file; it holds no secret in clear: upstream API
@@ -10,7 +11,8 @@ public import Foundation
 ///   "upstreams": [{"name": "openai", "base_url": "https://api.openai.com/v1", "api_key_env": "OPENAI_API_KEY"}],
 ///   "tenants": [{"name": "search", "namespace": "search", "key_sha256": "9f86d0…", "upstream": "openai",
 ///                "models": ["gpt-4o-mini"]}],
-///   "max_body_bytes": 1048576
+///   "max_body_bytes": 1048576,
+///   "prices": {"gpt-4o-mini": {"input_per_million": 0.15, "output_per_million": 0.6}}
 /// }
 /// ```
 public struct ProxyConfiguration: Sendable, Hashable, Codable {
@@ -20,17 +22,26 @@ public struct ProxyConfiguration: Sendable, Hashable, Codable {
     public var tenants: [TenantConfiguration]
     /// The largest request body accepted (default 1 MiB); larger ones get 413.
     public var maxBodyBytes: Int
+    /// Prices by model name (exact, or the longest matching prefix), for the money-saved
+    /// accounting; models without a price save no money in reports.
+    public var prices: [String: ModelPrice]
 
     enum CodingKeys: String, CodingKey {
-        case upstreams, tenants
+        case upstreams, tenants, prices
         case maxBodyBytes = "max_body_bytes"
     }
 
     /// Creates a configuration.
-    public init(upstreams: [UpstreamProfile], tenants: [TenantConfiguration], maxBodyBytes: Int = 1 << 20) {
+    public init(upstreams: [UpstreamProfile], tenants: [TenantConfiguration], maxBodyBytes: Int = 1 << 20, prices: [String: ModelPrice] = [:]) {
         self.upstreams = upstreams
         self.tenants = tenants
         self.maxBodyBytes = maxBodyBytes
+        self.prices = prices
+    }
+
+    /// The price table the caches use.
+    public var priceTable: PriceTable {
+        PriceTable(models: prices.mapValues { PriceTable.Price(inputPerMillion: $0.inputPerMillion, outputPerMillion: $0.outputPerMillion) })
     }
 
     /// Decodes a configuration (unknown keys are an error, so a typo is not silently ignored).
@@ -39,7 +50,8 @@ public struct ProxyConfiguration: Sendable, Hashable, Codable {
         upstreams = try container.decode([UpstreamProfile].self, forKey: .upstreams)
         tenants = try container.decode([TenantConfiguration].self, forKey: .tenants)
         maxBodyBytes = try container.decodeIfPresent(Int.self, forKey: .maxBodyBytes) ?? 1 << 20
-        let known = Set(["upstreams", "tenants", "max_body_bytes"])
+        prices = try container.decodeIfPresent([String: ModelPrice].self, forKey: .prices) ?? [:]
+        let known = Set(["upstreams", "tenants", "max_body_bytes", "prices"])
         let all = try decoder.container(keyedBy: AnyCodingKey.self).allKeys.map(\.stringValue)
         if let unknown = all.first(where: { !known.contains($0) }) {
             throw ProxyConfigurationError("unknown setting '\(unknown)' (known: \(known.sorted().joined(separator: ", ")))")
@@ -75,6 +87,10 @@ public struct ProxyConfiguration: Sendable, Hashable, Codable {
         guard !tenants.isEmpty else { throw ProxyConfigurationError("'tenants' must name at least one tenant (virtual API key)") }
         guard (1_024...(64 << 20)).contains(maxBodyBytes) else {
             throw ProxyConfigurationError("'max_body_bytes' must be 1024...67108864, got \(maxBodyBytes)")
+        }
+        for (model, price) in prices {
+            guard !model.isEmpty else { throw ProxyConfigurationError("a price must name a model") }
+            try price.validate(model: model)
         }
         var upstreamNames = Set<String>()
         for upstream in upstreams {

@@ -36,7 +36,8 @@ struct ProxyTests {
                 TenantConfiguration(name: "alpha", namespace: "alpha\(namespaceSuffix)", keySHA256: VirtualKey.sha256Hex(Self.alphaKey), upstream: "sim"),
                 TenantConfiguration(name: "beta", namespace: "beta\(namespaceSuffix)", keySHA256: VirtualKey.sha256Hex(Self.betaKey), upstream: "sim"),
                 TenantConfiguration(name: "narrow", namespace: "narrow\(namespaceSuffix)", keySHA256: VirtualKey.sha256Hex(Self.narrowKey), upstream: "sim", models: ["another-model"]),
-            ]
+            ],
+            prices: ["sim-model": ModelPrice(inputPerMillion: 0.15, outputPerMillion: 0.6)]
         )
         let path = directory.appendingPathComponent("proxy.json").path
         try JSONEncoder().encode(configuration).write(to: URL(fileURLWithPath: path))
@@ -369,6 +370,64 @@ struct ProxyTests {
             #expect(bad.stdout.hasSuffix("\n400") && bad.stdout.contains(#""param":"input""#), "\(bad.stdout)")
             #expect(embeddingCalls().count == 3)
         }
+    }
+
+    @Test("the Grafana dashboard (scripts/grafana/stampede-dashboard.json) queries only metric names /metrics exports, with the labels it filters and groups by")
+    func dashboardMatchesMetrics() async throws {
+        let dashboardPath = Self.repositoryRoot + "/scripts/grafana/stampede-dashboard.json"
+        let dashboard = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dashboardPath))) as? [String: Any])
+        let panels = try #require(dashboard["panels"] as? [[String: Any]])
+        let expressions = panels.flatMap { ($0["targets"] as? [[String: Any]] ?? []).compactMap { $0["expr"] as? String } }
+        #expect(panels.count >= 10 && expressions.count >= panels.count)
+        let titles = panels.compactMap { $0["title"] as? String }
+        for required in ["Hit ratio", "Answers by source", "Upstream calls avoided", "Money saved", "Follower wait", "Lock takeovers", "Redis errors"] {
+            #expect(titles.contains(required), "no panel '\(required)'")
+        }
+        try await withProxy { proxy in
+            // Traffic that makes every metric exist: a miss, a hit (money saved), a streamed answer.
+            _ = try await Self.python(Answer.self, ["complete", proxy.baseURL, Self.alphaKey, "Dashboard question"])
+            _ = try await Self.python(Answer.self, ["complete", proxy.baseURL, Self.alphaKey, "Dashboard question"])
+            _ = try await Self.python(Streamed.self, ["stream", proxy.baseURL, Self.alphaKey, "Dashboard stream"])
+            var exported: [String: Set<String>] = [:]
+            try await waitUntil("the accounting flush exports money saved", limit: .seconds(30)) {
+                exported = Self.metricLabels(try await Self.get(proxy.origin + "/metrics").body)
+                return exported["llmcache_money_saved_usd_total"] != nil
+            }
+            let metricPattern = /\b((?:stampede|llmcache|redis)_[a-z0-9_]+)\b/
+            let byPattern = /by \(([a-z_, ]+)\)/
+            let selectorPattern = /([a-z_]+)=~/
+            for expression in expressions {
+                let metrics = expression.matches(of: metricPattern).map { String($0.1) }
+                #expect(!metrics.isEmpty, "no metric in \(expression)")
+                var labels = Set(expression.matches(of: selectorPattern).map { String($0.1) })
+                for match in expression.matches(of: byPattern) {
+                    labels.formUnion(match.1.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
+                }
+                for metric in metrics {
+                    guard let present = exported[metric] else {
+                        Issue.record("\(metric) (in \(expression)) is not exported by /metrics")
+                        continue
+                    }
+                    for label in labels where label != "le" || metric.hasSuffix("_bucket") {
+                        #expect(present.contains(label), "\(metric) has no label '\(label)' (in \(expression)); it has \(present.sorted())")
+                    }
+                }
+            }
+        }
+    }
+
+    /// Metric name → label names, from Prometheus text.
+    static func metricLabels(_ text: String) -> [String: Set<String>] {
+        var result: [String: Set<String>] = [:]
+        for line in text.split(separator: "\n") where !line.hasPrefix("#") {
+            let name = String(line.prefix { $0 != "{" && $0 != " " })
+            var labels = result[name] ?? []
+            if let open = line.firstIndex(of: "{"), let close = line.lastIndex(of: "}") {
+                for match in line[open..<close].matches(of: /([a-zA-Z_][a-zA-Z0-9_]*)="/) { labels.insert(String(match.1)) }
+            }
+            result[name] = labels
+        }
+        return result
     }
 
     @Test("GET /v1/models passes through with the upstream's key; /readyz is ready; /metrics exports the proxy's, the cache's and the client's metrics in Prometheus text")

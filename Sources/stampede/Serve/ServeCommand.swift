@@ -38,7 +38,9 @@ struct ServeCommand: AsyncParsableCommand {
             environment["STAMPEDE_DEMO_UPSTREAM_KEY"] = "demo-upstream-key"
             proxy = ProxyConfiguration(
                 upstreams: [UpstreamProfile(name: "simulated", baseURL: upstream.baseURL, apiKeyEnvironment: "STAMPEDE_DEMO_UPSTREAM_KEY")],
-                tenants: [TenantConfiguration(name: "demo", namespace: "demo", keySHA256: VirtualKey.sha256Hex("sk-demo"), upstream: "simulated")]
+                tenants: [TenantConfiguration(name: "demo", namespace: "demo", keySHA256: VirtualKey.sha256Hex("sk-demo"), upstream: "simulated")],
+                // gpt-4o-mini's list price (USD per 1M tokens), so the demo's hits count as money saved.
+                prices: ["gpt-4o-mini": ModelPrice(inputPerMillion: 0.15, outputPerMillion: 0.60)]
             )
             Console.note("Demo mode: a simulated OpenAI upstream (800 ms per answer) at \(upstream.baseURL); use the virtual key sk-demo.")
         } else {
@@ -78,7 +80,7 @@ struct ServeCommand: AsyncParsableCommand {
                 ), logger: logger)
                 caches[upstream.name] = try LLMCache(redis: redis, upstream: client, configuration: LLMCacheConfiguration(
                     namespace: proxy.tenants[0].namespace, policy: resolved.policy,
-                    keyOptions: RequestKeyOptions(promptVersion: resolved.promptVersion.value)
+                    keyOptions: RequestKeyOptions(promptVersion: resolved.promptVersion.value), prices: proxy.priceTable
                 ), logger: logger)
             }
             let context = ProxyContext(
