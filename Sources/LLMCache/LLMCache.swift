@@ -3,6 +3,7 @@ public import RedisClient
 public import ServiceLifecycle
 public import StampedeCache
 import Synchronization
+import Tracing
 
 /// Settings of an ``LLMCache``.
 public struct LLMCacheConfiguration: Sendable {
@@ -313,7 +314,22 @@ public final class LLMCache: Sendable, Service {
 
     // MARK: The call
 
+    /// One request, traced as an `llm.request` span (attributes: `gen_ai.request.model`,
+    /// `stampede.namespace`, `stampede.source`, `llm.called_upstream`; never the prompt or answer).
     private func run(_ request: ChatRequest, options: LLMRequestOptions, onDelta: (@Sendable (ChatDelta) -> Void)?) async throws -> LLMResult {
+        try await withSpan("llm.request", ofKind: .internal) { span in
+            span.attributes["gen_ai.request.model"] = request.model
+            span.attributes["gen_ai.operation.name"] = "chat"
+            span.attributes["llm.stream"] = onDelta != nil
+            span.attributes["stampede.namespace"] = options.namespace ?? configuration.namespace
+            let result = try await untracedRun(request, options: options, onDelta: onDelta)
+            span.attributes["stampede.source"] = result.sourceLabel
+            span.attributes["llm.called_upstream"] = result.calledUpstream
+            return result
+        }
+    }
+
+    private func untracedRun(_ request: ChatRequest, options: LLMRequestOptions, onDelta: (@Sendable (ChatDelta) -> Void)?) async throws -> LLMResult {
         try checkOpen()
         let namespace = options.namespace ?? configuration.namespace
         let cache = try caches.cache(for: namespace)
@@ -333,31 +349,41 @@ public final class LLMCache: Sendable, Service {
         let logger = self.logger
         let liveLifetime = configuration.policy.lockTTL + .seconds(30)
         let callUpstream: @Sendable () async throws -> Computed<ChatCompletion> = {
-            let deadline = ContinuousClock.now + timeout
-            let completion: ChatCompletion
-            if let onDelta {
-                // Streamed here: the pieces also go to this computation's live stream, for the
-                // callers in other processes waiting on it (LiveStreamFollower).
-                let writer = StampedeCache.computation?.liveStreamKey.map { LiveStreamWriter(redis: redis, key: $0, lifetime: liveLifetime, logger: logger) }
-                do {
-                    completion = try await upstream.stream(request, deadline: deadline) { piece in
-                        onDelta(piece)
-                        writer?.append(piece)
+            try await withSpan("llm.upstream", ofKind: .client) { span in
+                span.attributes["gen_ai.request.model"] = request.model
+                span.attributes["gen_ai.operation.name"] = "chat"
+                if let token = StampedeCache.computation?.fenceToken { span.attributes["stampede.fence_token"] = token }
+                let deadline = ContinuousClock.now + timeout
+                let completion: ChatCompletion
+                if let onDelta {
+                    // Streamed here: the pieces also go to this computation's live stream, for the
+                    // callers in other processes waiting on it (LiveStreamFollower).
+                    let writer = StampedeCache.computation?.liveStreamKey.map { LiveStreamWriter(redis: redis, key: $0, lifetime: liveLifetime, logger: logger) }
+                    do {
+                        completion = try await upstream.stream(request, deadline: deadline) { piece in
+                            onDelta(piece)
+                            writer?.append(piece)
+                        }
+                    } catch {
+                        await writer?.finish(error: "\(error)")
+                        throw error
                     }
-                } catch {
-                    await writer?.finish(error: "\(error)")
-                    throw error
+                    await writer?.finish(error: nil)
+                } else {
+                    completion = try await upstream.complete(request, deadline: deadline)
                 }
-                await writer?.finish(error: nil)
-            } else {
-                completion = try await upstream.complete(request, deadline: deadline)
+                span.attributes["gen_ai.response.model"] = completion.model
+                if let usage = completion.usage {
+                    span.attributes["gen_ai.usage.input_tokens"] = usage.promptTokens
+                    span.attributes["gen_ai.usage.output_tokens"] = usage.completionTokens
+                }
+                // Paid for but not cacheable (truncated, tool calls, ...): the callers waiting for
+                // this computation still receive it; nothing is stored.
+                if let reason = cacheability.reasonNotToCache(completion, for: request) {
+                    return .deliverWithoutStoring(completion, reason: reason)
+                }
+                return .store(completion)
             }
-            // Paid for but not cacheable (truncated, tool calls, ...): the callers waiting for
-            // this computation still receive it; nothing is stored.
-            if let reason = cacheability.reasonNotToCache(completion, for: request) {
-                return .deliverWithoutStoring(completion, reason: reason)
-            }
-            return .store(completion)
         }
         let semanticStep = try semanticStep(for: request, key: key, options: options, namespace: namespace, cache: cache, callUpstream: callUpstream)
         do {

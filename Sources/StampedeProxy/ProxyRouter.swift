@@ -11,6 +11,9 @@ public enum ProxyRouter {
         let embeddings = EmbeddingsEndpoint(context: context, metrics: metrics, logger: logger)
         let health = HealthEndpoints(context: context)
         let router = Router(context: BasicRequestContext.self)
+        // One server span per request (continuing an incoming W3C `traceparent`); the cache's and
+        // the upstream call's spans are its children. A no-op until a tracer is bootstrapped.
+        router.add(middleware: TracingMiddleware())
         router.post("/v1/chat/completions") { request, _ in await chat.respond(to: request) }
         router.post("/chat/completions") { request, _ in await chat.respond(to: request) }
         router.post("/v1/embeddings") { request, _ in await embeddings.respond(to: request) }

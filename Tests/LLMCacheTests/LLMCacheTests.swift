@@ -287,5 +287,55 @@ struct LLMCacheTests {
         #expect(server.callCount == 1)
         await leader.close(); await other.close(); await redisA.close(); await redisB.close(); await server.stop()
     }
+    @Test("tracing: the leader's trace has llm.request > stampede.cache.get > stampede.cache.compute > (llm.upstream, stampede.cache.commit) with its fence token; the follower's trace waits on that token; no prompt text in any attribute")
+    func tracingSpans() async throws {
+        let server = try await SimulatedLLMServer.start(.init(latency: .fixed(.milliseconds(20))), apiKey: "k")
+        let url = try TestRedis.sharedURL
+        let ns = namespace()
+        let gate = TestGate()
+        let (redisA, leader) = try await makeWorker(url, server: server, namespace: ns, id: "a", gate: gate)
+        let (redisB, follower) = try await makeWorker(url, server: server, namespace: ns, id: "b")
+        let prompt = "Trace me, secret prompt"
+        async let leading = RecordingTracer.trace { try await leader.complete(ask(prompt)) }
+        try await waitUntil("the leader's upstream call reached the gate") { gate.arrived == 1 }
+        async let following = RecordingTracer.trace { try await follower.complete(ask(prompt)) }
+        let followerCache = try follower.cache(for: ns)
+        try await waitUntil("the follower waits") { followerCache.diagnostics.followerWaits > 0 }
+        gate.open()
+        let (led, leaderTrace) = try await leading
+        let (followed, followerTrace) = try await following
+        #expect(led.source == .computed && followed.source == .receivedFromOtherWorker)
+
+        let spans = RecordingTracer.shared.spans(of: leaderTrace)
+        func one(_ name: String, in spans: [RecordingTracer.Finished]) throws -> RecordingTracer.Finished {
+            let found = spans.filter { $0.name == name }
+            try #require(found.count == 1, "\(found.count) spans named \(name): \(spans.map(\.name))")
+            return found[0]
+        }
+        let request = try one("llm.request", in: spans)
+        let get = try one("stampede.cache.get", in: spans)
+        let compute = try one("stampede.cache.compute", in: spans)
+        let upstream = try one("llm.upstream", in: spans)
+        let commit = try one("stampede.cache.commit", in: spans)
+        #expect(get.parentID == request.spanID && compute.parentID == get.spanID)
+        #expect(upstream.parentID == compute.spanID && commit.parentID == compute.spanID)
+        let token = try #require(server.calls.first?.fenceToken)
+        #expect(compute.attributes["stampede.fence_token"] == token && upstream.attributes["stampede.fence_token"] == token)
+        #expect(commit.attributes["stampede.commit"] == "accepted")
+        #expect(request.attributes["stampede.source"] == "computed" && request.attributes["llm.called_upstream"] == "true")
+        #expect(get.attributes["stampede.namespace"] == ns && upstream.attributes["gen_ai.request.model"] == "sim")
+        #expect(upstream.kind == .client && commit.kind == .client)
+
+        let followerSpans = RecordingTracer.shared.spans(of: followerTrace)
+        let waits = followerSpans.filter { $0.name == "stampede.cache.wait" }
+        #expect(!waits.isEmpty && waits.allSatisfy { $0.attributes["stampede.awaited_fence_token"] == token }, "\(waits.map(\.attributes))")
+        #expect(try one("stampede.cache.get", in: followerSpans).attributes["stampede.source"] == "received_from_other_worker")
+        #expect(!followerSpans.contains { $0.name == "llm.upstream" })
+        for span in spans + followerSpans {
+            #expect(!span.attributes.values.contains { $0.contains("secret prompt") }, "\(span.name) carries the prompt")
+        }
+        await leader.close(); await follower.close(); await redisA.close(); await redisB.close(); await server.stop()
+    }
 }
+
 

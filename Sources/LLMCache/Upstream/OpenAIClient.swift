@@ -5,6 +5,7 @@ import NIOCore
 import NIOFoundationCompat
 import NIOHTTP1
 import StampedeCache
+import Tracing
 
 /// Anything that answers chat requests: the OpenAI-compatible HTTP client, or your own.
 public protocol ChatCompletionUpstream: Sendable {
@@ -178,6 +179,8 @@ public final class OpenAIClient: ChatCompletionUpstream {
         if let computation = StampedeCache.computation, let token = computation.fenceToken {
             http.headers.add(name: "X-Stampede-Fence", value: String(token))
         }
+        // The trace continues at the upstream (W3C `traceparent`, when a tracer is bootstrapped).
+        if let context = ServiceContext.current { InstrumentationSystem.instrument.inject(context, into: &http.headers, using: HTTPHeadersInjector()) }
         let body = try JSONEncoder().encode(request.wireBody(stream: stream))
         http.body = .bytes(ByteBuffer(data: body))
         return try await transport.execute(http, started: started, deadline: deadline)

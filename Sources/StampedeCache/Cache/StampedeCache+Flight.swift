@@ -2,6 +2,7 @@ import Logging
 import NIOCore
 import RedisClient
 import Synchronization
+import Tracing
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -9,7 +10,23 @@ import Darwin
 #endif
 
 extension StampedeCache {
+    /// One call, traced as a `stampede.cache.get` span (attributes: `stampede.namespace`,
+    /// `stampede.source`, `stampede.coalesced`; never the key or the value).
     func outcome(
+        for key: String,
+        options: CacheRequestOptions,
+        compute: @escaping @Sendable () async throws -> Computed<ByteBuffer>
+    ) async throws -> Outcome {
+        try await withSpan("stampede.cache.get", ofKind: .internal) { span in
+            span.attributes["stampede.namespace"] = namespace
+            let outcome = try await untracedOutcome(for: key, options: options, compute: compute)
+            span.attributes["stampede.source"] = outcome.source.label
+            span.attributes["stampede.coalesced"] = outcome.coalesced
+            return outcome
+        }
+    }
+
+    private func untracedOutcome(
         for key: String,
         options: CacheRequestOptions,
         compute: @escaping @Sendable () async throws -> Computed<ByteBuffer>

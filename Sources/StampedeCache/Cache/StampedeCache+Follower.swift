@@ -2,6 +2,7 @@ import Logging
 import NIOCore
 import RedisClient
 import Synchronization
+import Tracing
 
 extension StampedeCache {
     /// Waits as a follower. Returns an outcome to serve, or `nil` to re-check with get-or-lock.
@@ -39,7 +40,13 @@ extension StampedeCache {
         let timeout = min(policy.followerRecheckInterval, lockRemaining + .milliseconds(15), maxWait - waited)
         diagnosticsBox.update { $0.followerWaits += 1 }
         let waitStart = ContinuousClock.now
-        let wake = await hub.wait(for: entry.id, on: channel, since: since, minimumToken: minimumToken, timeout: max(timeout, .milliseconds(1)))
+        let wake = await withSpan("stampede.cache.wait", ofKind: .internal) { span in
+            span.attributes["stampede.namespace"] = namespace
+            span.attributes["stampede.awaited_fence_token"] = minimumToken
+            let wake = await hub.wait(for: entry.id, on: channel, since: since, minimumToken: minimumToken, timeout: max(timeout, .milliseconds(1)))
+            span.attributes["stampede.wake"] = "\(wake)".prefix(while: { $0 != "(" }).description
+            return wake
+        }
         metrics.waitTime.recordNanoseconds((ContinuousClock.now - waitStart).nanosecondsClamped)
         switch wake {
         case .notice(.failed(_, let message, let retryable)):

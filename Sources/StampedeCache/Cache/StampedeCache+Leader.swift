@@ -2,6 +2,7 @@ import Logging
 import NIOCore
 import RedisClient
 import Synchronization
+import Tracing
 
 extension StampedeCache {
     /// This caller holds the lock: compute and commit in a task the cache owns, and return the
@@ -13,8 +14,10 @@ extension StampedeCache {
         compute: @escaping @Sendable () async throws -> Computed<ByteBuffer>
     ) async throws -> Outcome {
         let hold = fallback == nil ? Duration.zero : policy.failSafeThrottle
+        // The computation runs in a task the cache owns: it continues the caller's trace explicitly.
+        let trace = ServiceContext.current ?? .topLevel
         return try await detached(flightContext, cancelWhenAbandoned: false) {
-            try await self.computeAndCommit(key: key, entry: entry, token: token, options: options, fallback: fallback, hold: hold, compute: compute)
+            try await self.computeAndCommit(key: key, entry: entry, token: token, options: options, fallback: fallback, hold: hold, trace: trace, compute: compute)
         }
     }
 
@@ -23,12 +26,32 @@ extension StampedeCache {
         compute: @escaping @Sendable () async throws -> Computed<ByteBuffer>
     ) {
         diagnosticsBox.update { $0.refreshesStarted += 1 }
+        let trace = ServiceContext.current ?? .topLevel
         _ = background.spawn {
-            try await self.computeAndCommit(key: key, entry: entry, token: token, options: options, fallback: stale, hold: self.policy.failSafeThrottle, compute: compute)
+            try await self.computeAndCommit(key: key, entry: entry, token: token, options: options, fallback: stale, hold: self.policy.failSafeThrottle, trace: trace, compute: compute)
         }
     }
 
+    /// Computes under the lock `token` and commits, traced as a `stampede.cache.compute` span in
+    /// `trace` (attributes: `stampede.namespace`, `stampede.fence_token`, `stampede.outcome`) with
+    /// a `stampede.cache.commit` child; the compute closure sees its ``ComputationContext`` in the
+    /// span's `ServiceContext`.
     func computeAndCommit(
+        key: String, entry: EntryKeys, token: Int64, options: CacheRequestOptions, fallback: StoredEntry?, hold: Duration,
+        trace: ServiceContext, compute: @escaping @Sendable () async throws -> Computed<ByteBuffer>
+    ) async throws -> Outcome {
+        var context = trace
+        context.stampedeComputation = ComputationContext(namespace: namespace, key: key, fenceToken: token, liveStreamKey: entry.liveStream(token: token))
+        return try await withSpan("stampede.cache.compute", context: context, ofKind: .internal) { span in
+            span.attributes["stampede.namespace"] = namespace
+            span.attributes["stampede.fence_token"] = token
+            let outcome = try await untracedComputeAndCommit(key: key, entry: entry, token: token, options: options, fallback: fallback, hold: hold, compute: compute)
+            span.attributes["stampede.outcome"] = outcome.source.label
+            return outcome
+        }
+    }
+
+    private func untracedComputeAndCommit(
         key: String, entry: EntryKeys, token: Int64, options: CacheRequestOptions, fallback: StoredEntry?, hold: Duration,
         compute: @escaping @Sendable () async throws -> Computed<ByteBuffer>
     ) async throws -> Outcome {
@@ -36,12 +59,9 @@ extension StampedeCache {
         let started = ContinuousClock.now
         let computed: Computed<ByteBuffer>
         do {
-            let context = ComputationContext(namespace: namespace, key: key, fenceToken: token, liveStreamKey: entry.liveStream(token: token))
             liveAnnouncements.announce(entry.id, FollowedComputation(namespace: namespace, key: key, fenceToken: token, liveStreamKey: entry.liveStream(token: token)))
             defer { liveAnnouncements.withdraw(entry.id) }
-            computed = try await StampedeCache.$computation.withValue(context) {
-                try await withHardTimeout(policy.computeTimeout, compute)
-            }
+            computed = try await withHardTimeout(policy.computeTimeout, compute)
         } catch {
             let timedOut = error is ComputeTimedOut
             // A computation that ran out its computeTimeout is not retried by its followers: they have
@@ -78,11 +98,16 @@ extension StampedeCache {
         metrics.computation("ok")
         var freshFor = options.freshFor ?? policy.freshFor
         if case .storeWithFreshness(_, let own) = computed { freshFor = max(.milliseconds(1), min(own, freshFor)) }
+        let span = startSpan("stampede.cache.commit", ofKind: .client)
+        span.attributes["db.system"] = "redis"
+        span.attributes["stampede.fence_token"] = token
+        defer { span.end() }
         do {
             let reply = try await redis.execute(Commit(
                 entry, token: token, value: value, policy: policy, freshFor: freshFor,
                 computeTime: computeTime, channel: await noticeChannel(for: entry)
             ))
+            span.attributes["stampede.commit"] = if case .accepted = reply { "accepted" } else { "rejected" }
             switch reply {
             case .accepted(let freshUntil, let staleUntil, let now):
                 if !options.tags.isEmpty { await index(entry, tags: options.tags, retention: .milliseconds(staleUntil - now)) }
@@ -97,6 +122,7 @@ extension StampedeCache {
             // The value was computed but could not be stored. The lock must not outlive this: hand
             // the value to the waiting followers (which releases the lock), or at least release it.
             let message = error.message
+            span.recordError(error)
             diagnosticsBox.update { $0.failedCommits += 1 }
             metrics.commitFailures.increment()
             logger.error("commit failed; the value is returned but not cached", metadata: ["key": "\(key)", "error": "\(message)"])
