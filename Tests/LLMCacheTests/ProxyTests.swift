@@ -25,7 +25,7 @@ struct ProxyTests {
     }
 
     /// Starts `instances` proxies, each a `stampede serve` process, and stops them afterwards.
-    func withProxy<T>(instances: Int = 1, latency: Duration = .milliseconds(300), _ body: (Running) async throws -> T) async throws -> T {
+    func withProxy<T>(instances: Int = 1, latency: Duration = .milliseconds(300), environment extra: [String: String] = [:], _ body: (Running) async throws -> T) async throws -> T {
         let upstream = try await SimulatedLLMServer.start(.init(latency: .fixed(latency), streamChunks: 6), apiKey: Self.upstreamKey)
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("stampede-proxy-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -47,6 +47,7 @@ struct ProxyTests {
             let port = try ServerSupport.pickFreePort()
             ports.append(port)
             let environment = ["REDIS_URL": try TestRedis.sharedURL, "SIM_UPSTREAM_KEY": Self.upstreamKey, "STAMPEDE_FRESH_FOR": "60", "LOG_LEVEL": "warning"]
+                .merging(extra) { _, new in new }
             servers.append(Task { try await runStampede(["serve", "--proxy-config", path, "--port", "\(port)"], environment: environment, timeout: .seconds(600)) })
         }
         defer {
@@ -428,6 +429,63 @@ struct ProxyTests {
             result[name] = labels
         }
         return result
+    }
+
+    @Test("OTLP/HTTP export (swift-otel): a request with a traceparent is traced in that trace, from the server span through the cache's compute and commit to the upstream call, with the fence token the upstream received and no prompt text")
+    func tracesExportedByOTLP() async throws {
+        let collectorPort = try ServerSupport.pickFreePort()
+        let spansFile = FileManager.default.temporaryDirectory.appendingPathComponent("otlp-\(UUID().uuidString).jsonl").path
+        let collector = Task { try await runChild("/usr/bin/env", ["python3", Self.repositoryRoot + "/Tests/ProxyClients/otlp_collector.py", "\(collectorPort)", spansFile], timeout: .seconds(600)) }
+        defer {
+            collector.cancel()
+            try? FileManager.default.removeItem(atPath: spansFile)
+        }
+        let environment = [
+            "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:\(collectorPort)", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/json",
+            "OTEL_BSP_SCHEDULE_DELAY": "100", "OTEL_SERVICE_NAME": "stampede-proxy-test",
+        ]
+        try await withProxy(environment: environment) { proxy in
+            let traceID = (0..<32).map { _ in String("0123456789abcdef".randomElement()!) }.joined()
+            let body = #"{"model":"sim-model","messages":[{"role":"user","content":"Traced secret question"}]}"#
+            let run = try await Self.curl(["-X", "POST", proxy.baseURL + "/chat/completions", "-H", "Content-Type: application/json", "-H", "Authorization: Bearer \(Self.alphaKey)", "-H", "traceparent: 00-\(traceID)-00f067aa0ba902b7-01", "--data-binary", body])
+            #expect(run.stdout.contains("chat.completion"), "\(run.stdout)")
+            struct Exported { var name: String; var traceID: String; var attributes: [String: String] }
+            var spans: [Exported] = []
+            var serviceNames: Set<String> = []
+            try await waitUntil("the proxy exported the request's spans", limit: .seconds(60)) {
+                guard let text = try? String(contentsOfFile: spansFile, encoding: .utf8) else { return false }
+                spans = []
+                for line in text.split(separator: "\n") {
+                    guard let document = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { continue }
+                    for resource in document["resourceSpans"] as? [[String: Any]] ?? [] {
+                        for attribute in (resource["resource"] as? [String: Any])?["attributes"] as? [[String: Any]] ?? [] where attribute["key"] as? String == "service.name" {
+                            if let value = (attribute["value"] as? [String: Any])?["stringValue"] as? String { serviceNames.insert(value) }
+                        }
+                        for scope in resource["scopeSpans"] as? [[String: Any]] ?? [] {
+                            for span in scope["spans"] as? [[String: Any]] ?? [] {
+                                var attributes: [String: String] = [:]
+                                for attribute in span["attributes"] as? [[String: Any]] ?? [] {
+                                    guard let key = attribute["key"] as? String, let value = attribute["value"] as? [String: Any], let first = value.values.first else { continue }
+                                    attributes[key] = "\(first)"
+                                }
+                                spans.append(Exported(name: span["name"] as? String ?? "", traceID: (span["traceId"] as? String ?? "").lowercased(), attributes: attributes))
+                            }
+                        }
+                    }
+                }
+                return Set(spans.map(\.name)).isSuperset(of: ["llm.request", "stampede.cache.get", "stampede.cache.compute", "stampede.cache.commit", "llm.upstream"])
+            }
+            #expect(serviceNames.contains("stampede-proxy-test"))
+            // OTLP/JSON writes trace ids as hex (the OTLP spec), or as base64 (protobuf's JSON mapping).
+            let base64 = Data(stride(from: 0, to: 32, by: 2).map { UInt8(traceID.dropFirst($0).prefix(2), radix: 16)! }).base64EncodedString().lowercased()
+            let ours = spans.filter { $0.traceID == traceID || $0.traceID == base64 }
+            #expect(Set(ours.map(\.name)).isSuperset(of: ["llm.request", "stampede.cache.get", "stampede.cache.compute", "stampede.cache.commit", "llm.upstream"]), "\(spans.map { "\($0.name) \($0.traceID)" })")
+            #expect(ours.count >= 6, "the server span too: \(ours.map(\.name))")
+            let token = try #require(proxy.upstream.calls.first?.fenceToken)
+            #expect(ours.first { $0.name == "stampede.cache.compute" }?.attributes["stampede.fence_token"] == token)
+            #expect(ours.first { $0.name == "llm.upstream" }?.attributes["stampede.fence_token"] == token)
+            #expect(!spans.contains { $0.attributes.values.contains { $0.contains("secret question") } })
+        }
     }
 
     @Test("GET /v1/models passes through with the upstream's key; /readyz is ready; /metrics exports the proxy's, the cache's and the client's metrics in Prometheus text")

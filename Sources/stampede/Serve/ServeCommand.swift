@@ -5,9 +5,11 @@ import LLMCache
 import Logging
 import Metrics
 import NIOCore
+import OTel
 import Prometheus
 import RedisClient
 import SimulatedLLM
+import ServiceLifecycle
 import StampedeProxy
 
 /// `stampede serve`: the OpenAI-compatible caching proxy.
@@ -87,10 +89,12 @@ struct ServeCommand: AsyncParsableCommand {
                 redis: redis, caches: caches, upstreams: proxy.upstreams, tenants: TenantDirectory(proxy.tenants),
                 maxBodyBytes: proxy.maxBodyBytes, environment: environment, metricsText: { registry.emitToString() }, embeddings: embeddings
             )
+            var services: [any Service] = [redis] + caches.keys.sorted().compactMap { caches[$0] }
+            if let tracing = try Self.tracing(environment: environment, logger: logger) { services.append(tracing) }
             let app = Application(
                 router: ProxyRouter.build(context, logger: logger),
                 configuration: ApplicationConfiguration(address: .hostname(host, port: port), serverName: "stampede"),
-                services: [redis] + caches.keys.sorted().compactMap { caches[$0] },
+                services: services,
                 onServerRunning: { channel in
                     let bound = channel.localAddress?.port ?? port
                     let line = "stampede serve: listening on http://\(host):\(bound) (\(proxy.tenants.count) tenants, \(proxy.upstreams.count) upstreams)\n"
@@ -100,6 +104,31 @@ struct ServeCommand: AsyncParsableCommand {
             )
             try await app.runService()
         }
+    }
+}
+
+extension ServeCommand {
+    /// Trace export by OTLP/HTTP (swift-otel), when the standard OpenTelemetry variables ask for it:
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` (e.g.
+    /// `http://collector:4318`), or `OTEL_TRACES_EXPORTER=otlp`; `OTEL_EXPORTER_OTLP_PROTOCOL`
+    /// (`http/protobuf`, the default, or `http/json`), `OTEL_SERVICE_NAME` (default
+    /// `stampede-serve`) and the other `OTEL_*` settings apply. Only traces: metrics stay on
+    /// `/metrics`, logs on standard error. `nil` when nothing asks for it.
+    static func tracing(environment: [String: String], logger: Logger) throws -> (any Service)? {
+        let asked = ["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"].contains { !(environment[$0] ?? "").isEmpty }
+            || (environment["OTEL_TRACES_EXPORTER"].map { $0 != "none" && !$0.isEmpty } ?? false)
+        guard asked else { return nil }
+        var configuration = OTel.Configuration.default
+        configuration.serviceName = environment["OTEL_SERVICE_NAME"] ?? "stampede-serve"
+        configuration.metrics.enabled = false
+        configuration.logs.enabled = false
+        configuration.traces.enabled = true
+        var otelEnvironment = environment
+        otelEnvironment["OTEL_METRICS_EXPORTER"] = "none"
+        otelEnvironment["OTEL_LOGS_EXPORTER"] = "none"
+        let service = try OTel.bootstrap(configuration: configuration, environment: otelEnvironment)
+        logger.info("exporting traces by OTLP/HTTP", metadata: ["service": "\(configuration.serviceName)"])
+        return service
     }
 }
 
