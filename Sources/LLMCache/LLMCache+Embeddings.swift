@@ -21,8 +21,11 @@ extension LLMCache {
         let cacheOptions = CacheRequestOptions(
             maxStale: options.maxStale, freshFor: options.ttl, forceRefresh: options.noCache, noStore: options.noStore, staleIfError: options.staleIfError
         )
+        let credential = options.upstreamAPIKey ?? UpstreamAPIKey.current
         let result = try await cache.value(for: request.cacheKey, as: EmbeddingsResponse.self, options: cacheOptions) { () async throws -> Computed<EmbeddingsResponse> in
-            let response = try await upstream.respond(to: request, deadline: ContinuousClock.now + timeout)
+            let response = try await UpstreamAPIKey.$current.withValue(credential) {
+                try await upstream.respond(to: request, deadline: ContinuousClock.now + timeout)
+            }
             // About 4 bytes per dimension (base64 in JSON: 5.4) plus a small header.
             let size = response.vectors.reduce(0) { $0 + $1.count } * 16 / 3 + 256
             if size > limit {

@@ -86,13 +86,18 @@ public struct LLMRequestOptions: Sendable, Hashable {
     /// This request's least similarity for a semantic match (instead of the configured threshold;
     /// values outside (0, 1] are refused).
     public var minSimilarity: Double?
+    /// The upstream credential for this call instead of the client's own (pass-through). Answers
+    /// are shared within a namespace, so give each key its own namespace (the proxy derives it
+    /// from an HMAC of the key).
+    public var upstreamAPIKey: UpstreamAPIKey?
 
     /// Creates options; the defaults change nothing.
     public init(
         namespace: String? = nil, noCache: Bool = false, noStore: Bool = false, ttl: Duration? = nil, maxStale: Duration? = nil,
-        semantic: Bool = true, minSimilarity: Double? = nil, staleIfError: Duration? = nil
+        semantic: Bool = true, minSimilarity: Double? = nil, staleIfError: Duration? = nil, upstreamAPIKey: UpstreamAPIKey? = nil
     ) {
         self.staleIfError = staleIfError
+        self.upstreamAPIKey = upstreamAPIKey
         self.namespace = namespace
         self.noCache = noCache
         self.noStore = noStore
@@ -336,7 +341,9 @@ public final class LLMCache: Sendable, Service {
         defer { caches.touch(namespace) }
         let model = request.model
         if let reason = configuration.cacheability.reasonNotToCache(request) {
-            return try await direct(request, namespace: namespace, key: nil, reason: reason, onDelta: onDelta)
+            return try await UpstreamAPIKey.$current.withValue(options.upstreamAPIKey ?? UpstreamAPIKey.current) {
+                try await direct(request, namespace: namespace, key: nil, reason: reason, onDelta: onDelta)
+            }
         }
         let key = request.cacheKey(options: configuration.keyOptions)
         let cacheOptions = CacheRequestOptions(
@@ -348,41 +355,44 @@ public final class LLMCache: Sendable, Service {
         let redis = self.redis
         let logger = self.logger
         let liveLifetime = configuration.policy.lockTTL + .seconds(30)
+        let credential = options.upstreamAPIKey
         let callUpstream: @Sendable () async throws -> Computed<ChatCompletion> = {
-            try await withSpan("llm.upstream", ofKind: .client) { span in
-                span.attributes["gen_ai.request.model"] = request.model
-                span.attributes["gen_ai.operation.name"] = "chat"
-                if let token = StampedeCache.computation?.fenceToken { span.attributes["stampede.fence_token"] = token }
-                let deadline = ContinuousClock.now + timeout
-                let completion: ChatCompletion
-                if let onDelta {
-                    // Streamed here: the pieces also go to this computation's live stream, for the
-                    // callers in other processes waiting on it (LiveStreamFollower).
-                    let writer = StampedeCache.computation?.liveStreamKey.map { LiveStreamWriter(redis: redis, key: $0, lifetime: liveLifetime, logger: logger) }
-                    do {
-                        completion = try await upstream.stream(request, deadline: deadline) { piece in
-                            onDelta(piece)
-                            writer?.append(piece)
+            try await UpstreamAPIKey.$current.withValue(credential ?? UpstreamAPIKey.current) {
+                try await withSpan("llm.upstream", ofKind: .client) { span in
+                    span.attributes["gen_ai.request.model"] = request.model
+                    span.attributes["gen_ai.operation.name"] = "chat"
+                    if let token = StampedeCache.computation?.fenceToken { span.attributes["stampede.fence_token"] = token }
+                    let deadline = ContinuousClock.now + timeout
+                    let completion: ChatCompletion
+                    if let onDelta {
+                        // Streamed here: the pieces also go to this computation's live stream, for the
+                        // callers in other processes waiting on it (LiveStreamFollower).
+                        let writer = StampedeCache.computation?.liveStreamKey.map { LiveStreamWriter(redis: redis, key: $0, lifetime: liveLifetime, logger: logger) }
+                        do {
+                            completion = try await upstream.stream(request, deadline: deadline) { piece in
+                                onDelta(piece)
+                                writer?.append(piece)
+                            }
+                        } catch {
+                            await writer?.finish(error: "\(error)")
+                            throw error
                         }
-                    } catch {
-                        await writer?.finish(error: "\(error)")
-                        throw error
+                        await writer?.finish(error: nil)
+                    } else {
+                        completion = try await upstream.complete(request, deadline: deadline)
                     }
-                    await writer?.finish(error: nil)
-                } else {
-                    completion = try await upstream.complete(request, deadline: deadline)
+                    span.attributes["gen_ai.response.model"] = completion.model
+                    if let usage = completion.usage {
+                        span.attributes["gen_ai.usage.input_tokens"] = usage.promptTokens
+                        span.attributes["gen_ai.usage.output_tokens"] = usage.completionTokens
+                    }
+                    // Paid for but not cacheable (truncated, tool calls, ...): the callers waiting for
+                    // this computation still receive it; nothing is stored.
+                    if let reason = cacheability.reasonNotToCache(completion, for: request) {
+                        return .deliverWithoutStoring(completion, reason: reason)
+                    }
+                    return .store(completion)
                 }
-                span.attributes["gen_ai.response.model"] = completion.model
-                if let usage = completion.usage {
-                    span.attributes["gen_ai.usage.input_tokens"] = usage.promptTokens
-                    span.attributes["gen_ai.usage.output_tokens"] = usage.completionTokens
-                }
-                // Paid for but not cacheable (truncated, tool calls, ...): the callers waiting for
-                // this computation still receive it; nothing is stored.
-                if let reason = cacheability.reasonNotToCache(completion, for: request) {
-                    return .deliverWithoutStoring(completion, reason: reason)
-                }
-                return .store(completion)
             }
         }
         let semanticStep = try semanticStep(for: request, key: key, options: options, namespace: namespace, cache: cache, callUpstream: callUpstream)

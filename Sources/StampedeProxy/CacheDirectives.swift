@@ -124,7 +124,8 @@ public struct CacheDirectives: Sendable, Hashable {
             noStore: noStore,
             ttl: ttl.map { .milliseconds(Int64(($0 * 1_000).rounded(.up))) },
             maxStale: staleness,
-            staleIfError: staleIfError.map { .seconds($0) }
+            staleIfError: staleIfError.map { .seconds($0) },
+            upstreamAPIKey: tenant.upstreamAPIKey
         )
     }
 

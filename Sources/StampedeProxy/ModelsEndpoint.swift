@@ -6,7 +6,7 @@ import NIOCore
 import NIOHTTP1
 
 /// `GET /v1/models`: passed through to the tenant's upstream with the upstream's credential (never
-/// the caller's key); the upstream's status and body come back unchanged.
+/// a virtual key; a pass-through caller's own key); the upstream's status and body come back unchanged.
 struct ModelsEndpoint: Sendable {
     let context: ProxyContext
     let metrics: ProxyMetrics
@@ -31,7 +31,7 @@ struct ModelsEndpoint: Sendable {
             throw ProxyError(status: .internalServerError, message: "tenant '\(tenant.name)' names an upstream the proxy does not have", type: "server_error")
         }
         var outgoing = HTTPClientRequest(url: upstream.baseURL.hasSuffix("/") ? upstream.baseURL + "models" : upstream.baseURL + "/models")
-        if let variable = upstream.apiKeyEnvironment, let key = context.environment[variable] {
+        if let key = tenant.upstreamAPIKey?.value ?? upstream.apiKeyEnvironment.flatMap({ context.environment[$0] }) {
             outgoing.headers.add(name: "Authorization", value: "Bearer \(key)")
         }
         let answer: HTTPClientResponse

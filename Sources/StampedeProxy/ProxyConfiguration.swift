@@ -25,14 +25,21 @@ public struct ProxyConfiguration: Sendable, Hashable, Codable {
     /// Prices by model name (exact, or the longest matching prefix), for the money-saved
     /// accounting; models without a price save no money in reports.
     public var prices: [String: ModelPrice]
+    /// Pass-through mode for callers without a virtual key (absent: such callers get 401).
+    public var passThrough: PassThroughConfiguration?
 
     enum CodingKeys: String, CodingKey {
         case upstreams, tenants, prices
+        case passThrough = "pass_through"
         case maxBodyBytes = "max_body_bytes"
     }
 
     /// Creates a configuration.
-    public init(upstreams: [UpstreamProfile], tenants: [TenantConfiguration], maxBodyBytes: Int = 1 << 20, prices: [String: ModelPrice] = [:]) {
+    public init(
+        upstreams: [UpstreamProfile], tenants: [TenantConfiguration], maxBodyBytes: Int = 1 << 20, prices: [String: ModelPrice] = [:],
+        passThrough: PassThroughConfiguration? = nil
+    ) {
+        self.passThrough = passThrough
         self.upstreams = upstreams
         self.tenants = tenants
         self.maxBodyBytes = maxBodyBytes
@@ -51,7 +58,8 @@ public struct ProxyConfiguration: Sendable, Hashable, Codable {
         tenants = try container.decode([TenantConfiguration].self, forKey: .tenants)
         maxBodyBytes = try container.decodeIfPresent(Int.self, forKey: .maxBodyBytes) ?? 1 << 20
         prices = try container.decodeIfPresent([String: ModelPrice].self, forKey: .prices) ?? [:]
-        let known = Set(["upstreams", "tenants", "max_body_bytes", "prices"])
+        passThrough = try container.decodeIfPresent(PassThroughConfiguration.self, forKey: .passThrough)
+        let known = Set(["upstreams", "tenants", "max_body_bytes", "prices", "pass_through"])
         let all = try decoder.container(keyedBy: AnyCodingKey.self).allKeys.map(\.stringValue)
         if let unknown = all.first(where: { !known.contains($0) }) {
             throw ProxyConfigurationError("unknown setting '\(unknown)' (known: \(known.sorted().joined(separator: ", ")))")
@@ -84,7 +92,9 @@ public struct ProxyConfiguration: Sendable, Hashable, Codable {
     /// - Throws: ``ProxyConfigurationError`` naming the first problem.
     public func validate() throws(ProxyConfigurationError) {
         guard !upstreams.isEmpty else { throw ProxyConfigurationError("'upstreams' must name at least one upstream") }
-        guard !tenants.isEmpty else { throw ProxyConfigurationError("'tenants' must name at least one tenant (virtual API key)") }
+        guard !tenants.isEmpty || passThrough != nil else {
+            throw ProxyConfigurationError("'tenants' must name at least one tenant (virtual API key), unless 'pass_through' is set")
+        }
         guard (1_024...(64 << 20)).contains(maxBodyBytes) else {
             throw ProxyConfigurationError("'max_body_bytes' must be 1024...67108864, got \(maxBodyBytes)")
         }
@@ -97,6 +107,7 @@ public struct ProxyConfiguration: Sendable, Hashable, Codable {
             try upstream.validate()
             guard upstreamNames.insert(upstream.name).inserted else { throw ProxyConfigurationError("upstream '\(upstream.name)' is named twice") }
         }
+        try passThrough?.validate(upstreams: upstreamNames)
         var tenantNames = Set<String>()
         var hashes = Set<String>()
         for tenant in tenants {

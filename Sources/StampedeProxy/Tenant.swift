@@ -1,3 +1,5 @@
+public import LLMCache
+
 /// An authenticated caller: its namespace, allowed models and upstream.
 public struct Tenant: Sendable, Hashable {
     /// The tenant's name.
@@ -8,6 +10,8 @@ public struct Tenant: Sendable, Hashable {
     public var upstream: String
     /// The models it may ask for (empty: any).
     public var models: Set<String>
+    /// The caller's own upstream key, for a pass-through caller (`nil`: the upstream profile's key).
+    public var upstreamAPIKey: UpstreamAPIKey?
 
     /// Creates a tenant (the proxy makes them from ``TenantConfiguration``s).
     public init(name: String, namespace: String, upstream: String, models: Set<String>) {

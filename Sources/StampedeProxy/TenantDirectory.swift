@@ -1,9 +1,20 @@
 /// The virtual API keys the proxy accepts, by SHA-256 (the configuration holds hashes only).
 public struct TenantDirectory: Sendable {
     private let byHash: [String: Tenant]
+    private let passThrough: PassThroughKeys?
 
-    /// A directory of the configured tenants.
-    public init(_ tenants: [TenantConfiguration]) {
+    /// A directory of the configured tenants, and, with `passThrough` and its HMAC `secret`, of
+    /// pass-through callers (see ``PassThroughConfiguration``).
+    /// - Throws: ``ProxyConfigurationError`` when pass-through is configured without a usable secret.
+    public init(_ tenants: [TenantConfiguration], passThrough: PassThroughConfiguration? = nil, secret: String? = nil) throws(ProxyConfigurationError) {
+        if let passThrough {
+            guard let secret else {
+                throw ProxyConfigurationError("pass_through needs its HMAC secret: set \(passThrough.hmacSecretEnvironment)")
+            }
+            self.passThrough = try PassThroughKeys(passThrough, secret: secret)
+        } else {
+            self.passThrough = nil
+        }
         var byHash: [String: Tenant] = [:]
         for tenant in tenants {
             byHash[tenant.keySHA256.lowercased()] = Tenant(
@@ -24,9 +35,9 @@ public struct TenantDirectory: Sendable {
         guard parts.count == 2, parts[0].lowercased() == "bearer", !parts[1].isEmpty else {
             throw ProxyError.unauthorized("the Authorization header must be 'Bearer <your virtual key>'")
         }
-        guard let tenant = byHash[VirtualKey.sha256Hex(String(parts[1].drop(while: { $0 == " " })))] else {
-            throw ProxyError.unauthorized("the API key is not one of this proxy's virtual keys")
-        }
-        return tenant
+        let key = String(parts[1].drop(while: { $0 == " " }))
+        if let tenant = byHash[VirtualKey.sha256Hex(key)] { return tenant }
+        if let passThrough, !key.isEmpty { return passThrough.tenant(for: key) }
+        throw ProxyError.unauthorized("the API key is not one of this proxy's virtual keys")
     }
 }

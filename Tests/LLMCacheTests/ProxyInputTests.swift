@@ -86,6 +86,33 @@ struct ProxyInputTests {
         #expect(decoded.vectors.map { $0.map(\.bitPattern) } == vectors.map { $0.map(\.bitPattern) } && decoded.promptTokens == 3)
     }
 
+    @Test("pass-through: an unknown key becomes its own tenant, namespace pt- + HMAC (same key same namespace, other key or secret another), carrying the key for the upstream, redacted; virtual keys still win; no usable secret, no pass-through")
+    func passThroughTenants() throws {
+        let alphaConfiguration = TenantConfiguration(name: "alpha", namespace: "alpha", keySHA256: VirtualKey.sha256Hex("sk-virtual"), upstream: "sim")
+        let passThrough = PassThroughConfiguration(upstream: "sim", hmacSecretEnvironment: "PT_SECRET", models: ["m1"])
+        let secret = String(repeating: "s", count: 32)
+        let directory = try TenantDirectory([alphaConfiguration], passThrough: passThrough, secret: secret)
+        let first = try directory.authenticate(authorization: "Bearer sk-upstream-one")
+        #expect(first.namespace.hasPrefix("pt-") && first.namespace.count == 35)
+        #expect(first.namespace.dropFirst(3).allSatisfy { $0.isHexDigit && !$0.isUppercase })
+        #expect(!first.namespace.contains("upstream-one"))
+        #expect(first.upstreamAPIKey?.value == "sk-upstream-one" && "\(first.upstreamAPIKey!)" == "<redacted>")
+        #expect(first.upstream == "sim" && first.allows(model: "m1") && !first.allows(model: "m2"))
+        #expect(try directory.authenticate(authorization: "Bearer sk-upstream-one").namespace == first.namespace)
+        #expect(try directory.authenticate(authorization: "Bearer sk-upstream-two").namespace != first.namespace)
+        let otherSecret = try TenantDirectory([alphaConfiguration], passThrough: passThrough, secret: String(repeating: "t", count: 32))
+        #expect(try otherSecret.authenticate(authorization: "Bearer sk-upstream-one").namespace != first.namespace)
+        let virtual = try directory.authenticate(authorization: "Bearer sk-virtual")
+        #expect(virtual.namespace == "alpha" && virtual.upstreamAPIKey == nil)
+        #expect(CacheDirectives().options(for: first).upstreamAPIKey?.value == "sk-upstream-one")
+        #expect(throws: ProxyConfigurationError.self) { try TenantDirectory([], passThrough: passThrough, secret: "too-short") }
+        #expect(throws: ProxyConfigurationError.self) { try TenantDirectory([], passThrough: passThrough, secret: nil) }
+        #expect(throws: ProxyError.self) { try TenantDirectory([alphaConfiguration]).authenticate(authorization: "Bearer sk-upstream-one") }
+        let unknownUpstream = ProxyConfiguration(upstreams: [UpstreamProfile(name: "sim", baseURL: "http://x", apiKeyEnvironment: nil)], tenants: [], passThrough: PassThroughConfiguration(upstream: "nope", hmacSecretEnvironment: "PT_SECRET"))
+        #expect(throws: ProxyConfigurationError.self) { try unknownUpstream.validate() }
+        #expect(throws: ProxyConfigurationError.self) { try ProxyConfiguration(upstreams: unknownUpstream.upstreams, tenants: []).validate() }
+    }
+
     @Test("the body's LiteLLM-style cache object means the same; its namespace is a sub-namespace of the caller's own; wrong types are 400s")
     func cacheObject() throws {
         var directives = CacheDirectives()
@@ -102,7 +129,7 @@ struct ProxyInputTests {
     @Test("virtual keys: SHA-256 at rest; Bearer authentication; a missing, malformed or unknown key is a 401 that never repeats the key")
     func virtualKeys() throws {
         #expect(VirtualKey.sha256Hex("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
-        let directory = TenantDirectory([TenantConfiguration(name: "alpha", namespace: "alpha", keySHA256: VirtualKey.sha256Hex("sk-good"), upstream: "sim", models: ["m1"])])
+        let directory = try TenantDirectory([TenantConfiguration(name: "alpha", namespace: "alpha", keySHA256: VirtualKey.sha256Hex("sk-good"), upstream: "sim", models: ["m1"])])
         let tenant = try directory.authenticate(authorization: "Bearer sk-good")
         #expect(tenant.namespace == "alpha" && tenant.allows(model: "m1") && !tenant.allows(model: "m2"))
         #expect(try directory.authenticate(authorization: "bearer sk-good").name == "alpha")

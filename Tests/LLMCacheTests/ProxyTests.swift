@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import NIOCore
+import RedisClient
 import RedisServerProcess
 import RedisTestSupport
 import SimulatedLLM
@@ -25,8 +26,12 @@ struct ProxyTests {
     }
 
     /// Starts `instances` proxies, each a `stampede serve` process, and stops them afterwards.
-    func withProxy<T>(instances: Int = 1, latency: Duration = .milliseconds(300), environment extra: [String: String] = [:], _ body: (Running) async throws -> T) async throws -> T {
-        let upstream = try await SimulatedLLMServer.start(.init(latency: .fixed(latency), streamChunks: 6), apiKey: Self.upstreamKey)
+    func withProxy<T>(
+        instances: Int = 1, latency: Duration = .milliseconds(300), environment extra: [String: String] = [:], passThrough: Bool = false,
+        _ body: (Running) async throws -> T
+    ) async throws -> T {
+        // With pass-through, the upstream accepts any key (each caller brings its own).
+        let upstream = try await SimulatedLLMServer.start(.init(latency: .fixed(latency), streamChunks: 6), apiKey: passThrough ? nil : Self.upstreamKey)
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("stampede-proxy-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let namespaceSuffix = String(UInt32.random(in: 0..<UInt32.max))
@@ -37,7 +42,8 @@ struct ProxyTests {
                 TenantConfiguration(name: "beta", namespace: "beta\(namespaceSuffix)", keySHA256: VirtualKey.sha256Hex(Self.betaKey), upstream: "sim"),
                 TenantConfiguration(name: "narrow", namespace: "narrow\(namespaceSuffix)", keySHA256: VirtualKey.sha256Hex(Self.narrowKey), upstream: "sim", models: ["another-model"]),
             ],
-            prices: ["sim-model": ModelPrice(inputPerMillion: 0.15, outputPerMillion: 0.6)]
+            prices: ["sim-model": ModelPrice(inputPerMillion: 0.15, outputPerMillion: 0.6)],
+            passThrough: passThrough ? PassThroughConfiguration(upstream: "sim", hmacSecretEnvironment: "PT_SECRET") : nil
         )
         let path = directory.appendingPathComponent("proxy.json").path
         try JSONEncoder().encode(configuration).write(to: URL(fileURLWithPath: path))
@@ -46,7 +52,10 @@ struct ProxyTests {
         for _ in 0..<instances {
             let port = try ServerSupport.pickFreePort()
             ports.append(port)
-            let environment = ["REDIS_URL": try TestRedis.sharedURL, "SIM_UPSTREAM_KEY": Self.upstreamKey, "STAMPEDE_FRESH_FOR": "60", "LOG_LEVEL": "warning"]
+            let environment = [
+                "REDIS_URL": try TestRedis.sharedURL, "SIM_UPSTREAM_KEY": Self.upstreamKey, "STAMPEDE_FRESH_FOR": "60", "LOG_LEVEL": "warning",
+                "PT_SECRET": "a-pass-through-secret-of-32-chars-or-more",
+            ]
                 .merging(extra) { _, new in new }
             servers.append(Task { try await runStampede(["serve", "--proxy-config", path, "--port", "\(port)"], environment: environment, timeout: .seconds(600)) })
         }
@@ -485,6 +494,28 @@ struct ProxyTests {
             #expect(ours.first { $0.name == "stampede.cache.compute" }?.attributes["stampede.fence_token"] == token)
             #expect(ours.first { $0.name == "llm.upstream" }?.attributes["stampede.fence_token"] == token)
             #expect(!spans.contains { $0.attributes.values.contains { $0.contains("secret question") } })
+        }
+    }
+
+    @Test("pass-through: callers with their own upstream keys each get their own namespace (same key: a hit; another key: a miss), their key reaches the upstream, and no Redis key holds it; virtual keys still use the proxy's key")
+    func passThroughKeys() async throws {
+        try await withProxy(passThrough: true) { proxy in
+            let first = try await Self.python(Answer.self, ["complete", proxy.baseURL, "sk-caller-one", "Pass-through question"])
+            #expect(first.source == "computed")
+            #expect(proxy.upstream.calls.last?.authorization == "Bearer sk-caller-one")
+            let again = try await Self.python(Answer.self, ["complete", proxy.baseURL, "sk-caller-one", "Pass-through question"])
+            #expect(again.source == "fresh_hit" && again.content == first.content)
+            let other = try await Self.python(Answer.self, ["complete", proxy.baseURL, "sk-caller-two", "Pass-through question"])
+            #expect(other.source == "computed", "another key never reads the first key's answers")
+            #expect(proxy.upstream.calls.last?.authorization == "Bearer sk-caller-two")
+            let virtual = try await Self.python(Answer.self, ["complete", proxy.baseURL, Self.alphaKey, "Pass-through question"])
+            #expect(virtual.source == "computed")
+            #expect(proxy.upstream.calls.last?.authorization == "Bearer \(Self.upstreamKey)")
+            #expect(proxy.upstream.callCount == 3)
+            let redis = try makeClient(try TestRedis.sharedURL, poolSize: 1)
+            let leaked = try await redis.send("KEYS", "*sk-caller*").array ?? []
+            #expect(leaked.isEmpty)
+            await redis.close()
         }
     }
 

@@ -173,7 +173,7 @@ public final class OpenAIClient: ChatCompletionUpstream {
         http.method = .POST
         http.headers.add(name: "Content-Type", value: "application/json")
         http.headers.add(name: "Accept", value: stream ? "text/event-stream" : "application/json")
-        if let apiKey = configuration.apiKey { http.headers.add(name: "Authorization", value: "Bearer \(apiKey)") }
+        if let apiKey = UpstreamAPIKey.current?.value ?? configuration.apiKey { http.headers.add(name: "Authorization", value: "Bearer \(apiKey)") }
         if let organization = configuration.organization { http.headers.add(name: "OpenAI-Organization", value: organization) }
         if let worker = configuration.workerID { http.headers.add(name: "X-Stampede-Worker", value: worker) }
         if let computation = StampedeCache.computation, let token = computation.fenceToken {

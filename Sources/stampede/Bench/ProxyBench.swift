@@ -96,7 +96,7 @@ struct ProxyBench: AsyncParsableCommand {
         let profile = UpstreamProfile(name: "sim", baseURL: upstream.baseURL, apiKeyEnvironment: nil)
         let tenant = TenantConfiguration(name: "bench", namespace: "benchproxy", keySHA256: VirtualKey.sha256Hex(Self.virtualKey), upstream: "sim")
         let context = ProxyContext(
-            redis: redis, caches: ["sim": llm], upstreams: [profile], tenants: TenantDirectory([tenant]), maxBodyBytes: 1 << 20,
+            redis: redis, caches: ["sim": llm], upstreams: [profile], tenants: try TenantDirectory([tenant]), maxBodyBytes: 1 << 20,
             environment: [:], metricsText: { "" }
         )
         let bound = Mutex<CheckedContinuation<Int, Never>?>(nil)

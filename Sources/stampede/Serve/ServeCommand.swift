@@ -81,12 +81,12 @@ struct ServeCommand: AsyncParsableCommand {
                     baseURL: upstream.baseURL, apiKey: key, maxRetries: upstream.maxRetries ?? 3
                 ), logger: logger)
                 caches[upstream.name] = try LLMCache(redis: redis, upstream: client, configuration: LLMCacheConfiguration(
-                    namespace: proxy.tenants[0].namespace, policy: resolved.policy,
+                    namespace: proxy.tenants.first?.namespace ?? "pass-through", policy: resolved.policy,
                     keyOptions: RequestKeyOptions(promptVersion: resolved.promptVersion.value), prices: proxy.priceTable
                 ), logger: logger)
             }
             let context = ProxyContext(
-                redis: redis, caches: caches, upstreams: proxy.upstreams, tenants: TenantDirectory(proxy.tenants),
+                redis: redis, caches: caches, upstreams: proxy.upstreams, tenants: try TenantDirectory(proxy.tenants, passThrough: proxy.passThrough, secret: proxy.passThrough.flatMap { environment[$0.hmacSecretEnvironment] }),
                 maxBodyBytes: proxy.maxBodyBytes, environment: environment, metricsText: { registry.emitToString() }, embeddings: embeddings
             )
             var services: [any Service] = [redis] + caches.keys.sorted().compactMap { caches[$0] }

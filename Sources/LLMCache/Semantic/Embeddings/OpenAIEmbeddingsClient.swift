@@ -54,7 +54,7 @@ public final class OpenAIEmbeddingsClient: EmbeddingsUpstream {
         var http = HTTPClientRequest(url: configuration.baseURL.trimmingSuffix("/") + "/embeddings")
         http.method = .POST
         http.headers.add(name: "Content-Type", value: "application/json")
-        if let apiKey = configuration.apiKey { http.headers.add(name: "Authorization", value: "Bearer \(apiKey)") }
+        if let apiKey = UpstreamAPIKey.current?.value ?? configuration.apiKey { http.headers.add(name: "Authorization", value: "Bearer \(apiKey)") }
         http.body = .bytes(ByteBuffer(string: request.upstreamBody.canonicalJSON()))
         let prepared = http
         let transport = self.transport
