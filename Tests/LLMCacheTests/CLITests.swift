@@ -37,6 +37,35 @@ struct CLITests {
         await server.stop()
     }
 
+    @Test("serve --check: host, port and proxy_config layer like every setting (swift-configuration: flag > env > file > default) with their sources; the proxy file, key variables and pass-through secret are checked")
+    func serveCheck() async throws {
+        let directory = FileManager.default.temporaryDirectory.appending(path: "serve-check-\(UInt32.random(in: 0..<UInt32.max))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let proxyFile = directory.appending(path: "proxy.json")
+        try Data(#"{"upstreams":[{"name":"sim","base_url":"http://127.0.0.1:9","api_key_env":"SIM_KEY"}],"tenants":[],"pass_through":{"upstream":"sim","hmac_secret_env":"PT_SECRET"}}"#.utf8).write(to: proxyFile)
+        let settingsFile = directory.appending(path: "settings.json")
+        try Data(#"{"proxy_config":"\#(proxyFile.path)","port":7000,"fresh_for":30}"#.utf8).write(to: settingsFile)
+        let ok = try await runStampede(
+            ["serve", "--check", "--config", settingsFile.path, "--host", "0.0.0.0"],
+            environment: ["STAMPEDE_PORT": "9000", "SIM_KEY": "k", "PT_SECRET": String(repeating: "x", count: 40)]
+        )
+        #expect(ok.status == 0, "\(ok.stderr)")
+        let lines = ok.stdout.split(separator: "\n").map { $0.split(separator: " ", omittingEmptySubsequences: true).joined(separator: " ") }
+        #expect(lines.contains("host 0.0.0.0 (flag)"))
+        #expect(lines.contains("port 9000 (env STAMPEDE_PORT)"))
+        #expect(lines.contains("proxy_config \(proxyFile.path) (\(settingsFile.path))"))
+        #expect(lines.contains("fresh_for 30.0 s (\(settingsFile.path))"))
+        #expect(lines.contains("stale_for 86400.0 s (default)"))
+        #expect(ok.stdout.contains("upstream 'sim': http://127.0.0.1:9 (SIM_KEY set)"))
+        #expect(!ok.stdout.contains(String(repeating: "x", count: 40)), "the secret is never printed")
+        let missing = try await runStampede(["serve", "--check", "--config", settingsFile.path], environment: ["STAMPEDE_PORT": "70000"])
+        #expect(missing.status != 0 && missing.stderr.contains("STAMPEDE_PORT"), "\(missing.stderr)")
+        let unset = try await runStampede(["serve", "--check", "--config", settingsFile.path], environment: [:])
+        #expect(unset.status != 0)
+        #expect(unset.stderr.contains("SIM_KEY is not set") && unset.stderr.contains("PT_SECRET"), "\(unset.stderr)")
+    }
+
     @Test("user errors are one clear line and a non-zero exit, never a stack trace")
     func userErrors() async throws {
         let missingKey = try await runStampede(["ask", "hi"], environment: ["REDIS_URL": try TestRedis.sharedURL, "OPENAI_API_KEY": ""])

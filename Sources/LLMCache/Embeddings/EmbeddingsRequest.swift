@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 import Crypto
 
 /// An OpenAI `/v1/embeddings` request, read from its JSON body, with the rule for what is part of

@@ -28,10 +28,15 @@ struct ServeCommand: AsyncParsableCommand {
     var port: Int?
     @Flag(help: "Try it without an API key: a simulated OpenAI upstream in this process and one tenant whose virtual key is sk-demo (no --proxy-config needed).")
     var demo = false
+    @Flag(help: "Resolve every setting (flag > environment > config file > default), show where each came from, load and check the proxy configuration, then exit (non-zero on problems).")
+    var check = false
     @OptionGroup var settings: SettingsOptions
 
     func run() async throws {
         var environment = ProcessInfo.processInfo.environment
+        let resolved = try Settings.resolve(settings, serve: Settings.ServeFlags(host: host, port: port, proxyConfig: proxyConfig))
+        guard let serveSettings = resolved.serve else { throw ValidationError("the serve settings were not resolved") }
+        if check { return try Self.check(resolved, serve: serveSettings, environment: environment) }
         let proxy: ProxyConfiguration
         var simulated: SimulatedLLMServer?
         if demo {
@@ -46,19 +51,14 @@ struct ServeCommand: AsyncParsableCommand {
             )
             Console.note("Demo mode: a simulated OpenAI upstream (800 ms per answer) at \(upstream.baseURL); use the virtual key sk-demo.")
         } else {
-            guard let path = proxyConfig ?? environment["STAMPEDE_PROXY_CONFIG"] else {
+            guard let path = serveSettings.proxyConfig.value else {
                 throw ValidationError("--proxy-config (or STAMPEDE_PROXY_CONFIG) must name the proxy configuration file (or try --demo)")
             }
             proxy = try ProxyConfiguration.load(path: path)
         }
         defer { if let simulated { Task { await simulated.stop() } } }
-        let host = host ?? environment["STAMPEDE_HOST"] ?? "127.0.0.1"
-        let port = try port ?? environment["STAMPEDE_PORT"].map { text in
-            guard let number = Int(text) else { throw ValidationError("STAMPEDE_PORT must be a port number, got '\(text)'") }
-            return number
-        } ?? 8080
-        guard (0...65_535).contains(port) else { throw ValidationError("--port must be 0...65535, got \(port)") }
-        let resolved = try Settings.resolve(settings)
+        let host = serveSettings.host.value
+        let port = serveSettings.port.value
         let problems = resolved.problems()
         guard problems.isEmpty else { throw ValidationError(problems.joined(separator: "; ")) }
 
@@ -108,6 +108,35 @@ struct ServeCommand: AsyncParsableCommand {
 }
 
 extension ServeCommand {
+    /// `stampede serve --check`: the settings with their sources, then the proxy configuration's
+    /// upstreams (whether each key variable is set) and tenants; throws when anything is wrong.
+    static func check(_ resolved: Settings, serve: Settings.ServeSettings, environment: [String: String]) throws {
+        for (name, value, source) in resolved.rows {
+            print(name.padding(toLength: 17, withPad: " ", startingAt: 0) + value.padding(toLength: 46, withPad: " ", startingAt: 0) + " (\(source))")
+        }
+        var problems = resolved.problems()
+        if let path = serve.proxyConfig.value {
+            do {
+                let proxy = try ProxyConfiguration.load(path: path)
+                for upstream in proxy.upstreams {
+                    let key = upstream.apiKeyEnvironment.map { environment[$0] == nil ? "\($0) NOT SET" : "\($0) set" } ?? "no key"
+                    print("upstream '\(upstream.name)': \(upstream.baseURL) (\(key))")
+                    if let variable = upstream.apiKeyEnvironment, environment[variable] == nil { problems.append("upstream '\(upstream.name)': \(variable) is not set") }
+                }
+                print("tenants: \(proxy.tenants.map(\.name).joined(separator: ", "))" + (proxy.passThrough == nil ? "" : "; pass-through to '\(proxy.passThrough!.upstream)'"))
+                do {
+                    _ = try TenantDirectory(proxy.tenants, passThrough: proxy.passThrough, secret: proxy.passThrough.flatMap { environment[$0.hmacSecretEnvironment] })
+                } catch { problems.append(error.message) }
+            } catch let error as ProxyConfigurationError {
+                problems.append(error.message)
+            }
+        } else {
+            problems.append("proxy_config: name the proxy configuration file (--proxy-config or STAMPEDE_PROXY_CONFIG), or run with --demo")
+        }
+        guard problems.isEmpty else { throw ValidationError(problems.joined(separator: "\n")) }
+        print("ok: the settings are valid")
+    }
+
     /// Trace export by OTLP/HTTP (swift-otel), when the standard OpenTelemetry variables ask for it:
     /// `OTEL_EXPORTER_OTLP_ENDPOINT` or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` (e.g.
     /// `http://collector:4318`), or `OTEL_TRACES_EXPORTER=otlp`; `OTEL_EXPORTER_OTLP_PROTOCOL`

@@ -1,3 +1,4 @@
+import Configuration
 import ArgumentParser
 import Foundation
 import LLMCache
@@ -61,79 +62,151 @@ struct Settings {
     var baseURL: Sourced<String>
     var apiKey: Sourced<String?>
     var model: Sourced<String>
+    /// `stampede serve` only: where it listens and its proxy configuration file.
+    var serve: ServeSettings?
 
-    static func resolve(_ options: SettingsOptions, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Settings {
-        var file: [String: Any] = [:]
+    /// The settings only `stampede serve` reads.
+    struct ServeSettings {
+        var host: Sourced<String>
+        var port: Sourced<Int>
+        var proxyConfig: Sourced<String?>
+    }
+
+    /// The `stampede serve` flags, layered like every other setting.
+    struct ServeFlags {
+        var host: String?
+        var port: Int?
+        var proxyConfig: String?
+    }
+
+    /// Resolves every setting through swift-configuration: a `ConfigReader` over the flags, the
+    /// environment (swift-configuration's `EnvironmentVariablesProvider`, with our variable names)
+    /// and the config file, in that order, with the defaults below; a ``ProvenanceRecorder`` (its
+    /// access reporter) records which of them gave each value and any value it could not convert.
+    /// The file is parsed here, strictly (`true` is not 1 s, 1.7 is not an integer), into an
+    /// in-memory provider: swift-configuration's own JSON snapshot converts both.
+    static func resolve(
+        _ options: SettingsOptions, serve serveFlags: ServeFlags? = nil, environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws -> Settings {
         var fileName = "config file"
+        var fileValues: [AbsoluteConfigKey: ConfigValue] = [:]
         if let path = options.config ?? environment["STAMPEDE_CONFIG"], !path.isEmpty {
             fileName = path
-            guard let data = FileManager.default.contents(atPath: path) else {
-                throw ValidationError("cannot read the config file \(path): it does not exist or is not readable")
-            }
-            guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
-                throw ValidationError("the config file \(path) is not a JSON object")
-            }
-            let known: Set<String> = ["redis_url", "namespace", "fresh_for", "stale_for", "compute_timeout", "lock_ttl", "hot_threshold", "hot_window", "hot_ttl", "ttl_jitter", "prompt_version", "base_url", "model"]
-            if let unknown = object.keys.first(where: { !known.contains($0) }) {
-                throw ValidationError("the config file \(path) has an unknown setting '\(unknown)'; known: \(known.sorted().joined(separator: ", "))")
-            }
-            file = object
+            fileValues = try Self.fileValues(path)
         }
-        /// The flag, else the environment, else the file, else the default; `check` validates the
-        /// value whichever source it came from (its message names that source).
-        func pick<T>(
-            _ flag: T?, _ env: String, _ key: String, _ parse: (String, String) throws -> T, _ fromFile: (Any, String) throws -> T,
-            default value: T, check: (T, String) throws -> T = { value, _ in value }
-        ) throws -> Sourced<T> {
-            if let flag { return Sourced(value: try check(flag, "--\(key.replacingOccurrences(of: "_", with: "-"))"), source: "flag") }
-            if let text = environment[env], !text.isEmpty {
-                let name = "\(env)"
-                return Sourced(value: try check(try parse(text, name), name), source: "env \(env)")
-            }
-            if let raw = file[key] {
-                let name = "'\(key)' in \(fileName)"
-                return Sourced(value: try check(try fromFile(raw, name), name), source: fileName)
-            }
-            return Sourced(value: value, source: "default")
+        var flagValues: [AbsoluteConfigKey: ConfigValue] = [:]
+        func flag(_ key: String, _ content: ConfigContent?, secret: Bool = false) {
+            if let content { flagValues[AbsoluteConfigKey([key])] = ConfigValue(content, isSecret: secret) }
         }
-        let string: (String, String) -> String = { text, _ in text }
-        let fileString: (Any, String) throws -> String = { raw, name in
-            guard let text = raw as? String else { throw ValidationError("\(name) must be a string") }
-            return text
+        flag("redis_url", options.redisURL.map(ConfigContent.string), secret: true)
+        flag("namespace", options.namespace.map(ConfigContent.string))
+        for (key, value) in [("fresh_for", options.freshFor), ("stale_for", options.staleFor), ("compute_timeout", options.computeTimeout), ("lock_ttl", options.lockTTL), ("hot_window", options.hotWindow), ("hot_ttl", options.hotTTL), ("ttl_jitter", options.ttlJitter)] {
+            flag(key, value.map(ConfigContent.double))
         }
-        // Seconds: finite, 0 ... 10 years (the policy then says which must be positive).
-        let secondsText: (String, String) throws -> Double = { try NumericInput.number($0, $1, in: 0...NumericInput.maximumSeconds) }
-        let secondsFile: (Any, String) throws -> Double = { try NumericInput.number(try NumericInput.jsonNumber($0, $1), $1, in: 0...NumericInput.maximumSeconds) }
-        let secondsCheck: (Double, String) throws -> Double = { try NumericInput.number($0, $1, in: 0...NumericInput.maximumSeconds) }
-        let seconds = { (flag: Double?, env: String, key: String, value: Double) throws -> Sourced<Double> in
-            try pick(flag, env, key, secondsText, secondsFile, default: value, check: secondsCheck)
+        flag("hot_threshold", options.hotThreshold.map(ConfigContent.int))
+        flag("prompt_version", options.promptVersion.map(ConfigContent.string))
+        flag("base_url", options.baseURL.map(ConfigContent.string))
+        flag("api_key", options.apiKey.map(ConfigContent.string), secret: true)
+        flag("host", serveFlags?.host.map(ConfigContent.string))
+        flag("port", serveFlags?.port.map(ConfigContent.int))
+        flag("proxy_config", serveFlags?.proxyConfig.map(ConfigContent.string))
+        // Our variable names (REDIS_URL, STAMPEDE_FRESH_FOR, OPENAI_BASE_URL, …) for the setting keys.
+        let variables = Self.environmentNames
+        let environmentProvider = KeyMappingProvider(
+            upstream: EnvironmentVariablesProvider(
+                environmentVariables: environment.filter { !$0.value.isEmpty },
+                secretsSpecifier: .specific(["REDIS_URL", "OPENAI_API_KEY"])
+            ),
+            keyMapper: { key in AbsoluteConfigKey([variables[key.components.joined(separator: ".")] ?? "STAMPEDE_UNMAPPED_\(key.components.joined(separator: "_"))"]) }
+        )
+        let recorder = ProvenanceRecorder(fileName: fileName, variables: variables)
+        let reader = ConfigReader(
+            providers: [InMemoryProvider(name: "flag", values: flagValues), environmentProvider, InMemoryProvider(name: fileName, values: fileValues)],
+            accessReporter: recorder
+        )
+        /// The value and where it came from; a value a provider had but could not give as `T` is
+        /// refused, naming the flag, variable or file entry.
+        func sourced<T>(_ key: String, default fallback: T, _ read: (ConfigKey) -> T?, check: (T, String) throws -> T = { value, _ in value }) throws -> Sourced<T> {
+            let value = read(ConfigKey(key))
+            let provenance = recorder.provenance(of: key)
+            if let failure = provenance.failure { throw ValidationError(failure) }
+            guard let value, let origin = provenance.origin else { return Sourced(value: fallback, source: "default") }
+            return Sourced(value: try check(value, origin.name(key: key, fileName: fileName)), source: origin.source(fileName: fileName))
         }
-        let redis = try pick(options.redisURL, "REDIS_URL", "redis_url", string, fileString, default: "")
-        let key = try pick(options.apiKey, "OPENAI_API_KEY", "-", string, { _, name in throw ValidationError("\(name): put the API key in OPENAI_API_KEY, not in a file") }, default: "")
+        let seconds = { (key: String, fallback: Double) throws -> Sourced<Double> in
+            try sourced(key, default: fallback, { reader.double(forKey: $0) }, check: { try NumericInput.number($0, $1, in: 0...NumericInput.maximumSeconds) })
+        }
+        let text = { (key: String, fallback: String) throws -> Sourced<String> in try sourced(key, default: fallback, { reader.string(forKey: $0) }) }
+        let redis = try sourced("redis_url", default: "", { reader.string(forKey: $0, isSecret: true) })
+        let key = try sourced("api_key", default: "", { reader.string(forKey: $0, isSecret: true) })
+        var serve: ServeSettings?
+        if serveFlags != nil {
+            let proxyConfig = try text("proxy_config", "")
+            serve = ServeSettings(
+                host: try text("host", "127.0.0.1"),
+                port: try sourced("port", default: 8080, { reader.int(forKey: $0) }, check: { try NumericInput.integer($0, $1, in: 0...65_535) }),
+                proxyConfig: Sourced(value: proxyConfig.value.isEmpty ? nil : proxyConfig.value, source: proxyConfig.source)
+            )
+        }
         return Settings(
             redisURL: Sourced(value: try options.tls.apply(to: redis.value.isEmpty ? nil : redis.value), source: redis.source),
-            namespace: try pick(options.namespace, "STAMPEDE_NAMESPACE", "namespace", string, fileString, default: "llm"),
-            freshFor: try seconds(options.freshFor, "STAMPEDE_FRESH_FOR", "fresh_for", 3600),
-            staleFor: try seconds(options.staleFor, "STAMPEDE_STALE_FOR", "stale_for", 86_400),
-            computeTimeout: try seconds(options.computeTimeout, "STAMPEDE_COMPUTE_TIMEOUT", "compute_timeout", 60),
-            lockTTL: try seconds(options.lockTTL, "STAMPEDE_LOCK_TTL", "lock_ttl", 90),
-            hotThreshold: try pick(
-                options.hotThreshold, "STAMPEDE_HOT_THRESHOLD", "hot_threshold",
-                { try NumericInput.integer($0, $1, in: 1...1_000_000_000_000_000) }, NumericInput.jsonInteger, default: 10,
-                check: { try NumericInput.integer($0, $1, in: 1...1_000_000_000_000_000) }
-            ),
-            hotWindow: try seconds(options.hotWindow, "STAMPEDE_HOT_WINDOW", "hot_window", 3600),
-            hotTTL: try seconds(options.hotTTL, "STAMPEDE_HOT_TTL", "hot_ttl", 21_600),
-            ttlJitter: try pick(
-                options.ttlJitter, "STAMPEDE_TTL_JITTER", "ttl_jitter",
-                { try NumericInput.number($0, $1, in: 0...0.5) }, { try NumericInput.number(try NumericInput.jsonNumber($0, $1), $1, in: 0...0.5) },
-                default: 0.1, check: { try NumericInput.number($0, $1, in: 0...0.5) }
-            ),
-            promptVersion: try pick(options.promptVersion, "STAMPEDE_PROMPT_VERSION", "prompt_version", string, fileString, default: "v1"),
-            baseURL: try pick(options.baseURL, "OPENAI_BASE_URL", "base_url", string, fileString, default: "https://api.openai.com/v1"),
+            namespace: try text("namespace", "llm"),
+            freshFor: try seconds("fresh_for", 3600),
+            staleFor: try seconds("stale_for", 86_400),
+            computeTimeout: try seconds("compute_timeout", 60),
+            lockTTL: try seconds("lock_ttl", 90),
+            hotThreshold: try sourced("hot_threshold", default: 10, { reader.int(forKey: $0) }, check: { try NumericInput.integer($0, $1, in: 1...1_000_000_000_000_000) }),
+            hotWindow: try seconds("hot_window", 3600),
+            hotTTL: try seconds("hot_ttl", 21_600),
+            ttlJitter: try sourced("ttl_jitter", default: 0.1, { reader.double(forKey: $0) }, check: { try NumericInput.number($0, $1, in: 0...0.5) }),
+            promptVersion: try text("prompt_version", "v1"),
+            baseURL: try text("base_url", "https://api.openai.com/v1"),
             apiKey: Sourced(value: key.value.isEmpty ? nil : key.value, source: key.source),
-            model: try pick(nil as String?, "STAMPEDE_MODEL", "model", string, fileString, default: "gpt-4o-mini")
+            model: try text("model", "gpt-4o-mini"),
+            serve: serve
         )
+    }
+
+    /// The environment variable of each setting.
+    static let environmentNames: [String: String] = [
+        "redis_url": "REDIS_URL", "namespace": "STAMPEDE_NAMESPACE", "fresh_for": "STAMPEDE_FRESH_FOR", "stale_for": "STAMPEDE_STALE_FOR",
+        "compute_timeout": "STAMPEDE_COMPUTE_TIMEOUT", "lock_ttl": "STAMPEDE_LOCK_TTL", "hot_threshold": "STAMPEDE_HOT_THRESHOLD",
+        "hot_window": "STAMPEDE_HOT_WINDOW", "hot_ttl": "STAMPEDE_HOT_TTL", "ttl_jitter": "STAMPEDE_TTL_JITTER",
+        "prompt_version": "STAMPEDE_PROMPT_VERSION", "base_url": "OPENAI_BASE_URL", "api_key": "OPENAI_API_KEY", "model": "STAMPEDE_MODEL",
+        "host": "STAMPEDE_HOST", "port": "STAMPEDE_PORT", "proxy_config": "STAMPEDE_PROXY_CONFIG",
+    ]
+
+    /// The config file's settings, typed strictly: numbers must be JSON numbers (not `true`),
+    /// integers whole, strings strings; unknown settings and an API key are refused by name.
+    static func fileValues(_ path: String) throws -> [AbsoluteConfigKey: ConfigValue] {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ValidationError("cannot read the config file \(path): it does not exist or is not readable")
+        }
+        guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+            throw ValidationError("the config file \(path) is not a JSON object")
+        }
+        let strings: Set<String> = ["redis_url", "namespace", "prompt_version", "base_url", "model", "host", "proxy_config"]
+        let seconds: Set<String> = ["fresh_for", "stale_for", "compute_timeout", "lock_ttl", "hot_window", "hot_ttl", "ttl_jitter"]
+        let known = strings.union(seconds).union(["hot_threshold", "port"])
+        var values: [AbsoluteConfigKey: ConfigValue] = [:]
+        for (key, raw) in object {
+            let name = "'\(key)' in \(path)"
+            let content: ConfigContent
+            if key == "api_key" {
+                throw ValidationError("\(name): put the API key in OPENAI_API_KEY, not in a file")
+            } else if strings.contains(key) {
+                guard let text = raw as? String else { throw ValidationError("\(name) must be a string") }
+                content = .string(text)
+            } else if seconds.contains(key) {
+                content = .double(try NumericInput.jsonNumber(raw, name))
+            } else if key == "hot_threshold" || key == "port" {
+                content = .int(try NumericInput.jsonInteger(raw, name))
+            } else {
+                throw ValidationError("the config file \(path) has an unknown setting '\(key)'; known: \(known.sorted().joined(separator: ", "))")
+            }
+            values[AbsoluteConfigKey([key])] = ConfigValue(content, isSecret: key == "redis_url")
+        }
+        return values
     }
 
     var policy: CachePolicy {
@@ -190,7 +263,13 @@ struct Settings {
             ("base_url", RedisConfiguration.redacted(baseURL.value), baseURL.source),
             ("api_key", apiKey.value == nil ? "(not set)" : "(set)", apiKey.source),
             ("model", model.value, model.source),
-        ]
+        ] + (serve.map { serve in
+            [
+                ("host", serve.host.value, serve.host.source),
+                ("port", String(serve.port.value), serve.port.source),
+                ("proxy_config", serve.proxyConfig.value ?? "(none)", serve.proxyConfig.source),
+            ]
+        } ?? [])
     }
 }
 
