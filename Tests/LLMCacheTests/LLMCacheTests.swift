@@ -193,9 +193,18 @@ struct LLMCacheTests {
         try await followLive(sameWorker: false)
     }
 
-    private func followLive(sameWorker: Bool) async throws {
-        let server = try await SimulatedLLMServer.start(.init(latency: .fixed(.seconds(2)), streamChunks: 8), apiKey: "k")
-        let url = try TestRedis.sharedURL
+    @Test("on a Redis Cluster, a follower in another worker reads the leader's stream live from the primary serving its slot (three entries, whichever node each lands on); one upstream call each")
+    func followersStreamLiveOnCluster() async throws {
+        try await withTestCluster(replicasPerPrimary: 0) { cluster in
+            for prompt in ["Live on a cluster, one", "Live on a cluster, two", "Live on a cluster, three"] {
+                try await followLive(sameWorker: false, url: cluster.url, prompt: prompt, latency: .seconds(1))
+            }
+        }
+    }
+
+    private func followLive(sameWorker: Bool, url explicitURL: String? = nil, prompt: String = "Live, please", latency: Duration = .seconds(2)) async throws {
+        let server = try await SimulatedLLMServer.start(.init(latency: .fixed(latency), streamChunks: 8), apiKey: "k")
+        let url = try explicitURL ?? TestRedis.sharedURL
         let ns = namespace()
         let (redisA, leader) = try await makeWorker(url, server: server, namespace: ns, id: "a")
         let (redisB, other) = try await makeWorker(url, server: server, namespace: ns, id: "b")
@@ -215,9 +224,9 @@ struct LLMCacheTests {
             }
             return (deltas, at, result)
         }
-        async let leading = collect(leader.stream(ask("Live, please")))
+        async let leading = collect(leader.stream(ask(prompt)))
         try await waitUntil("the leader's upstream call started") { server.callCount == 1 }
-        async let following = collect(follower.stream(ask("Live, please")))
+        async let following = collect(follower.stream(ask(prompt)))
         let led = try await leading
         let followed = try await following
         let content = try #require(led.result?.completion.content)

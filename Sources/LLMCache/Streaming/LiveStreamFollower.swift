@@ -9,8 +9,9 @@ import Synchronization
 ///
 /// ``stop()`` ends the reading (cancelling a blocked `XREAD` closes its leased connection) and
 /// returns the answer and reasoning text handed on, so the caller can send the rest of the final
-/// answer without repeating any of it. On a cluster the leased connection goes to the seed node, which may not
-/// serve the stream's slot: reading then stops at the first error and the answer arrives whole.
+/// answer without repeating any of it. On a cluster the connection goes to the primary serving the
+/// stream's slot (``RedisClient/withConnection(routedBy:isolation:_:)``); if the slot moves
+/// meanwhile, reading stops at the first error and the rest of the answer arrives whole.
 final class LiveStreamFollower: Sendable {
     private struct State {
         var followedToken: Int64?
@@ -54,7 +55,7 @@ final class LiveStreamFollower: Sendable {
 
     private func read(_ key: String) async {
         do {
-            try await redis.withConnection { connection in
+            try await redis.withConnection(routedBy: key) { connection in
                 var lastID = "0"
                 while !Task.isCancelled {
                     // BLOCK 0 waits for the next piece however long the computation takes; the

@@ -243,6 +243,31 @@ public final class RedisClient: Sendable, Service {
         }
     }
 
+    /// Like ``withConnection(isolation:_:)``, on the node that serves `key`: on a cluster, a new
+    /// connection to the primary of `key`'s hash slot (closed when `body` returns), so a blocking
+    /// command such as `XREAD BLOCK` on `key` does not get `MOVED`; elsewhere, a leased connection.
+    /// A slot that moves while `body` runs makes its commands fail with `MOVED` (``RedisError``):
+    /// lease again.
+    public func withConnection<T>(
+        routedBy key: String,
+        isolation: isolated (any Actor)? = #isolation,
+        _ body: (RedisConnection) async throws -> sending T
+    ) async throws -> sending T {
+        guard !closed.load(ordering: .relaxed) else { throw RedisError(code: .shutdown, message: "the client was closed") }
+        guard mode.load(ordering: .relaxed) != 1, try await isCluster() else { return try await withConnection(isolation: isolation, body) }
+        var nodeConfiguration = configuration
+        nodeConfiguration.endpoint = try await router.endpoint(forSlot: HashSlot.of(key))
+        let connection = try await RedisConnection.connect(configuration: nodeConfiguration, eventLoop: eventLoop, logger: logger, exclusive: true)
+        do {
+            let result = try await body(connection)
+            await connection.close()
+            return result
+        } catch {
+            await connection.close()
+            throw error
+        }
+    }
+
     private func pickSlot() -> ConnectionSlot {
         if slots.count == 1 { return slots[0] }
         let index = nextSlot.add(1, ordering: .relaxed).newValue
