@@ -169,6 +169,8 @@ public final class LLMCache: Sendable, Service {
     let runClaimed = Atomic<Bool>(false)
     let closeSignal = CloseSignal()
     let semanticLayer: SemanticLayer?
+    /// The shared readers of other workers' live streams (one per stream in this process).
+    let liveReaders: LiveStreamReaders
 
     /// Creates the cache and the default namespace's ``StampedeCache``. Synchronous and free of I/O;
     /// run it (``run()``, or in a `ServiceGroup`) so counters reach Redis and hot keys are promoted.
@@ -186,6 +188,7 @@ public final class LLMCache: Sendable, Service {
         self.logger = logger
         self.caches = try NamespaceCaches(redis: redis, policy: configuration.policy, defaultNamespace: configuration.namespace, logger: logger)
         self.semanticLayer = configuration.semantic.map { SemanticLayer(configuration: $0, redis: redis, logger: logger) }
+        self.liveReaders = LiveStreamReaders(redis: redis, logger: logger)
     }
 
     /// The ``StampedeCache`` of a namespace (created on first use; released after
@@ -212,7 +215,7 @@ public final class LLMCache: Sendable, Service {
     public func stream(_ request: ChatRequest, options: LLMRequestOptions = LLMRequestOptions()) -> AsyncThrowingStream<ChatStreamEvent, any Error> {
         let (stream, continuation) = AsyncThrowingStream<ChatStreamEvent, any Error>.makeStream()
         let streamed = Atomic<Bool>(false)
-        let follower = LiveStreamFollower(redis: redis, logger: logger) { piece in continuation.yield(Self.event(piece)) }
+        let follower = LiveStreamFollower(readers: liveReaders) { piece in continuation.yield(Self.event(piece)) }
         let task = Task {
             do {
                 let result = try await StampedeCache.$followObserver.withValue(follower.observer) {

@@ -193,6 +193,53 @@ struct LLMCacheTests {
         try await followLive(sameWorker: false)
     }
 
+    @Test("four callers in one process following another worker's streamed computation all get its pieces live, through one shared reader of its stream; one upstream call")
+    func callersInOneProcessShareOneLiveReader() async throws {
+        let server = try await SimulatedLLMServer.start(.init(latency: .fixed(.seconds(2)), streamChunks: 8), apiKey: "k")
+        let url = try TestRedis.sharedURL
+        let ns = namespace()
+        let (redisA, leader) = try await makeWorker(url, server: server, namespace: ns, id: "a")
+        let (redisB, other) = try await makeWorker(url, server: server, namespace: ns, id: "b")
+        let readersSeen = SeenCounts()
+        @Sendable func collect(_ stream: AsyncThrowingStream<ChatStreamEvent, any Error>, sample: Bool) async throws -> (text: String, first: ContinuousClock.Instant?, last: ContinuousClock.Instant?, result: LLMResult?) {
+            var text = ""
+            var first: ContinuousClock.Instant?
+            var last: ContinuousClock.Instant?
+            var result: LLMResult?
+            for try await event in stream {
+                switch event {
+                case .delta(let piece):
+                    text += piece
+                    first = first ?? .now
+                    last = .now
+                    if sample { readersSeen.insert(other.liveReaders.count) }
+                case .reasoning: break
+                case .completed(let final): result = final
+                }
+            }
+            return (text, first, last, result)
+        }
+        async let leading = collect(leader.stream(ask("Shared live stream")), sample: false)
+        try await waitUntil("the leader's upstream call started") { server.callCount == 1 }
+        let followers = try await withThrowingTaskGroup(of: (text: String, first: ContinuousClock.Instant?, last: ContinuousClock.Instant?, result: LLMResult?).self) { group in
+            for _ in 0..<4 { group.addTask { try await collect(other.stream(ask("Shared live stream")), sample: true) } }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        let led = try await leading
+        let content = try #require(led.result?.completion.content)
+        let lastLed = try #require(led.last)
+        #expect(followers.count == 4)
+        for follower in followers {
+            #expect(follower.text == content)
+            let first = try #require(follower.first)
+            #expect(first < lastLed, "a follower's first piece came \(first - lastLed) after the leader's last")
+        }
+        #expect(readersSeen.values == [1], "one shared reader while the pieces arrived: \(readersSeen.values)")
+        #expect(other.liveReaders.count == 0, "the reader is gone once everyone stopped following")
+        #expect(server.callCount == 1)
+        await leader.close(); await other.close(); await redisA.close(); await redisB.close(); await server.stop()
+    }
+
     @Test("on a Redis Cluster, a follower in another worker reads the leader's stream live from the primary serving its slot (three entries, whichever node each lands on); one upstream call each")
     func followersStreamLiveOnCluster() async throws {
         try await withTestCluster(replicasPerPrimary: 0) { cluster in
@@ -348,3 +395,10 @@ struct LLMCacheTests {
 }
 
 
+
+/// The distinct counts a test saw (shared by its concurrent tasks).
+private final class SeenCounts: Sendable {
+    private let seen = Mutex<Set<Int>>([])
+    func insert(_ value: Int) { seen.withLock { _ = $0.insert(value) } }
+    var values: Set<Int> { seen.withLock { $0 } }
+}

@@ -4,8 +4,9 @@ import StampedeCache
 import Synchronization
 
 /// The follower's side of live streaming: when a streaming caller starts waiting for another
-/// worker's computation (``StampedeCache/followObserver``), reads that computation's Redis Stream
-/// from its start with `XREAD BLOCK` on a leased connection and hands each piece on as it arrives.
+/// worker's computation (``StampedeCache/followObserver``), follows that computation's Redis
+/// Stream from its start through the process's shared reader (``LiveStreamReaders``: one `XREAD
+/// BLOCK` per stream, however many callers here follow it) and hands each piece on as it arrives.
 ///
 /// ``stop()`` ends the reading (cancelling a blocked `XREAD` closes its leased connection) and
 /// returns the answer and reasoning text handed on, so the caller can send the rest of the final
@@ -15,13 +16,11 @@ import Synchronization
 final class LiveStreamFollower: Sendable {
     private struct State {
         var followedToken: Int64?
-        var reader: Task<Void, Never>?
+        var subscription: (key: String, id: UInt64)?
         var delivered = Delivered()
         var stopped = false
     }
 
-    private let redis: RedisClient
-    private let logger: Logger
     /// The text handed on so far, by kind.
     struct Delivered: Sendable, Equatable {
         var content = ""
@@ -29,12 +28,12 @@ final class LiveStreamFollower: Sendable {
         var isEmpty: Bool { content.isEmpty && reasoning.isEmpty }
     }
 
+    private let readers: LiveStreamReaders
     private let onPiece: @Sendable (ChatDelta) -> Void
     private let state = Mutex(State())
 
-    init(redis: RedisClient, logger: Logger, onPiece: @escaping @Sendable (ChatDelta) -> Void) {
-        self.redis = redis
-        self.logger = logger
+    init(readers: LiveStreamReaders, onPiece: @escaping @Sendable (ChatDelta) -> Void) {
+        self.readers = readers
         self.onPiece = onPiece
     }
 
@@ -44,49 +43,34 @@ final class LiveStreamFollower: Sendable {
     }
 
     private func follow(_ followed: FollowedComputation) {
-        state.withLock { state in
-            // One stream per call: after a failure and a retry, a new computation's text could not
-            // follow the pieces already sent; the rest then arrives with the final answer.
-            guard !state.stopped, state.followedToken == nil else { return }
+        // One stream per call: after a failure and a retry, a new computation's text could not
+        // follow the pieces already sent; the rest then arrives with the final answer.
+        let start = state.withLock { state -> Bool in
+            guard !state.stopped, state.followedToken == nil else { return false }
             state.followedToken = followed.fenceToken
-            state.reader = Task { await self.read(followed.liveStreamKey) }
+            return true
         }
+        guard start else { return }
+        let key = followed.liveStreamKey
+        let id = readers.subscribe(key) { [weak self] piece in self?.receive(piece) }
+        let late = state.withLock { state -> Bool in
+            guard !state.stopped else { return true }
+            state.subscription = (key, id)
+            return false
+        }
+        if late { readers.unsubscribe(key, id) }
     }
 
-    private func read(_ key: String) async {
-        do {
-            try await redis.withConnection(routedBy: key) { connection in
-                var lastID = "0"
-                while !Task.isCancelled {
-                    // BLOCK 0 waits for the next piece however long the computation takes; the
-                    // caller's stop() (cancellation) closes the leased connection.
-                    let reply = try await connection.send(
-                        RedisCommand("XREAD", "COUNT", "512", "BLOCK", "0", "STREAMS", RedisArgument(key), RedisArgument(lastID)),
-                        timeout: .seconds(86_400)
-                    )
-                    for entry in Self.entries(reply) {
-                        lastID = entry.id
-                        let piece: ChatDelta? = entry.fields["d"].map(ChatDelta.content) ?? entry.fields["r"].map(ChatDelta.reasoning)
-                        if let piece {
-                            let keep = state.withLock { state -> Bool in
-                                guard !state.stopped else { return false }
-                                switch piece {
-                                case .content(let text): state.delivered.content += text
-                                case .reasoning(let text): state.delivered.reasoning += text
-                                }
-                                return true
-                            }
-                            guard keep else { return }
-                            onPiece(piece)
-                        } else if entry.fields["e"] != nil {
-                            return
-                        }
-                    }
-                }
+    private func receive(_ piece: ChatDelta) {
+        let keep = state.withLock { state -> Bool in
+            guard !state.stopped else { return false }
+            switch piece {
+            case .content(let text): state.delivered.content += text
+            case .reasoning(let text): state.delivered.reasoning += text
             }
-        } catch {
-            if !Task.isCancelled { logger.debug("stopped reading another worker's live stream", metadata: ["error": "\(error)"]) }
+            return true
         }
+        if keep { onPiece(piece) }
     }
 
     /// Called when this call's own upstream request starts streaming (it took over the lock): if
@@ -101,14 +85,14 @@ final class LiveStreamFollower: Sendable {
         }
     }
 
-    /// Stops reading; returns the text handed on so far.
+    /// Stops reading; returns the text handed on so far (nothing is handed on after this returns).
     func stop() async -> Delivered {
-        let reader = state.withLock { state -> Task<Void, Never>? in
+        let subscription = state.withLock { state -> (key: String, id: UInt64)? in
             state.stopped = true
-            return state.reader
+            defer { state.subscription = nil }
+            return state.subscription
         }
-        reader?.cancel()
-        await reader?.value
+        if let subscription { readers.unsubscribe(subscription.key, subscription.id) }
         return state.withLock { $0.delivered }
     }
 

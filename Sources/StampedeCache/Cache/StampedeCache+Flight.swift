@@ -148,6 +148,10 @@ extension StampedeCache {
         var fallback: StoredEntry?
         var force = options.forceRefresh  // only the first look: after a wait, someone just recomputed
         var retriesLeft = policy.followerRetries
+        // The other worker's computation this flight follows, announced to the callers that joined
+        // it in this process so that they can follow it live too.
+        var announcedFollow: Int64?
+        defer { if let announcedFollow { liveAnnouncements.withdraw(entry.id, token: announcedFollow) } }
         while true {
             let since = ContinuousClock.now
             let reply: GetOrLockReply
@@ -199,7 +203,12 @@ extension StampedeCache {
                 return try await lead(key: key, entry: entry, token: token, options: options, fallback: fallback, in: flightContext, compute: compute)
             case .wait(let holder, let lockRemaining, _):
                 waitedForOther = true
-                Self.followObserver?(FollowedComputation(namespace: namespace, key: key, fenceToken: holder, liveStreamKey: entry.liveStream(token: holder)))
+                let followed = FollowedComputation(namespace: namespace, key: key, fenceToken: holder, liveStreamKey: entry.liveStream(token: holder))
+                Self.followObserver?(followed)
+                if announcedFollow != holder {
+                    liveAnnouncements.announce(entry.id, followed)
+                    announcedFollow = holder
+                }
                 if let served = try await follow(key: key, entry: entry, since: since, started: started, lockRemaining: lockRemaining, fallback: fallback, minimumToken: holder, retriesLeft: &retriesLeft) {
                     return served
                 }

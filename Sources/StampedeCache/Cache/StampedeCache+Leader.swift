@@ -60,7 +60,7 @@ extension StampedeCache {
         let computed: Computed<ByteBuffer>
         do {
             liveAnnouncements.announce(entry.id, FollowedComputation(namespace: namespace, key: key, fenceToken: token, liveStreamKey: entry.liveStream(token: token)))
-            defer { liveAnnouncements.withdraw(entry.id) }
+            defer { liveAnnouncements.withdraw(entry.id, token: token) }
             computed = try await withHardTimeout(policy.computeTimeout, compute)
         } catch {
             let timedOut = error is ComputeTimedOut

@@ -27,9 +27,11 @@ package final class LiveAnnouncements: Sendable {
         for observer in observers { observer(followed) }
     }
 
-    /// The computation of entry `id` ended.
-    func withdraw(_ id: String) {
+    /// The computation of entry `id` ended (with `token`: only if it is still the one announced).
+    func withdraw(_ id: String, token: Int64? = nil) {
         state.withLock { state in
+            // A follower flight withdraws only its own announcement, never a newer computation's.
+            if let token, let announced = state.entries[id]?.announced, announced.fenceToken != token { return }
             state.entries[id]?.announced = nil
             if state.entries[id]?.waiting.isEmpty == true { state.entries[id] = nil }
         }
