@@ -326,13 +326,17 @@ public final class LLMCache: Sendable, Service {
     /// `stampede.namespace`, `stampede.source`, `llm.called_upstream`; never the prompt or answer).
     private func run(_ request: ChatRequest, options: LLMRequestOptions, onDelta: (@Sendable (ChatDelta) -> Void)?) async throws -> LLMResult {
         try await withSpan("llm.request", ofKind: .internal) { span in
-            span.attributes["gen_ai.request.model"] = request.model
-            span.attributes["gen_ai.operation.name"] = "chat"
-            span.attributes["llm.stream"] = onDelta != nil
-            span.attributes["stampede.namespace"] = options.namespace ?? configuration.namespace
+            if span.isRecording {
+                span.attributes["gen_ai.request.model"] = request.model
+                span.attributes["gen_ai.operation.name"] = "chat"
+                span.attributes["llm.stream"] = onDelta != nil
+                span.attributes["stampede.namespace"] = options.namespace ?? configuration.namespace
+            }
             let result = try await untracedRun(request, options: options, onDelta: onDelta)
-            span.attributes["stampede.source"] = result.sourceLabel
-            span.attributes["llm.called_upstream"] = result.calledUpstream
+            if span.isRecording {
+                span.attributes["stampede.source"] = result.sourceLabel
+                span.attributes["llm.called_upstream"] = result.calledUpstream
+            }
             return result
         }
     }
@@ -362,9 +366,11 @@ public final class LLMCache: Sendable, Service {
         let callUpstream: @Sendable () async throws -> Computed<ChatCompletion> = {
             try await UpstreamAPIKey.$current.withValue(credential ?? UpstreamAPIKey.current) {
                 try await withSpan("llm.upstream", ofKind: .client) { span in
-                    span.attributes["gen_ai.request.model"] = request.model
-                    span.attributes["gen_ai.operation.name"] = "chat"
-                    if let token = StampedeCache.computation?.fenceToken { span.attributes["stampede.fence_token"] = token }
+                    if span.isRecording {
+                        span.attributes["gen_ai.request.model"] = request.model
+                        span.attributes["gen_ai.operation.name"] = "chat"
+                        if let token = StampedeCache.computation?.fenceToken { span.attributes["stampede.fence_token"] = token }
+                    }
                     let deadline = ContinuousClock.now + timeout
                     let completion: ChatCompletion
                     if let onDelta {
@@ -384,10 +390,12 @@ public final class LLMCache: Sendable, Service {
                     } else {
                         completion = try await upstream.complete(request, deadline: deadline)
                     }
-                    span.attributes["gen_ai.response.model"] = completion.model
-                    if let usage = completion.usage {
-                        span.attributes["gen_ai.usage.input_tokens"] = usage.promptTokens
-                        span.attributes["gen_ai.usage.output_tokens"] = usage.completionTokens
+                    if span.isRecording {
+                        span.attributes["gen_ai.response.model"] = completion.model
+                        if let usage = completion.usage {
+                            span.attributes["gen_ai.usage.input_tokens"] = usage.promptTokens
+                            span.attributes["gen_ai.usage.output_tokens"] = usage.completionTokens
+                        }
                     }
                     // Paid for but not cacheable (truncated, tool calls, ...): the callers waiting for
                     // this computation still receive it; nothing is stored.

@@ -4,21 +4,24 @@ import LLMCache
 /// Renders completions in OpenAI's `/chat/completions` wire shapes: one `chat.completion` object,
 /// or the `chat.completion.chunk` objects of a server-sent-events stream.
 enum CompletionJSON {
-    /// The non-streamed response body.
+    /// The non-streamed response body, written directly (a hit's body is built on every request:
+    /// going through a sorted `JSONValue` tree cost about 6% of a hit's CPU).
     static func completion(_ completion: ChatCompletion, created: Int64) -> String {
-        var message: [String: JSONValue] = ["role": "assistant", "content": .string(completion.content)]
-        if let reasoning = completion.reasoningContent { message["reasoning_content"] = .string(reasoning) }
-        if completion.content.isEmpty, completion.toolCallsJSON != nil { message["content"] = .null }
-        if let toolCalls = completion.toolCallsJSON, let parsed = try? JSONValue(parsing: toolCalls) { message["tool_calls"] = parsed }
-        var body: [String: JSONValue] = [
-            "id": .string(completion.id), "object": "chat.completion", "created": .int(created), "model": .string(completion.model),
-            "choices": [.object([
-                "index": 0, "message": .object(message), "logprobs": .null,
-                "finish_reason": completion.finishReason.map(JSONValue.string) ?? .null,
-            ])],
-        ]
-        if let usage = completion.usage { body["usage"] = usageJSON(usage) }
-        return JSONValue.object(body).canonicalJSON()
+        var toolCalls: String?
+        if let raw = completion.toolCallsJSON, let parsed = try? JSONValue(parsing: raw) { toolCalls = parsed.canonicalJSON() }
+        var text = #"{"id":"# + quoted(completion.id) + #","object":"chat.completion","created":"# + String(created)
+        text += #","model":"# + quoted(completion.model) + #","choices":[{"index":0,"message":{"role":"assistant","content":"#
+        text += completion.content.isEmpty && toolCalls != nil ? "null" : quoted(completion.content)
+        if let reasoning = completion.reasoningContent { text += #","reasoning_content":"# + quoted(reasoning) }
+        if let toolCalls { text += #","tool_calls":"# + toolCalls }
+        text += #"},"logprobs":null,"finish_reason":"# + (completion.finishReason.map(quoted) ?? "null") + "}]"
+        if let usage = completion.usage { text += #","usage":"# + usageJSON(usage).canonicalJSON() }
+        return text + "}"
+    }
+
+    /// `text` as a JSON string literal.
+    private static func quoted(_ text: String) -> String {
+        JSONValue.string(text).canonicalJSON()
     }
 
     /// One streamed chunk carrying a piece of `content`, or of `reasoning_content` (the first chunk

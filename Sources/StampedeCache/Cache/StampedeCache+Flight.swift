@@ -18,10 +18,14 @@ extension StampedeCache {
         compute: @escaping @Sendable () async throws -> Computed<ByteBuffer>
     ) async throws -> Outcome {
         try await withSpan("stampede.cache.get", ofKind: .internal) { span in
-            span.attributes["stampede.namespace"] = namespace
+            if span.isRecording {
+                span.attributes["stampede.namespace"] = namespace
+            }
             let outcome = try await untracedOutcome(for: key, options: options, compute: compute)
-            span.attributes["stampede.source"] = outcome.source.label
-            span.attributes["stampede.coalesced"] = outcome.coalesced
+            if span.isRecording {
+                span.attributes["stampede.source"] = outcome.source.label
+                span.attributes["stampede.coalesced"] = outcome.coalesced
+            }
             return outcome
         }
     }

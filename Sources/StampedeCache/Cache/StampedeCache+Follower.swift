@@ -41,10 +41,14 @@ extension StampedeCache {
         diagnosticsBox.update { $0.followerWaits += 1 }
         let waitStart = ContinuousClock.now
         let wake = await withSpan("stampede.cache.wait", ofKind: .internal) { span in
-            span.attributes["stampede.namespace"] = namespace
-            span.attributes["stampede.awaited_fence_token"] = minimumToken
+            if span.isRecording {
+                span.attributes["stampede.namespace"] = namespace
+                span.attributes["stampede.awaited_fence_token"] = minimumToken
+            }
             let wake = await hub.wait(for: entry.id, on: channel, since: since, minimumToken: minimumToken, timeout: max(timeout, .milliseconds(1)))
-            span.attributes["stampede.wake"] = "\(wake)".prefix(while: { $0 != "(" }).description
+            if span.isRecording {
+                span.attributes["stampede.wake"] = "\(wake)".prefix(while: { $0 != "(" }).description
+            }
             return wake
         }
         metrics.waitTime.recordNanoseconds((ContinuousClock.now - waitStart).nanosecondsClamped)

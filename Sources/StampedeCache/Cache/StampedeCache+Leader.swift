@@ -43,10 +43,14 @@ extension StampedeCache {
         var context = trace
         context.stampedeComputation = ComputationContext(namespace: namespace, key: key, fenceToken: token, liveStreamKey: entry.liveStream(token: token))
         return try await withSpan("stampede.cache.compute", context: context, ofKind: .internal) { span in
-            span.attributes["stampede.namespace"] = namespace
-            span.attributes["stampede.fence_token"] = token
+            if span.isRecording {
+                span.attributes["stampede.namespace"] = namespace
+                span.attributes["stampede.fence_token"] = token
+            }
             let outcome = try await untracedComputeAndCommit(key: key, entry: entry, token: token, options: options, fallback: fallback, hold: hold, compute: compute)
-            span.attributes["stampede.outcome"] = outcome.source.label
+            if span.isRecording {
+                span.attributes["stampede.outcome"] = outcome.source.label
+            }
             return outcome
         }
     }
@@ -99,15 +103,19 @@ extension StampedeCache {
         var freshFor = options.freshFor ?? policy.freshFor
         if case .storeWithFreshness(_, let own) = computed { freshFor = max(.milliseconds(1), min(own, freshFor)) }
         let span = startSpan("stampede.cache.commit", ofKind: .client)
-        span.attributes["db.system"] = "redis"
-        span.attributes["stampede.fence_token"] = token
+        if span.isRecording {
+            span.attributes["db.system"] = "redis"
+            span.attributes["stampede.fence_token"] = token
+        }
         defer { span.end() }
         do {
             let reply = try await redis.execute(Commit(
                 entry, token: token, value: value, policy: policy, freshFor: freshFor,
                 computeTime: computeTime, channel: await noticeChannel(for: entry)
             ))
-            span.attributes["stampede.commit"] = if case .accepted = reply { "accepted" } else { "rejected" }
+            if span.isRecording {
+                span.attributes["stampede.commit"] = if case .accepted = reply { "accepted" } else { "rejected" }
+            }
             switch reply {
             case .accepted(let freshUntil, let staleUntil, let now):
                 if !options.tags.isEmpty { await index(entry, tags: options.tags, retention: .milliseconds(staleUntil - now)) }

@@ -90,9 +90,10 @@ struct ServeCommand: AsyncParsableCommand {
                 maxBodyBytes: proxy.maxBodyBytes, environment: environment, metricsText: { registry.emitToString() }, embeddings: embeddings
             )
             var services: [any Service] = [redis] + caches.keys.sorted().compactMap { caches[$0] }
-            if let tracing = try Self.tracing(environment: environment, logger: logger) { services.append(tracing) }
+            let tracing = try Self.tracing(environment: environment, logger: logger)
+            if let tracing { services.append(tracing) }
             let app = Application(
-                router: ProxyRouter.build(context, logger: logger),
+                router: ProxyRouter.build(context, logger: logger, tracing: tracing != nil),
                 configuration: ApplicationConfiguration(address: .hostname(host, port: port), serverName: "stampede"),
                 services: services,
                 onServerRunning: { channel in
