@@ -17,26 +17,12 @@ struct ChatCompletionsEndpoint: Sendable {
     static let route = "/v1/chat/completions"
 
     func respond(to request: Request) async -> Response {
-        let started = ContinuousClock.now
-        var outcome = Outcome(cache: "none")
-        let response: Response
-        do {
-            response = try await handle(request, outcome: &outcome)
-        } catch {
-            let failure = ProxyFailure.map(error)
-            response = ProxyResponses.error(failure)
-            if failure.status.code >= 500 { logger.warning("chat completion failed", metadata: ["status": "\(failure.status.code)", "error": "\(error)"]) }
+        await metrics.measure(route: Self.route, logger: logger, failing: "chat completion failed") { cache in
+            try await handle(request, cache: &cache)
         }
-        metrics.record(route: Self.route, status: response.status.code, cache: outcome.cache, duration: ContinuousClock.now - started)
-        return response
     }
 
-    /// What the metrics record about a request.
-    struct Outcome {
-        var cache: String
-    }
-
-    private func handle(_ request: Request, outcome: inout Outcome) async throws -> Response {
+    private func handle(_ request: Request, cache: inout String) async throws -> Response {
         let read = try await ProxyRequest.read(request, context: context)
         let (tenant, object, directives) = (read.tenant, read.body, read.directives)
         let stream = object["stream"] == .bool(true)
@@ -50,10 +36,10 @@ struct ChatCompletionsEndpoint: Sendable {
         var options = directives.options(for: tenant)
         if directives.onlyIfCached {
             guard let found = try await llm.freshAnswer(chat, options: options), directives.accepts(found) else {
-                outcome.cache = "miss"
+                cache = "miss"
                 throw ProxyError(status: .gatewayTimeout, message: "no fresh answer to this request is cached (Cache-Control: only-if-cached)", type: "cache_miss", code: "only_if_cached")
             }
-            outcome.cache = found.sourceLabel
+            cache = found.sourceLabel
             return stream ? ProxyResponses.replayStream(found, includeUsage: includeUsage) : ProxyResponses.completion(found, forced: false)
         }
         if stream {
@@ -61,13 +47,18 @@ struct ChatCompletionsEndpoint: Sendable {
                 // A stream cannot be taken back once it has started: the stored answer is checked
                 // against max-age / min-fresh first, and replayed or asked again.
                 if directives.accepts(found) {
-                    outcome.cache = found.sourceLabel
+                    cache = found.sourceLabel
                     return ProxyResponses.replayStream(found, includeUsage: includeUsage)
                 }
                 options.noCache = true
             }
-            outcome.cache = "stream"
-            return ProxyResponses.liveStream(llm.stream(chat, options: options), model: chat.model, includeUsage: includeUsage, forced: options.noCache, logger: logger)
+            // Recorded when the stream ends, with the answer's real source (unknown until then).
+            cache = ProxyMetrics.recordedLater
+            let metrics = self.metrics
+            let started = ContinuousClock.now
+            return ProxyResponses.liveStream(llm.stream(chat, options: options), model: chat.model, includeUsage: includeUsage, forced: options.noCache, logger: logger) { source in
+                metrics.record(route: Self.route, status: 200, cache: source, duration: ContinuousClock.now - started)
+            }
         }
         var result = try await llm.complete(chat, options: options)
         if result.source.isHit, !directives.accepts(result) {
@@ -76,7 +67,7 @@ struct ChatCompletionsEndpoint: Sendable {
             options.noCache = true
             result = try await llm.complete(chat, options: options)
         }
-        outcome.cache = result.sourceLabel
+        cache = result.sourceLabel
         return ProxyResponses.completion(result, forced: options.noCache)
     }
 }

@@ -17,18 +17,9 @@ struct EmbeddingsEndpoint: Sendable {
     static let route = "/v1/embeddings"
 
     func respond(to request: Request) async -> Response {
-        let started = ContinuousClock.now
-        var cache = "none"
-        let response: Response
-        do {
-            response = try await handle(request, cache: &cache)
-        } catch {
-            let failure = ProxyFailure.map(error)
-            response = ProxyResponses.error(failure)
-            if failure.status.code >= 500 { logger.warning("embeddings request failed", metadata: ["status": "\(failure.status.code)", "error": "\(error)"]) }
+        await metrics.measure(route: Self.route, logger: logger, failing: "embeddings request failed") { cache in
+            try await handle(request, cache: &cache)
         }
-        metrics.record(route: Self.route, status: response.status.code, cache: cache, duration: ContinuousClock.now - started)
-        return response
     }
 
     private func handle(_ request: Request, cache: inout String) async throws -> Response {

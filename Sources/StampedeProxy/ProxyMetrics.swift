@@ -1,4 +1,6 @@
 import CoreMetrics
+import Hummingbird
+import Logging
 import Synchronization
 
 /// The proxy's HTTP metrics (swift-metrics; `/metrics` shows them with the libraries' own):
@@ -13,6 +15,28 @@ final class ProxyMetrics: Sendable {
 
     private let counters = Mutex<[Key: Counter]>([:])
     private let timers = Mutex<[String: Timer]>([:])
+
+    /// The cache outcome a handler sets when the request is recorded later (a live stream, once
+    /// its source is known).
+    static let recordedLater = "(recorded later)"
+
+    /// Runs one request's handler, which sets the cache outcome (`none` until it does): a thrown
+    /// error becomes its OpenAI-shaped response (5xx ones are logged as `failing`), and the
+    /// route, status, cache outcome and duration are recorded.
+    func measure(route: String, logger: Logger, failing: String, _ handle: (inout String) async throws -> Response) async -> Response {
+        let started = ContinuousClock.now
+        var cache = "none"
+        let response: Response
+        do {
+            response = try await handle(&cache)
+        } catch {
+            let failure = ProxyFailure.map(error)
+            response = ProxyResponses.error(failure)
+            if failure.status.code >= 500 { logger.warning("\(failing)", metadata: ["status": "\(failure.status.code)", "error": "\(error)"]) }
+        }
+        if cache != Self.recordedLater { record(route: route, status: response.status.code, cache: cache, duration: ContinuousClock.now - started) }
+        return response
+    }
 
     /// Counts one answered request and its duration.
     func record(route: String, status: Int, cache: String, duration: Duration) {

@@ -67,7 +67,12 @@ enum ProxyResponses {
     /// answer re-chunked. The headers go out before the source is known, so the stream's last
     /// chunk carries `stampede: {source, cache_status, age}` and the same values follow as HTTP
     /// trailers. A stream that fails midway ends with an OpenAI-shaped `error` event and no `[DONE]`.
-    static func liveStream(_ events: AsyncThrowingStream<ChatStreamEvent, any Error>, model requested: String, includeUsage: Bool, forced: Bool, logger: Logger) -> Response {
+    /// `finished` is told, once, how the stream ended: the answer's source label, `error` (failed
+    /// midway) or `cancelled` (the client went away).
+    static func liveStream(
+        _ events: AsyncThrowingStream<ChatStreamEvent, any Error>, model requested: String, includeUsage: Bool, forced: Bool, logger: Logger,
+        finished: @escaping @Sendable (String) -> Void = { _ in }
+    ) -> Response {
         var headers = HTTPFields()
         headers[.contentType] = "text/event-stream"
         headers[.cacheControl] = "no-cache"
@@ -95,11 +100,14 @@ enum ProxyResponses {
                         trailers[cacheStatus] = CacheStatus.value(for: result, forced: forced)
                         trailers[stampedeSource] = result.sourceLabel
                         try await writer.finish(trailers)
+                        finished(result.sourceLabel)
                         return
                     }
                 }
                 try await writer.finish(nil)
+                finished("error")
             } catch {
+                finished(Task.isCancelled || error is CancellationError ? "cancelled" : "error")
                 let failure = ProxyFailure.map(error)
                 logger.warning("a streamed completion failed midway", metadata: ["status": "\(failure.status.code)", "error": "\(error)"])
                 try await writer.write(self.event(failure.jsonBody))

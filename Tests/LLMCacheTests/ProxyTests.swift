@@ -399,10 +399,17 @@ struct ProxyTests {
             _ = try await Self.python(Answer.self, ["complete", proxy.baseURL, Self.alphaKey, "Dashboard question"])
             _ = try await Self.python(Streamed.self, ["stream", proxy.baseURL, Self.alphaKey, "Dashboard stream"])
             var exported: [String: Set<String>] = [:]
+            var text = ""
             try await waitUntil("the accounting flush exports money saved", limit: .seconds(30)) {
-                exported = Self.metricLabels(try await Self.get(proxy.origin + "/metrics").body)
+                text = try await Self.get(proxy.origin + "/metrics").body
+                exported = Self.metricLabels(text)
                 return exported["llmcache_money_saved_usd_total"] != nil
             }
+            // A stream is counted when it ends, by its answer's real source.
+            #expect(!text.contains(#"cache="stream""#) && !text.contains("recorded later"))
+            let requestLines = text.split(separator: "\n").filter { $0.hasPrefix("stampede_proxy_requests_total{") }
+            let computed = requestLines.filter { $0.contains(#"cache="computed""#) && $0.contains(#"route="/v1/chat/completions""#) && $0.contains(#"status="200""#) }
+            #expect(computed.count == 1 && computed.first?.hasSuffix(" 2") == true, "one miss and one stream, both computed: \(requestLines)")
             let metricPattern = /\b((?:stampede|llmcache|redis)_[a-z0-9_]+)\b/
             let byPattern = /by \(([a-z_, ]+)\)/
             let selectorPattern = /([a-z_]+)=~/
