@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make demo-proxy`: starts `stampede serve --demo` (a private redis-server, a simulated upstream,
 # the virtual key sk-demo) and drives it with the official openai Python package: a herd of 16
-# identical questions from 4 processes, then a streamed answer and its replay. Stops everything after.
+# identical questions from 4 processes, a streamed answer and its replay, embeddings computed then
+# served from the cache, and the metrics. Stops everything after.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 binary=.build/release/stampede
@@ -35,5 +36,13 @@ r = json.load(sys.stdin)
 print("   '"$attempt"': %d pieces, first after %.0f ms, source %s" % (len(r["pieces"]), r["pieces"][0]["t"] * 1000, r["stampede"]["source"]))'
 done
 echo
-echo "3. The proxy's metrics (curl http://127.0.0.1:$port/metrics):"
-curl -fsS "http://127.0.0.1:$port/metrics" | grep -E '^(stampede_proxy_requests_total|llmcache_upstream_calls_total|llmcache_hits_total)' | sed 's/^/   /'
+echo "3. Embeddings for two texts, twice (the second time from the cache):"
+for attempt in first second; do
+    PYTHONPATH=$openai python3 $client embed "$base" sk-demo "How do I reset my password?|Where is my invoice?" | python3 -c '
+import json, sys
+r = json.load(sys.stdin)
+print("   '"$attempt"': %d vectors of %d dimensions; Cache-Status: %s" % (len(r["vectors"]), len(r["vectors"][0]), r["cache_status"]))'
+done
+echo
+echo "4. The proxy's metrics (curl http://127.0.0.1:$port/metrics):"
+curl -fsS "http://127.0.0.1:$port/metrics" | grep -E '^(stampede_proxy_requests_total|llmcache_upstream_calls_total|llmcache_hits_total|llmcache_money_saved_usd_total)' | sed 's/^/   /'

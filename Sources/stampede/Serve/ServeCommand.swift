@@ -16,7 +16,7 @@ import StampedeProxy
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
-        abstract: "Run the OpenAI-compatible caching proxy: point any OpenAI client's base_url at it (POST /v1/chat/completions, GET /v1/models, /healthz, /readyz, /metrics).",
+        abstract: "Run the OpenAI-compatible caching proxy: point any OpenAI client's base_url at it (POST /v1/chat/completions, POST /v1/embeddings, GET /v1/models, /healthz, /readyz, /metrics).",
         subcommands: [HashKeyCommand.self]
     )
 
