@@ -229,21 +229,25 @@ final class Accountant: Sendable {
     private struct State {
         var totals: [AccountingSnapshot.Key: ModelAccounting] = [:]
         var unflushed: [AccountingSnapshot.Key: ModelAccounting] = [:]
+        /// By metric label and model.
         var instruments: [AccountingSnapshot.Key: Instruments] = [:]
     }
 
     private let state = Mutex(State())
 
-    func record(namespace: String, model: String, _ change: ModelAccounting) {
+    /// Adds `change` to `namespace`'s accounting, and to the metrics labelled `label` (the
+    /// namespace, or its family's label: ``LLMCacheConfiguration/metricsNamespaceLabels``).
+    func record(namespace: String, label: String? = nil, model: String, _ change: ModelAccounting) {
         let key = AccountingSnapshot.Key(namespace: namespace, model: model)
+        let labelKey = AccountingSnapshot.Key(namespace: label ?? namespace, model: model)
         let known = state.withLock { state -> Instruments? in
             state.totals[key, default: .init()].add(change)
             state.unflushed[key, default: .init()].add(change)
-            return state.instruments[key]
+            return state.instruments[labelKey]
         }
         let instruments = known ?? {
-            let created = Instruments(namespace: namespace, model: model)
-            state.withLock { $0.instruments[key] = created }
+            let created = Instruments(namespace: labelKey.namespace, model: model)
+            state.withLock { $0.instruments[labelKey] = created }
             return created
         }()
         instruments.requests.increment(by: change.requests)

@@ -26,6 +26,16 @@ public struct LLMCacheConfiguration: Sendable {
     /// Semantic caching: on an exact miss, answer from a cached answer to a similar prompt in the
     /// same context (`nil`, the default: exact matches only). See ``SemanticConfiguration``.
     public var semantic: SemanticConfiguration?
+    /// Metric labels for families of namespaces: a namespace starting with a key here is labelled
+    /// with its value in every metric's `namespace` label (e.g. `["pt-": "pass-through"]` for
+    /// per-key namespaces), so the number of metric series stays bounded however many namespaces
+    /// come and go. Accounting in Redis stays per namespace.
+    public var metricsNamespaceLabels: [String: String] = [:]
+
+    /// The `namespace` label of `namespace`'s metrics (see ``metricsNamespaceLabels``).
+    public func metricsLabel(for namespace: String) -> String {
+        metricsNamespaceLabels.first { namespace.hasPrefix($0.key) }?.value ?? namespace
+    }
 
     /// Creates a configuration. Default policy: fresh 1 h, stale 1 day, 60 s compute timeout, 90 s lock.
     public init(
@@ -186,7 +196,10 @@ public final class LLMCache: Sendable, Service {
         self.redis = redis
         self.upstream = upstream
         self.logger = logger
-        self.caches = try NamespaceCaches(redis: redis, policy: configuration.policy, defaultNamespace: configuration.namespace, logger: logger)
+        self.caches = try NamespaceCaches(
+            redis: redis, policy: configuration.policy, defaultNamespace: configuration.namespace, logger: logger,
+            metricsLabel: { [configuration] in configuration.metricsLabel(for: $0) }
+        )
         self.semanticLayer = configuration.semantic.map { SemanticLayer(configuration: $0, redis: redis, logger: logger) }
         self.liveReaders = LiveStreamReaders(redis: redis, logger: logger)
     }
@@ -421,7 +434,7 @@ public final class LLMCache: Sendable, Service {
             return answer
         } catch {
             await semanticStep?.abandon()
-            accountant.record(namespace: namespace, model: model, ModelAccounting(requests: 1, failures: 1))
+            accountant.record(namespace: namespace, label: configuration.metricsLabel(for: namespace), model: model, ModelAccounting(requests: 1, failures: 1))
             throw error
         }
     }
@@ -438,7 +451,7 @@ public final class LLMCache: Sendable, Service {
             account(namespace: namespace, model: request.model, source: .computedNotStored, completion: completion, calledUpstream: true, coalesced: false, semantic: nil, match: nil)
             return LLMResult(completion: completion, source: .computedNotStored, age: .zero, namespace: namespace, key: key, notCachedBecause: reason, calledUpstream: true)
         } catch {
-            accountant.record(namespace: namespace, model: request.model, ModelAccounting(requests: 1, upstreamCalls: 1, failures: 1))
+            accountant.record(namespace: namespace, label: configuration.metricsLabel(for: namespace), model: request.model, ModelAccounting(requests: 1, upstreamCalls: 1, failures: 1))
             throw error
         }
     }
@@ -479,7 +492,7 @@ public final class LLMCache: Sendable, Service {
                 change.embeddingCost = configuration.prices.cost(of: .init(promptTokens: semantic.embeddingTokens, completionTokens: 0), model: embeddingModel)
             }
         }
-        accountant.record(namespace: namespace, model: model, change)
+        accountant.record(namespace: namespace, label: configuration.metricsLabel(for: namespace), model: model, change)
     }
 
     /// Adds this process's new counters to the fleet-wide hash in Redis (`HINCRBYFLOAT`, pipelined).

@@ -30,6 +30,9 @@ public struct PassThroughConfiguration: Sendable, Hashable, Codable {
         self.models = models
     }
 
+    /// The prefix of every pass-through namespace (`pt-`).
+    public static let namespacePrefix = "pt-"
+
     /// The shortest secret accepted.
     public static let minimumSecretLength = 32
 

@@ -26,7 +26,7 @@ struct PassThroughKeys: Sendable {
     func tenant(for key: String) -> Tenant {
         let mac = HMAC<SHA256>.authenticationCode(for: Array(key.utf8), using: SymmetricKey(data: secret))
         let hex = mac.prefix(16).map { byte in String(byte, radix: 16).count == 1 ? "0" + String(byte, radix: 16) : String(byte, radix: 16) }.joined()
-        var tenant = Tenant(name: "pass-through", namespace: "pt-" + hex, upstream: configuration.upstream, models: Set(configuration.models ?? []))
+        var tenant = Tenant(name: "pass-through", namespace: PassThroughConfiguration.namespacePrefix + hex, upstream: configuration.upstream, models: Set(configuration.models ?? []))
         tenant.upstreamAPIKey = UpstreamAPIKey(key)
         return tenant
     }

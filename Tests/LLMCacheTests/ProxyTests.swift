@@ -523,6 +523,10 @@ struct ProxyTests {
             let leaked = try await redis.send("KEYS", "*sk-caller*").array ?? []
             #expect(leaked.isEmpty)
             await redis.close()
+            // Every pass-through namespace shares one metric label: the series stay bounded.
+            let metrics = try await Self.get(proxy.origin + "/metrics").body
+            #expect(!metrics.contains(#"namespace="pt-"#))
+            #expect(metrics.contains(#"stampede_cache_requests_total{namespace="pass-through""#) || metrics.contains(#"namespace="pass-through",source="#), "\(metrics.split(separator: "\n").filter { $0.hasPrefix("stampede_cache_requests_total") }.prefix(6))")
         }
     }
 

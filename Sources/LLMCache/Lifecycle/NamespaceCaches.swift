@@ -24,16 +24,22 @@ final class NamespaceCaches: Sendable {
     private let policy: CachePolicy
     private let defaultNamespace: String
     private let logger: Logger
+    /// The `namespace` label of a namespace's metrics.
+    private let metricsLabel: @Sendable (String) -> String
     private let state = Mutex(State())
 
     /// Creates the default namespace's cache.
     /// - Throws: ``CacheConfigurationError`` for an invalid policy or default namespace.
-    init(redis: RedisClient, policy: CachePolicy, defaultNamespace: String, logger: Logger) throws(CacheConfigurationError) {
+    init(
+        redis: RedisClient, policy: CachePolicy, defaultNamespace: String, logger: Logger,
+        metricsLabel: @escaping @Sendable (String) -> String = { $0 }
+    ) throws(CacheConfigurationError) {
+        self.metricsLabel = metricsLabel
         self.redis = redis
         self.policy = policy
         self.defaultNamespace = defaultNamespace
         self.logger = logger
-        let cache = try StampedeCache(redis: redis, namespace: defaultNamespace, policy: policy, logger: logger)
+        let cache = try StampedeCache(redis: redis, namespace: defaultNamespace, policy: policy, logger: logger, metricsLabel: metricsLabel(defaultNamespace))
         cache.hostBackgroundWork()
         state.withLock { $0.entries[defaultNamespace] = Entry(cache: cache, lastUsed: .now) }
     }
@@ -50,7 +56,7 @@ final class NamespaceCaches: Sendable {
                 state.entries[namespace]!.lastUsed = now
                 return state.entries[namespace]!.cache
             }
-            let cache = try StampedeCache(redis: redis, namespace: namespace, policy: policy, logger: logger)
+            let cache = try StampedeCache(redis: redis, namespace: namespace, policy: policy, logger: logger, metricsLabel: metricsLabel(namespace))
             cache.hostBackgroundWork()
             state.entries[namespace] = Entry(cache: cache, lastUsed: now)
             return cache

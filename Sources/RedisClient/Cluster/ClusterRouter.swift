@@ -27,7 +27,13 @@ final class ClusterRouter: Sendable {
         var refreshing: Task<Void, Never>?
         var lastRefreshError: RedisError?
         var closed = false
+        /// Slots a `MOVED` reassigned recently, and when: a map fetched from a node whose view lags
+        /// (gossip takes a moment after a failover or a migration) must not undo them.
+        var recentMoves: [Int: (endpoint: RedisConfiguration.Endpoint, at: ContinuousClock.Instant)] = [:]
     }
+
+    /// How long a `MOVED` overrides the loaded map (a later `MOVED` corrects it if it is wrong).
+    static let moveMemory: Duration = .seconds(10)
 
     private let state: Mutex<State>
     private let configuration: RedisConfiguration
@@ -119,7 +125,10 @@ final class ClusterRouter: Sendable {
 
     /// Records a `MOVED`: the slot's new primary, used at once; a full reload follows in the background.
     func moved(slot: Int, to endpoint: RedisConfiguration.Endpoint) {
-        state.withLock { $0.topology.assign(slot: slot, to: endpoint) }
+        state.withLock { state in
+            state.topology.assign(slot: slot, to: endpoint)
+            state.recentMoves[slot] = (endpoint, .now)
+        }
         metrics.clusterRedirects.increment()
         requestRefresh()
     }
@@ -167,9 +176,16 @@ final class ClusterRouter: Sendable {
                 lastError = RedisError(code: error.code, message: "loading the cluster map from \(endpoint): \(error.message)")
             }
         }
-        let installed = best
+        let fetched = best
         let changed = state.withLock { state -> Bool in
             var changed = false
+            var installed = fetched
+            // A MOVED is the owning node's own word, newer than a lagging node's map: keep it.
+            let now = ContinuousClock.now
+            state.recentMoves = state.recentMoves.filter { now - $0.value.at < Self.moveMemory }
+            if installed != nil {
+                for (slot, move) in state.recentMoves { installed?.assign(slot: slot, to: move.endpoint) }
+            }
             if let installed, installed.coveredSlots > 0 {
                 changed = state.topology != installed
                 if state.topology != installed {

@@ -85,12 +85,16 @@ public final class StampedeCache: Sendable, Service {
     /// namespace's notice channel with the client's shared listener. Run the cache (``run()``, or in
     /// a `ServiceGroup`) to load the scripts ahead of the first request, check the Redis user's
     /// permissions and keep the background work going.
+    /// `metricsLabel` is the `namespace` label of this cache's metrics (default: the namespace);
+    /// give a family of short-lived namespaces (one per API key, say) one label so the number of
+    /// metric series stays bounded.
     /// - Throws: ``CacheConfigurationError`` naming the setting to change.
     public init(
         redis: RedisClient,
         namespace: String,
         policy: CachePolicy = CachePolicy(),
-        logger: Logger = Logger(label: "StampedeCache")
+        logger: Logger = Logger(label: "StampedeCache"),
+        metricsLabel: String? = nil
     ) throws(CacheConfigurationError) {
         try policy.validate()
         self.keySpace = try KeySpace(namespace: namespace)
@@ -98,7 +102,7 @@ public final class StampedeCache: Sendable, Service {
         self.policy = policy
         self.redis = redis
         self.logger = logger
-        self.metrics = CacheMetrics(namespace: namespace)
+        self.metrics = CacheMetrics(namespace: metricsLabel ?? namespace)
         if case .failOpen(let bound) = policy.redisUnavailable {
             self.limiter = ConcurrencyLimiter(limit: bound)
         } else {

@@ -80,10 +80,13 @@ struct ServeCommand: AsyncParsableCommand {
                 embeddings[upstream.name] = OpenAIEmbeddingsClient(configuration: EmbeddingsConfiguration(
                     baseURL: upstream.baseURL, apiKey: key, maxRetries: upstream.maxRetries ?? 3
                 ), logger: logger)
-                caches[upstream.name] = try LLMCache(redis: redis, upstream: client, configuration: LLMCacheConfiguration(
+                var configuration = LLMCacheConfiguration(
                     namespace: proxy.tenants.first?.namespace ?? "pass-through", policy: resolved.policy,
                     keyOptions: RequestKeyOptions(promptVersion: resolved.promptVersion.value), prices: proxy.priceTable
-                ), logger: logger)
+                )
+                // One label for every pass-through key's namespace: metric series stay bounded.
+                configuration.metricsNamespaceLabels = [PassThroughConfiguration.namespacePrefix: "pass-through"]
+                caches[upstream.name] = try LLMCache(redis: redis, upstream: client, configuration: configuration, logger: logger)
             }
             let context = ProxyContext(
                 redis: redis, caches: caches, upstreams: proxy.upstreams, tenants: try TenantDirectory(proxy.tenants, passThrough: proxy.passThrough, secret: proxy.passThrough.flatMap { environment[$0.hmacSecretEnvironment] }),
