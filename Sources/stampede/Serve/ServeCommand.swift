@@ -46,8 +46,9 @@ struct ServeCommand: AsyncParsableCommand {
             proxy = ProxyConfiguration(
                 upstreams: [UpstreamProfile(name: "simulated", baseURL: upstream.baseURL, apiKeyEnvironment: "STAMPEDE_DEMO_UPSTREAM_KEY")],
                 tenants: [TenantConfiguration(name: "demo", namespace: "demo", keySHA256: VirtualKey.sha256Hex("sk-demo"), upstream: "simulated")],
-                // gpt-4o-mini's list price (USD per 1M tokens), so the demo's hits count as money saved.
-                prices: ["gpt-4o-mini": ModelPrice(inputPerMillion: 0.15, outputPerMillion: 0.60)]
+                // gpt-4o-mini's list price (USD per 1M tokens), also for the simulated model the demo
+                // clients ask for, so the demo's hits count as money saved.
+                prices: ["gpt-4o-mini": ModelPrice(inputPerMillion: 0.15, outputPerMillion: 0.60), "sim-model": ModelPrice(inputPerMillion: 0.15, outputPerMillion: 0.60)]
             )
             Console.note("Demo mode: a simulated OpenAI upstream (800 ms per answer) at \(upstream.baseURL); use the virtual key sk-demo.")
         } else {
