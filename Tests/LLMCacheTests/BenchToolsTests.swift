@@ -41,14 +41,18 @@ struct BenchToolsTests {
             #expect(ratios.keys.sorted() == ["stampede_cache_vs_cache_aside", "stampede_cache_vs_set_nx_lock"])
         }
 
-        // Cold herd: 4 workers x 16 callers, one key: StampedeCache and the lock call once, cache-aside once per caller.
+        // Cold herd: 4 workers x 16 callers, one key: StampedeCache calls once, cache-aside once per caller.
         let herd = try #require(byName["cold-herd"])
         let callers = try #require(workloads[0]["callers"] as? Int)
         #expect(callers == 64)
         for implementation in Self.implementations { #expect(herd[implementation]?["requests"] as? Int == callers) }
         #expect(herd["stampede_cache"]?["upstream_calls"] as? Int == 1)
         #expect(herd["cache_aside"]?["upstream_calls"] as? Int == callers)
-        #expect(herd["set_nx_lock"]?["upstream_calls"] as? Int == 1)
+        // The tutorial lock usually calls once too, but its fixed TTL is a timing bet: on a loaded
+        // machine it can expire under its holder and let a second call through (its weakness,
+        // measured by the slow-upstream workload below), so only its range is checked here.
+        let lockCalls = try #require(herd["set_nx_lock"]?["upstream_calls"] as? Int)
+        #expect((1..<callers).contains(lockCalls))
         #expect(herd["stampede_cache"]?["errors"] as? Int == 0)
 
         // Slow upstream (past the baseline's fixed lock TTL): StampedeCache calls once per key asked for;
