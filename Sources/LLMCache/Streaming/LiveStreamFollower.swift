@@ -1,5 +1,3 @@
-import Logging
-import RedisClient
 import StampedeCache
 import Synchronization
 
@@ -94,22 +92,5 @@ final class LiveStreamFollower: Sendable {
         }
         if let subscription { readers.unsubscribe(subscription.key, subscription.id) }
         return state.withLock { $0.delivered }
-    }
-
-    /// The entries of an `XREAD` reply for one stream: id and fields.
-    static func entries(_ reply: RESPValue) -> [(id: String, fields: [String: String])] {
-        guard let streams = reply.array, let stream = streams.first?.array, stream.count == 2, let items = stream[1].array else { return [] }
-        var entries: [(id: String, fields: [String: String])] = []
-        for item in items {
-            guard let parts = item.array, parts.count == 2, let id = parts[0].string, let values = parts[1].array else { continue }
-            var fields: [String: String] = [:]
-            var index = 0
-            while index + 1 < values.count {
-                if let name = values[index].string, let value = values[index + 1].string { fields[name] = value }
-                index += 2
-            }
-            entries.append((id, fields))
-        }
-        return entries
     }
 }

@@ -95,7 +95,7 @@ final class LiveStreamReaders: Sendable {
                         RedisCommand("XREAD", "COUNT", "512", "BLOCK", "0", "STREAMS", RedisArgument(key), RedisArgument(lastID)),
                         timeout: .seconds(86_400)
                     )
-                    for entry in LiveStreamFollower.entries(reply) {
+                    for entry in Self.entries(reply) {
                         lastID = entry.id
                         if entry.fields["e"] != nil { return }
                         guard let piece = entry.fields["d"].map(ChatDelta.content) ?? entry.fields["r"].map(ChatDelta.reasoning) else { continue }
@@ -113,5 +113,22 @@ final class LiveStreamReaders: Sendable {
         } catch {
             if !Task.isCancelled { logger.debug("stopped reading another worker's live stream", metadata: ["error": "\(error)"]) }
         }
+    }
+
+    /// The entries of an `XREAD` reply for one stream: id and fields.
+    static func entries(_ reply: RESPValue) -> [(id: String, fields: [String: String])] {
+        guard let streams = reply.array, let stream = streams.first?.array, stream.count == 2, let items = stream[1].array else { return [] }
+        var entries: [(id: String, fields: [String: String])] = []
+        for item in items {
+            guard let parts = item.array, parts.count == 2, let id = parts[0].string, let values = parts[1].array else { continue }
+            var fields: [String: String] = [:]
+            var index = 0
+            while index + 1 < values.count {
+                if let name = values[index].string, let value = values[index + 1].string { fields[name] = value }
+                index += 2
+            }
+            entries.append((id, fields))
+        }
+        return entries
     }
 }
