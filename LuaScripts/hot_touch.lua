@@ -34,8 +34,12 @@
 --   c = c + n; HSET ws c p; PEXPIRE KEYS[3] 2*window
 --   estimate = c + p * (1 - (now - ws)/window); hot iff estimate >= threshold
 -- Slide: if hot and KEYS[1] exists with an expiry (su = now + PTTL):
---   new_su = now + hot TTL; if new_su > su: PEXPIREAT KEYS[1] new_su and
---   extend KEYS[2] (if it exists) to a TTL >= (new_su - now) + fence retention.
+--   new_su = now + hot TTL; if new_su > su + floor(hot TTL / 16): PEXPIREAT
+--   KEYS[1] new_su and extend KEYS[2] (if it exists) to a TTL >= (new_su -
+--   now) + fence retention.
+--   The sixteenth is hysteresis: every PEXPIREAT is a change to the key, which
+--   Redis reports to every client tracking it (near-caches drop the entry). A
+--   hot key is slid at most once per hot TTL / 16, not on every flush.
 --
 -- Reply: flat array, element 1 is the status string. (i) integer; times are
 -- epoch ms of the Redis server clock.
@@ -114,7 +118,7 @@ if pttl >= 0 then
   su = now + pttl
   if hot then
     local new_su = now + hot_ttl
-    if new_su > su then
+    if new_su > su + math.floor(hot_ttl / 16) then
       redis.call('PEXPIREAT', KEYS[1], fmtint(new_su))
       su = new_su
       slid = 1

@@ -493,6 +493,9 @@ def run(c, sub):
     check(c.call("PTTL", H("e5")) > 19000, "hot hash PEXPIRE = 2*window")
     check(c.call("HMGET", H("e5"), "c", "p") == [b"5", b"0"], "hot counter c=5 p=0")
     slid5 = r[2]
+    r = hot("e5", thr=5, win=10000, hot_ttl=60000)
+    check(r[0] == b"hot" and r[1] == 0 and pexp("e5") == slid5,
+          "a touch right after a slide does not move the expiry again (hysteresis: no change for trackers)")
     r = hot("e5", thr=5, win=10000, hot_ttl=10)
     check(r[0] == b"hot" and r[1] == 0 and abs(r[2] - slid5) <= 1 and pexp("e5") == slid5,
           "smaller hot TTL never shortens su")
@@ -501,7 +504,7 @@ def run(c, sub):
     r = gol("e5")
     check(r[0] == b"fresh" and r[1] == blob5 and r[2] == su5 == parse_blob(blob5)[1],
           "get_or_lock reports the header's servable-until, not the slid retention")
-    check(c.call("HGET", H("e5"), "c") == b"7", "get_or_lock does not count hits")
+    check(c.call("HGET", H("e5"), "c") == b"8", "get_or_lock does not count hits")
     r = commit("e5", parse_blob(blob5)[4], fresh=2000, stale=1000)
     check(r[0] == b"ok" and pexp("e5") == r[2], "accepted commit sets su = fu + stale again (PXAT)")
     drain()

@@ -31,6 +31,10 @@ public struct LLMCacheConfiguration: Sendable {
     /// per-key namespaces), so the number of metric series stays bounded however many namespaces
     /// come and go. Accounting in Redis stays per namespace.
     public var metricsNamespaceLabels: [String: String] = [:]
+    /// An in-process near-cache for each namespace's exact answers (``NearCacheConfiguration``;
+    /// `nil`, the default: every hit reads Redis). Each namespace in use holds its own, bounded by
+    /// these limits, with its own two tracking connections per Redis node.
+    public var nearCache: NearCacheConfiguration?
 
     /// The `namespace` label of `namespace`'s metrics (see ``metricsNamespaceLabels``).
     public func metricsLabel(for namespace: String) -> String {
@@ -64,6 +68,7 @@ public struct LLMCacheConfiguration: Sendable {
         guard accountingFlushInterval >= .milliseconds(10), accountingFlushInterval <= .seconds(3600) else {
             throw CacheConfigurationError(setting: "accountingFlushInterval", problem: "must be between 10 ms and 1 h, got \(accountingFlushInterval)")
         }
+        try nearCache?.validate()
         guard idleNamespaceRelease >= .seconds(1) else {
             throw CacheConfigurationError(setting: "idleNamespaceRelease", problem: "must be at least 1 s, got \(idleNamespaceRelease)")
         }
@@ -198,7 +203,8 @@ public final class LLMCache: Sendable, Service {
         self.logger = logger
         self.caches = try NamespaceCaches(
             redis: redis, policy: configuration.policy, defaultNamespace: configuration.namespace, logger: logger,
-            metricsLabel: { [configuration] in configuration.metricsLabel(for: $0) }
+            metricsLabel: { [configuration] in configuration.metricsLabel(for: $0) },
+            nearCache: configuration.nearCache
         )
         self.semanticLayer = configuration.semantic.map { SemanticLayer(configuration: $0, redis: redis, logger: logger) }
         self.liveReaders = LiveStreamReaders(redis: redis, logger: logger)
@@ -472,7 +478,7 @@ public final class LLMCache: Sendable, Service {
             }
         } else {
             switch source {
-            case .freshHit, .freshHitEarlyRefresh: change.freshHits = 1
+            case .freshHit, .freshHitNear, .freshHitEarlyRefresh: change.freshHits = 1
             case .staleHit, .staleAfterFailure: change.staleHits = 1
             default: change.receivedFromOtherWorkers = 1
             }

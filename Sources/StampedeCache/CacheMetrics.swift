@@ -24,6 +24,7 @@ extension CacheSource {
         case .uncachedRedisUnavailable: return 7
         case .computedNotStored: return 8
         case .joinedInProcess: return 9
+        case .freshHitNear: return 10
         }
     }
 }
@@ -44,7 +45,7 @@ struct CacheMetrics: Sendable {
     static let sourceLabels = [
         "fresh_hit", "fresh_hit_early_refresh", "stale_hit_refreshing_here", "stale_hit_refreshing_elsewhere",
         "computed", "received_from_other_worker", "stale_after_failure", "uncached_redis_unavailable", "computed_not_stored",
-        "joined_in_process",
+        "joined_in_process", "fresh_hit_near",
     ]
 
     init(namespace: String) {

@@ -11,6 +11,8 @@ public enum CacheSource: Sendable, Hashable, CustomStringConvertible {
 
     /// A fresh value from Redis (one round trip).
     case freshHit
+    /// A fresh value from this process's near-cache (``NearCacheConfiguration``): no round trip.
+    case freshHitNear
     /// A fresh value whose early (XFetch) refresh this call just started in the background (calls
     /// that joined it in this process see ``freshHit``).
     case freshHitEarlyRefresh
@@ -35,6 +37,7 @@ public enum CacheSource: Sendable, Hashable, CustomStringConvertible {
     public var label: String {
         switch self {
         case .freshHit: return "fresh_hit"
+        case .freshHitNear: return "fresh_hit_near"
         case .freshHitEarlyRefresh: return "fresh_hit_early_refresh"
         case .staleHit(.startedHere): return "stale_hit_refreshing_here"
         case .staleHit(.runningElsewhere): return "stale_hit_refreshing_elsewhere"
@@ -50,7 +53,7 @@ public enum CacheSource: Sendable, Hashable, CustomStringConvertible {
     /// Whether the value was served from the cache (any hit, fresh or stale).
     public var isHit: Bool {
         switch self {
-        case .freshHit, .freshHitEarlyRefresh, .staleHit, .staleAfterFailure: return true
+        case .freshHit, .freshHitNear, .freshHitEarlyRefresh, .staleHit, .staleAfterFailure: return true
         default: return false
         }
     }

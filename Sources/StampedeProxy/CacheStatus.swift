@@ -14,7 +14,7 @@ enum CacheStatus {
     /// The `Cache-Status` value for an answer from `source`; `stored` when a computed answer was stored.
     static func value(source: CacheSource, stored: Bool, forced: Bool) -> String {
         switch source {
-        case .freshHit, .freshHitEarlyRefresh: return "stampede; hit"
+        case .freshHit, .freshHitNear, .freshHitEarlyRefresh: return "stampede; hit"
         case .staleHit: return "stampede; hit; detail=stale-while-revalidate"
         case .staleAfterFailure: return "stampede; hit; detail=stale-if-error"
         case .receivedFromOtherWorker, .joinedInProcess: return "stampede; fwd=\(forced ? "request" : "miss"); collapsed"

@@ -27,9 +27,12 @@ public struct ProxyConfiguration: Sendable, Hashable, Codable {
     public var prices: [String: ModelPrice]
     /// Pass-through mode for callers without a virtual key (absent: such callers get 401).
     public var passThrough: PassThroughConfiguration?
+    /// An in-process near-cache in front of Redis (absent: every hit reads Redis).
+    public var nearCache: NearCacheSettings?
 
     enum CodingKeys: String, CodingKey {
         case upstreams, tenants, prices
+        case nearCache = "near_cache"
         case passThrough = "pass_through"
         case maxBodyBytes = "max_body_bytes"
     }
@@ -37,9 +40,10 @@ public struct ProxyConfiguration: Sendable, Hashable, Codable {
     /// Creates a configuration.
     public init(
         upstreams: [UpstreamProfile], tenants: [TenantConfiguration], maxBodyBytes: Int = 1 << 20, prices: [String: ModelPrice] = [:],
-        passThrough: PassThroughConfiguration? = nil
+        passThrough: PassThroughConfiguration? = nil, nearCache: NearCacheSettings? = nil
     ) {
         self.passThrough = passThrough
+        self.nearCache = nearCache
         self.upstreams = upstreams
         self.tenants = tenants
         self.maxBodyBytes = maxBodyBytes
@@ -59,7 +63,8 @@ public struct ProxyConfiguration: Sendable, Hashable, Codable {
         maxBodyBytes = try container.decodeIfPresent(Int.self, forKey: .maxBodyBytes) ?? 1 << 20
         prices = try container.decodeIfPresent([String: ModelPrice].self, forKey: .prices) ?? [:]
         passThrough = try container.decodeIfPresent(PassThroughConfiguration.self, forKey: .passThrough)
-        let known = Set(["upstreams", "tenants", "max_body_bytes", "prices", "pass_through"])
+        nearCache = try container.decodeIfPresent(NearCacheSettings.self, forKey: .nearCache)
+        let known = Set(["upstreams", "tenants", "max_body_bytes", "prices", "pass_through", "near_cache"])
         let all = try decoder.container(keyedBy: AnyCodingKey.self).allKeys.map(\.stringValue)
         if let unknown = all.first(where: { !known.contains($0) }) {
             throw ProxyConfigurationError("unknown setting '\(unknown)' (known: \(known.sorted().joined(separator: ", ")))")
@@ -108,6 +113,7 @@ public struct ProxyConfiguration: Sendable, Hashable, Codable {
             guard upstreamNames.insert(upstream.name).inserted else { throw ProxyConfigurationError("upstream '\(upstream.name)' is named twice") }
         }
         try passThrough?.validate(upstreams: upstreamNames)
+        _ = try nearCache?.configuration()
         var tenantNames = Set<String>()
         var hashes = Set<String>()
         for tenant in tenants {

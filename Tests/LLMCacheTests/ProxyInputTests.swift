@@ -168,5 +168,11 @@ struct ProxyInputTests {
         #expect(problem(good.replacingOccurrences(of: #""http://127.0.0.1:1/v1""#, with: #""ftp://x""#))?.contains("http://") == true)
         let twice = good.replacingOccurrences(of: #"}]}"#, with: #"},{"name":"b","namespace":"b","key_sha256":"\#(hash)","upstream":"sim"}]}"#)
         #expect(problem(twice)?.contains("same key_sha256") == true)
+        // The near-cache settings: read, turned into the library's configuration, bad ones named.
+        let withNear = good.replacingOccurrences(of: #""tenants""#, with: #""near_cache":{"max_entries":500,"max_bytes":1048576,"admission":"lru"},"tenants""#)
+        let near = try #require(try JSONDecoder().decode(ProxyConfiguration.self, from: Data(withNear.utf8)).nearCache?.configuration())
+        #expect(near == NearCacheConfiguration(maxEntries: 500, maxBytes: 1 << 20, admission: .always))
+        #expect(problem(withNear.replacingOccurrences(of: #""lru""#, with: #""lfu""#))?.contains("'near_cache.admission'") == true)
+        #expect(problem(withNear.replacingOccurrences(of: #""max_entries":500"#, with: #""max_entries":0"#))?.contains("nearCache.maxEntries") == true)
     }
 }

@@ -32,6 +32,41 @@ struct ClusterCacheTests {
         }
     }
 
+    @Test("near-cache on a cluster: one tracked pair per primary serving the keys read; another worker's commits invalidate keys on every node")
+    func nearCacheOnCluster() async throws {
+        try await withTestCluster(replicasPerPrimary: 0) { cluster in
+            let namespace = uniqueNamespace()
+            let near = NearCacheConfiguration(maxEntries: 1_000, maxBytes: 1 << 20)
+            let reader = try await Worker.start(cluster.url, namespace: namespace, policy: testPolicy(), nearCache: near)
+            let writer = try await Worker.start(cluster.url, namespace: namespace, policy: testPolicy())
+            // Twelve keys: with three primaries, every node serves some of them.
+            let keys = (0..<12).map { "k\($0)" }
+            var nodes = Set<RedisConfiguration.Endpoint>()
+            for key in keys {
+                _ = try await writer.cache.string(for: key) { "old-\(key)" }
+                nodes.insert(try await writer.client.nodeEndpoint(routedBy: try await writer.cache.entryKeys(for: key).value))
+                #expect(try await reader.cache.string(for: key) { "never" }.source == .freshHit)
+                let held = try await reader.cache.string(for: key) { "never" }
+                #expect(held.source == .freshHitNear && held.value == "old-\(key)")
+            }
+            #expect(nodes.count == 3, "the keys land on every primary")
+            let opened = try #require(reader.cache.nearCacheDiagnostics).trackingConnectionsOpened
+            #expect(opened == 3, "one tracked pair per primary, got \(opened)")
+            for key in keys {
+                _ = try await writer.cache.string(for: key, options: CacheRequestOptions(forceRefresh: true)) { "new-\(key)" }
+            }
+            try await eventually("every key's invalidation arrived, from every node") {
+                (reader.cache.nearCacheDiagnostics?.entriesInvalidated ?? 0) >= keys.count
+            }
+            for key in keys {
+                #expect(try await reader.cache.string(for: key) { "never" }.value == "new-\(key)")
+            }
+            #expect(reader.cache.nearCacheDiagnostics?.flushes == 0)
+            await writer.stop()
+            await reader.stop()
+        }
+    }
+
     /// One leader in `leader`, one follower in `follower`: the follower must be woken by the
     /// leader's notice (its re-check interval is 10 s). Returns the follower's result.
     private func collapse(_ key: String, leader: Worker, follower: Worker) async throws -> CacheResult<[UInt8]> {

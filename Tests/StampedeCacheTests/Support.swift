@@ -43,9 +43,11 @@ struct Worker {
     /// - Parameter backgroundLoop: run the cache's `run()` (hit flushes, generation re-reads). Tests
     ///   that count every command a call sends start without it: the cache then re-reads its
     ///   generation itself, inside the calls that need it, where ``CacheDiagnostics/generationReads`` counts it.
-    static func start(_ url: String, namespace: String, policy: CachePolicy, backgroundLoop: Bool = true) async throws -> Worker {
+    static func start(
+        _ url: String, namespace: String, policy: CachePolicy, backgroundLoop: Bool = true, nearCache: NearCacheConfiguration? = nil
+    ) async throws -> Worker {
         let client = try makeClient(url, poolSize: 1)
-        let cache = try StampedeCache(redis: client, namespace: namespace, policy: policy, logger: TestRedis.logger)
+        let cache = try StampedeCache(redis: client, namespace: namespace, policy: policy, logger: TestRedis.logger, nearCache: nearCache)
         await cache.start()
         return Worker(client: client, cache: cache, running: backgroundLoop ? BackgroundRun(cache.run) : nil)
     }

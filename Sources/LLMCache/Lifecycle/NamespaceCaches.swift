@@ -26,20 +26,23 @@ final class NamespaceCaches: Sendable {
     private let logger: Logger
     /// The `namespace` label of a namespace's metrics.
     private let metricsLabel: @Sendable (String) -> String
+    private let nearCache: NearCacheConfiguration?
     private let state = Mutex(State())
 
     /// Creates the default namespace's cache.
     /// - Throws: ``CacheConfigurationError`` for an invalid policy or default namespace.
     init(
         redis: RedisClient, policy: CachePolicy, defaultNamespace: String, logger: Logger,
-        metricsLabel: @escaping @Sendable (String) -> String = { $0 }
+        metricsLabel: @escaping @Sendable (String) -> String = { $0 },
+        nearCache: NearCacheConfiguration? = nil
     ) throws(CacheConfigurationError) {
         self.metricsLabel = metricsLabel
+        self.nearCache = nearCache
         self.redis = redis
         self.policy = policy
         self.defaultNamespace = defaultNamespace
         self.logger = logger
-        let cache = try StampedeCache(redis: redis, namespace: defaultNamespace, policy: policy, logger: logger, metricsLabel: metricsLabel(defaultNamespace))
+        let cache = try StampedeCache(redis: redis, namespace: defaultNamespace, policy: policy, logger: logger, metricsLabel: metricsLabel(defaultNamespace), nearCache: nearCache)
         cache.hostBackgroundWork()
         state.withLock { $0.entries[defaultNamespace] = Entry(cache: cache, lastUsed: .now) }
     }
@@ -56,7 +59,7 @@ final class NamespaceCaches: Sendable {
                 state.entries[namespace]!.lastUsed = now
                 return state.entries[namespace]!.cache
             }
-            let cache = try StampedeCache(redis: redis, namespace: namespace, policy: policy, logger: logger, metricsLabel: metricsLabel(namespace))
+            let cache = try StampedeCache(redis: redis, namespace: namespace, policy: policy, logger: logger, metricsLabel: metricsLabel(namespace), nearCache: nearCache)
             cache.hostBackgroundWork()
             state.entries[namespace] = Entry(cache: cache, lastUsed: now)
             return cache

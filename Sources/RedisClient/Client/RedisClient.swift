@@ -77,7 +77,7 @@ public final class RedisClient: Sendable, Service {
             ConnectionSlot(configuration: configuration, eventLoop: eventLoop, logger: logger, metrics: metrics, resolver: resolver)
         }
         self.slots = slots
-        resolver?.setOnSwitch { _ in
+        _ = resolver?.switchObservers.add {
             // Connections to the old primary would go on answering reads and refuse writes.
             Task { for slot in slots { await slot.reset() } }
         }
@@ -305,7 +305,7 @@ public final class RedisClient: Sendable, Service {
                 },
                 standalone: { [weak self] in self?.subscriber }
             )
-            router.setOnMapChange { [weak created] in created?.reconcile() }
+            _ = router.mapObservers.add { [weak created] in created?.reconcile() }
             box = created
             return created
         }

@@ -125,11 +125,14 @@ final class ClusterRouter: Sendable {
 
     /// Records a `MOVED`: the slot's new primary, used at once; a full reload follows in the background.
     func moved(slot: Int, to endpoint: RedisConfiguration.Endpoint) {
-        state.withLock { state in
+        let changed = state.withLock { state -> Bool in
+            let before = state.topology.primary(forSlot: slot)
             state.topology.assign(slot: slot, to: endpoint)
             state.recentMoves[slot] = (endpoint, .now)
+            return before != endpoint
         }
         metrics.clusterRedirects.increment()
+        if changed { mapObservers.notify() }
         requestRefresh()
     }
 
@@ -201,17 +204,13 @@ final class ClusterRouter: Sendable {
             return changed
         }
         metrics.clusterRefreshes.increment()
-        if changed { onMapChange.withLock { $0 }?() }
+        if changed { mapObservers.notify() }
     }
 
-    /// Called after a reload installs a map that differs from the one before (the sharded
-    /// subscriber checks that each channel is still on its slot's primary).
-    private let onMapChange = Mutex<(@Sendable () -> Void)?>(nil)
-
-    /// Sets the map-change callback (once, by the client's sharded subscriber).
-    func setOnMapChange(_ body: @escaping @Sendable () -> Void) {
-        onMapChange.withLock { $0 = body }
-    }
+    /// Told after a reload installs a map that differs from the one before, and after a `MOVED`
+    /// reassigns a slot (the sharded subscriber checks that each channel is still on its slot's
+    /// primary; a near-cache drops what it read from the old owner).
+    let mapObservers = TopologyObservers()
 
     /// The primary serving `slot` in the current map, without loading anything.
     func knownPrimary(forSlot slot: Int) -> RedisConfiguration.Endpoint? {

@@ -9,7 +9,7 @@ import Synchronization
 /// `master` (a sentinel that has not yet noticed a failover can name a demoted node). The cache is
 /// dropped when a connection attempt fails, when a node answers `READONLY`, and when a sentinel
 /// publishes `+switch-master` for this name; the last also closes the client's connections to the
-/// old primary (``onSwitch``), so they reconnect to the new one at once.
+/// old primary (``switchObservers``), so they reconnect to the new one at once.
 final class SentinelResolver: Sendable {
     private struct State {
         var primary: RedisConfiguration.Endpoint?
@@ -24,7 +24,8 @@ final class SentinelResolver: Sendable {
     private let eventLoop: any EventLoop
     private let logger: Logger
     private let metrics: ClientMetrics
-    private let onSwitch: Mutex<(@Sendable (RedisConfiguration.Endpoint) -> Void)?> = Mutex(nil)
+    /// Told (on any thread) when a sentinel announces that the primary switched.
+    let switchObservers = TopologyObservers()
 
     init(configuration: RedisConfiguration, sentinels: [RedisConfiguration.Endpoint], masterName: String, password: String?,
          eventLoop: any EventLoop, logger: Logger, metrics: ClientMetrics) {
@@ -39,11 +40,6 @@ final class SentinelResolver: Sendable {
         self.eventLoop = eventLoop
         self.logger = logger
         self.metrics = metrics
-    }
-
-    /// Called (on any thread) with the new primary when a sentinel announces a switch.
-    func setOnSwitch(_ body: @escaping @Sendable (RedisConfiguration.Endpoint) -> Void) {
-        onSwitch.withLock { $0 = body }
     }
 
     /// The current primary: cached, or asked of the sentinels now.
@@ -115,7 +111,7 @@ final class SentinelResolver: Sendable {
         let endpoint = RedisConfiguration.Endpoint.tcp(host: String(parts[3]), port: port)
         state.withLock { $0.primary = endpoint }
         logger.info("Sentinel switched the primary", metadata: ["master": "\(masterName)", "primary": "\(endpoint)"])
-        onSwitch.withLock { $0 }?(endpoint)
+        switchObservers.notify()
     }
 
     func close() async {

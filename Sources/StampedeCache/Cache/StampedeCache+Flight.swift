@@ -11,13 +11,19 @@ import Darwin
 
 extension StampedeCache {
     /// One call, traced as a `stampede.cache.get` span (attributes: `stampede.namespace`,
-    /// `stampede.source`, `stampede.coalesced`; never the key or the value).
+    /// `stampede.source`, `stampede.coalesced`; never the key or the value). A near-cache hit is
+    /// answered before any span: it is a memory lookup, cheaper than the span itself.
     func outcome(
         for key: String,
         options: CacheRequestOptions,
         compute: @escaping @Sendable () async throws -> Computed<ByteBuffer>
     ) async throws -> Outcome {
-        try await withSpan("stampede.cache.get", ofKind: .internal) { span in
+        if near != nil, !options.forceRefresh {
+            try checkOpen()
+            try options.validate()
+            if let served = nearHit(key, generation: await currentGeneration()) { return served }
+        }
+        return try await withSpan("stampede.cache.get", ofKind: .internal) { span in
             if span.isRecording {
                 span.attributes["stampede.namespace"] = namespace
             }
@@ -37,7 +43,8 @@ extension StampedeCache {
     ) async throws -> Outcome {
         try checkOpen()
         try options.validate()
-        let entry = try keySpace.entry(key, generation: await currentGeneration())
+        let generation = await currentGeneration()
+        let entry = try keySpace.entry(key, generation: generation)
         recordHit(entry)
         var flightKey = options.maxStale.map { "\(entry.id)#\($0.wholeMilliseconds)" } ?? entry.id
         if options.forceRefresh { flightKey += "#force" }
@@ -55,7 +62,7 @@ extension StampedeCache {
                 // A caller that joins this process's computation may follow it live too.
                 if let observer { observation = liveAnnouncements.observe(entry.id, observer) }
             }) { flightContext in
-                try await flight(key: key, entry: entry, options: options, in: flightContext, compute: compute)
+                try await flight(key: key, entry: entry, generation: generation, options: options, in: flightContext, compute: compute)
             }
         } catch {
             if let observation { liveAnnouncements.forget(entry.id, observation) }
@@ -79,18 +86,38 @@ extension StampedeCache {
         return outcome
     }
 
+    /// A fresh entry held by the near-cache, unless its early refresh is due (XFetch): then the
+    /// request goes to Redis, which decides.
+    func nearHit(_ key: String, generation: Int64) -> Outcome? {
+        guard let near else { return nil }
+        let now = ContinuousClock.now
+        guard let held = near.lookup(key, generation: generation, now: now),
+              !earlyRefreshDue(held.stored, serverNow: held.serverTimeUpperBound(at: now)) else { return nil }
+        recordHit(held.keys)
+        metrics.request(.freshHitNear)
+        return Self.served(held, at: now)
+    }
+
     func flight(
         key: String,
         entry: EntryKeys,
+        generation: Int64,
         options: CacheRequestOptions,
         in flightContext: FlightCoalescer<Outcome>.Context,
         compute: @escaping @Sendable () async throws -> Computed<ByteBuffer>
     ) async throws -> Outcome {
         // Fast path: `TIME` + `GET` in one round trip, no script. Only a fresh entry is served from
         // here; anything else (stale, missing, early refresh due, unreadable) takes the script path.
+        // With a near-cache the read goes through its tracked connection, which holds a fresh entry.
         if !options.forceRefresh {
             do {
-                if case .entry(let stored) = try await retryingOnce({ try await self.redis.fastRead(entry) }), stored.isFresh, !earlyRefreshDue(stored) {
+                let read: FastRead
+                if let near, let tracked = await near.read(entry, userKey: key, generation: generation) {
+                    read = tracked
+                } else {
+                    read = try await retryingOnce({ try await self.redis.fastRead(entry) })
+                }
+                if case .entry(let stored) = read, stored.isFresh, !earlyRefreshDue(stored) {
                     return Self.served(stored, .freshHit)
                 }
             } catch let error as RedisError {
@@ -133,10 +160,10 @@ extension StampedeCache {
     }
 
     /// XFetch (Vattani et al. 2015): refresh early with probability rising as expiry nears.
-    func earlyRefreshDue(_ stored: StoredEntry) -> Bool {
+    func earlyRefreshDue(_ stored: StoredEntry, serverNow: Int64? = nil) -> Bool {
         guard policy.earlyRefreshBeta > 0, stored.computeMillis > 0 else { return false }
         let draw = Double.random(in: Double.ulpOfOne...1)
-        return Double(stored.now) - Double(stored.computeMillis) * policy.earlyRefreshBeta * log(draw) >= Double(stored.freshUntil)
+        return Double(serverNow ?? stored.now) - Double(stored.computeMillis) * policy.earlyRefreshBeta * log(draw) >= Double(stored.freshUntil)
     }
 
     func scriptedFlight(
@@ -230,6 +257,15 @@ extension StampedeCache {
     /// checked it on the server clock).
     static func served(_ stored: StoredEntry, _ source: CacheSource) -> Outcome {
         Outcome(value: stored.value, source: source, age: stored.age, freshUntil: stored.freshUntil, remainingFreshness: stored.remainingFreshness)
+    }
+
+    /// An entry held by the near-cache, at `instant` (its age and remaining freshness by the upper
+    /// bound of the server's clock).
+    static func served(_ held: NearCacheEntry, at instant: ContinuousClock.Instant) -> Outcome {
+        let serverNow = held.serverTimeUpperBound(at: instant)
+        let remaining = held.freshDeadline - instant
+        return Outcome(value: held.stored.value, source: .freshHitNear, age: .milliseconds(max(0, serverNow - held.stored.createdAt)),
+                       freshUntil: held.stored.freshUntil, remainingFreshness: remaining > .zero ? remaining : .zero)
     }
 
     /// A stale copy held while waiting or computing, served as a fail-safe only while it is still

@@ -5,16 +5,26 @@ import RedisClient
 extension StampedeCache {
     /// The stored value for `key` if it is fresh now by the Redis server's clock — without taking
     /// the lock, waiting for another worker, refreshing or computing anything (what HTTP's
-    /// `Cache-Control: only-if-cached` asks for). One round trip (`TIME` + `GET`).
-    /// - Returns: the value with source ``CacheSource/freshHit``, or `nil` when nothing fresh is
+    /// `Cache-Control: only-if-cached` asks for). One round trip (`TIME` + `GET`), or none when the
+    /// near-cache holds it.
+    /// - Returns: the value with source ``CacheSource/freshHit`` (``CacheSource/freshHitNear``
+    ///   from the near-cache), or `nil` when nothing fresh is
     ///   stored (missing, stale, or being computed elsewhere).
     /// - Throws: ``CacheError`` (`closed`, `invalidKey`, `redisFailure`).
     public func freshValue(for key: String) async throws -> CacheResult<[UInt8]>? {
         try checkOpen()
-        let entry = try keySpace.entry(key, generation: await currentGeneration())
+        let generation = await currentGeneration()
+        if let served = nearHit(key, generation: generation) {
+            return served.result(Array(served.value.readableBytesView))
+        }
+        let entry = try keySpace.entry(key, generation: generation)
         let read: FastRead
         do {
-            read = try await redis.fastRead(entry)
+            if let near, let tracked = await near.read(entry, userKey: key, generation: generation) {
+                read = tracked
+            } else {
+                read = try await redis.fastRead(entry)
+            }
         } catch {
             throw CacheError.redisFailure(error)
         }

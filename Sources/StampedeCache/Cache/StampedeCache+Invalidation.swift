@@ -9,6 +9,8 @@ extension StampedeCache {
     public func invalidate(key: String) async throws -> Bool {
         try checkOpen()
         let entry = try keySpace.entry(key, generation: await currentGeneration())
+        near?.drop(valueKey: entry.value)
+        defer { near?.drop(valueKey: entry.value) }
         do {
             return try await redis.execute(InvalidateKey(entry, channel: await noticeChannel(for: entry)))
         } catch {
@@ -45,6 +47,8 @@ extension StampedeCache {
                 for id in ids {
                     group.addTask {
                         let entry = EntryKeys(id: id)
+                        self.near?.drop(valueKey: entry.value)
+                        defer { self.near?.drop(valueKey: entry.value) }
                         return try await self.redis.execute(InvalidateKey(entry, channel: await self.noticeChannel(for: entry)))
                     }
                 }

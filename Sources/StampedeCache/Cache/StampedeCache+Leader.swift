@@ -116,6 +116,9 @@ extension StampedeCache {
             if span.isRecording {
                 span.attributes["stampede.commit"] = if case .accepted = reply { "accepted" } else { "rejected" }
             }
+            // This process's own near-cache must not answer the old value until Redis's
+            // invalidation of the write arrives.
+            near?.drop(valueKey: entry.value)
             switch reply {
             case .accepted(let freshUntil, let staleUntil, let now):
                 if !options.tags.isEmpty { await index(entry, tags: options.tags, retention: .milliseconds(staleUntil - now)) }

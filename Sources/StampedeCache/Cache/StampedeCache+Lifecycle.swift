@@ -9,7 +9,8 @@ extension StampedeCache {
     /// On start it loads the scripts, reads the namespace generation, subscribes the notice channel
     /// and checks the Redis user's permissions (each best effort: a worker can start while Redis is
     /// down). Then, in one loop: hot-key hit counts go to Redis every 100 ms (when hot keys are
-    /// enabled) and the generation is re-read every second.
+    /// enabled) and the generation is re-read every second (and a near-cache's tracking
+    /// connections are pinged: one that does not answer is closed and the near-cache dropped).
     ///
     /// On graceful shutdown the cache closes as ``close()`` does, waiting for computations in
     /// flight (each bounded by ``CachePolicy/computeTimeout``) so their values are stored. On
@@ -85,6 +86,7 @@ extension StampedeCache {
     package func backgroundTick(refreshGeneration refresh: Bool) async {
         if policy.hot.ttl > .zero { await flushHits() }
         guard refresh else { return }
+        await near?.keepalive()
         await refreshGeneration()
         hub.releaseIdleChannels()
         if lifecycle.startClaimed, !lifecycle.isClosed, !hub.isSubscribed(keySpace.channel) {
@@ -114,6 +116,7 @@ extension StampedeCache {
         }
         await flushHits()
         await background.waitForAll()
+        await near?.close()
     }
 
     /// Returns when every computation and refresh started so far (and any they start) has ended (tests, tools).

@@ -57,6 +57,8 @@ public final class StampedeCache: Sendable, Service {
     let hits = HitCounter()
     let lifecycle = Lifecycle()
     let flushing = FlushSerializer()
+    /// The in-process near-cache, when configured.
+    let near: NearCache?
 
     struct Outcome: Sendable {
         var value: ByteBuffer
@@ -87,22 +89,26 @@ public final class StampedeCache: Sendable, Service {
     /// permissions and keep the background work going.
     /// `metricsLabel` is the `namespace` label of this cache's metrics (default: the namespace);
     /// give a family of short-lived namespaces (one per API key, say) one label so the number of
-    /// metric series stays bounded.
+    /// metric series stays bounded. `nearCache` turns on the in-process near-cache
+    /// (``NearCacheConfiguration``; default off).
     /// - Throws: ``CacheConfigurationError`` naming the setting to change.
     public init(
         redis: RedisClient,
         namespace: String,
         policy: CachePolicy = CachePolicy(),
         logger: Logger = Logger(label: "StampedeCache"),
-        metricsLabel: String? = nil
+        metricsLabel: String? = nil,
+        nearCache: NearCacheConfiguration? = nil
     ) throws(CacheConfigurationError) {
         try policy.validate()
+        try nearCache?.validate()
         self.keySpace = try KeySpace(namespace: namespace)
         self.namespace = namespace
         self.policy = policy
         self.redis = redis
         self.logger = logger
         self.metrics = CacheMetrics(namespace: metricsLabel ?? namespace)
+        self.near = nearCache.map { NearCache(configuration: $0, redis: redis, logger: logger, metricsLabel: metricsLabel ?? namespace) }
         if case .failOpen(let bound) = policy.redisUnavailable {
             self.limiter = ConcurrencyLimiter(limit: bound)
         } else {
@@ -121,6 +127,19 @@ public final class StampedeCache: Sendable, Service {
 
     /// Exact counters of what this instance did (computations, wake-ups by path, takeovers, ...).
     public var diagnostics: CacheDiagnostics { diagnosticsBox.snapshot }
+
+    /// Exact counters of the near-cache (hits, inserts, invalidations, flushes, entries and bytes
+    /// held); `nil` without one.
+    public var nearCacheDiagnostics: NearCacheDiagnostics? { near?.diagnostics }
+
+    /// The `CLIENT ID`s of the near-cache's open invalidation listeners, one per node (tests, tools).
+    package var nearCacheListenerIDs: [Int64] { near?.listenerIDs ?? [] }
+
+    /// Calls `body` (on an event loop; it must not block) with the number of near entries each
+    /// invalidation message from Redis dropped (benchmarks time invalidations with it).
+    package func observeNearCacheInvalidations(_ body: (@Sendable (Int) -> Void)?) {
+        near?.observeInvalidations(body)
+    }
 
     /// Callers of this process's client that are waiting for another worker's computation right now
     /// (tools synchronise on it instead of sleeping).

@@ -7,15 +7,7 @@ extension RedisClient {
     /// One round trip, no script: `TIME` and `GET` pipelined. Freshness is decided by the server's clock.
     package func fastRead(_ keys: EntryKeys) async throws(RedisError) -> FastRead {
         let (timeReply, value) = try await send(preEncoded: FastReadCommands.time, then: RedisCommand("GET", RedisArgument(keys.value)))
-        guard let time = timeReply.array, time.count == 2, let seconds = time[0].int, let micros = time[1].int else {
-            throw RedisError(code: .protocolError, message: "unexpected TIME reply: \(timeReply)")
-        }
-        let now = seconds * 1_000 + micros / 1_000
-        switch value {
-        case .null: return .missing(now: now)
-        case .bulkString(let blob): return StoredEntry(blob: blob, now: now).map(FastRead.entry) ?? .unusable
-        default: return .unusable
-        }
+        return try FastRead(time: timeReply, value: value)
     }
 
     /// The value handed off by the computation with `token`, if it is still there.

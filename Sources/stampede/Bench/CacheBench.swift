@@ -35,6 +35,15 @@ struct CacheBench: AsyncParsableCommand {
     @Option(help: "Value size in bytes for the hit measurement (a typical LLM answer is 1-4 KiB).")
     var valueBytes: Int = 1_024
 
+    @Option(help: "Concurrent callers for the hot-path throughput rounds (near-cache and Redis hits vs GET).")
+    var callers: Int = 64
+
+    @Option(help: "Seconds per throughput round (each contender runs 2 rounds, alternating).")
+    var throughputSeconds: Double = 1
+
+    @Option(help: "Invalidations timed (writer SET to every near-cache dropping the entry).")
+    var invalidations: Int = 200
+
     @Flag(help: "Print one JSON object instead of a table.")
     var json = false
 
@@ -45,6 +54,11 @@ struct CacheBench: AsyncParsableCommand {
         _ = try NumericInput.integer(herdCallers, "--herd-callers", in: 4...100_000)
         _ = try NumericInput.integer(herdComputeMs, "--herd-compute-ms", in: 1...9_000)
         _ = try NumericInput.integer(valueBytes, "--value-bytes", in: 1...(8 << 20))
+        _ = try NumericInput.integer(callers, "--callers", in: 1...10_000)
+        _ = try NumericInput.integer(invalidations, "--invalidations", in: 1...1_000_000)
+        guard throughputSeconds.isFinite, throughputSeconds >= 0.05, throughputSeconds <= 600 else {
+            throw ValidationError("--throughput-seconds must be between 0.05 and 600, got \(throughputSeconds)")
+        }
     }
 
     func run() async throws {
@@ -67,11 +81,11 @@ struct CacheBench: AsyncParsableCommand {
         }
     }
 
-    private func worker(_ url: String, namespace: String, policy: CachePolicy) async throws -> BenchWorker {
+    private func worker(_ url: String, namespace: String, policy: CachePolicy, nearCache: NearCacheConfiguration? = nil) async throws -> BenchWorker {
         var configuration = try RedisConfiguration(url: url)
         configuration.poolSize = 1
         let client = try RedisClient(configuration: configuration, logger: Self.quiet)
-        let cache = try StampedeCache(redis: client, namespace: namespace, policy: policy, logger: Self.quiet)
+        let cache = try StampedeCache(redis: client, namespace: namespace, policy: policy, logger: Self.quiet, nearCache: nearCache)
         await cache.start()  // scripts loaded and notice channel subscribed before the first measurement
         return BenchWorker(client: client, cache: cache, running: BackgroundRun(cache.run))
     }
@@ -181,7 +195,140 @@ struct CacheBench: AsyncParsableCommand {
         report.herdDistinctValues = values.count
         report.herdCompute = computeTime
         for worker in workers { await worker.stop() }
+
+        // 4. The near-cache: its hit latency, hot-path throughput vs GET (and Redis hits vs GET),
+        //    and how long an invalidation takes to reach every near-cache.
+        try await measureNearCache(url: url, namespace: namespace, policy: policy, payload: payload, into: &report)
         return report
+    }
+
+    private func measureNearCache(url: String, namespace: String, policy: CachePolicy, payload: [UInt8], into report: inout Report) async throws {
+        let near = NearCacheConfiguration(maxEntries: 10_000, maxBytes: 64 << 20)
+        let nearWorker = try await worker(url, namespace: namespace, policy: policy, nearCache: near)
+        let plainWorker = try await worker(url, namespace: namespace, policy: policy)
+        _ = try await nearWorker.cache.value(for: "near-hit") { payload }
+        _ = try await nearWorker.cache.value(for: "near-hit") { [] }  // read once: now held
+        let nearCache = nearWorker.cache
+        // Latency of one near hit, one caller.
+        // (A hit that becomes hot has its retention slid once, which Redis reports as a change:
+        // that read, and the next, go to Redis. They are counted, and measured like the rest.)
+        var nearHits = LatencySamples()
+        var fromRedis = 0
+        let clock = ContinuousClock()
+        for index in 0..<(requests * rounds + 2_000) {
+            let start = clock.now
+            let result = try await nearCache.value(for: "near-hit") { [] }
+            if index >= 2_000 {
+                nearHits.append((clock.now - start).nanosecondsClamped)
+                if result.source != .freshHitNear { fromRedis += 1 }
+            }
+            guard result.source == .freshHitNear || result.source == .freshHit, result.value.count == payload.count else {
+                throw ValidationError("expected a fresh hit, got \(result.source)")
+            }
+        }
+        report.nearHits = nearHits
+        report.nearHitsFromRedis = fromRedis
+
+        // Throughput at `callers` concurrent callers, each on its own key (no in-process
+        // coalescing helps): near hits, Redis hits, bare GETs, alternating rounds.
+        let plainCache = plainWorker.cache
+        let plainClient = plainWorker.client
+        for caller in 0..<callers {
+            _ = try await plainCache.value(for: "hot-\(caller)") { payload }
+            _ = try await nearCache.value(for: "hot-\(caller)") { [] }  // read once: now held
+            try await plainClient.set("stampede:bench:plain-\(caller)", to: RedisArgument(bytes: payload))
+        }
+        let window = Duration.milliseconds(Int64(throughputSeconds * 1_000))
+        var totals = (near: 0, redis: 0, get: 0)
+        for _ in 0..<2 {
+            totals.get += try await throughput(callers: callers, for: window) { caller in
+                let get = RedisCommand("GET", RedisArgument("stampede:bench:plain-\(caller)"))
+                return {
+                    guard try await plainClient.send(get).buffer?.readableBytes == payload.count else { throw ValidationError("GET returned the wrong value") }
+                }
+            }
+            totals.redis += try await throughput(callers: callers, for: window) { caller in
+                let key = "hot-\(caller)"
+                return {
+                    let result = try await plainCache.value(for: key) { [] }
+                    guard result.source == .freshHit else { throw ValidationError("expected a fresh hit, got \(result.source)") }
+                }
+            }
+            totals.near += try await throughput(callers: callers, for: window) { caller in
+                let key = "hot-\(caller)"
+                return {
+                let result = try await nearCache.value(for: key) { [] }
+                guard result.source == .freshHitNear || result.source == .freshHit else { throw ValidationError("expected a fresh hit, got \(result.source)") }
+                }
+            }
+        }
+        let seconds = 2 * window.secondsDouble
+        report.throughputCallers = callers
+        report.nearOpsPerSecond = Double(totals.near) / seconds
+        report.redisHitOpsPerSecond = Double(totals.redis) / seconds
+        report.getOpsPerSecond = Double(totals.get) / seconds
+        await plainWorker.stop()
+
+        // Invalidation: a writer SETs the entry; time until every near-cache has dropped it.
+        var readers: [BenchWorker] = [nearWorker]
+        for _ in 0..<2 { readers.append(try await worker(url, namespace: namespace, policy: policy, nearCache: near)) }
+        let writer = try makeWriterClient(url)
+        let entry = try await nearCache.entryKeys(for: "near-hit")
+        let blob = try await writer.send("GET", RedisArgument(entry.value))
+        guard let stored = blob.buffer else { throw ValidationError("the benchmark entry is missing") }
+        var samples = LatencySamples()
+        for _ in 0..<invalidations {
+            for reader in readers {
+                for _ in 0..<2 { _ = try await reader.cache.value(for: "near-hit") { [] } }
+                guard reader.cache.nearCacheDiagnostics?.entries ?? 0 >= 1 else { throw ValidationError("a reader holds nothing to invalidate") }
+            }
+            let (dropped, signal) = AsyncStream<ContinuousClock.Instant>.makeStream()
+            for reader in readers {
+                reader.cache.observeNearCacheInvalidations { count in if count > 0 { signal.yield(.now) } }
+            }
+            let start = clock.now
+            _ = try await writer.send("SET", RedisArgument(entry.value), RedisArgument(buffer: stored), "KEEPTTL")
+            var last = start
+            var seen = 0
+            for await instant in dropped {
+                last = max(last, instant)
+                seen += 1
+                if seen == readers.count { break }
+            }
+            samples.append((last - start).nanosecondsClamped)
+            for reader in readers { reader.cache.observeNearCacheInvalidations(nil) }
+        }
+        report.invalidations = samples
+        report.invalidationReaders = readers.count
+        await writer.close()
+        for reader in readers { await reader.stop() }
+    }
+
+    private func makeWriterClient(_ url: String) throws -> RedisClient {
+        var configuration = try RedisConfiguration(url: url)
+        configuration.poolSize = 1
+        return try RedisClient(configuration: configuration, logger: Self.quiet)
+    }
+
+    /// Operations completed in `window` by `callers` concurrent loops, caller `i` repeating `operation(i)`.
+    private func throughput(
+        callers: Int, for window: Duration, _ operation: @escaping @Sendable (Int) -> @Sendable () async throws -> Void
+    ) async throws -> Int {
+        let deadline = ContinuousClock.now + window
+        return try await withThrowingTaskGroup(of: Int.self) { group in
+            for caller in 0..<callers {
+                let operation = operation(caller)
+                group.addTask {
+                    var done = 0
+                    while ContinuousClock.now < deadline {
+                        try await operation()
+                        done += 1
+                    }
+                    return done
+                }
+            }
+            return try await group.reduce(0, +)
+        }
     }
 
     struct Report {
@@ -195,6 +342,17 @@ struct CacheBench: AsyncParsableCommand {
         var herdCompute: Duration = .zero
         var herdComputations = 0
         var herdDistinctValues = 0
+        var nearHits = LatencySamples()
+        var nearHitsFromRedis = 0
+        var throughputCallers = 0
+        var nearOpsPerSecond = 0.0
+        var redisHitOpsPerSecond = 0.0
+        var getOpsPerSecond = 0.0
+        var invalidations = LatencySamples()
+        var invalidationReaders = 0
+
+        var nearRatio: Double { getOpsPerSecond > 0 ? nearOpsPerSecond / getOpsPerSecond : 0 }
+        var redisHitRatio: Double { getOpsPerSecond > 0 ? redisHitOpsPerSecond / getOpsPerSecond : 0 }
 
         var hitRatio: Double { hits.percentileMicros(50) / gets.percentileMicros(50) }
         var herdOverheadMs: Double { (herdTotal - herdCompute).secondsDouble * 1_000 }
@@ -215,6 +373,14 @@ struct CacheBench: AsyncParsableCommand {
             Herd: \(herdDistinctValues == 1 ? "" : "(!) ")callers over 4 workers on one cold key, compute \(formatted(herdCompute.secondsDouble * 1_000, 0)) ms
               computations: \(herdComputations) (goal 1)   distinct values served: \(herdDistinctValues)
               total \(formatted(herdTotal.secondsDouble * 1_000, 1)) ms = compute + \(formatted(herdOverheadMs, 1)) ms overhead -> goal <= 10 ms \(herdOverheadMs <= 10 ? "met" : "NOT met")
+
+            Near-cache (L1, kept coherent by CLIENT TRACKING)
+              near hit, one caller      p50 \(formatted(nearHits.percentileMicros(50), 2)) µs   p99 \(formatted(nearHits.percentileMicros(99), 2)) µs -> goal p50 <= 1 µs \(nearHits.percentileMicros(50) <= 1 ? "met" : "NOT met")   (\(nearHitsFromRedis) of \(nearHits.count) went to Redis)
+              \(throughputCallers) callers, ops/s     near hits \(formatted(nearOpsPerSecond, 0))   Redis hits \(formatted(redisHitOpsPerSecond, 0))   bare GET \(formatted(getOpsPerSecond, 0))
+              near hits vs GET: \(formatted(nearRatio, 1))x -> goal >= 20 \(nearRatio >= 20 ? "met" : "NOT met")
+              Redis (L2) hits vs GET: \(formatted(redisHitRatio, 2))x -> goal >= 1.0 \(redisHitRatio >= 1.0 ? "met" : "NOT met")
+              invalidation, writer's SET to all \(invalidationReaders) near-caches dropping the entry (\(invalidations.count) writes)
+                p50 \(formatted(invalidations.percentileMicros(50) / 1_000, 3)) ms   p99 \(formatted(invalidations.percentileMicros(99) / 1_000, 3)) ms -> goal p99 <= 2 ms \(invalidations.percentileMicros(99) <= 2_000 ? "met" : "NOT met")
             """
         }
 
@@ -235,6 +401,17 @@ struct CacheBench: AsyncParsableCommand {
                 "herd_total_ms": herdTotal.secondsDouble * 1_000,
                 "herd_compute_ms": herdCompute.secondsDouble * 1_000,
                 "herd_overhead_ms": herdOverheadMs,
+                "l1_hit_p50_us": nearHits.percentileMicros(50),
+                "l1_hit_p99_us": nearHits.percentileMicros(99),
+                "l1_hit_reads_from_redis": nearHitsFromRedis,
+                "l1_hot_path_ops_per_s": nearOpsPerSecond,
+                "l2_hot_path_ops_per_s": redisHitOpsPerSecond,
+                "get_hot_path_ops_per_s": getOpsPerSecond,
+                "hot_path_callers": throughputCallers,
+                "l1_hot_path_ops_ratio_vs_get": nearRatio,
+                "hot_path_ops_ratio_vs_get": redisHitRatio,
+                "invalidation_p50_ms": invalidations.percentileMicros(50) / 1_000,
+                "invalidation_p99_ms": invalidations.percentileMicros(99) / 1_000,
             ]
             let data = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
             return String(decoding: data, as: UTF8.self)

@@ -35,6 +35,9 @@ struct ProxyBench: AsyncParsableCommand {
     var followers: Int = 30
     @Option(help: "The simulated upstream's latency for misses, in milliseconds.")
     var upstreamMs: Int = 10
+    @Flag(help: "Turn on the near-cache (in-process L1 kept coherent by CLIENT TRACKING) for the hits.")
+    var nearCache = false
+
     @Flag(help: "Print one JSON object instead of a table.")
     var json = false
 
@@ -91,7 +94,11 @@ struct ProxyBench: AsyncParsableCommand {
         let llm = try LLMCache(
             redis: redis,
             upstream: OpenAIClient(configuration: OpenAIConfiguration(baseURL: upstream.baseURL, apiKey: Self.upstreamKey, maxRetries: 0), logger: Self.quiet),
-            configuration: LLMCacheConfiguration(namespace: "benchproxy", policy: policy), logger: Self.quiet
+            configuration: {
+                var configuration = LLMCacheConfiguration(namespace: "benchproxy", policy: policy)
+                if nearCache { configuration.nearCache = NearCacheConfiguration() }
+                return configuration
+            }(), logger: Self.quiet
         )
         let profile = UpstreamProfile(name: "sim", baseURL: upstream.baseURL, apiKeyEnvironment: nil)
         let tenant = TenantConfiguration(name: "bench", namespace: "benchproxy", keySHA256: VirtualKey.sha256Hex(Self.virtualKey), upstream: "sim")

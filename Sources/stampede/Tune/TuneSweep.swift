@@ -128,7 +128,7 @@ enum TuneSweep {
             worst = max(worst, outcome.ageReal * compression)
             if outcome.follower { waits.append(outcome.waitedReal * compression) }
             switch source {
-            case .freshHit, .freshHitEarlyRefresh: fresh += 1
+            case .freshHit, .freshHitNear, .freshHitEarlyRefresh: fresh += 1
             case .staleHit, .staleAfterFailure: stale += 1
             default: misses += 1
             }

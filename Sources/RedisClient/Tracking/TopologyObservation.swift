@@ -1,0 +1,5 @@
+/// A registration made by ``RedisClient/observeTopology(_:)``.
+package struct TopologyObservation: Sendable, Hashable {
+    let map: UInt64
+    let sentinel: UInt64?
+}

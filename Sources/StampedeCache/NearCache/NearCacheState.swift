@@ -1,0 +1,167 @@
+import RedisClient
+
+/// The near-cache's contents: a bounded LRU (by entries and bytes) with TinyLFU admission, an
+/// index from Redis value keys to entries for invalidations, and the epochs that keep a read which
+/// raced an invalidation from being inserted. A value type: ``NearCache`` holds it in a mutex.
+struct NearCacheState: Sendable {
+    private struct Slot: Sendable {
+        var key: String
+        var entry: NearCacheEntry
+        var previous: Int
+        var next: Int
+    }
+
+    /// What a read must present to insert its result: the epochs when it was sent.
+    struct Ticket: Sendable {
+        fileprivate let session: UInt64
+        fileprivate let bucket: Int
+        fileprivate let epoch: UInt64
+    }
+
+    enum Insertion: Sendable, Equatable {
+        /// Held; `evicted` entries were dropped to make room.
+        case inserted(evicted: Int)
+        /// An invalidation, a flush or a loss of coherence happened while the value was read.
+        case raced
+        /// Not admitted: the least recently used entries were asked for more often (TinyLFU).
+        case notAdmitted
+        /// Larger than ``NearCacheConfiguration/maxEntryBytes``.
+        case tooLarge
+    }
+
+    private let configuration: NearCacheConfiguration
+    private var slots: [Slot] = []
+    private var freeSlots: [Int] = []
+    private var index: [String: Int] = [:]
+    private var byValueKey: [String: Int] = [:]
+    private var head = -1  // most recently used
+    private var tail = -1  // least recently used
+    private(set) var bytes = 0
+    private var sketch: FrequencySketch
+    /// Bumped by every flush: a read sent before it never inserts.
+    private var session: UInt64 = 0
+    /// Bumped by every invalidation of a key hashing to the bucket.
+    private var epochs = [UInt64](repeating: 0, count: Self.bucketCount)
+    private static let bucketCount = 1024
+
+    init(configuration: NearCacheConfiguration) {
+        self.configuration = configuration
+        self.sketch = FrequencySketch(capacity: configuration.maxEntries)
+    }
+
+    var count: Int { index.count }
+
+    /// The entry for `key` if it is held for `generation` and fresh at `now`; counts the request
+    /// for admission either way. An entry of another generation is dropped.
+    mutating func lookup(_ key: String, generation: Int64, now: ContinuousClock.Instant) -> NearCacheEntry? {
+        if configuration.admission == .frequency { sketch.increment(key.hashValue) }
+        guard let slot = index[key] else { return nil }
+        let entry = slots[slot].entry
+        guard entry.generation == generation else {
+            remove(slot)
+            return nil
+        }
+        guard now < entry.freshDeadline else { return nil }
+        touch(slot)
+        return entry
+    }
+
+    /// The ticket for a read of `valueKey` about to be sent.
+    func ticket(for valueKey: String) -> Ticket {
+        let bucket = Self.bucket(valueKey)
+        return Ticket(session: session, bucket: bucket, epoch: epochs[bucket])
+    }
+
+    /// Holds `entry` under `key` if nothing invalidated it since `ticket` was taken.
+    mutating func insert(_ key: String, _ entry: NearCacheEntry, ticket: Ticket) -> Insertion {
+        guard ticket.session == session, epochs[ticket.bucket] == ticket.epoch else { return .raced }
+        guard entry.bytes <= configuration.maxEntryBytes else { return .tooLarge }
+        if let existing = index[key] { remove(existing) }
+        var evicted = 0
+        while index.count >= configuration.maxEntries || bytes + entry.bytes > configuration.maxBytes {
+            guard tail >= 0 else { break }
+            if configuration.admission == .frequency, sketch.estimate(key.hashValue) <= sketch.estimate(slots[tail].key.hashValue) {
+                return evicted == 0 ? .notAdmitted : .inserted(evicted: evicted)  // what was evicted stays evicted
+            }
+            remove(tail)
+            evicted += 1
+        }
+        let slot = Slot(key: key, entry: entry, previous: -1, next: head)
+        let position: Int
+        if let free = freeSlots.popLast() {
+            slots[free] = slot
+            position = free
+        } else {
+            slots.append(slot)
+            position = slots.count - 1
+        }
+        if head >= 0 { slots[head].previous = position }
+        head = position
+        if tail < 0 { tail = position }
+        index[key] = position
+        byValueKey[entry.keys.value] = position
+        bytes += entry.bytes
+        return .inserted(evicted: evicted)
+    }
+
+    /// Drops the entries stored under these Redis keys (and blocks reads of them in flight from
+    /// inserting). Returns how many entries were dropped.
+    mutating func invalidate(valueKeys: [String]) -> Int {
+        var dropped = 0
+        for valueKey in valueKeys {
+            epochs[Self.bucket(valueKey)] &+= 1
+            if let slot = byValueKey[valueKey] {
+                remove(slot)
+                dropped += 1
+            }
+        }
+        return dropped
+    }
+
+    /// Drops everything and blocks every read in flight from inserting. Returns how many entries were dropped.
+    mutating func flush() -> Int {
+        let dropped = index.count
+        session &+= 1
+        slots.removeAll(keepingCapacity: true)
+        freeSlots.removeAll(keepingCapacity: true)
+        index.removeAll(keepingCapacity: true)
+        byValueKey.removeAll(keepingCapacity: true)
+        head = -1
+        tail = -1
+        bytes = 0
+        return dropped
+    }
+
+    private static func bucket(_ valueKey: String) -> Int {
+        valueKey.hashValue & (bucketCount - 1)
+    }
+
+    private mutating func unlink(_ slot: Int) {
+        let previous = slots[slot].previous
+        let next = slots[slot].next
+        if previous >= 0 { slots[previous].next = next } else { head = next }
+        if next >= 0 { slots[next].previous = previous } else { tail = previous }
+    }
+
+    private mutating func touch(_ slot: Int) {
+        guard head != slot else { return }
+        unlink(slot)
+        slots[slot].previous = -1
+        slots[slot].next = head
+        if head >= 0 { slots[head].previous = slot }
+        head = slot
+        if tail < 0 { tail = slot }
+    }
+
+    private mutating func remove(_ slot: Int) {
+        unlink(slot)
+        let removed = slots[slot]
+        index.removeValue(forKey: removed.key)
+        if byValueKey[removed.entry.keys.value] == slot { byValueKey.removeValue(forKey: removed.entry.keys.value) }
+        bytes -= removed.entry.bytes
+        // Release the value's bytes now; the slot is reused by the next insert.
+        slots[slot].entry.stored.value = .init()
+        slots[slot].key = ""
+        freeSlots.append(slot)
+    }
+}
