@@ -61,6 +61,22 @@ struct ChaosScenarioTests {
         if !report.passed { print(ChaosReportFormat.table([report])) }
     }
 
+    @Test(
+        "invariants hold with every worker's near-cache on",
+        arguments: ChaosScenario.allCases.filter { !$0.isMultiProcess && $0 != .lostInvalidations }
+    )
+    func scenarioWithNearCache(_ scenario: ChaosScenario) async throws {
+        var options = ChaosOptions.smoke
+        options.allowDestructive = true
+        options.nearCache = true
+        options.workerExecutable = try stampedeBinary()
+        let report = try await ChaosRunner.run(scenario, options: options)
+        #expect(report.requests > 100, "the fleet must actually run: \(report.requests) requests")
+        #expect(report.sources["fresh_hit_near", default: 0] > 0 || scenario == .memoryPressure, "the near-cache answered: \(report.sources)")
+        Self.check(report, [scenario], "\(scenario.rawValue) (near-cache)")
+        if !report.passed { print(ChaosReportFormat.table([report])) }
+    }
+
     @Test("combined faults: the budget is the sum of what each fault justifies", arguments: [
         [ChaosScenario.clientKill, .upstreamErrors],
         [.scriptFlush, .lostNotices, .upstreamHangs],
@@ -113,6 +129,19 @@ struct ChaosScenarioTests {
         options.mutation = .servePastStaleUntil
         let report = try await ChaosRunner.run(.baseline, options: options)
         let verdict = try #require(report.invariants.first { $0.name == "no_value_beyond_stale_until" })
+        #expect(verdict.status == .fail, "\(verdict.detail)")
+        #expect(!report.passed)
+    }
+
+    @Test("the judge can fail: near-caches that ignore invalidations (mutation) fail no_answer_from_before_its_invalidation", arguments: [false, true])
+    func judgeCatchesLostInvalidations(processes: Bool) async throws {
+        var options = ChaosOptions.smoke
+        options.allowDestructive = true
+        options.processes = processes
+        options.workerExecutable = try stampedeBinary()
+        options.mutation = .nearCacheIgnoresInvalidations
+        let report = try await ChaosRunner.run(.lostInvalidations, options: options)
+        let verdict = try #require(report.invariants.first { $0.name == "no_answer_from_before_its_invalidation" })
         #expect(verdict.status == .fail, "\(verdict.detail)")
         #expect(!report.passed)
     }

@@ -29,6 +29,9 @@ package enum ChaosScenario: String, CaseIterable, Sendable, Codable {
     case clusterReshard = "cluster-reshard"
     /// Through Sentinel (primary, replica, three sentinels): `SENTINEL FAILOVER` mid-run.
     case sentinelFailover = "sentinel-failover"
+    /// Every worker with the near-cache on: its invalidation listeners are killed again and again
+    /// while popular prompts are invalidated; no worker may answer from memory what was deleted.
+    case lostInvalidations = "lost-invalidations"
 
     /// Whether the scenario flushes, kills, pauses or restarts (needs `--allow-destructive`).
     package var isDestructive: Bool {
@@ -64,6 +67,7 @@ package enum ChaosScenario: String, CaseIterable, Sendable, Codable {
         case .clusterFailover: return "3+3 node cluster: CLUSTER FAILOVER of a primary at 40%"
         case .clusterReshard: return "3-primary cluster: the slots of up to 32 keys migrate to another primary at 30% (ASK, then MOVED)"
         case .sentinelFailover: return "primary + replica + 3 sentinels: SENTINEL FAILOVER at 40%"
+        case .lostInvalidations: return "near-cache on: CLIENT KILL TYPE pubsub every 150 ms from 30% to 60% while a popular prompt is invalidated every 40 ms"
         }
     }
 }
@@ -91,6 +95,9 @@ package struct ChaosOptions: Sendable {
     /// Run every scenario's workers as separate OS processes (`stampede chaos-worker`) instead of
     /// tasks of this process. `worker-killed` and `leader-frozen` always use processes.
     package var processes = false
+    /// Every worker runs with the near-cache on (``NearCacheConfiguration`` defaults);
+    /// `lost-invalidations` always does.
+    package var nearCache = false
     /// Breaks the cache on purpose, to prove the judge can fail (tests only; `stampede chaos` never sets it).
     package var mutation: ChaosMutation?
 
@@ -102,9 +109,12 @@ package struct ChaosOptions: Sendable {
 }
 
 /// A deliberate defect injected into a run, so a test can prove the invariants catch it.
-package enum ChaosMutation: Sendable {
+package enum ChaosMutation: Sendable, Equatable {
     /// Every entry stays servable an hour past its fresh + stale window, and its refresh is blocked
     /// (its lock is held): the fleet serves answers older than the policy allows, as a cache that
     /// ignored stale-until would. `no_value_beyond_stale_until` must fail.
     case servePastStaleUntil
+    /// The workers' near-caches ignore Redis's invalidations and every loss of coherence, as a
+    /// near-cache kept by a lossy home-made bus would: `no_answer_from_before_its_invalidation` must fail.
+    case nearCacheIgnoresInvalidations
 }

@@ -138,8 +138,9 @@ package enum ChaosRunner {
         let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: httpConfiguration)
         let namespace = "chaos\(UInt32.random(in: 0..<UInt32.max))"
         var runs: [BackgroundRun] = []
+        let near = nearCache(scenarios, options: options)
         func makeWorker(_ name: String) throws -> (RedisClient, LLMCache) {
-            let worker = try ChaosRunner.makeWorker(name, url: url, upstreamURL: upstream.baseURL, namespace: namespace, http: http, logger: logger)
+            let worker = try ChaosRunner.makeWorker(name, url: url, upstreamURL: upstream.baseURL, namespace: namespace, http: http, nearCache: near, logger: logger)
             runs.append(BackgroundRun(worker.1.run))
             return worker
         }
@@ -159,9 +160,12 @@ package enum ChaosRunner {
             guard let executable = options.workerExecutable else { throw ChaosError("--processes needs the stampede executable") }
             processes = try await WorkerFleet.start(
                 executable: executable, count: options.workers, redisURL: url, upstreamURL: upstream.baseURL, namespace: namespace,
-                callers: options.callers, keys: keys, zipf: options.zipf, seed: options.seed, duration: options.duration
+                callers: options.callers, keys: keys, zipf: options.zipf, seed: options.seed, duration: options.duration,
+                nearCache: near != nil, mutation: options.mutation
             )
         }
+        // The invalidations the `lost-invalidations` scenario makes go through a cache of its own.
+        let invalidator = scenarios.contains(.lostInvalidations) ? try makeWorker("invalidator") : nil
         let started = ContinuousClock.now
         let end = started + options.duration
 
@@ -169,7 +173,14 @@ package enum ChaosRunner {
             await withTaskGroup(of: Void.self) { group in
                 for scenario in scenarios {
                     group.addTask {
-                        await inject(scenario, admin: admin, server: server, cluster: cluster, sentinel: sentinel, upstream: upstream, started: started, duration: options.duration, window: faultWindow, logger: logger)
+                        await inject(
+                            scenario, admin: admin, server: server, cluster: cluster, sentinel: sentinel, upstream: upstream, started: started,
+                            duration: options.duration, window: faultWindow, logger: logger,
+                            invalidate: { key in
+                                guard let invalidator else { return false }
+                                return (try? await invalidator.1.invalidate(prompt(key, seed: options.seed))) ?? false
+                            }
+                        )
                     }
                 }
             }
@@ -215,9 +226,10 @@ package enum ChaosRunner {
             unreadable = try await unreadableKeys(computedAfterFault, cache: try fleet[0].1.cache(for: namespace), admin: admin, seed: options.seed)
         }
 
-        for (_, llm) in fleet { await llm.close() }
+        let everyWorker = fleet + (invalidator.map { [$0] } ?? [])
+        for (_, llm) in everyWorker { await llm.close() }
         for run in runs { await run.finished() }
-        for (client, _) in fleet { await client.close() }
+        for (client, _) in everyWorker { await client.close() }
         await removeNamespace(namespace, admin: admin, logger: logger)
         await admin.close()
         try? await http.shutdown()
@@ -226,6 +238,7 @@ package enum ChaosRunner {
         return judge(
             scenarios: scenarios, records: all, calls: calls,
             faultInstants: faultWindow.hits, evicted: evictedAfter - evictedBefore, recovery: recovery, unreadable: unreadable,
+            invalidations: faultWindow.invalidations,
             workers: options.processes ? .processes(count: options.workers, crashed: missingWorkers, rejectedCommits: rejectedCommits) : .inProcess(count: options.workers)
         )
     }
@@ -305,6 +318,8 @@ package enum ChaosRunner {
     /// Applies `mutation` to every entry of `namespace` every 50 ms until `end`.
     static func mutate(_ mutation: ChaosMutation, admin: RedisClient, namespace: String, until end: ContinuousClock.Instant, logger: Logger) async {
         switch mutation {
+        case .nearCacheIgnoresInvalidations:
+            return  // the workers' near-caches are built broken (``nearCache(_:options:)``)
         case .servePastStaleUntil:
             while ContinuousClock.now < end {
                 do {
@@ -341,7 +356,9 @@ package enum ChaosRunner {
 
     /// One fleet worker: its own Redis connection (settings of the chaos runs) and LLMCache, calling
     /// the simulated upstream as `name`.
-    static func makeWorker(_ name: String, url: String, upstreamURL: String, namespace: String, http: HTTPClient = .shared, logger: Logger) throws -> (RedisClient, LLMCache) {
+    static func makeWorker(
+        _ name: String, url: String, upstreamURL: String, namespace: String, http: HTTPClient = .shared, nearCache: NearCacheConfiguration? = nil, logger: Logger
+    ) throws -> (RedisClient, LLMCache) {
         var configuration = try RedisConfiguration(url: url)
         configuration.commandTimeout = commandTimeout
         configuration.clientName = "chaos-\(name)"
@@ -349,8 +366,18 @@ package enum ChaosRunner {
         configuration.reconnectBackoff = .init(initial: .milliseconds(10), maximum: .milliseconds(200))
         let client = try RedisClient(configuration: configuration, logger: logger)
         let openAI = OpenAIClient(configuration: OpenAIConfiguration(baseURL: upstreamURL, apiKey: "chaos", maxRetries: 0, workerID: name), httpClient: http, logger: logger)
-        let llm = try LLMCache(redis: client, upstream: openAI, configuration: LLMCacheConfiguration(namespace: namespace, policy: policy), logger: logger)
+        var cacheConfiguration = LLMCacheConfiguration(namespace: namespace, policy: policy)
+        cacheConfiguration.nearCache = nearCache
+        let llm = try LLMCache(redis: client, upstream: openAI, configuration: cacheConfiguration, logger: logger)
         return (client, llm)
+    }
+
+    /// The near-cache the workers of a run use, if any.
+    static func nearCache(_ scenarios: [ChaosScenario], options: ChaosOptions) -> NearCacheConfiguration? {
+        guard options.nearCache || scenarios.contains(.lostInvalidations) || options.mutation == .nearCacheIgnoresInvalidations else { return nil }
+        var configuration = NearCacheConfiguration()
+        configuration.ignoresInvalidations = options.mutation == .nearCacheIgnoresInvalidations
+        return configuration
     }
 
     /// `callers` concurrent callers per worker asking for Zipf-chosen prompts until `end`, each

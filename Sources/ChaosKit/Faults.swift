@@ -14,7 +14,8 @@ extension ChaosRunner {
     /// Injects `scenario`'s fault at its moments in the run and records the fault window.
     static func inject(
         _ scenario: ChaosScenario, admin: RedisClient, server: RedisServerProcess?, cluster: LocalCluster?, sentinel: LocalSentinel?, upstream: SimulatedLLMServer,
-        started: ContinuousClock.Instant, duration: Duration, window: FaultWindow, logger: Logger
+        started: ContinuousClock.Instant, duration: Duration, window: FaultWindow, logger: Logger,
+        invalidate: @Sendable (Int) async -> Bool = { _ in false }
     ) async {
         func at(_ fraction: Double) async -> ContinuousClock.Instant {
             let moment = started + duration * fraction
@@ -106,14 +107,48 @@ extension ChaosRunner {
                 try? await Task.sleep(for: .milliseconds(150))
             }
             window.set((first, .now + .milliseconds(300)))
+        case .lostInvalidations:
+            let first = await at(0.3)
+            let stop = started + duration * 0.6
+            var generator = SplitMix64(seed: UInt64(truncatingIfNeeded: first.hashValue))
+            var lastKill = ContinuousClock.now - .seconds(1)
+            while ContinuousClock.now < stop {
+                if ContinuousClock.now - lastKill >= .milliseconds(150) {
+                    // Kills the near-caches' invalidation listeners (and the notice subscribers).
+                    await attempt("CLIENT KILL pubsub") { _ = try await admin.sendToEveryPrimary(RedisCommand("CLIENT", "KILL", "TYPE", "pubsub")) }
+                    lastKill = .now
+                }
+                // One of the ten most popular prompts: the ones the near-caches hold.
+                let key = Int.random(in: 0..<10, using: &generator)
+                let before = ContinuousClock.now
+                let deleted = await invalidate(key)
+                window.invalidated(key: key, before: before, after: .now, deleted: deleted)
+                try? await Task.sleep(for: .milliseconds(40))
+            }
+            window.set((first, .now + .milliseconds(300)))
         }
     }
+}
+
+/// One invalidation made by the `lost-invalidations` scenario: `key`'s entry was deleted between
+/// `before` and `after` (when `deleted`; else it was not stored at that moment).
+struct InvalidationRecord: Sendable {
+    var key: Int
+    var before: ContinuousClock.Instant
+    var after: ContinuousClock.Instant
+    var deleted: Bool
 }
 
 /// When the fault was active (start, end), set by the injector.
 final class FaultWindow: Sendable {
     private let value = Mutex<(start: ContinuousClock.Instant, end: ContinuousClock.Instant)?>(nil)
     private let instants = Mutex<[ContinuousClock.Instant]>([])
+    private let invalidationRecords = Mutex<[InvalidationRecord]>([])
+    /// Records an invalidation made by the scenario.
+    func invalidated(key: Int, before: ContinuousClock.Instant, after: ContinuousClock.Instant, deleted: Bool) {
+        invalidationRecords.withLock { $0.append(InvalidationRecord(key: key, before: before, after: after, deleted: deleted)) }
+    }
+    var invalidations: [InvalidationRecord] { invalidationRecords.withLock { $0 } }
     /// Records a fault's window; with several faults, the window covers them all.
     func set(_ window: (start: ContinuousClock.Instant, end: ContinuousClock.Instant)) {
         value.withLock { current in

@@ -13,6 +13,7 @@ extension ChaosRunner {
     static func judge(
         scenarios: [ChaosScenario], records: [RecordView], calls: [RecordedCall],
         faultInstants: [ContinuousClock.Instant], evicted: Int, recovery: Recovery, unreadable: [Int],
+        invalidations: [InvalidationRecord] = [],
         workers: FleetKind
     ) -> ScenarioReport {
         // Extra calls: a call for a key made before an earlier successful call's answer could have
@@ -48,6 +49,11 @@ extension ChaosRunner {
             allowed += evicted
             reasons.append("each eviction (\(evicted)) can cost one recomputation")
         }
+        let deletions = invalidations.filter(\.deleted)
+        if set.contains(.lostInvalidations) {
+            allowed += deletions.count
+            reasons.append("each invalidation that deleted an entry (\(deletions.count)) costs one recomputation")
+        }
         let reason = reasons.isEmpty ? "nothing: this fault must not cost a single extra upstream call" : reasons.joined(separator: "; ")
         var verdicts: [InvariantVerdict] = []
         // No requests is no evidence: every other invariant would pass vacuously.
@@ -77,6 +83,9 @@ extension ChaosRunner {
             ))
         }
         verdicts.append(InvariantVerdict(name: "recovers_to_99pct_hits", status: recovery.recovered ? .pass : .fail, detail: recovery.detail))
+        if set.contains(.lostInvalidations) {
+            verdicts.append(noAnswerFromBeforeItsInvalidation(records, deletions))
+        }
         verdicts.append(InvariantVerdict(
             name: "no_stale_fence_write", status: .skipped,
             detail: "no worker is frozen in this scenario, so none can become a zombie; checked by leader-frozen (a worker process frozen past its lock TTL)"
@@ -87,6 +96,43 @@ extension ChaosRunner {
             name: scenarios.map(\.rawValue).joined(separator: "+"), fault: scenarios.map(\.summary).joined(separator: "; "), requests: records.count, upstreamCalls: calls.count,
             extraCalls: extra, extraAllowed: allowed, extraReason: reason, errors: stats.errors,
             maxLatencyMs: stats.maxMs, p99LatencyMs: stats.p99Ms, sources: stats.sources, invariants: verdicts, fleet: workers.description
+        )
+    }
+
+    /// How long after an invalidation returned an answer it deleted may still be served: the
+    /// invalidation's way to every near-cache (well under 10 ms on loopback) with room for a loaded
+    /// machine; far below the 1 s an entry stays fresh, so a near-cache that misses invalidations
+    /// is caught.
+    static let invalidationBound: Duration = .milliseconds(300)
+
+    /// No request that started more than ``invalidationBound`` after an invalidation deleted a
+    /// key's entry is answered with a value committed before it (by the answer's age on the server
+    /// clock, with 20 ms for clock reading). A fail-safe answer (`stale_after_failure`) is a copy
+    /// held from before the wait began, and is not counted.
+    static func noAnswerFromBeforeItsInvalidation(_ records: [RecordView], _ deletions: [InvalidationRecord]) -> InvariantVerdict {
+        guard !deletions.isEmpty else {
+            return InvariantVerdict(name: "no_answer_from_before_its_invalidation", status: .fail, detail: "no invalidation deleted an entry: nothing was checked")
+        }
+        let byKey = Dictionary(grouping: deletions, by: \.key)
+        var violations = 0
+        var checked = 0
+        var example = ""
+        for record in records {
+            guard let source = record.source, source != "stale_after_failure", let keyDeletions = byKey[record.key] else { continue }
+            let created = record.end - .milliseconds(Int64(record.ageMs))
+            for deletion in keyDeletions where record.start > deletion.after + invalidationBound {
+                checked += 1
+                if created < deletion.before - .milliseconds(20) {
+                    violations += 1
+                    if example.isEmpty {
+                        example = "; e.g. key \(record.key): \(source), committed \(Int((deletion.before - created).milliseconds)) ms before an invalidation that returned \(Int((record.start - deletion.after).milliseconds)) ms before the request began"
+                    }
+                }
+            }
+        }
+        return InvariantVerdict(
+            name: "no_answer_from_before_its_invalidation", status: violations == 0 ? .pass : .fail,
+            detail: "\(deletions.count) invalidations deleted an entry; \(checked) (request, invalidation) pairs checked, \(violations) answers committed before an invalidation served more than \(Int(invalidationBound.milliseconds)) ms after it" + example
         )
     }
 

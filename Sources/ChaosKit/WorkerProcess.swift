@@ -52,13 +52,19 @@ extension ChaosRunner {
     /// `duration`; every request's record goes to `recordsPath`, one tab-separated line each.
     package static func runWorker(
         redisURL: String, upstreamURL: String, namespace: String, workerIndex: Int, callers: Int, keys: Int, zipf: Double,
-        seed: UInt64, duration: Duration, recordsPath: String, logger: Logger = Logger(label: "chaos-worker", factory: { _ in SwiftLogNoOpLogHandler() })
+        seed: UInt64, duration: Duration, recordsPath: String, nearCache: Bool = false, ignoreInvalidations: Bool = false,
+        logger: Logger = Logger(label: "chaos-worker", factory: { _ in SwiftLogNoOpLogHandler() })
     ) async throws -> WorkerSummary {
         let epoch = ContinuousClock.now
         var httpConfiguration = HTTPClient.Configuration()
         httpConfiguration.connectionPool = .init(idleTimeout: .seconds(30), concurrentHTTP1ConnectionsPerHostSoftLimit: max(16, callers * 2))
         let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: httpConfiguration)
-        let (client, llm) = try makeWorker("worker-\(workerIndex)", url: redisURL, upstreamURL: upstreamURL, namespace: namespace, http: http, logger: logger)
+        var near: NearCacheConfiguration?
+        if nearCache || ignoreInvalidations {
+            near = NearCacheConfiguration()
+            near?.ignoresInvalidations = ignoreInvalidations
+        }
+        let (client, llm) = try makeWorker("worker-\(workerIndex)", url: redisURL, upstreamURL: upstreamURL, namespace: namespace, http: http, nearCache: near, logger: logger)
         let records = RecordLog()
         let running = BackgroundRun(llm.run)
         await runCallers([(workerIndex, llm)], callers: callers, zipf: Zipf(count: keys, exponent: zipf), seed: seed, until: .now + duration, into: records)
@@ -81,7 +87,7 @@ struct WorkerFleet {
     /// Starts `count` `stampede chaos-worker` processes.
     static func start(
         executable: String, count: Int, redisURL: String, upstreamURL: String, namespace: String, callers: Int, keys: Int,
-        zipf: Double, seed: UInt64, duration: Duration
+        zipf: Double, seed: UInt64, duration: Duration, nearCache: Bool = false, mutation: ChaosMutation? = nil
     ) async throws -> WorkerFleet {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("stampede-chaos-\(namespace)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -94,7 +100,7 @@ struct WorkerFleet {
                 "chaos-worker", "--upstream-url", upstreamURL, "--namespace", namespace,
                 "--worker-index", "\(index)", "--callers", "\(callers)", "--keys", "\(keys)", "--zipf", "\(zipf)", "--seed", "\(seed)",
                 "--duration-ms", "\(Int(duration.milliseconds))", "--records", directory.appendingPathComponent("worker-\(index).tsv").path,
-            ], id: "worker-\(index)"))
+            ] + (nearCache ? ["--near-cache"] : []) + (mutation == .nearCacheIgnoresInvalidations ? ["--break-near-cache-coherence"] : []), id: "worker-\(index)"))
         }
         return WorkerFleet(children: children, directory: directory)
     }

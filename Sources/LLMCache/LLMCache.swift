@@ -344,7 +344,8 @@ public final class LLMCache: Sendable, Service {
     /// One request, traced as an `llm.request` span (attributes: `gen_ai.request.model`,
     /// `stampede.namespace`, `stampede.source`, `llm.called_upstream`; never the prompt or answer).
     private func run(_ request: ChatRequest, options: LLMRequestOptions, onDelta: (@Sendable (ChatDelta) -> Void)?) async throws -> LLMResult {
-        try await withSpan("llm.request", ofKind: .internal) { span in
+        guard TracingState.isActive else { return try await untracedRun(request, options: options, onDelta: onDelta) }
+        return try await withSpan("llm.request", ofKind: .internal) { span in
             if span.isRecording {
                 span.attributes["gen_ai.request.model"] = request.model
                 span.attributes["gen_ai.operation.name"] = "chat"

@@ -38,13 +38,20 @@ struct CacheCommand: AsyncParsableCommand {
         @Option(help: "Milliseconds the computation takes (simulated), to test waiting.")
         var computeMs: Int = 0
 
-        @Flag(help: "Print one JSON object: value, source, age_ms.")
+        @Option(help: "Reads in a row (the last is printed; with --json all sources are listed).")
+        var reads: Int = 1
+
+        @Flag(name: .customLong("near-cache"), help: "Turn on the near-cache (in-process, kept coherent by CLIENT TRACKING).")
+        var nearCache = false
+
+        @Flag(help: "Print one JSON object: value, source, age_ms (and sources, with --reads).")
         var json = false
 
         func validate() throws {
             _ = try NumericInput.integer(freshMs, "--fresh-ms", in: 1...315_360_000_000)
             _ = try NumericInput.integer(staleMs, "--stale-ms", in: 0...315_360_000_000)
             _ = try NumericInput.integer(computeMs, "--compute-ms", in: 0...9_000)
+            _ = try NumericInput.integer(reads, "--reads", in: 1...1_000_000)
         }
 
         func run() async throws {
@@ -54,17 +61,26 @@ struct CacheCommand: AsyncParsableCommand {
             let quiet = Logger(label: "stampede", factory: { _ in SwiftLogNoOpLogHandler() })
             let client = try RedisClient(url: url, logger: quiet)
             let policy = CachePolicy(freshFor: .milliseconds(freshMs), staleFor: .milliseconds(staleMs), computeTimeout: .seconds(10), lockTTL: .seconds(15), ttlJitter: 0)
-            let cache = try StampedeCache(redis: client, namespace: namespace, policy: policy, logger: quiet)
+            let cache = try StampedeCache(redis: client, namespace: namespace, policy: policy, logger: quiet, nearCache: nearCache ? NearCacheConfiguration() : nil)
             let computeDelay = Duration.milliseconds(computeMs)
             let stored = value
-            let result = try await cache.string(for: key) {
-                if computeDelay > .zero { try await Task.sleep(for: computeDelay) }
-                return stored
+            var sources: [String] = []
+            var result: CacheResult<String>?
+            for _ in 0..<reads {
+                let read = try await cache.string(for: key) {
+                    if computeDelay > .zero { try await Task.sleep(for: computeDelay) }
+                    return stored
+                }
+                sources.append(read.source.label)
+                result = read
             }
+            guard let result else { throw ValidationError("no read was made") }
             await cache.close()
             await client.close()
             if json {
-                let object: [String: Any] = ["value": result.value, "source": result.source.label, "age_ms": Int(result.age.milliseconds.rounded(.down))]
+                let object: [String: Any] = [
+                    "value": result.value, "source": result.source.label, "age_ms": Int(result.age.milliseconds.rounded(.down)), "sources": sources,
+                ]
                 let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
                 print(String(decoding: data, as: UTF8.self))
             } else {

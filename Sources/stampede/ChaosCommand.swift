@@ -34,6 +34,8 @@ struct ChaosCommand: AsyncParsableCommand {
     var seed: UInt64 = 7
     @Flag(help: "Run every scenario's workers as separate OS processes (stampede chaos-worker), as a real fleet is; worker-killed and leader-frozen always do.")
     var processes = false
+    @Flag(name: .customLong("near-cache"), help: "Run every worker with the near-cache on (lost-invalidations always does).")
+    var nearCache = false
     @Flag(name: .customLong("allow-destructive"), help: "Allow scenarios that flush, kill, pause or restart Redis.")
     var allowDestructive = false
     @Flag(help: "Print one JSON object: {passed, scenarios: [...]}.")
@@ -56,6 +58,7 @@ struct ChaosCommand: AsyncParsableCommand {
         }
         options.seed = seed
         options.processes = processes
+        options.nearCache = nearCache
         options.redisURL = try tls.apply(to: redisURL ?? ProcessInfo.processInfo.environment["REDIS_URL"].flatMap { $0.isEmpty ? nil : $0 })
         options.allowDestructive = allowDestructive || options.redisURL == nil  // private servers are ours to break
         options.workerExecutable = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL.path
@@ -115,6 +118,9 @@ struct ChaosWorkerCommand: AsyncParsableCommand {
     @Option var seed: UInt64 = 7
     @Option(name: .customLong("duration-ms")) var durationMs: Int = 4_000
     @Option var records: String
+    @Flag(name: .customLong("near-cache")) var nearCache = false
+    /// The judge's own test: a near-cache that ignores invalidations (never for real use).
+    @Flag(name: .customLong("break-near-cache-coherence")) var breakNearCacheCoherence = false
 
     func validate() throws {
         _ = try NumericInput.integer(workerIndex, "--worker-index", in: 0...10_000)
@@ -141,7 +147,8 @@ struct ChaosWorkerCommand: AsyncParsableCommand {
         }
         let summary = try await ChaosRunner.runWorker(
             redisURL: url, upstreamURL: upstreamURL, namespace: namespace, workerIndex: workerIndex, callers: callers,
-            keys: keys, zipf: zipf, seed: seed, duration: .milliseconds(durationMs), recordsPath: records
+            keys: keys, zipf: zipf, seed: seed, duration: .milliseconds(durationMs), recordsPath: records,
+            nearCache: nearCache, ignoreInvalidations: breakNearCacheCoherence
         )
         print(String(decoding: try JSONEncoder().encode(summary), as: UTF8.self))
     }

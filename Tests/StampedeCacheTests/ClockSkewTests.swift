@@ -5,10 +5,12 @@ import StampedeCache
 import Testing
 
 /// Runs `stampede cache get` in its own process, optionally under libfaketime with a shifted clock.
-private func stampedeGet(url: String, namespace: String, key: String, value: String, clockOffset: String?) async throws -> [String: Any] {
+private func stampedeGet(
+    url: String, namespace: String, key: String, value: String, clockOffset: String?, extra: [String] = []
+) async throws -> [String: Any] {
     let binary = try stampedeBinary()
     let arguments = ["cache", "get", "--redis-url", url, "--namespace", namespace, "--key", key, "--value", value,
-                     "--fresh-ms", "1500", "--stale-ms", "60000", "--json"]
+                     "--fresh-ms", "1500", "--stale-ms", "60000", "--json"] + extra
     let run = if let clockOffset {
         try await runChild("/usr/bin/faketime", ["-f", clockOffset, binary] + arguments)
     } else {
@@ -48,6 +50,28 @@ struct ClockSkewTests {
         }
         #expect(sources.allSatisfy { $0.hasPrefix("stale_hit") || $0 == "fresh_hit" }, "\(sources)")
         #expect(sources.first == "stale_hit_refreshing_here")  // the first (clock 2 h behind) wins the refresh lease
+        await worker.stop()
+    }
+
+    @Test("repeated reads under clocks 2 hours ahead or behind: hits that skip TIME and near-cache hits stay server-clock decisions")
+    func repeatedReadsUnderSkew() async throws {
+        let url = try TestRedis.sharedURL
+        let namespace = uniqueNamespace()
+        let worker = try await Worker.start(url, namespace: namespace, policy: testPolicy(freshFor: .seconds(60)))
+        _ = try await worker.cache.string(for: "k") { "v1" }
+        // A wall-clock decision would call the entry stale 2 hours ahead; the server's clock
+        // (sampled by the first read, then bounded by the process's monotonic clock) says fresh.
+        for offset in [nil, "+2h", "-2h"] {
+            for extra in [["--reads", "3"], ["--reads", "3", "--near-cache"]] {
+                let repeated = try await stampedeGet(url: url, namespace: namespace, key: "k", value: "other", clockOffset: offset, extra: extra)
+                let sources = repeated["sources"] as? [String] ?? []
+                let expected = extra.contains("--near-cache") ? ["fresh_hit", "fresh_hit_near", "fresh_hit_near"] : ["fresh_hit", "fresh_hit", "fresh_hit"]
+                #expect(sources == expected, "offset \(offset ?? "none") \(extra): \(repeated)")
+                #expect(repeated["value"] as? String == "v1")
+                let age = repeated["age_ms"] as? Int ?? -1
+                #expect(age >= 0 && age < 60_000, "offset \(offset ?? "none") \(extra): age \(age)")
+            }
+        }
         await worker.stop()
     }
 }

@@ -37,7 +37,7 @@ struct StampedeTests {
         for worker in workers { await worker.stop() }
     }
 
-    @Test("a fresh hit is one round trip (TIME + GET pipelined, no script), and concurrent callers in one process share it")
+    @Test("a fresh hit is one round trip, no script: a GET alone while the server clock is sampled, TIME + GET pipelined otherwise; concurrent callers in one process share it")
     func freshHitIsOneRoundTrip() async throws {
         try await withPrivateRedis { server in
             var policy = testPolicy()
@@ -45,9 +45,18 @@ struct StampedeTests {
             // No background loop: a generation re-read (a GET, at most once a second) then happens
             // inside the call that needs it, and is counted by the diagnostics.
             let worker = try await Worker.start(server.url, namespace: uniqueNamespace(), policy: policy, backgroundLoop: false)
+            // The sample of the server's clock lasts the whole test (default: 1 s), so the count
+            // of TIME below is exact on a loaded machine too.
+            worker.cache.serverClock.setLifetime(.seconds(3_600))
             let upstream = Upstream()
             let first = try await worker.cache.value(for: "k", compute: upstream.compute("v"))
             #expect(first.source == .computed)
+            // A sample is taken from a TIME whose round trip took at most 10 ms: on a loaded
+            // machine that may take a few reads.
+            for _ in 0..<50 where worker.cache.serverClock.upperBound(at: .now) == nil {
+                _ = try await worker.cache.value(for: "k", compute: upstream.compute("other"))
+            }
+            #expect(worker.cache.serverClock.upperBound(at: .now) != nil)
             let generationReads = worker.cache.diagnostics.generationReads
             let before = (try await commandCalls(worker.client, "get"), try await commandCalls(worker.client, "time"), try await commandCalls(worker.client, "evalsha"))
             let hit = try await worker.cache.value(for: "k", compute: upstream.compute("other"))
@@ -56,8 +65,17 @@ struct StampedeTests {
             let after = (try await commandCalls(worker.client, "get"), try await commandCalls(worker.client, "time"), try await commandCalls(worker.client, "evalsha"))
             #expect(worker.cache.diagnostics.redisRetries == 0)
             #expect(after.0 == before.0 + 1 + (worker.cache.diagnostics.generationReads - generationReads))
-            #expect(after.1 == before.1 + 1)
+            #expect(after.1 == before.1, "the first call's TIME bounds the server clock: the hit skips it")
             #expect(after.2 == before.2)
+            // Without a sample (as after a failover): TIME + GET, which samples the clock again.
+            worker.cache.serverClock.invalidate()
+            let timedBefore = try await commandCalls(worker.client, "time")
+            #expect(try await worker.cache.value(for: "k", compute: upstream.compute("other")).source == .freshHit)
+            #expect(try await commandCalls(worker.client, "time") == timedBefore + 1)
+            if worker.cache.serverClock.upperBound(at: .now) != nil {  // (unless that TIME's round trip was over 10 ms)
+                #expect(try await worker.cache.value(for: "k", compute: upstream.compute("other")).source == .freshHit)
+                #expect(try await commandCalls(worker.client, "time") == timedBefore + 1)
+            }
 
             // Concurrent callers coalesce in-process: far fewer Redis reads than callers.
             let beforeBurst = try await commandCalls(worker.client, "get")

@@ -23,6 +23,7 @@ extension StampedeCache {
             try options.validate()
             if let served = nearHit(key, generation: await currentGeneration()) { return served }
         }
+        guard TracingState.isActive else { return try await untracedOutcome(for: key, options: options, compute: compute) }
         return try await withSpan("stampede.cache.get", ofKind: .internal) { span in
             if span.isRecording {
                 span.attributes["stampede.namespace"] = namespace
@@ -115,7 +116,8 @@ extension StampedeCache {
                 if let near, let tracked = await near.read(entry, userKey: key, generation: generation) {
                     read = tracked
                 } else {
-                    read = try await retryingOnce({ try await self.redis.fastRead(entry) })
+                    let cluster = try await redis.isCluster()
+                    read = try await retryingOnce({ try await self.redis.fastRead(entry, clock: self.serverClock, cluster: cluster) })
                 }
                 if case .entry(let stored) = read, stored.isFresh, !earlyRefreshDue(stored) {
                     return Self.served(stored, .freshHit)

@@ -1,5 +1,5 @@
 public import Logging
-import NIOCore
+public import NIOCore
 public import RedisClient
 public import ServiceLifecycle
 import Synchronization
@@ -59,6 +59,9 @@ public final class StampedeCache: Sendable, Service {
     let flushing = FlushSerializer()
     /// The in-process near-cache, when configured.
     let near: NearCache?
+    /// The server's clock as last sampled: fresh hits skip `TIME` while it is usable.
+    let serverClock = ServerClock()
+    private let topologyObservation: TopologyObservation
 
     struct Outcome: Sendable {
         var value: ByteBuffer
@@ -118,9 +121,12 @@ public final class StampedeCache: Sendable, Service {
         self.generation = generation
         self.hub = NoticeHub.shared(for: redis, logger: logger)
         self.registration = hub.register(channel: keySpace.channel) { newGeneration in generation.observe(newGeneration) }
+        // Another primary (Sentinel failover) has another clock: sample it again.
+        self.topologyObservation = redis.observeTopology { [serverClock] in serverClock.invalidate() }
     }
 
     deinit {
+        redis.stopObservingTopology(topologyObservation)
         // A cache dropped without close() still releases its notice channel.
         hub.unregister(registration)
     }
@@ -177,6 +183,17 @@ public final class StampedeCache: Sendable, Service {
     ) async throws -> CacheResult<[UInt8]> {
         let outcome = try await outcome(for: key, options: options) { try await produce().map { ByteBuffer(bytes: $0) } }
         return outcome.result(Array(outcome.value.readableBytesView))
+    }
+
+    /// The value for `key` as a `ByteBuffer` that shares the bytes Redis sent (or the near-cache
+    /// holds): no copy on a hit. See ``value(for:options:compute:)`` for everything else.
+    public func buffer(
+        for key: String,
+        options: CacheRequestOptions = CacheRequestOptions(),
+        compute: @escaping @Sendable () async throws -> ByteBuffer
+    ) async throws -> CacheResult<ByteBuffer> {
+        let outcome = try await outcome(for: key, options: options) { .store(try await compute()) }
+        return outcome.result(outcome.value)
     }
 
     /// The UTF-8 text value for `key` (see ``value(for:options:compute:)``).

@@ -209,6 +209,7 @@ final class NearCache: Sendable {
 
     /// An invalidation message from Redis.
     private func received(_ invalidation: Invalidation) {
+        if configuration.ignoresInvalidations { return }
         switch invalidation {
         case .everything:
             flush("server_flush")
@@ -231,6 +232,7 @@ final class NearCache: Sendable {
             if case .open(let pair) = links.byEndpoint[endpoint], !pair.isActive { links.byEndpoint[endpoint] = nil }
             return links.closed
         }
+        if configuration.ignoresInvalidations && !closing { return }
         flush(closing ? "closed" : "connection_lost")
         if !closing {
             logger.info("near-cache flushed: a tracking connection was lost", metadata: ["node": "\(endpoint)", "error": "\(error.message)"])

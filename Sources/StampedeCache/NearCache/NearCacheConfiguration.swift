@@ -37,6 +37,10 @@ public struct NearCacheConfiguration: Sendable, Hashable {
     /// How a new value is admitted when the near-cache is full.
     public var admission: Admission
 
+    /// Breaks coherence on purpose: invalidations and losses are ignored (the chaos suite proves
+    /// with it that its invariant catches a near-cache that misses invalidations). Never set it.
+    package var ignoresInvalidations = false
+
     /// The bytes counted per entry on top of its value: its keys (as UTF-8) plus this.
     public static let entryOverheadBytes = 160
 

@@ -10,6 +10,27 @@ extension RedisClient {
         return try FastRead(time: timeReply, value: value)
     }
 
+    /// The fast read with `clock`: a plain `GET` while the clock has a usable sample of the
+    /// server's time (the entry's `now` is then the upper bound of the server's clock when the
+    /// reply arrived, so an entry is fresh only if it is fresh by the server's clock); otherwise
+    /// `TIME` + `GET`, whose `TIME` becomes the next sample. Never on a cluster (each node has its
+    /// own clock): there, always `TIME` + `GET` on the key's node.
+    package func fastRead(_ keys: EntryKeys, clock: ServerClock, cluster: Bool) async throws(RedisError) -> FastRead {
+        if !cluster, clock.upperBound(at: .now) != nil {
+            let value = try await send(RedisCommand("GET", RedisArgument(keys.value)))
+            let received = ContinuousClock.now
+            if let upper = clock.upperBound(at: received) {
+                return FastRead(value: value, now: upper, readAt: received)
+            }
+        }
+        let sent = ContinuousClock.now
+        let (timeReply, value) = try await send(preEncoded: FastReadCommands.time, then: RedisCommand("GET", RedisArgument(keys.value)))
+        let received = ContinuousClock.now
+        let now = try FastRead.millis(time: timeReply)
+        if !cluster { clock.record(serverMillis: now, sent: sent, received: received) }
+        return FastRead(value: value, now: now, readAt: received)
+    }
+
     /// The value handed off by the computation with `token`, if it is still there.
     package func handedOff(_ keys: EntryKeys, token: Int64) async throws -> ByteBuffer? {
         guard let blob = try await send("GET", RedisArgument(keys.handoff)).buffer else { return nil }

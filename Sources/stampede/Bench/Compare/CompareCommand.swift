@@ -171,6 +171,9 @@ struct CompareReport {
                 }
                 lines.append(pad("", 16) + "StampedeCache " + parts.joined(separator: "; "))
             }
+            if let near = row.result(.stampedeCacheNear), let aside = row.result(.cacheAside), let a = near.opsPerSecond, let b = aside.opsPerSecond {
+                lines.append(pad("", 16) + "StampedeCache + near-cache vs cache-aside: ops/s x\(formatted(a / b, 2)), p99 x\(formatted(near.p99Ms / max(aside.p99Ms, 0.001), 2))")
+            }
         }
         lines.append("")
         for row in results { lines.append("\(row.workload.name): \(row.workload.summary)") }

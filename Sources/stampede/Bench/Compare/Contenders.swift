@@ -10,6 +10,8 @@ import StampedeCache
 enum Implementation: String, CaseIterable, Sendable {
     /// StampedeCache: fenced lock, atomic get-or-lock, notices, serve-stale-then-refresh.
     case stampedeCache = "stampede_cache"
+    /// StampedeCache with its near-cache on (fresh hits from process memory, kept coherent by Redis).
+    case stampedeCacheNear = "stampede_cache_l1"
     /// Baseline: GET; on a miss call the upstream and PSETEX. No lock.
     case cacheAside = "cache_aside"
     /// Baseline: GET; on a miss `SET lock NX EX 10`; the winner computes, PSETEX, DEL lock (without
@@ -20,6 +22,7 @@ enum Implementation: String, CaseIterable, Sendable {
     var label: String {
         switch self {
         case .stampedeCache: return "StampedeCache"
+        case .stampedeCacheNear: return "StampedeCache + near-cache"
         case .cacheAside: return "cache-aside (baseline)"
         case .setNXLock: return "SET NX + sleep (baseline)"
         }
@@ -71,9 +74,11 @@ struct StampedeContender: Contender {
     /// The cache runs as a service would (hot-key counts flushed, generation refreshed).
     let running: BackgroundRun
 
-    static func make(url: String, namespace: String, settings: ContenderSettings, logger: Logger) async throws -> StampedeContender {
+    static func make(url: String, namespace: String, settings: ContenderSettings, nearCache: Bool = false, logger: Logger) async throws -> StampedeContender {
         let client = try RedisClient(configuration: try BenchConnections.configuration(url), logger: logger)
-        let cache = try StampedeCache(redis: client, namespace: namespace, policy: settings.stampedePolicy, logger: logger)
+        let cache = try StampedeCache(
+            redis: client, namespace: namespace, policy: settings.stampedePolicy, logger: logger, nearCache: nearCache ? NearCacheConfiguration() : nil
+        )
         await cache.start()
         return StampedeContender(client: client, cache: cache, running: BackgroundRun(cache.run))
     }
@@ -161,6 +166,8 @@ enum BenchConnections {
         switch implementation {
         case .stampedeCache:
             return try await StampedeContender.make(url: url, namespace: "cmp\(runID)", settings: settings, logger: logger)
+        case .stampedeCacheNear:
+            return try await StampedeContender.make(url: url, namespace: "cmpl1\(runID)", settings: settings, nearCache: true, logger: logger)
         case .cacheAside:
             return CacheAsideContender(client: try RedisClient(configuration: configuration(url), logger: logger), prefix: "bench:aside:\(runID):", ttl: settings.ttl)
         case .setNXLock:

@@ -1,0 +1,68 @@
+import RedisClient
+import Synchronization
+
+/// What this process knows of the Redis server's clock: the latest `TIME` reply with the local
+/// monotonic instants its request was sent and its reply received.
+///
+/// From one sample, the server's clock at any later local instant `t` lies between
+/// `server + (t - received)` and `server + 1 ms + (t - sent)` (the reply is in whole
+/// milliseconds, and `TIME` ran between the two instants), whatever this machine's wall clock
+/// says. A fresh hit may then skip `TIME`: an entry whose fresh-until is past the upper bound is
+/// fresh by the server's clock. A sample is used for ``lifetime`` (1 s) only (a server whose clock is
+/// stepped is believed within that), only if its round trip was at most ``maximumUncertainty``,
+/// and never after the client may be talking to another server (``invalidate()``).
+package final class ServerClock: Sendable {
+    struct Sample: Sendable {
+        var serverMillis: Int64
+        var sent: ContinuousClock.Instant
+        var received: ContinuousClock.Instant
+    }
+
+    /// How long a sample is used before a hit asks for `TIME` again (default).
+    static let defaultLifetime: Duration = .seconds(1)
+    /// Samples whose round trip took longer are not used (their bound would be too loose).
+    static let maximumUncertainty: Duration = .milliseconds(10)
+
+    private let sample = Mutex<Sample?>(nil)
+    private let lifetimeNanoseconds = Atomic<Int64>(ServerClock.defaultLifetime.nanosecondsClamped)
+
+    /// How long a sample is used.
+    package var lifetime: Duration { .nanoseconds(lifetimeNanoseconds.load(ordering: .relaxed)) }
+
+    /// Changes how long a sample is used (tests that count commands make it long).
+    package func setLifetime(_ lifetime: Duration) {
+        lifetimeNanoseconds.store(lifetime.nanosecondsClamped, ordering: .relaxed)
+    }
+
+    package init() {}
+
+    /// Records a `TIME` reply (`serverMillis`) read between `sent` and `received`.
+    package func record(serverMillis: Int64, sent: ContinuousClock.Instant, received: ContinuousClock.Instant) {
+        guard received - sent <= Self.maximumUncertainty else { return }
+        sample.withLock { current in
+            // The tighter of two recent samples gives the tighter bound; an old one is replaced.
+            if let existing = current, received - existing.received < lifetime / 2,
+               existing.received - existing.sent <= received - sent { return }
+            current = Sample(serverMillis: serverMillis, sent: sent, received: received)
+        }
+    }
+
+    /// The upper bound of the server's clock at `instant` (ms), or `nil` without a usable sample.
+    package func upperBound(at instant: ContinuousClock.Instant) -> Int64? {
+        sample.withLock { sample -> Int64? in
+            guard let sample, instant >= sample.received, instant - sample.received < lifetime else { return nil }
+            return sample.serverMillis + 1 + Self.ceilingMillis(instant - sample.sent)
+        }
+    }
+
+    /// Forgets the sample (the client may now be talking to another server).
+    package func invalidate() {
+        sample.withLock { $0 = nil }
+    }
+
+    private static func ceilingMillis(_ duration: Duration) -> Int64 {
+        let (seconds, attoseconds) = duration.components
+        let millis = seconds * 1_000 + attoseconds / 1_000_000_000_000_000
+        return attoseconds % 1_000_000_000_000_000 == 0 ? millis : millis + 1
+    }
+}
