@@ -2,26 +2,32 @@ import Synchronization
 
 /// Hits per entry since the last flush (hot-key promotion is counted in batches, off the hit path).
 /// Holds at most ``capacity`` entries: without a running background loop nothing drains it.
+/// Striped by entry: concurrent hits on different keys rarely wait for each other.
 final class HitCounter: Sendable {
     /// The most distinct entries counted between two flushes.
     static let capacity = 100_000
+    private static let stripeCount = 16
 
     private struct State {
         var counts: [String: (EntryKeys, Int)] = [:]
         var warned = false
     }
 
-    private let state = Mutex(State())
+    private final class Stripe: Sendable {
+        let state = Mutex(State())
+    }
 
-    /// Counts a hit. Returns false once, when the counter first reaches its capacity (the caller
-    /// warns); later hits of new entries are dropped quietly until a flush drains it.
+    private let stripes: [Stripe] = (0..<HitCounter.stripeCount).map { _ in Stripe() }
+
+    /// Counts a hit. Returns false once per stripe, when it first reaches its share of the capacity
+    /// (the caller warns); later hits of new entries are dropped quietly until a flush drains it.
     func record(_ entry: EntryKeys) -> Bool {
-        state.withLock { state in
+        stripes[entry.id.hashValue & (Self.stripeCount - 1)].state.withLock { state in
             if let current = state.counts[entry.id] {
                 state.counts[entry.id] = (entry, current.1 + 1)
                 return true
             }
-            guard state.counts.count < Self.capacity else {
+            guard state.counts.count < Self.capacity / Self.stripeCount else {
                 defer { state.warned = true }
                 return state.warned
             }
@@ -31,9 +37,11 @@ final class HitCounter: Sendable {
     }
 
     func drain() -> [(EntryKeys, Int)] {
-        state.withLock { state in
-            defer { state.counts = [:] }
-            return Array(state.counts.values)
+        stripes.flatMap { stripe in
+            stripe.state.withLock { state in
+                defer { state.counts = [:] }
+                return Array(state.counts.values)
+            }
         }
     }
 }

@@ -10,8 +10,10 @@ final class Lifecycle: Sendable {
 
     private let state = Mutex(State())
     private let closed = CloseSignal()
+    /// Mirrors `closed` for the check on every request (an atomic load, not a lock).
+    private let closedFlag = Atomic<Bool>(false)
 
-    var isClosed: Bool { closed.hasFired }
+    var isClosed: Bool { closedFlag.load(ordering: .acquiring) }
 
     /// Whether a loop (the cache's `run()` or a host's) sends hits and refreshes the generation.
     var backgroundRunning: Bool { state.withLock { $0.backgroundRunning } && !closed.hasFired }
@@ -42,7 +44,10 @@ final class Lifecycle: Sendable {
     }
 
     /// Closes; returns true for the call that closed it.
-    func close() -> Bool { closed.fire() }
+    func close() -> Bool {
+        closedFlag.store(true, ordering: .releasing)
+        return closed.fire()
+    }
 
     /// Returns when the cache is closed, or when the calling task is cancelled.
     func waitUntilClosed() async { await closed.wait() }

@@ -16,6 +16,12 @@ final class NearCache: Sendable {
         var diagnostics = NearCacheDiagnostics()
     }
 
+    /// One stripe of the entries, by key: concurrent hits on different keys rarely wait for each other.
+    private final class Stripe: Sendable {
+        let guarded: Mutex<Guarded>
+        init(_ configuration: NearCacheConfiguration) { guarded = Mutex(Guarded(state: NearCacheState(configuration: configuration))) }
+    }
+
     private enum Link: Sendable {
         case opening(Task<TrackedConnectionPair?, Never>)
         case open(TrackedConnectionPair)
@@ -32,7 +38,7 @@ final class NearCache: Sendable {
     static let retryInterval: Duration = .seconds(1)
 
     let configuration: NearCacheConfiguration
-    private let guarded: Mutex<Guarded>
+    private let stripes: [Stripe]
     private let links = Mutex(Links())
     private let observation = Mutex<TopologyObservation?>(nil)
     private let redis: RedisClient
@@ -47,7 +53,14 @@ final class NearCache: Sendable {
 
     init(configuration: NearCacheConfiguration, redis: RedisClient, logger: Logger, metricsLabel: String) {
         self.configuration = configuration
-        self.guarded = Mutex(Guarded(state: NearCacheState(configuration: configuration)))
+        // Up to 8 stripes, each with an equal share of the bounds (so the sums stay within them);
+        // one stripe for small near-caches, whose bounds must hold exactly.
+        let count = max(1, min(8, configuration.maxEntries / 1_024, configuration.maxBytes / (1 << 20)))
+        var share = configuration
+        share.maxEntries = configuration.maxEntries / count
+        share.maxBytes = configuration.maxBytes / count
+        share.maxEntryBytes = min(configuration.maxEntryBytes, share.maxBytes)
+        self.stripes = (0..<count).map { _ in Stripe(share) }
         self.redis = redis
         self.logger = logger
         self.metrics = NearCacheMetrics(namespace: metricsLabel)
@@ -60,12 +73,29 @@ final class NearCache: Sendable {
     }
 
     var diagnostics: NearCacheDiagnostics {
-        guarded.withLock { guarded in
-            var snapshot = guarded.diagnostics
-            snapshot.entries = guarded.state.count
-            snapshot.bytes = guarded.state.bytes
-            return snapshot
+        var total = NearCacheDiagnostics()
+        for stripe in stripes {
+            stripe.guarded.withLock { guarded in
+                let part = guarded.diagnostics
+                total.hits += part.hits
+                total.misses += part.misses
+                total.inserts += part.inserts
+                total.racedInserts += part.racedInserts
+                total.notAdmitted += part.notAdmitted
+                total.evictions += part.evictions
+                total.invalidationsReceived += part.invalidationsReceived
+                total.entriesInvalidated += part.entriesInvalidated
+                total.trackingConnectionsOpened += part.trackingConnectionsOpened
+                total.entries += guarded.state.count
+                total.bytes += guarded.state.bytes
+            }
         }
+        total.flushes = stripes[0].guarded.withLock { $0.diagnostics.flushes }
+        return total
+    }
+
+    private func stripe(for key: String) -> Stripe {
+        stripes.count == 1 ? stripes[0] : stripes[Int(UInt(bitPattern: key.hashValue) % UInt(stripes.count))]
     }
 
     /// The `CLIENT ID`s of the open pairs' listeners (tests kill them).
@@ -79,7 +109,7 @@ final class NearCache: Sendable {
 
     /// The entry for `key` if it is held for `generation` and certainly fresh now.
     func lookup(_ key: String, generation: Int64, now: ContinuousClock.Instant = .now) -> NearCacheEntry? {
-        let found = guarded.withLock { guarded -> NearCacheEntry? in
+        let found = stripe(for: key).guarded.withLock { guarded -> NearCacheEntry? in
             let found = guarded.state.lookup(key, generation: generation, now: now)
             if found != nil { guarded.diagnostics.hits += 1 } else { guarded.diagnostics.misses += 1 }
             return found
@@ -93,7 +123,8 @@ final class NearCache: Sendable {
     /// the caller reads as without the near-cache.
     func read(_ entry: EntryKeys, userKey: String, generation: Int64) async -> FastRead? {
         guard let pair = await pair(routedBy: entry.value) else { return nil }
-        let ticket = guarded.withLock { $0.state.ticket(for: entry.value) }
+        let stripe = stripe(for: userKey)
+        let ticket = stripe.guarded.withLock { $0.state.ticket(for: entry.value) }
         // Checked after the ticket: a loss reported from here on bumps the ticket's session.
         guard pair.isActive else { return nil }
         let sentAt = ContinuousClock.now
@@ -107,7 +138,7 @@ final class NearCache: Sendable {
         }
         guard case .entry(let stored) = read, stored.isFresh else { return read }
         let held = NearCacheEntry(stored: stored, sentAt: sentAt, generation: generation, keys: entry, userKey: userKey)
-        let insertion = guarded.withLock { guarded -> NearCacheState.Insertion in
+        let insertion = stripe.guarded.withLock { guarded -> NearCacheState.Insertion in
             let insertion = guarded.state.insert(userKey, held, ticket: ticket)
             switch insertion {
             case .inserted(let evicted):
@@ -131,12 +162,21 @@ final class NearCache: Sendable {
     /// Drops the entry stored under `valueKey` now (a write by this process: its own readers must
     /// not see the old value until Redis's invalidation arrives), and blocks reads of it in flight.
     func drop(valueKey: String) {
-        let dropped = guarded.withLock { guarded -> Int in
-            let dropped = guarded.state.invalidate(valueKeys: [valueKey])
-            guarded.diagnostics.entriesInvalidated += dropped
-            return dropped
+        if invalidate([valueKey]) > 0 { recordSize() }
+    }
+
+    /// Drops the entries stored under `valueKeys` in every stripe (an entry's stripe is chosen by
+    /// its caller's key, which an invalidation does not name) and bumps their epochs.
+    private func invalidate(_ valueKeys: [String]) -> Int {
+        var dropped = 0
+        for stripe in stripes {
+            dropped += stripe.guarded.withLock { guarded -> Int in
+                let dropped = guarded.state.invalidate(valueKeys: valueKeys)
+                guarded.diagnostics.entriesInvalidated += dropped
+                return dropped
+            }
         }
-        if dropped > 0 { recordSize() }
+        return dropped
     }
 
     // MARK: Coherence
@@ -188,7 +228,7 @@ final class NearCache: Sendable {
                 await pair.close()
                 return nil
             }
-            guarded.withLock { $0.diagnostics.trackingConnectionsOpened += 1 }
+            stripes[0].guarded.withLock { $0.diagnostics.trackingConnectionsOpened += 1 }
             logger.debug("near-cache tracking connections open", metadata: ["node": "\(endpoint)", "listener": "\(pair.listenerID)"])
             return pair
         } catch {
@@ -214,12 +254,8 @@ final class NearCache: Sendable {
         case .everything:
             flush("server_flush")
         case .keys(let keys):
-            let dropped = guarded.withLock { guarded -> Int in
-                let dropped = guarded.state.invalidate(valueKeys: keys)
-                guarded.diagnostics.invalidationsReceived += keys.count
-                guarded.diagnostics.entriesInvalidated += dropped
-                return dropped
-            }
+            stripes[0].guarded.withLock { $0.diagnostics.invalidationsReceived += keys.count }
+            let dropped = invalidate(keys)
             metrics.invalidations.increment(by: Int64(keys.count))
             if dropped > 0 { recordSize() }
             invalidationObserver.withLock { $0 }?(dropped)
@@ -254,16 +290,24 @@ final class NearCache: Sendable {
     }
 
     private func flush(_ reason: String) {
-        guarded.withLock { guarded in
-            _ = guarded.state.flush()
-            guarded.diagnostics.flushes += 1
+        for stripe in stripes {
+            stripe.guarded.withLock { guarded in
+                _ = guarded.state.flush()
+                guarded.diagnostics.flushes += 1
+            }
         }
         metrics.flushed(reason)
         recordSize()
     }
 
     private func recordSize() {
-        let (entries, bytes) = guarded.withLock { ($0.state.count, $0.state.bytes) }
+        var entries = 0
+        var bytes = 0
+        for stripe in stripes {
+            let (count, size) = stripe.guarded.withLock { ($0.state.count, $0.state.bytes) }
+            entries += count
+            bytes += size
+        }
         metrics.entries.record(entries)
         metrics.bytes.record(bytes)
     }

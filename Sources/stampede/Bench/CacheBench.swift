@@ -231,7 +231,8 @@ struct CacheBench: AsyncParsableCommand {
         report.nearHitsFromRedis = fromRedis
 
         // Throughput at `callers` concurrent callers, each on its own key (no in-process
-        // coalescing helps): near hits, Redis hits, bare GETs, alternating rounds.
+        // coalescing helps): near hits, Redis hits, bare GETs, alternating rounds. The caches are
+        // read with buffer(for:), which like GET returns the bytes without copying them.
         let plainCache = plainWorker.cache
         let plainClient = plainWorker.client
         for caller in 0..<callers {
@@ -251,14 +252,14 @@ struct CacheBench: AsyncParsableCommand {
             totals.redis += try await throughput(callers: callers, for: window) { caller in
                 let key = "hot-\(caller)"
                 return {
-                    let result = try await plainCache.value(for: key) { [] }
+                    let result = try await plainCache.buffer(for: key) { ByteBuffer() }
                     guard result.source == .freshHit else { throw ValidationError("expected a fresh hit, got \(result.source)") }
                 }
             }
             totals.near += try await throughput(callers: callers, for: window) { caller in
                 let key = "hot-\(caller)"
                 return {
-                let result = try await nearCache.value(for: key) { [] }
+                let result = try await nearCache.buffer(for: key) { ByteBuffer() }
                 guard result.source == .freshHitNear || result.source == .freshHit else { throw ValidationError("expected a fresh hit, got \(result.source)") }
                 }
             }
