@@ -74,6 +74,45 @@ struct NearCacheTests {
         for worker in readers + [writer] { await worker.stop() }
     }
 
+    @Test("a held entry whose early refresh is due goes to Redis and is counted as a near miss, not a near hit")
+    func earlyRefreshDueIsNotCountedAsANearHit() async throws {
+        var policy = testPolicy()
+        policy.earlyRefreshBeta = 1_000_000_000  // with any compute time, every read is past XFetch's draw
+        let worker = try await Worker.start(try TestRedis.sharedURL, namespace: uniqueNamespace(), policy: policy, nearCache: Self.near)
+        // A compute of a few ms gives the entry a non-zero compute time, which XFetch needs.
+        _ = try await worker.cache.string(for: "k") { try await Task.sleep(for: .milliseconds(5)); return "v" }
+        var fromMemory = 0
+        for _ in 0..<10 {
+            let read = try await worker.cache.string(for: "k") { try await Task.sleep(for: .milliseconds(5)); return "v" }
+            #expect(read.value == "v")
+            if read.source == .freshHitNear { fromMemory += 1 }
+        }
+        let diagnostics = try #require(worker.cache.nearCacheDiagnostics)
+        #expect(fromMemory == 0, "an early refresh that is due is decided by Redis")
+        #expect(diagnostics.inserts >= 1, "the reads did fill the near-cache")
+        #expect(diagnostics.hits == fromMemory)
+        #expect(diagnostics.hits + diagnostics.misses == 11, "one lookup per read: the first (computed) and the ten")
+        await worker.stop()
+    }
+
+    @Test("hits answered from memory count toward hot-key promotion, each exactly once")
+    func nearHitsCountTowardHotKeys() async throws {
+        let worker = try await Worker.start(try TestRedis.sharedURL, namespace: uniqueNamespace(), policy: testPolicy(), nearCache: Self.near)
+        _ = try await worker.cache.string(for: "k") { "v" }  // a miss counts as demand: 1
+        var reads = 1
+        var fromMemory = 0
+        while fromMemory < 20, reads < 40 {
+            let read = try await worker.cache.string(for: "k") { "never" }
+            reads += 1
+            if read.source == .freshHitNear { fromMemory += 1 }
+        }
+        #expect(fromMemory == 20)
+        await worker.cache.flushHits()
+        let entry = try await worker.cache.entryKeys(for: "k")
+        #expect(try await worker.client.send("HGET", RedisArgument(entry.hot), "c").int == Int64(reads), "every read counted once: \(reads)")
+        await worker.stop()
+    }
+
     @Test("a write by this process drops its own near entry at once: it reads its own writes")
     func readsItsOwnWrites() async throws {
         let worker = try await Worker.start(try TestRedis.sharedURL, namespace: uniqueNamespace(), policy: testPolicy(), nearCache: Self.near)

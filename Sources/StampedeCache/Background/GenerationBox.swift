@@ -32,6 +32,14 @@ final class GenerationBox: Sendable {
         return (current, .stale(claimed: won))
     }
 
+    /// The value if it was read from Redis within `maxAgeNanoseconds`, else `nil` (claims nothing:
+    /// the caller then asks ``read(maxAge:)``).
+    func currentValue(maxAgeNanoseconds: Int64) -> Int64? {
+        let last = refreshedAt.load(ordering: .relaxed)
+        guard last != 0, Self.nanosecondsSinceStart() - last <= maxAgeNanoseconds else { return nil }
+        return value.load(ordering: .relaxed)
+    }
+
     func observe(_ newValue: Int64) {
         var current = value.load(ordering: .relaxed)
         while newValue > current {

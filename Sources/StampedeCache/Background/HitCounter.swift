@@ -23,8 +23,8 @@ final class HitCounter: Sendable {
     /// (the caller warns); later hits of new entries are dropped quietly until a flush drains it.
     func record(_ entry: EntryKeys) -> Bool {
         stripes[entry.id.hashValue & (Self.stripeCount - 1)].state.withLock { state in
-            if let current = state.counts[entry.id] {
-                state.counts[entry.id] = (entry, current.1 + 1)
+            if let index = state.counts.index(forKey: entry.id) {
+                state.counts.values[index].1 += 1  // one hash lookup, counted in place
                 return true
             }
             guard state.counts.count < Self.capacity / Self.stripeCount else {

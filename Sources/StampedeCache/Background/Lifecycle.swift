@@ -13,10 +13,13 @@ final class Lifecycle: Sendable {
     /// Mirrors `closed` for the check on every request (an atomic load, not a lock).
     private let closedFlag = Atomic<Bool>(false)
 
+    /// Mirrors `State.backgroundRunning` for the check on every request.
+    private let backgroundFlag = Atomic<Bool>(false)
+
     var isClosed: Bool { closedFlag.load(ordering: .acquiring) }
 
     /// Whether a loop (the cache's `run()` or a host's) sends hits and refreshes the generation.
-    var backgroundRunning: Bool { state.withLock { $0.backgroundRunning } && !closed.hasFired }
+    var backgroundRunning: Bool { backgroundFlag.load(ordering: .acquiring) && !isClosed }
 
     /// Returns false when the cache was closed or `run()` was claimed before.
     func claimRun() -> Bool {
@@ -41,6 +44,7 @@ final class Lifecycle: Sendable {
 
     func markBackgroundRunning() {
         state.withLock { $0.backgroundRunning = true }
+        backgroundFlag.store(true, ordering: .releasing)
     }
 
     /// Closes; returns true for the call that closed it.

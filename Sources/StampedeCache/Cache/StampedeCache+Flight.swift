@@ -21,7 +21,9 @@ extension StampedeCache {
         if near != nil, !options.forceRefresh {
             try checkOpen()
             try options.validate()
-            if let served = nearHit(key, generation: await currentGeneration()) { return served }
+            let generation: Int64
+            if let current = generationIfCurrent() { generation = current } else { generation = await currentGeneration() }
+            if let served = nearHit(key, generation: generation) { return served }
         }
         guard TracingState.isActive else { return try await untracedOutcome(for: key, options: options, compute: compute) }
         return try await withSpan("stampede.cache.get", ofKind: .internal) { span in
@@ -44,7 +46,8 @@ extension StampedeCache {
     ) async throws -> Outcome {
         try checkOpen()
         try options.validate()
-        let generation = await currentGeneration()
+        let generation: Int64
+        if let current = generationIfCurrent() { generation = current } else { generation = await currentGeneration() }
         let entry = try keySpace.entry(key, generation: generation)
         recordHit(entry)
         var flightKey = options.maxStale.map { "\(entry.id)#\($0.wholeMilliseconds)" } ?? entry.id
@@ -90,11 +93,13 @@ extension StampedeCache {
     /// A fresh entry held by the near-cache, unless its early refresh is due (XFetch): then the
     /// request goes to Redis, which decides.
     func nearHit(_ key: String, generation: Int64) -> Outcome? {
-        guard let near else { return nil }
+        guard let nearEntries else { return nil }
         let now = ContinuousClock.now
-        guard let held = near.lookup(key, generation: generation, now: now),
-              !earlyRefreshDue(held.stored, serverNow: held.serverTimeUpperBound(at: now)) else { return nil }
-        recordHit(held.keys)
+        // The hit is counted for hot-key promotion by the near-cache itself, under the lock the
+        // lookup holds (sent with the other counts by the background loop).
+        guard let held = nearEntries.lookup(key, generation: generation, now: now, countsHit: policy.hot.ttl > .zero, serves: { held in
+            !earlyRefreshDue(computeMillis: held.computeMillis, freshUntil: held.freshUntil, serverNow: held.serverTimeUpperBound(at: now))
+        }) else { return nil }
         metrics.request(.freshHitNear)
         return Self.served(held, at: now)
     }
@@ -163,9 +168,14 @@ extension StampedeCache {
 
     /// XFetch (Vattani et al. 2015): refresh early with probability rising as expiry nears.
     func earlyRefreshDue(_ stored: StoredEntry, serverNow: Int64? = nil) -> Bool {
-        guard policy.earlyRefreshBeta > 0, stored.computeMillis > 0 else { return false }
+        earlyRefreshDue(computeMillis: stored.computeMillis, freshUntil: stored.freshUntil, serverNow: serverNow ?? stored.now)
+    }
+
+    /// XFetch for an entry computed in `computeMillis`, fresh until `freshUntil`, at server time `serverNow`.
+    func earlyRefreshDue(computeMillis: Int64, freshUntil: Int64, serverNow: Int64) -> Bool {
+        guard policy.earlyRefreshBeta > 0, computeMillis > 0 else { return false }
         let draw = Double.random(in: Double.ulpOfOne...1)
-        return Double(serverNow ?? stored.now) - Double(stored.computeMillis) * policy.earlyRefreshBeta * log(draw) >= Double(stored.freshUntil)
+        return Double(serverNow) - Double(computeMillis) * policy.earlyRefreshBeta * log(draw) >= Double(freshUntil)
     }
 
     func scriptedFlight(
@@ -263,11 +273,11 @@ extension StampedeCache {
 
     /// An entry held by the near-cache, at `instant` (its age and remaining freshness by the upper
     /// bound of the server's clock).
-    static func served(_ held: NearCacheEntry, at instant: ContinuousClock.Instant) -> Outcome {
+    static func served(_ held: NearCacheHit, at instant: ContinuousClock.Instant) -> Outcome {
         let serverNow = held.serverTimeUpperBound(at: instant)
         let remaining = held.freshDeadline - instant
-        return Outcome(value: held.stored.value, source: .freshHitNear, age: .milliseconds(max(0, serverNow - held.stored.createdAt)),
-                       freshUntil: held.stored.freshUntil, remainingFreshness: remaining > .zero ? remaining : .zero)
+        return Outcome(value: held.value, source: .freshHitNear, age: .milliseconds(max(0, serverNow - held.createdAt)),
+                       freshUntil: held.freshUntil, remainingFreshness: remaining > .zero ? remaining : .zero)
     }
 
     /// A stale copy held while waiting or computing, served as a fail-safe only while it is still

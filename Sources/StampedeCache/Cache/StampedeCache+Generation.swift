@@ -5,9 +5,13 @@ extension StampedeCache {
     ///
     /// The first call reads it from Redis. Afterwards the background loop (``run()``) re-reads it
     /// every second and `gen|N` notices update it at once; without a running loop, a call finding
-    /// it older than a second re-reads it inline (one caller at a time).
+    /// it older than a second re-reads it inline (one caller at a time). While the loop runs, a
+    /// request only looks at the value's age past ``loopGenerationMaxAge``: the loop's refresh comes
+    /// a little after each second (its ticks also flush hits), and every request in that window
+    /// would otherwise contend to claim a refresh that is the loop's to do.
     func currentGeneration() async -> Int64 {
-        let (value, state) = generation.read(maxAge: Self.generationRefreshInterval)
+        let maxAge = lifecycle.backgroundRunning ? Self.loopGenerationMaxAge : Self.generationRefreshInterval
+        let (value, state) = generation.read(maxAge: maxAge)
         switch state {
         case .neverRead:
             await refreshGeneration()
@@ -21,6 +25,13 @@ extension StampedeCache {
         case .current:
             return value
         }
+    }
+
+    /// The generation when it needs no refresh (the request path's common case, without the
+    /// suspension point of ``currentGeneration()``); `nil` otherwise.
+    func generationIfCurrent() -> Int64? {
+        let maxAge = lifecycle.backgroundRunning ? Self.loopGenerationMaxAgeNanoseconds : Self.generationRefreshIntervalNanoseconds
+        return generation.currentValue(maxAgeNanoseconds: maxAge)
     }
 
     /// Re-reads the generation from Redis (a failure keeps the value in use).

@@ -9,7 +9,16 @@ extension StampedeCache {
 
     /// Sends the hits counted since the last flush (concurrently, so they pipeline on the connection).
     private func sendHits() async {
-        let batch = hits.drain()
+        var batch = hits.drain()
+        if let nearEntries {
+            let nearHits = nearEntries.drainHits()
+            if !nearHits.isEmpty {
+                // One hot_touch per entry: a key read both from memory and from Redis sums its counts.
+                var merged = Dictionary(batch.map { ($0.0.id, $0) }, uniquingKeysWith: { first, second in (first.0, first.1 + second.1) })
+                for (entry, count) in nearHits { merged[entry.id, default: (entry, 0)].1 += count }
+                batch = Array(merged.values)
+            }
+        }
         guard !batch.isEmpty, policy.hot.ttl > .zero else { return }
         await withTaskGroup(of: Void.self) { group in
             for (entry, count) in batch {

@@ -64,6 +64,10 @@ extension StampedeCache {
     static let hitFlushInterval: Duration = .milliseconds(100)
     /// How often the namespace generation is re-read (notices carry changes at once; this catches missed ones).
     static let generationRefreshInterval: Duration = .seconds(1)
+    /// The age past which requests notice that the running loop has not refreshed the generation.
+    static let loopGenerationMaxAge: Duration = .seconds(3)
+    static let loopGenerationMaxAgeNanoseconds = loopGenerationMaxAge.nanosecondsClamped
+    static let generationRefreshIntervalNanoseconds = generationRefreshInterval.nanosecondsClamped
 
     /// The background loop: one timer for hit flushing and generation refresh.
     private func backgroundLoop() async {

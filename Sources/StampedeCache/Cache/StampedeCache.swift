@@ -59,6 +59,8 @@ public final class StampedeCache: Sendable, Service {
     let flushing = FlushSerializer()
     /// The in-process near-cache, when configured.
     let near: NearCache?
+    /// `near`'s entries, read by every near hit (see ``NearCacheEntries``).
+    let nearEntries: NearCacheEntries?
     /// The server's clock as last sampled: fresh hits skip `TIME` while it is usable.
     let serverClock = ServerClock()
     private let topologyObservation: TopologyObservation
@@ -111,7 +113,9 @@ public final class StampedeCache: Sendable, Service {
         self.redis = redis
         self.logger = logger
         self.metrics = CacheMetrics(namespace: metricsLabel ?? namespace)
-        self.near = nearCache.map { NearCache(configuration: $0, redis: redis, logger: logger, metricsLabel: metricsLabel ?? namespace) }
+        let near = nearCache.map { NearCache(configuration: $0, redis: redis, logger: logger, metricsLabel: metricsLabel ?? namespace) }
+        self.near = near
+        self.nearEntries = near?.entries
         if case .failOpen(let bound) = policy.redisUnavailable {
             self.limiter = ConcurrencyLimiter(limit: bound)
         } else {

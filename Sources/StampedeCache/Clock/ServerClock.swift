@@ -2,7 +2,7 @@ import RedisClient
 import Synchronization
 
 /// What this process knows of the Redis server's clock: the latest `TIME` reply with the local
-/// monotonic instants its request was sent and its reply received.
+/// monotonic instants its request was sent and its reply received (a ``ServerTimeSample``).
 ///
 /// From one sample, the server's clock at any later local instant `t` lies between
 /// `server + (t - received)` and `server + 1 ms + (t - sent)` (the reply is in whole
@@ -12,18 +12,12 @@ import Synchronization
 /// stepped is believed within that), only if its round trip was at most ``maximumUncertainty``,
 /// and never after the client may be talking to another server (``invalidate()``).
 package final class ServerClock: Sendable {
-    struct Sample: Sendable {
-        var serverMillis: Int64
-        var sent: ContinuousClock.Instant
-        var received: ContinuousClock.Instant
-    }
-
     /// How long a sample is used before a hit asks for `TIME` again (default).
     static let defaultLifetime: Duration = .seconds(1)
     /// Samples whose round trip took longer are not used (their bound would be too loose).
     static let maximumUncertainty: Duration = .milliseconds(10)
 
-    private let sample = Mutex<Sample?>(nil)
+    private let sample = Mutex<ServerTimeSample?>(nil)
     private let lifetimeNanoseconds = Atomic<Int64>(ServerClock.defaultLifetime.nanosecondsClamped)
 
     /// How long a sample is used.
@@ -42,8 +36,8 @@ package final class ServerClock: Sendable {
         sample.withLock { current in
             // The tighter of two recent samples gives the tighter bound; an old one is replaced.
             if let existing = current, received - existing.received < lifetime / 2,
-               existing.received - existing.sent <= received - sent { return }
-            current = Sample(serverMillis: serverMillis, sent: sent, received: received)
+               existing.roundTrip <= received - sent { return }
+            current = ServerTimeSample(serverMillis: serverMillis, sent: sent, received: received)
         }
     }
 
@@ -51,18 +45,12 @@ package final class ServerClock: Sendable {
     package func upperBound(at instant: ContinuousClock.Instant) -> Int64? {
         sample.withLock { sample -> Int64? in
             guard let sample, instant >= sample.received, instant - sample.received < lifetime else { return nil }
-            return sample.serverMillis + 1 + Self.ceilingMillis(instant - sample.sent)
+            return sample.upperBound(at: instant)
         }
     }
 
     /// Forgets the sample (the client may now be talking to another server).
     package func invalidate() {
         sample.withLock { $0 = nil }
-    }
-
-    private static func ceilingMillis(_ duration: Duration) -> Int64 {
-        let (seconds, attoseconds) = duration.components
-        let millis = seconds * 1_000 + attoseconds / 1_000_000_000_000_000
-        return attoseconds % 1_000_000_000_000_000 == 0 ? millis : millis + 1
     }
 }

@@ -11,17 +11,6 @@ import Synchronization
 /// near-cache meanwhile. Every loss of coherence — a pair closing or failing its keepalive `PING`,
 /// a topology change, `FLUSHALL` — drops everything before the next lookup can see it.
 final class NearCache: Sendable {
-    private struct Guarded: Sendable {
-        var state: NearCacheState
-        var diagnostics = NearCacheDiagnostics()
-    }
-
-    /// One stripe of the entries, by key: concurrent hits on different keys rarely wait for each other.
-    private final class Stripe: Sendable {
-        let guarded: Mutex<Guarded>
-        init(_ configuration: NearCacheConfiguration) { guarded = Mutex(Guarded(state: NearCacheState(configuration: configuration))) }
-    }
-
     private enum Link: Sendable {
         case opening(Task<TrackedConnectionPair?, Never>)
         case open(TrackedConnectionPair)
@@ -38,7 +27,12 @@ final class NearCache: Sendable {
     static let retryInterval: Duration = .seconds(1)
 
     let configuration: NearCacheConfiguration
-    private let stripes: [Stripe]
+    /// The entries, kept in an object of their own: the request path's lookups touch only it.
+    /// (This object is weakly referenced by the tracked connections' handlers, which gives it a
+    /// side table and makes every retain of it take Swift's slow path; ``NearCacheEntries`` is never
+    /// weakly referenced.)
+    let entries: NearCacheEntries
+    private var stripes: [NearCacheEntries.Stripe] { entries.stripes }
     private let links = Mutex(Links())
     private let observation = Mutex<TopologyObservation?>(nil)
     private let redis: RedisClient
@@ -46,6 +40,10 @@ final class NearCache: Sendable {
     private let metrics: NearCacheMetrics
     /// Told, on the event loop, how many entries each invalidation message dropped (benchmarks).
     private let invalidationObserver = Mutex<(@Sendable (Int) -> Void)?>(nil)
+    /// Counters of the whole near-cache, not of a stripe (see ``NearCacheDiagnostics``).
+    private let flushes = Atomic<Int>(0)
+    private let invalidationsReceived = Atomic<Int>(0)
+    private let trackingConnectionsOpened = Atomic<Int>(0)
 
     func observeInvalidations(_ body: (@Sendable (Int) -> Void)?) {
         invalidationObserver.withLock { $0 = body }
@@ -53,17 +51,11 @@ final class NearCache: Sendable {
 
     init(configuration: NearCacheConfiguration, redis: RedisClient, logger: Logger, metricsLabel: String) {
         self.configuration = configuration
-        // Up to 8 stripes, each with an equal share of the bounds (so the sums stay within them);
-        // one stripe for small near-caches, whose bounds must hold exactly.
-        let count = max(1, min(8, configuration.maxEntries / 1_024, configuration.maxBytes / (1 << 20)))
-        var share = configuration
-        share.maxEntries = configuration.maxEntries / count
-        share.maxBytes = configuration.maxBytes / count
-        share.maxEntryBytes = min(configuration.maxEntryBytes, share.maxBytes)
-        self.stripes = (0..<count).map { _ in Stripe(share) }
+        let metrics = NearCacheMetrics(namespace: metricsLabel)
+        self.entries = NearCacheEntries(configuration: configuration, metrics: metrics)
         self.redis = redis
         self.logger = logger
-        self.metrics = NearCacheMetrics(namespace: metricsLabel)
+        self.metrics = metrics
         let observation = redis.observeTopology { [weak self] in self?.topologyChanged() }
         self.observation.withLock { $0 = observation }
     }
@@ -73,29 +65,11 @@ final class NearCache: Sendable {
     }
 
     var diagnostics: NearCacheDiagnostics {
-        var total = NearCacheDiagnostics()
-        for stripe in stripes {
-            stripe.guarded.withLock { guarded in
-                let part = guarded.diagnostics
-                total.hits += part.hits
-                total.misses += part.misses
-                total.inserts += part.inserts
-                total.racedInserts += part.racedInserts
-                total.notAdmitted += part.notAdmitted
-                total.evictions += part.evictions
-                total.invalidationsReceived += part.invalidationsReceived
-                total.entriesInvalidated += part.entriesInvalidated
-                total.trackingConnectionsOpened += part.trackingConnectionsOpened
-                total.entries += guarded.state.count
-                total.bytes += guarded.state.bytes
-            }
-        }
-        total.flushes = stripes[0].guarded.withLock { $0.diagnostics.flushes }
+        var total = entries.diagnostics
+        total.flushes = flushes.load(ordering: .relaxed)
+        total.invalidationsReceived = invalidationsReceived.load(ordering: .relaxed)
+        total.trackingConnectionsOpened = trackingConnectionsOpened.load(ordering: .relaxed)
         return total
-    }
-
-    private func stripe(for key: String) -> Stripe {
-        stripes.count == 1 ? stripes[0] : stripes[Int(UInt(bitPattern: key.hashValue) % UInt(stripes.count))]
     }
 
     /// The `CLIENT ID`s of the open pairs' listeners (tests kill them).
@@ -107,23 +81,12 @@ final class NearCache: Sendable {
 
     // MARK: The request path
 
-    /// The entry for `key` if it is held for `generation` and certainly fresh now.
-    func lookup(_ key: String, generation: Int64, now: ContinuousClock.Instant = .now) -> NearCacheEntry? {
-        let found = stripe(for: key).guarded.withLock { guarded -> NearCacheEntry? in
-            let found = guarded.state.lookup(key, generation: generation, now: now)
-            if found != nil { guarded.diagnostics.hits += 1 } else { guarded.diagnostics.misses += 1 }
-            return found
-        }
-        if found != nil { metrics.hits.increment() } else { metrics.misses.increment() }
-        return found
-    }
-
     /// Reads `entry` (`TIME` + `GET`) on the tracked connection of its node and holds it when it is
     /// fresh. `nil` when no tracked connection to the node is available, or the read failed on it:
     /// the caller reads as without the near-cache.
     func read(_ entry: EntryKeys, userKey: String, generation: Int64) async -> FastRead? {
         guard let pair = await pair(routedBy: entry.value) else { return nil }
-        let stripe = stripe(for: userKey)
+        let stripe = entries.stripe(for: userKey)
         let ticket = stripe.guarded.withLock { $0.state.ticket(for: entry.value) }
         // Checked after the ticket: a loss reported from here on bumps the ticket's session.
         guard pair.isActive else { return nil }
@@ -228,7 +191,7 @@ final class NearCache: Sendable {
                 await pair.close()
                 return nil
             }
-            stripes[0].guarded.withLock { $0.diagnostics.trackingConnectionsOpened += 1 }
+            trackingConnectionsOpened.add(1, ordering: .relaxed)
             logger.debug("near-cache tracking connections open", metadata: ["node": "\(endpoint)", "listener": "\(pair.listenerID)"])
             return pair
         } catch {
@@ -254,7 +217,7 @@ final class NearCache: Sendable {
         case .everything:
             flush("server_flush")
         case .keys(let keys):
-            stripes[0].guarded.withLock { $0.diagnostics.invalidationsReceived += keys.count }
+            invalidationsReceived.add(keys.count, ordering: .relaxed)
             let dropped = invalidate(keys)
             metrics.invalidations.increment(by: Int64(keys.count))
             if dropped > 0 { recordSize() }
@@ -291,11 +254,9 @@ final class NearCache: Sendable {
 
     private func flush(_ reason: String) {
         for stripe in stripes {
-            stripe.guarded.withLock { guarded in
-                _ = guarded.state.flush()
-                guarded.diagnostics.flushes += 1
-            }
+            stripe.guarded.withLock { guarded in _ = guarded.state.flush() }
         }
+        flushes.add(1, ordering: .relaxed)
         metrics.flushed(reason)
         recordSize()
     }

@@ -2,7 +2,8 @@
 public struct NearCacheDiagnostics: Sendable, Hashable {
     /// Fresh hits answered from process memory.
     public var hits = 0
-    /// Lookups that found nothing fresh in memory (the request went to Redis).
+    /// Lookups that found nothing fresh in memory, or an entry whose early refresh (XFetch) was
+    /// due: the request went to Redis.
     public var misses = 0
     /// Values read from Redis and now held.
     public var inserts = 0

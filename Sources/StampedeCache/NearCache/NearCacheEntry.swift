@@ -5,9 +5,9 @@ import RedisClient
 struct NearCacheEntry: Sendable {
     /// The entry as read from Redis (`now` is the server's `TIME` in that read).
     var stored: StoredEntry
-    /// The local instant the read was sent. `TIME` ran after it, so the server's clock at any later
-    /// local instant `t` is at most `stored.now + 1 ms + (t - sentAt)` (TIME is in whole ms).
-    var sentAt: ContinuousClock.Instant
+    /// That read's `TIME` with the instants it was sent and received: the bound of the server's
+    /// clock from then on (the same rule as ``ServerClock``'s hits that skip `TIME`).
+    var sample: ServerTimeSample
     /// Until when (local monotonic clock) the entry is fresh by that upper bound of server time.
     var freshDeadline: ContinuousClock.Instant
     /// The namespace generation of the keys it was read with.
@@ -19,19 +19,10 @@ struct NearCacheEntry: Sendable {
 
     init(stored: StoredEntry, sentAt: ContinuousClock.Instant, generation: Int64, keys: EntryKeys, userKey: String) {
         self.stored = stored
-        self.sentAt = sentAt
+        self.sample = ServerTimeSample(serverMillis: stored.now, sent: sentAt, received: stored.readAt)
         self.generation = generation
         self.keys = keys
-        // fresh while stored.now + 1 + elapsed < freshUntil  ⇔  elapsed < freshUntil - now - 1
-        let remaining = stored.freshUntil - stored.now - 1
-        self.freshDeadline = sentAt + .milliseconds(max(0, remaining))
+        self.freshDeadline = sample.deadline(before: stored.freshUntil)
         self.bytes = stored.value.readableBytes + userKey.utf8.count + keys.id.utf8.count * 2 + NearCacheConfiguration.entryOverheadBytes
-    }
-
-    /// The server time at `instant` by the upper bound (ms).
-    func serverTimeUpperBound(at instant: ContinuousClock.Instant) -> Int64 {
-        let elapsed = instant - sentAt
-        let (seconds, attoseconds) = elapsed.components
-        return stored.now + 1 + seconds * 1_000 + attoseconds / 1_000_000_000_000_000 + 1
     }
 }

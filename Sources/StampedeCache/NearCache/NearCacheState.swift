@@ -9,6 +9,8 @@ struct NearCacheState: Sendable {
         var entry: NearCacheEntry
         var previous: Int
         var next: Int
+        /// Hits answered from this slot since the last ``drainHits()`` (hot-key counting).
+        var pendingHits = 0
     }
 
     /// What a read must present to insert its result: the epochs when it was sent.
@@ -34,6 +36,8 @@ struct NearCacheState: Sendable {
     private var freeSlots: [Int] = []
     private var index: [String: Int] = [:]
     private var byValueKey: [String: Int] = [:]
+    /// Slots whose `pendingHits` went from 0 to 1 since the last ``drainHits()``.
+    private var touched: [Int] = []
     private var head = -1  // most recently used
     private var tail = -1  // least recently used
     private(set) var bytes = 0
@@ -54,16 +58,42 @@ struct NearCacheState: Sendable {
     /// The entry for `key` if it is held for `generation` and fresh at `now`; counts the request
     /// for admission either way. An entry of another generation is dropped.
     mutating func lookup(_ key: String, generation: Int64, now: ContinuousClock.Instant) -> NearCacheEntry? {
-        if configuration.admission == .frequency { sketch.increment(key.hashValue) }
+        guard let (slot, _) = lookup(key, hash: key.hashValue, generation: generation, now: now) else { return nil }
+        return slots[slot].entry
+    }
+
+    /// ``lookup(_:generation:now:)`` with the key's `hashValue` computed once by the caller: the slot
+    /// (for ``countHit(slot:)``) and what a hit needs of the entry.
+    mutating func lookup(_ key: String, hash: Int, generation: Int64, now: ContinuousClock.Instant) -> (slot: Int, hit: NearCacheHit)? {
+        if configuration.admission == .frequency { sketch.increment(hash) }
         guard let slot = index[key] else { return nil }
-        let entry = slots[slot].entry
-        guard entry.generation == generation else {
+        guard slots[slot].entry.generation == generation else {
             remove(slot)
             return nil
         }
-        guard now < entry.freshDeadline else { return nil }
+        guard now < slots[slot].entry.freshDeadline else { return nil }
         touch(slot)
-        return entry
+        return (slot, NearCacheHit(slots[slot].entry))
+    }
+
+    /// Counts a hit answered from `slot` for hot-key promotion; ``drainHits()`` hands the counts
+    /// over. (Counted here, under the lock the lookup already holds, rather than in a second map.)
+    mutating func countHit(slot: Int) {
+        if slots[slot].pendingHits == 0 { touched.append(slot) }
+        slots[slot].pendingHits += 1
+    }
+
+    /// The hits counted since the last call, by entry. A removed entry's hits are still reported
+    /// until its slot is reused; a flush drops them (at most one flush interval of hits).
+    mutating func drainHits() -> [(EntryKeys, Int)] {
+        var counted: [(EntryKeys, Int)] = []
+        counted.reserveCapacity(touched.count)
+        for slot in touched where slot < slots.count && slots[slot].pendingHits > 0 {
+            counted.append((slots[slot].entry.keys, slots[slot].pendingHits))
+            slots[slot].pendingHits = 0
+        }
+        touched.removeAll(keepingCapacity: true)
+        return counted
     }
 
     /// The ticket for a read of `valueKey` about to be sent.
@@ -124,6 +154,7 @@ struct NearCacheState: Sendable {
         session &+= 1
         slots.removeAll(keepingCapacity: true)
         freeSlots.removeAll(keepingCapacity: true)
+        touched.removeAll(keepingCapacity: true)
         index.removeAll(keepingCapacity: true)
         byValueKey.removeAll(keepingCapacity: true)
         head = -1
