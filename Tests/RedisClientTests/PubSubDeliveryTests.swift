@@ -60,15 +60,17 @@ struct PubSubDeliveryTests {
     func keepaliveNoticesADeadConnection() async throws {
         try await withPrivateRedis { server in
             var configuration = try RedisConfiguration(url: server.url)
+            // The PING goes out within 1 s of the pause and times out 2 s later, well inside the 8 s
+            // pause; the 2 s timeout leaves SUBSCRIBE room on a loaded machine (300 ms did not).
             configuration.subscriberKeepalive = .seconds(1)
-            configuration.commandTimeout = .milliseconds(300)
+            configuration.commandTimeout = .seconds(2)
             configuration.reconnectBackoff = .init(initial: .milliseconds(10), maximum: .milliseconds(100))
             let client = try RedisClient(configuration: configuration, logger: TestRedis.logger)
             let admin = try makeClient(server.url)
             let subscription = try await client.subscriber.subscribe(to: ["quiet"])
             var events = subscription.makeAsyncIterator()
             // Nothing is published: only the keepalive PING can find out that the server stopped answering.
-            try await admin.send("CLIENT", "PAUSE", "2000", "ALL")
+            try await admin.send("CLIENT", "PAUSE", "8000", "ALL")
             #expect(await events.next() == .reconnected)
             _ = try await admin.send("PUBLISH", "quiet", "after")
             #expect(await events.next() == .message(RedisPubSubMessage(channel: "quiet", payload: .init(string: "after"))))
