@@ -27,6 +27,8 @@ final class ChatCompletionsHandler: ChannelInboundHandler, RemovableChannelHandl
         var delay: Duration
         /// What to do.
         var action: () -> Void
+        /// Whether the steps after this one wait for ``SimulatedLLMServer/releaseStreams()``.
+        var pausesAfterwards = false
     }
 
     /// Shared server state.
@@ -377,6 +379,7 @@ final class ChatCompletionsHandler: ChannelInboundHandler, RemovableChannelHandl
             }
         )
         let sentPieces = min(pieces.count, cutAfter ?? pieces.count)
+        let holdAfter = state.streamHoldAfterChunks
         for (index, piece) in pieces.prefix(sentPieces).enumerated() {
             let chunk = ChunkBody(
                 id: id,
@@ -385,9 +388,9 @@ final class ChatCompletionsHandler: ChannelInboundHandler, RemovableChannelHandl
                 choices: [.init(delta: piece, finishReason: nil)]
             )
             steps.append(
-                Step(delay: index == 0 ? .zero : gap) {
+                Step(delay: index == 0 ? .zero : gap, action: {
                     self.writeEvent(ResponseJSON.encode(chunk), context: context)
-                }
+                }, pausesAfterwards: index + 1 == holdAfter)
             )
         }
         if cutAfter != nil {
@@ -467,6 +470,19 @@ final class ChatCompletionsHandler: ChannelInboundHandler, RemovableChannelHandl
             }
             remaining.removeFirst()
             step.action()
+            if step.pausesAfterwards, !remaining.isEmpty {
+                // Resumed on the event loop by releaseStreams(); the handler and context are
+                // only touched there (NIOLoopBound checks it).
+                let loop = context.eventLoop
+                let bound = NIOLoopBound((handler: self, context: context, rest: remaining), eventLoop: loop)
+                state.park {
+                    loop.execute {
+                        let parked = bound.value
+                        parked.handler.run(parked.rest, generation: generation, context: parked.context)
+                    }
+                }
+                return
+            }
         }
     }
 

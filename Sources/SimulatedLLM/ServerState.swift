@@ -99,6 +99,10 @@ final class ServerState: Sendable {
         var nextChannelID: UInt64 = 0
         /// Whether `stop()` was called.
         var stopped = false
+        /// While set, streamed answers pause after this many content chunks.
+        var holdAfterChunks: Int?
+        /// Resumptions of streams paused by the hold, run on release.
+        var held: [@Sendable () -> Void] = []
     }
 
     /// The expected API key, if authentication is enforced.
@@ -181,6 +185,44 @@ final class ServerState: Sendable {
     func completionID(hash: String) -> String {
         let serial = completionCounter.wrappingAdd(1, ordering: .relaxed).newValue
         return "chatcmpl-sim\(hash)\(String(serial, radix: 16))"
+    }
+
+    // MARK: Holding streams
+
+    /// Makes streamed answers that start from now on pause after `chunks` content chunks.
+    func holdStreams(afterChunks chunks: Int) {
+        mutable.withLock { $0.holdAfterChunks = max(0, chunks) }
+    }
+
+    /// The content-chunk count after which a stream starting now pauses, if streams are held.
+    var streamHoldAfterChunks: Int? {
+        mutable.withLock { $0.holdAfterChunks }
+    }
+
+    /// Parks a paused stream's resumption until ``releaseStreams()``; runs it at once if
+    /// streams were released meanwhile (or the server is stopping).
+    func park(_ resume: @escaping @Sendable () -> Void) {
+        let runNow = mutable.withLock { state -> Bool in
+            guard state.holdAfterChunks != nil, !state.stopped else { return true }
+            state.held.append(resume)
+            return false
+        }
+        if runNow { resume() }
+    }
+
+    /// Stops holding streams and resumes every paused one.
+    func releaseStreams() {
+        let resumptions = mutable.withLock { state in
+            state.holdAfterChunks = nil
+            defer { state.held.removeAll() }
+            return state.held
+        }
+        for resume in resumptions { resume() }
+    }
+
+    /// The number of streams paused by the hold right now.
+    var heldStreamCount: Int {
+        mutable.withLock { $0.held.count }
     }
 
     // MARK: Calls

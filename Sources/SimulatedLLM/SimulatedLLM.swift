@@ -89,6 +89,25 @@ package final class SimulatedLLMServer: Sendable {
         state.enqueue(responses)
     }
 
+    /// Makes streamed answers that start from now on pause after `chunks` content chunks
+    /// until ``releaseStreams()``.
+    ///
+    /// Tests use it to observe what happens *while* an answer streams (a follower's first
+    /// piece arriving live, for instance) by waiting for that event instead of for time.
+    package func holdStreams(afterChunks chunks: Int) {
+        state.holdStreams(afterChunks: chunks)
+    }
+
+    /// Stops holding streams and lets every paused one finish (after its remaining delays).
+    package func releaseStreams() {
+        state.releaseStreams()
+    }
+
+    /// The number of streamed answers paused by ``holdStreams(afterChunks:)`` right now.
+    package var heldStreamCount: Int {
+        state.heldStreamCount
+    }
+
     /// Every request received (including rejected ones), in arrival order.
     package var calls: [RecordedCall] {
         state.calls
@@ -110,6 +129,7 @@ package final class SimulatedLLMServer: Sendable {
     /// again is harmless.
     package func stop() async {
         let connections = state.beginStop()
+        state.releaseStreams()
         serverChannel.close(promise: nil)
         for connection in connections {
             connection.close(promise: nil)

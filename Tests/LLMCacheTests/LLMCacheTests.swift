@@ -183,56 +183,65 @@ struct LLMCacheTests {
         await leader.close(); await follower.close(); await redisA.close(); await redisB.close(); await server.stop()
     }
 
-    @Test("a caller that joins a streamed computation in the same process also gets its pieces live (the first before the leader's stream ends); one upstream call")
+    @Test("a caller that joins a streamed computation in the same process also gets its pieces live (the first while the upstream's answer is paused after 2 of its 8 pieces); one upstream call")
     func inProcessJoinersStreamLive() async throws {
         try await followLive(sameWorker: true)
     }
 
-    @Test("a caller waiting on another worker's streamed computation gets its pieces live from the start (the first before the leader's stream ends), then the rest; one upstream call")
+    @Test("a caller waiting on another worker's streamed computation gets its pieces live from the start (the first while the upstream's answer is paused after 2 of its 8 pieces), then the rest; one upstream call")
     func followersStreamLive() async throws {
         try await followLive(sameWorker: false)
     }
 
     @Test("four callers in one process following another worker's streamed computation all get its pieces live, through one shared reader of its stream; one upstream call")
     func callersInOneProcessShareOneLiveReader() async throws {
-        let server = try await SimulatedLLMServer.start(.init(latency: .fixed(.seconds(3)), streamChunks: 8), apiKey: "k")
+        // The upstream pauses after 2 of its 8 pieces until every follower has received a piece
+        // (an event, not a time, so a loaded machine cannot decide the outcome).
+        let server = try await SimulatedLLMServer.start(.init(latency: .fixed(.milliseconds(400)), streamChunks: 8), apiKey: "k")
+        server.holdStreams(afterChunks: 2)
         let url = try TestRedis.sharedURL
         let ns = namespace()
-        let (redisA, leader) = try await makeWorker(url, server: server, namespace: ns, id: "a")
-        let (redisB, other) = try await makeWorker(url, server: server, namespace: ns, id: "b")
+        // Room for a slow follower to join while the answer is paused (the wait below allows 60 s).
+        let patient = CachePolicy(freshFor: .seconds(60), staleFor: .seconds(60), computeTimeout: .seconds(60), lockTTL: .seconds(70), ttlJitter: 0)
+        let (redisA, leader) = try await makeWorker(url, server: server, namespace: ns, id: "a", policy: patient)
+        let (redisB, other) = try await makeWorker(url, server: server, namespace: ns, id: "b", policy: patient)
         let readersSeen = SeenCounts()
-        @Sendable func collect(_ stream: AsyncThrowingStream<ChatStreamEvent, any Error>, sample: Bool) async throws -> (text: String, first: ContinuousClock.Instant?, last: ContinuousClock.Instant?, result: LLMResult?) {
+        let followerPieces = (0..<4).map { _ in PieceCount() }
+        @Sendable func collect(_ stream: AsyncThrowingStream<ChatStreamEvent, any Error>, counting: PieceCount?) async throws -> (text: String, result: LLMResult?) {
             var text = ""
-            var first: ContinuousClock.Instant?
-            var last: ContinuousClock.Instant?
             var result: LLMResult?
             for try await event in stream {
                 switch event {
                 case .delta(let piece):
                     text += piece
-                    first = first ?? .now
-                    last = .now
-                    if sample { readersSeen.insert(other.liveReaders.count) }
+                    if let counting {
+                        counting.add()
+                        readersSeen.insert(other.liveReaders.count)
+                    }
                 case .reasoning: break
                 case .completed(let final): result = final
                 }
             }
-            return (text, first, last, result)
+            return (text, result)
         }
-        async let leading = collect(leader.stream(ask("Shared live stream")), sample: false)
+        async let leading = collect(leader.stream(ask("Shared live stream")), counting: nil)
         try await waitUntil("the leader's upstream call started") { server.callCount == 1 }
-        let followers = try await withThrowingTaskGroup(of: (text: String, first: ContinuousClock.Instant?, last: ContinuousClock.Instant?, result: LLMResult?).self) { group in
-            for _ in 0..<4 { group.addTask { try await collect(other.stream(ask("Shared live stream")), sample: true) } }
+        async let following = withThrowingTaskGroup(of: (text: String, result: LLMResult?).self) { group in
+            for counting in followerPieces { group.addTask { try await collect(other.stream(ask("Shared live stream")), counting: counting) } }
             return try await group.reduce(into: []) { $0.append($1) }
         }
+        try await waitUntil("each of the 4 followers got a piece while the upstream's answer was paused after 2 of its 8", limit: .seconds(60)) {
+            server.heldStreamCount == 1 && followerPieces.allSatisfy { $0.value >= 1 }
+        }
+        let piecesDuringPause = followerPieces.map(\.value)
+        server.releaseStreams()
         let led = try await leading
+        let followers = try await following
         let content = try #require(led.result?.completion.content)
-        let lastLed = try #require(led.last)
+        #expect(piecesDuringPause.allSatisfy { (1...2).contains($0) }, "pieces per follower during the pause: \(piecesDuringPause)")
         #expect(followers.count == 4)
         for follower in followers {
             #expect(follower.text == content)
-            let first = try #require(follower.first)
-            #expect(first < lastLed, "a follower's first piece came \(first - lastLed) after the leader's last")
         }
         #expect(readersSeen.values == [1], "one shared reader while the pieces arrived: \(readersSeen.values)")
         #expect(other.liveReaders.count == 0, "the reader is gone once everyone stopped following")
@@ -244,49 +253,55 @@ struct LLMCacheTests {
     func followersStreamLiveOnCluster() async throws {
         try await withTestCluster(replicasPerPrimary: 0) { cluster in
             for prompt in ["Live on a cluster, one", "Live on a cluster, two", "Live on a cluster, three"] {
-                try await followLive(sameWorker: false, url: cluster.url, prompt: prompt, latency: .seconds(3))
+                try await followLive(sameWorker: false, url: cluster.url, prompt: prompt)
             }
         }
     }
 
-    private func followLive(sameWorker: Bool, url explicitURL: String? = nil, prompt: String = "Live, please", latency: Duration = .seconds(3)) async throws {
-        let server = try await SimulatedLLMServer.start(.init(latency: .fixed(latency), streamChunks: 8), apiKey: "k")
+    private func followLive(sameWorker: Bool, url explicitURL: String? = nil, prompt: String = "Live, please") async throws {
+        // The upstream pauses after 2 of its 8 pieces until the follower has received a piece:
+        // a follower that only got the committed answer sees nothing during the pause. The test
+        // waits for that event, not for time, so a loaded machine cannot make it pass or fail.
+        let server = try await SimulatedLLMServer.start(.init(latency: .fixed(.milliseconds(400)), streamChunks: 8), apiKey: "k")
+        server.holdStreams(afterChunks: 2)
         let url = try explicitURL ?? TestRedis.sharedURL
         let ns = namespace()
-        let (redisA, leader) = try await makeWorker(url, server: server, namespace: ns, id: "a")
-        let (redisB, other) = try await makeWorker(url, server: server, namespace: ns, id: "b")
+        // Room for a slow follower to join while the answer is paused (the wait below allows 60 s).
+        let patient = CachePolicy(freshFor: .seconds(60), staleFor: .seconds(60), computeTimeout: .seconds(60), lockTTL: .seconds(70), ttlJitter: 0)
+        let (redisA, leader) = try await makeWorker(url, server: server, namespace: ns, id: "a", policy: patient)
+        let (redisB, other) = try await makeWorker(url, server: server, namespace: ns, id: "b", policy: patient)
         let follower = sameWorker ? leader : other
-        func collect(_ stream: AsyncThrowingStream<ChatStreamEvent, any Error>) async throws -> (deltas: [String], at: [ContinuousClock.Instant], result: LLMResult?) {
+        let leaderPieces = PieceCount()
+        let followerPieces = PieceCount()
+        @Sendable func collect(_ stream: AsyncThrowingStream<ChatStreamEvent, any Error>, counting: PieceCount) async throws -> (deltas: [String], result: LLMResult?) {
             var deltas: [String] = []
-            var at: [ContinuousClock.Instant] = []
             var result: LLMResult?
             for try await event in stream {
                 switch event {
                 case .delta(let piece):
                     deltas.append(piece)
-                    at.append(.now)
+                    counting.add()
                 case .reasoning: break
                 case .completed(let final): result = final
                 }
             }
-            return (deltas, at, result)
+            return (deltas, result)
         }
-        async let leading = collect(leader.stream(ask(prompt)))
+        async let leading = collect(leader.stream(ask(prompt)), counting: leaderPieces)
         try await waitUntil("the leader's upstream call started") { server.callCount == 1 }
-        async let following = collect(follower.stream(ask(prompt)))
+        async let following = collect(follower.stream(ask(prompt)), counting: followerPieces)
+        try await waitUntil("the follower got a piece while the upstream's answer was paused after 2 of its 8", limit: .seconds(60)) {
+            server.heldStreamCount == 1 && leaderPieces.value == 2 && followerPieces.value >= 1
+        }
+        let followerPiecesDuringPause = followerPieces.value
+        server.releaseStreams()
         let led = try await leading
         let followed = try await following
         let content = try #require(led.result?.completion.content)
+        #expect((1...2).contains(followerPiecesDuringPause), "the follower had \(followerPiecesDuringPause) pieces during the pause")
         #expect(led.deltas.count == 8)
         #expect(followed.deltas.joined() == content)
         #expect(followed.result?.source == (sameWorker ? .joinedInProcess : .receivedFromOtherWorker))
-        // (3 s: on a loaded CI machine a follower can take over a second just to start asking.)
-        // The upstream spreads its 8 pieces over the second half of 3 s: a follower that only got
-        // the committed answer would see its first piece after the leader's last.
-        let firstFollowed = try #require(followed.at.first)
-        let lastLed = try #require(led.at.last)
-        #expect(firstFollowed < lastLed, "the follower's first piece came \(firstFollowed - lastLed) after the leader's last")
-        #expect(followed.deltas.count >= 2)
         #expect(server.callCount == 1)
         #expect(try leader.cache(for: ns).liveAnnouncements.count == 0, "nothing is left registered")
         await leader.close(); await other.close(); await redisA.close(); await redisB.close(); await server.stop()
@@ -397,6 +412,13 @@ struct LLMCacheTests {
 }
 
 
+
+/// How many pieces a stream's consumer has received so far (read by the test while it runs).
+private final class PieceCount: Sendable {
+    private let count = Atomic<Int>(0)
+    func add() { count.add(1, ordering: .relaxed) }
+    var value: Int { count.load(ordering: .relaxed) }
+}
 
 /// The distinct counts a test saw (shared by its concurrent tasks).
 private final class SeenCounts: Sendable {
