@@ -39,6 +39,9 @@ struct CacheMetrics: Sendable {
     let redisUnavailable: Counter
     let commitFailures: Counter
     let redisRetries: Counter
+    /// Fresh reads that left inside an `MGET` batch, and the batches (``ReadBatcher``).
+    let batchedReads: Counter
+    let readBatches: Counter
     private let requestCounters: [Counter]
     private let wakeups: [String: Counter]
 
@@ -65,6 +68,8 @@ struct CacheMetrics: Sendable {
         redisUnavailable = Counter(label: "stampede_cache_redis_unavailable_total", dimensions: dimensions)
         commitFailures = Counter(label: "stampede_cache_commit_failures_total", dimensions: dimensions)
         redisRetries = Counter(label: "stampede_cache_redis_retries_total", dimensions: dimensions)
+        batchedReads = Counter(label: "stampede_cache_batched_reads_total", dimensions: dimensions)
+        readBatches = Counter(label: "stampede_cache_read_batches_total", dimensions: dimensions)
     }
 
     func request(_ source: CacheSource) {

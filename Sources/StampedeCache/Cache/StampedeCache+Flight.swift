@@ -122,7 +122,7 @@ extension StampedeCache {
                     read = tracked
                 } else {
                     let cluster = try await redis.isCluster()
-                    read = try await retryingOnce({ try await self.redis.fastRead(entry, clock: self.serverClock, cluster: cluster) })
+                    read = try await retryingOnce({ try await self.redis.fastRead(entry, clock: self.serverClock, cluster: cluster, batcher: self.reads) })
                 }
                 if case .entry(let stored) = read, stored.isFresh, !earlyRefreshDue(stored) {
                     return Self.served(stored, .freshHit)

@@ -23,7 +23,7 @@ extension StampedeCache {
             if let near, let tracked = await near.read(entry, userKey: key, generation: generation) {
                 read = tracked
             } else {
-                read = try await redis.fastRead(entry, clock: serverClock, cluster: try await redis.isCluster())
+                read = try await redis.fastRead(entry, clock: serverClock, cluster: try await redis.isCluster(), batcher: reads)
             }
         } catch {
             throw CacheError.redisFailure(error)

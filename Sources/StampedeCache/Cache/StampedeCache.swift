@@ -63,6 +63,8 @@ public final class StampedeCache: Sendable, Service {
     let nearEntries: NearCacheEntries?
     /// The server's clock as last sampled: fresh hits skip `TIME` while it is usable.
     let serverClock = ServerClock()
+    /// Batches concurrent fresh reads into one `MGET` (``ReadBatcher``).
+    let reads: ReadBatcher
     private let topologyObservation: TopologyObservation
 
     struct Outcome: Sendable {
@@ -113,6 +115,7 @@ public final class StampedeCache: Sendable, Service {
         self.redis = redis
         self.logger = logger
         self.metrics = CacheMetrics(namespace: metricsLabel ?? namespace)
+        self.reads = ReadBatcher(redis: redis, limit: redis.configuration.poolSize, counters: (metrics.batchedReads, metrics.readBatches))
         let near = nearCache.map { NearCache(configuration: $0, redis: redis, logger: logger, metricsLabel: metricsLabel ?? namespace) }
         self.near = near
         self.nearEntries = near?.entries

@@ -14,10 +14,16 @@ extension RedisClient {
     /// server's time (the entry's `now` is then the upper bound of the server's clock when the
     /// reply arrived, so an entry is fresh only if it is fresh by the server's clock); otherwise
     /// `TIME` + `GET`, whose `TIME` becomes the next sample. Never on a cluster (each node has its
-    /// own clock): there, always `TIME` + `GET` on the key's node.
-    package func fastRead(_ keys: EntryKeys, clock: ServerClock, cluster: Bool) async throws(RedisError) -> FastRead {
+    /// own clock): there, always `TIME` + `GET` on the key's node. With `batcher`, the plain `GET`
+    /// may leave in one `MGET` with concurrent reads (``ReadBatcher``).
+    package func fastRead(_ keys: EntryKeys, clock: ServerClock, cluster: Bool, batcher: ReadBatcher? = nil) async throws(RedisError) -> FastRead {
         if !cluster, clock.upperBound(at: .now) != nil {
-            let value = try await send(RedisCommand("GET", RedisArgument(keys.value)))
+            let value: RESPValue
+            if let batcher {
+                value = try await batcher.get(keys.value)
+            } else {
+                value = try await send(RedisCommand("GET", RedisArgument(keys.value)))
+            }
             let received = ContinuousClock.now
             if let upper = clock.upperBound(at: received) {
                 return FastRead(value: value, now: upper, readAt: received)

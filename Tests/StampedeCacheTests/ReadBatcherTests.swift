@@ -1,0 +1,96 @@
+import NIOCore
+import RedisClient
+import RedisTestSupport
+@testable import StampedeCache
+import Testing
+
+/// Concurrent fresh reads leave together in one `MGET` when every slot is out, and each caller
+/// gets its own reply; a lone read is a plain `GET` that waits for nobody.
+@Suite("read batching: concurrent fresh reads share one MGET", .sharedRedis)
+struct ReadBatcherTests {
+    @Test("10 reads queued behind a busy slot leave as one MGET of 10 keys, each caller getting its own key's value (a missing key reads as null)")
+    func queuedReadsLeaveInOneMGET() async throws {
+        let client = try makeClient(try TestRedis.sharedURL)
+        let prefix = "rb:\(uniqueNamespace())"
+        for index in 0..<9 { _ = try await client.send("SET", RedisArgument("\(prefix):\(index)"), RedisArgument("value \(index)")) }
+        let batcher = ReadBatcher(redis: client, limit: 1)
+        // The reads are sent once the slot is given back, so they run in tasks of their own.
+        let reads = try await batcher.withSlotTaken {
+            let reads = (0..<10).map { index in Task { try await batcher.get("\(prefix):\(index)") } }
+            try await eventually("10 reads queued behind the busy slot") { batcher.queuedCount == 10 }
+            return reads
+        }
+        var values: [Int: RESPValue] = [:]
+        for (index, read) in reads.enumerated() { values[index] = try await read.value }
+        #expect(values.count == 10)
+        for index in 0..<9 { #expect(values[index]?.string == "value \(index)", "key \(index)") }
+        #expect(values[9] == .null)
+        #expect(batcher.batchCounts.reads == 10)
+        #expect(batcher.batchCounts.batches == 1)
+        #expect(batcher.queuedCount == 0)
+        await client.close()
+    }
+
+    @Test("one read at a time is a plain GET each (no batch, no wait), and 130 queued reads leave as batches of at most 128")
+    func loneReadsAreGETsAndBatchesAreBounded() async throws {
+        let client = try makeClient(try TestRedis.sharedURL)
+        let key = "rb:\(uniqueNamespace())"
+        _ = try await client.send("SET", RedisArgument(key), "v")
+        let batcher = ReadBatcher(redis: client, limit: 1)
+        for _ in 0..<3 { #expect(try await batcher.get(key).string == "v") }
+        #expect(batcher.batchCounts.batches == 0)
+        let reads = try await batcher.withSlotTaken {
+            let reads = (0..<130).map { _ in Task { try await batcher.get(key).string } }
+            try await eventually("130 reads queued behind the busy slot") { batcher.queuedCount == 130 }
+            return reads
+        }
+        var answers = 0
+        for read in reads where try await read.value == "v" { answers += 1 }
+        #expect(answers == 130)
+        #expect(batcher.batchCounts.reads == 130)
+        #expect(batcher.batchCounts.batches == 2, "128 + 2")
+        await client.close()
+    }
+
+    @Test("when the batch's MGET fails, every caller queued in it gets the error (the client was closed meanwhile)")
+    func aFailedBatchFailsEveryCallerInIt() async throws {
+        let client = try makeClient(try TestRedis.sharedURL)
+        let batcher = ReadBatcher(redis: client, limit: 1)
+        let reads = try await batcher.withSlotTaken {
+            let reads = (0..<5).map { index in Task { try await batcher.get("rb:closed:\(index)") } }
+            try await eventually("5 reads queued behind the busy slot") { batcher.queuedCount == 5 }
+            await client.close()
+            return reads
+        }
+        var failures = 0
+        for read in reads {
+            do { _ = try await read.value } catch is RedisError { failures += 1 }
+        }
+        #expect(failures == 5)
+        #expect(batcher.batchCounts.batches == 0)
+        #expect(batcher.queuedCount == 0)
+    }
+
+    @Test("fresh hits of 10 keys queued behind a busy slot come back from one MGET, each its own value, as fresh hits by the server's clock")
+    func cacheHitsLeaveInOneMGET() async throws {
+        let worker = try await Worker.start(try TestRedis.sharedURL, namespace: uniqueNamespace(), policy: testPolicy())
+        for index in 0..<10 {
+            _ = try await worker.cache.value(for: "k\(index)") { Array("answer \(index)".utf8) }
+            #expect(try await worker.cache.value(for: "k\(index)") { [] }.source == .freshHit)
+        }
+        let cache = worker.cache
+        let hits = try await cache.reads.withSlotTaken {
+            let hits = (0..<10).map { index in Task { try await cache.value(for: "k\(index)") { [] } } }
+            try await eventually("10 hits queued behind the busy slot") { cache.reads.queuedCount == 10 }
+            return hits
+        }
+        for (index, hit) in hits.enumerated() {
+            let result = try await hit.value
+            #expect(text(result.value) == "answer \(index)")
+            #expect(result.source == .freshHit)
+        }
+        #expect(cache.reads.batchCounts.reads == 10)
+        #expect(cache.reads.batchCounts.batches == 1)
+        await worker.stop()
+    }
+}
