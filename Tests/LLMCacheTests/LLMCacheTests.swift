@@ -144,8 +144,8 @@ struct LLMCacheTests {
         let url = try TestRedis.sharedURL
         let ns = namespace()
         let gate = TestGate()
-        let (redisA, leader) = try await makeWorker(url, server: server, namespace: ns, id: "a", gate: gate)
-        let (redisB, follower) = try await makeWorker(url, server: server, namespace: ns, id: "b")
+        let (redisA, leader) = try await makeWorker(url, server: server, namespace: ns, id: "a", policy: patientPolicy, gate: gate)
+        let (redisB, follower) = try await makeWorker(url, server: server, namespace: ns, id: "b", policy: patientPolicy)
         func collect(_ stream: AsyncThrowingStream<ChatStreamEvent, any Error>) async throws -> (deltas: [String], result: LLMResult?) {
             var deltas: [String] = []
             var result: LLMResult?
@@ -201,10 +201,8 @@ struct LLMCacheTests {
         server.holdStreams(afterChunks: 2)
         let url = try TestRedis.sharedURL
         let ns = namespace()
-        // Room for a slow follower to join while the answer is paused (the wait below allows 60 s).
-        let patient = CachePolicy(freshFor: .seconds(60), staleFor: .seconds(60), computeTimeout: .seconds(60), lockTTL: .seconds(70), ttlJitter: 0)
-        let (redisA, leader) = try await makeWorker(url, server: server, namespace: ns, id: "a", policy: patient)
-        let (redisB, other) = try await makeWorker(url, server: server, namespace: ns, id: "b", policy: patient)
+        let (redisA, leader) = try await makeWorker(url, server: server, namespace: ns, id: "a", policy: patientPolicy)
+        let (redisB, other) = try await makeWorker(url, server: server, namespace: ns, id: "b", policy: patientPolicy)
         let readersSeen = SeenCounts()
         let followerPieces = (0..<4).map { _ in PieceCount() }
         @Sendable func collect(_ stream: AsyncThrowingStream<ChatStreamEvent, any Error>, counting: PieceCount?) async throws -> (text: String, result: LLMResult?) {
@@ -266,10 +264,8 @@ struct LLMCacheTests {
         server.holdStreams(afterChunks: 2)
         let url = try explicitURL ?? TestRedis.sharedURL
         let ns = namespace()
-        // Room for a slow follower to join while the answer is paused (the wait below allows 60 s).
-        let patient = CachePolicy(freshFor: .seconds(60), staleFor: .seconds(60), computeTimeout: .seconds(60), lockTTL: .seconds(70), ttlJitter: 0)
-        let (redisA, leader) = try await makeWorker(url, server: server, namespace: ns, id: "a", policy: patient)
-        let (redisB, other) = try await makeWorker(url, server: server, namespace: ns, id: "b", policy: patient)
+        let (redisA, leader) = try await makeWorker(url, server: server, namespace: ns, id: "a", policy: patientPolicy)
+        let (redisB, other) = try await makeWorker(url, server: server, namespace: ns, id: "b", policy: patientPolicy)
         let follower = sameWorker ? leader : other
         let leaderPieces = PieceCount()
         let followerPieces = PieceCount()
@@ -312,8 +308,8 @@ struct LLMCacheTests {
         let server = try await SimulatedLLMServer.start(.init(latency: .fixed(.seconds(3)), streamChunks: 6), apiKey: "k")
         let url = try TestRedis.sharedURL
         let ns = namespace()
-        let (redisA, leader) = try await makeWorker(url, server: server, namespace: ns, id: "a")
-        let (redisB, other) = try await makeWorker(url, server: server, namespace: ns, id: "b")
+        let (redisA, leader) = try await makeWorker(url, server: server, namespace: ns, id: "a", policy: patientPolicy)
+        let (redisB, other) = try await makeWorker(url, server: server, namespace: ns, id: "b", policy: patientPolicy)
         let request = ChatRequest(model: "sim-reasoner", messages: [.user("Why fence the lock?")])
         func collect(_ stream: AsyncThrowingStream<ChatStreamEvent, any Error>) async throws -> (events: [ChatStreamEvent], result: LLMResult?) {
             var events: [ChatStreamEvent] = []
@@ -366,8 +362,8 @@ struct LLMCacheTests {
         let url = try TestRedis.sharedURL
         let ns = namespace()
         let gate = TestGate()
-        let (redisA, leader) = try await makeWorker(url, server: server, namespace: ns, id: "a", gate: gate)
-        let (redisB, follower) = try await makeWorker(url, server: server, namespace: ns, id: "b")
+        let (redisA, leader) = try await makeWorker(url, server: server, namespace: ns, id: "a", policy: patientPolicy, gate: gate)
+        let (redisB, follower) = try await makeWorker(url, server: server, namespace: ns, id: "b", policy: patientPolicy)
         let prompt = "Trace me, secret prompt"
         async let leading = RecordingTracer.trace { try await leader.complete(ask(prompt)) }
         try await waitUntil("the leader's upstream call reached the gate") { gate.arrived == 1 }
@@ -412,6 +408,11 @@ struct LLMCacheTests {
 }
 
 
+
+/// A policy for tests whose upstream answers take seconds: a loaded CI machine can take more than
+/// the default test policy's 5 s compute timeout to stream a 3 s answer, or a follower long to join
+/// while a held answer is paused (those tests wait up to 60 s).
+private let patientPolicy = CachePolicy(freshFor: .seconds(60), staleFor: .seconds(60), computeTimeout: .seconds(60), lockTTL: .seconds(70), ttlJitter: 0)
 
 /// How many pieces a stream's consumer has received so far (read by the test while it runs).
 private final class PieceCount: Sendable {
