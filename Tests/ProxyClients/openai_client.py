@@ -3,7 +3,9 @@
 
 Usage: openai_client.py MODE BASE_URL API_KEY PROMPT [ARG]
   complete  one completion; ARG: JSON object of extra request headers
-  stream    one streamed completion (with usage); prints each piece with its arrival time
+  stream    one streamed completion (with usage); prints each piece with its arrival time;
+            ARG: a file to which each piece's text is also appended, flushed, as it arrives
+            (so a test can see a piece arrive while the process still runs)
   herd      ARG concurrent identical completions started together (threads behind a barrier)
   error     one completion expected to fail; ARG: the model to ask for
   rich      one streamed completion through the package's own accumulator
@@ -38,14 +40,18 @@ def complete(client, prompt, headers):
     }
 
 
-def stream(client, prompt):
+def stream(client, prompt, progress_path):
     start = time.monotonic()
     pieces, final, usage = [], None, None
+    progress = open(progress_path, "a", encoding="utf-8") if progress_path else None
     for chunk in client.chat.completions.create(
         model="sim-model", messages=messages(prompt), stream=True, stream_options={"include_usage": True}
     ):
         if chunk.choices and chunk.choices[0].delta.content:
             pieces.append({"t": time.monotonic() - start, "at": time.time(), "text": chunk.choices[0].delta.content})
+            if progress:
+                progress.write(json.dumps(chunk.choices[0].delta.content) + "\n")
+                progress.flush()
         extra = chunk.model_extra or {}
         if "stampede" in extra:
             final = extra["stampede"]
@@ -156,7 +162,7 @@ def main():
     if mode == "complete":
         result = complete(client, prompt, json.loads(argument) if argument else {})
     elif mode == "stream":
-        result = stream(client, prompt)
+        result = stream(client, prompt, argument)
     elif mode == "herd":
         result = herd(client, prompt, int(argument))
     elif mode == "rich":
