@@ -21,7 +21,11 @@ struct ReadBatcherTests {
             return reads
         }
         var values: [Int: RESPValue] = [:]
-        for (index, read) in reads.enumerated() { values[index] = try await read.value }
+        for (index, read) in reads.enumerated() {
+            let answer = try await read.value
+            #expect(answer.serverMillis == nil, "no clock: no TIME")
+            values[index] = answer.value
+        }
         #expect(values.count == 10)
         for index in 0..<9 { #expect(values[index]?.string == "value \(index)", "key \(index)") }
         #expect(values[9] == .null)
@@ -31,16 +35,39 @@ struct ReadBatcherTests {
         await client.close()
     }
 
+    @Test("6 queued reads of 3 distinct keys (a a b a b c) leave as one MGET of 3 keys; each caller gets its own key's value")
+    func aBatchReadsEachDistinctKeyOnce() async throws {
+        let client = try makeClient(try TestRedis.sharedURL)
+        let prefix = "rb:\(uniqueNamespace())"
+        for name in ["a", "b", "c"] { _ = try await client.send("SET", RedisArgument("\(prefix):\(name)"), RedisArgument("value \(name)")) }
+        let batcher = ReadBatcher(redis: client, limit: 1)
+        let names = ["a", "a", "b", "a", "b", "c"]
+        let reads = try await batcher.withSlotTaken {
+            var reads: [Task<BatchedRead, any Error>] = []
+            // One at a time, so the queue holds them in this order.
+            for (position, name) in names.enumerated() {
+                reads.append(Task { try await batcher.get("\(prefix):\(name)") })
+                try await eventually("read \(position) queued") { batcher.queuedCount == position + 1 }
+            }
+            return reads
+        }
+        for (name, read) in zip(names, reads) { #expect(try await read.value.value.string == "value \(name)") }
+        #expect(batcher.batchCounts.reads == 6)
+        #expect(batcher.batchCounts.batches == 1)
+        #expect(batcher.batchedKeyCount == 3)
+        await client.close()
+    }
+
     @Test("one read at a time is a plain GET each (no batch, no wait), and 130 queued reads leave as batches of at most 128")
     func loneReadsAreGETsAndBatchesAreBounded() async throws {
         let client = try makeClient(try TestRedis.sharedURL)
         let key = "rb:\(uniqueNamespace())"
         _ = try await client.send("SET", RedisArgument(key), "v")
         let batcher = ReadBatcher(redis: client, limit: 1)
-        for _ in 0..<3 { #expect(try await batcher.get(key).string == "v") }
+        for _ in 0..<3 { #expect(try await batcher.get(key).value.string == "v") }
         #expect(batcher.batchCounts.batches == 0)
         let reads = try await batcher.withSlotTaken {
-            let reads = (0..<130).map { _ in Task { try await batcher.get(key).string } }
+            let reads = (0..<130).map { _ in Task { try await batcher.get(key).value.string } }
             try await eventually("130 reads queued behind the busy slot") { batcher.queuedCount == 130 }
             return reads
         }
@@ -71,6 +98,41 @@ struct ReadBatcherTests {
         #expect(batcher.queuedCount == 0)
     }
 
+    @Test("without a usable sample of the server's clock, a lone read and a batch of 6 each carry TIME in front: every caller gets that server time, and the reply becomes the clock's sample")
+    func readsWithoutAClockSampleCarryTIME() async throws {
+        let client = try makeClient(try TestRedis.sharedURL)
+        let prefix = "rb:\(uniqueNamespace())"
+        for index in 0..<6 { _ = try await client.send("SET", RedisArgument("\(prefix):\(index)"), RedisArgument("value \(index)")) }
+        let clock = ServerClock()
+        let batcher = ReadBatcher(redis: client, limit: 1, clock: clock)
+        let before = try await serverMillis(client)
+        let lone = try await batcher.get("\(prefix):0")
+        #expect(lone.value.string == "value 0")
+        let loneMillis = try #require(lone.serverMillis, "a lone read without a sample carries TIME")
+        #expect(loneMillis >= before)
+        // The lone read's TIME is now the sample (when its round trip was within the clock's
+        // bound, which a loaded machine may exceed); forget it so the batch needs TIME too.
+        clock.invalidate()
+        let reads = try await batcher.withSlotTaken {
+            let reads = (0..<6).map { index in Task { try await batcher.get("\(prefix):\(index)") } }
+            try await eventually("6 reads queued behind the busy slot") { batcher.queuedCount == 6 }
+            return reads
+        }
+        var millis: Set<Int64> = []
+        for (index, read) in reads.enumerated() {
+            let answer = try await read.value
+            #expect(answer.value.string == "value \(index)")
+            millis.insert(try #require(answer.serverMillis, "read \(index) of the batch got the batch's server time"))
+        }
+        #expect(millis.count == 1, "one TIME for the whole batch: \(millis)")
+        #expect(millis.first.map { $0 >= loneMillis } == true)
+        #expect(batcher.batchCounts.reads == 6)
+        #expect(batcher.batchCounts.batches == 1)
+        let after = try await serverMillis(client)
+        #expect(millis.first.map { $0 <= after } == true)
+        await client.close()
+    }
+
     @Test("fresh hits of 10 keys queued behind a busy slot come back from one MGET, each its own value, as fresh hits by the server's clock")
     func cacheHitsLeaveInOneMGET() async throws {
         let worker = try await Worker.start(try TestRedis.sharedURL, namespace: uniqueNamespace(), policy: testPolicy())
@@ -79,11 +141,9 @@ struct ReadBatcherTests {
             #expect(try await worker.cache.value(for: "k\(index)") { [] }.source == .freshHit)
         }
         let cache = worker.cache
-        // Hits are batched only while a sample bounds the server's clock (a TIME whose round trip
-        // was at most 10 ms); a loaded machine may have none, so give the clock one here.
-        let server = try await serverMillis(worker.client)
-        let received = ContinuousClock.now
-        cache.serverClock.record(serverMillis: server, sent: received, received: received)
+        // No usable sample of the server's clock (as on a loaded machine, whose round trips exceed
+        // the clock's bound): the batch carries TIME in front, and the hits are still batched.
+        cache.serverClock.invalidate()
         let hits = try await cache.reads.withSlotTaken {
             let hits = (0..<10).map { index in Task { try await cache.value(for: "k\(index)") { [] } } }
             try await eventually("10 hits queued behind the busy slot") { cache.reads.queuedCount == 10 }

@@ -54,6 +54,24 @@ extension StampedeCache {
         if options.forceRefresh { flightKey += "#force" }
         if options.noStore { flightKey += "#nostore" }
         if let staleIfError = options.staleIfError { flightKey += "#sie\(staleIfError.wholeMilliseconds)" }
+        // A fresh hit needs no flight: read first, and enter the coalescer only for anything else
+        // (or to join a call of this process already under way for the key). Concurrent fresh
+        // reads of one key still share their Redis read: the read batcher sends a key once per batch.
+        var prefetched: Result<FastRead, any Error>?
+        if !options.forceRefresh, !coalescer.isRunning(flightKey) {
+            do {
+                let read = try await fastRead(entry, key: key, generation: generation)
+                if case .entry(let stored) = read, stored.isFresh, !earlyRefreshDue(stored) {
+                    let outcome = Self.served(stored, .freshHit)
+                    metrics.request(.freshHit)
+                    return outcome
+                }
+                prefetched = .success(read)
+            } catch {
+                if Task.isCancelled { throw CancellationError() }
+                prefetched = .failure(error)
+            }
+        }
         var joined = false
         var outcome: Outcome
         let observer = Self.followObserver
@@ -66,7 +84,10 @@ extension StampedeCache {
                 // A caller that joins this process's computation may follow it live too.
                 if let observer { observation = liveAnnouncements.observe(entry.id, observer) }
             }) { flightContext in
-                try await flight(key: key, entry: entry, generation: generation, options: options, in: flightContext, compute: compute)
+                // The read above is used by the first flight only: a flight run again (its leader
+                // left) reads afresh.
+                defer { prefetched = nil }
+                return try await flight(key: key, entry: entry, generation: generation, options: options, prefetched: prefetched, in: flightContext, compute: compute)
             }
         } catch {
             if let observation { liveAnnouncements.forget(entry.id, observation) }
@@ -104,25 +125,44 @@ extension StampedeCache {
         return Self.served(held, at: now)
     }
 
+    /// The fast path's read: `GET` (batched with concurrent reads) while the server clock is
+    /// sampled, else `TIME` + `GET`, in one round trip and no script; retried once on a fresh
+    /// connection after a timeout or a dropped connection. With a near-cache the read goes through
+    /// its tracked connection, which then holds a fresh entry.
+    func fastRead(_ entry: EntryKeys, key: String, generation: Int64) async throws -> FastRead {
+        if let near, let tracked = await near.read(entry, userKey: key, generation: generation) { return tracked }
+        return try await fastReadRetryingOnce(entry, cluster: try await redis.isCluster())
+    }
+
+    private func fastReadRetryingOnce(_ entry: EntryKeys, cluster: Bool) async throws(RedisError) -> FastRead {
+        do {
+            return try await redis.fastRead(entry, clock: serverClock, cluster: cluster, batcher: reads)
+        } catch {
+            guard error.code == .timeout || error.code == .connection, !Task.isCancelled else { throw error }
+            noteReadRetry(error)
+            return try await redis.fastRead(entry, clock: serverClock, cluster: cluster, batcher: reads)
+        }
+    }
+
     func flight(
         key: String,
         entry: EntryKeys,
         generation: Int64,
         options: CacheRequestOptions,
+        prefetched: Result<FastRead, any Error>? = nil,
         in flightContext: FlightCoalescer<Outcome>.Context,
         compute: @escaping @Sendable () async throws -> Computed<ByteBuffer>
     ) async throws -> Outcome {
-        // Fast path: `TIME` + `GET` in one round trip, no script. Only a fresh entry is served from
-        // here; anything else (stale, missing, early refresh due, unreadable) takes the script path.
-        // With a near-cache the read goes through its tracked connection, which holds a fresh entry.
+        // Fast path: one round trip, no script (`prefetched`: the caller's read just before the
+        // flight). Only a fresh entry is served from here; anything else (stale, missing, early
+        // refresh due, unreadable) takes the script path.
         if !options.forceRefresh {
             do {
                 let read: FastRead
-                if let near, let tracked = await near.read(entry, userKey: key, generation: generation) {
-                    read = tracked
+                if let prefetched {
+                    read = try prefetched.get()
                 } else {
-                    let cluster = try await redis.isCluster()
-                    read = try await retryingOnce({ try await self.redis.fastRead(entry, clock: self.serverClock, cluster: cluster, batcher: self.reads) })
+                    read = try await fastRead(entry, key: key, generation: generation)
                 }
                 if case .entry(let stored) = read, stored.isFresh, !earlyRefreshDue(stored) {
                     return Self.served(stored, .freshHit)
@@ -304,11 +344,16 @@ extension StampedeCache {
         do {
             return try await read()
         } catch let error as RedisError where (error.code == .timeout || error.code == .connection) && !Task.isCancelled {
-            diagnosticsBox.update { $0.redisRetries += 1 }
-            metrics.redisRetries.increment()
-            logger.debug("retrying a Redis read on a fresh connection", metadata: ["error": "\(error.message)"])
+            noteReadRetry(error)
             return try await read()
         }
+    }
+
+    /// Counts and logs a read retried on a fresh connection after `error`.
+    func noteReadRetry(_ error: RedisError) {
+        diagnosticsBox.update { $0.redisRetries += 1 }
+        metrics.redisRetries.increment()
+        logger.debug("retrying a Redis read on a fresh connection", metadata: ["error": "\(error.message)"])
     }
 
     /// Redis cannot coordinate this request: unreachable, too slow, shutting down, or out of memory

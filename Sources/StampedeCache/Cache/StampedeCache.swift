@@ -115,7 +115,7 @@ public final class StampedeCache: Sendable, Service {
         self.redis = redis
         self.logger = logger
         self.metrics = CacheMetrics(namespace: metricsLabel ?? namespace)
-        self.reads = ReadBatcher(redis: redis, limit: redis.configuration.poolSize, counters: (metrics.batchedReads, metrics.readBatches))
+        self.reads = ReadBatcher(redis: redis, limit: redis.configuration.poolSize, clock: serverClock, counters: (metrics.batchedReads, metrics.readBatches))
         let near = nearCache.map { NearCache(configuration: $0, redis: redis, logger: logger, metricsLabel: metricsLabel ?? namespace) }
         self.near = near
         self.nearEntries = near?.entries

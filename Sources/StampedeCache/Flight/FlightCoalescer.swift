@@ -64,6 +64,12 @@ package final class FlightCoalescer<Outcome: Sendable>: Sendable {
     /// The number of flights under way (tests).
     package var flightCount: Int { state.withLock { $0.flights.count } }
 
+    /// Whether a flight for `key` is under way now (a caller of ``run(key:joined:operation:)``
+    /// would join it).
+    package func isRunning(_ key: String) -> Bool {
+        state.withLock { $0.flights[key] != nil }
+    }
+
     /// Runs `operation` for `key`, or joins the execution already running for it.
     /// - Parameter joined: called when this caller joined another caller's execution.
     /// - Throws: the operation's error, or `CancellationError` when this caller was cancelled.

@@ -3,7 +3,8 @@ package import RedisClient
 package import Metrics
 import Synchronization
 
-/// Batches concurrent fresh-hit reads into one `MGET` (automatic pipelining of reads).
+/// Batches concurrent fresh-hit reads into one `MGET` (automatic pipelining of reads), each
+/// distinct key once.
 ///
 /// Up to `limit` reads (the client's pool size) go to Redis on their own, as plain `GET`s, so a
 /// lone caller never waits for anyone. While all of them are out, further reads queue; when one
@@ -12,8 +13,13 @@ import Synchronization
 /// a command (encoding, the hops to and from the event loop, the promise) is paid once per batch
 /// instead of once per read, which is how a cache hit can outrun a bare `GET` of the same value.
 ///
-/// Freshness is unchanged: each caller takes the time *after* its reply reached it, so the
-/// server-clock upper bound it computes is at least as late as the one a single `GET` would give.
+/// Freshness stays a server-clock decision. While the ``ServerClock`` has a usable sample, a read
+/// or batch is a bare `GET` / `MGET`, and each caller takes the time *after* its reply reached it,
+/// so the server-clock upper bound it computes is at least as late as the one a single `GET` would
+/// give. Without one (none yet, an old one, or a loaded machine whose round trips exceed the
+/// clock's bound), the read or batch carries `TIME` in front (`TIME` + `GET` or `TIME` + `MGET` in
+/// one write): every caller in it gets that reply's server time, read before its value, and the
+/// reply becomes the clock's next sample. So batching never switches off for lack of a clock.
 /// Only for a standalone server (on a cluster the keys of a batch live on different nodes); a
 /// queued read is not cancellable, but it is bounded by the command timeout of the batch it
 /// leaves in.
@@ -28,7 +34,7 @@ package final class ReadBatcher: Sendable {
         /// It is first in the batch that leaves now: send the `MGET` for all of them.
         case lead([Member])
         /// Another caller sent its key in a batch: here is its reply.
-        case value(RESPValue)
+        case value(BatchedRead)
     }
 
     /// A queued read.
@@ -42,28 +48,38 @@ package final class ReadBatcher: Sendable {
         var inFlight = 0
         /// Queued reads; non-empty only while all `limit` slots are out.
         var queue: [Member] = []
-        /// Reads sent inside a batch, and batches sent (metrics and tests).
+        /// Reads sent inside a batch, batches sent, and the distinct keys they read (metrics and tests).
         var batchedReads = 0
         var batches = 0
+        var batchedKeys = 0
     }
 
     private let redis: RedisClient
+    /// Decides whether a read needs `TIME` in front; `nil`: never (plain reads).
+    private let clock: ServerClock?
     private let limit: Int
     private let state = Mutex(State())
     /// `stampede_cache_batched_reads_total` and `stampede_cache_read_batches_total`, if counted.
     private let counters: (reads: Counter, batches: Counter)?
 
     /// A batcher sending through `redis`, with at most `limit` reads or batches out at once,
-    /// counting batched reads and batches in `counters`.
-    package init(redis: RedisClient, limit: Int, counters: (reads: Counter, batches: Counter)? = nil) {
+    /// counting batched reads and batches in `counters`. With `clock`, a read or batch sent while
+    /// the clock has no usable sample carries `TIME` in front, and records its reply as a sample.
+    package init(redis: RedisClient, limit: Int, clock: ServerClock? = nil, counters: (reads: Counter, batches: Counter)? = nil) {
         self.redis = redis
+        self.clock = clock
         self.limit = max(1, limit)
         self.counters = counters
     }
 
-    /// Reads and batches sent so far: `(reads that left in an MGET, MGETs sent)`.
+    /// Reads and batches sent so far: `(reads that left in a batch, batches sent)`.
     package var batchCounts: (reads: Int, batches: Int) {
         state.withLock { ($0.batchedReads, $0.batches) }
+    }
+
+    /// Distinct keys read by the batches sent so far (at most ``batchCounts``' reads).
+    package var batchedKeyCount: Int {
+        state.withLock { $0.batchedKeys }
     }
 
     /// Reads waiting in the queue right now (tests synchronise on it).
@@ -79,8 +95,9 @@ package final class ReadBatcher: Sendable {
         return try await body()
     }
 
-    /// The `GET` reply for `key`, possibly fetched together with other callers' keys.
-    package func get(_ key: String) async throws(RedisError) -> RESPValue {
+    /// The `GET` reply for `key`, possibly fetched together with other callers' keys, and the
+    /// server's time (ms) when `TIME` went in front of it.
+    package func get(_ key: String) async throws(RedisError) -> BatchedRead {
         let alone = state.withLock { state -> Bool in
             guard state.inFlight < limit, state.queue.isEmpty else { return false }
             state.inFlight += 1
@@ -114,22 +131,73 @@ package final class ReadBatcher: Sendable {
     }
 
     /// A `GET` in a slot of its own; the slot goes to the queue afterwards.
-    private func sendAlone(_ key: String) async throws(RedisError) -> RESPValue {
+    private func sendAlone(_ key: String) async throws(RedisError) -> BatchedRead {
         defer { releaseSlot() }
-        return try await redis.send(RedisCommand("GET", RedisArgument(key)))
+        let command = RedisCommand("GET", RedisArgument(key))
+        guard needsTime() else { return BatchedRead(value: try await redis.send(command), serverMillis: nil) }
+        let (value, millis) = try await sendTimed(command)
+        return BatchedRead(value: value, serverMillis: millis)
+    }
+
+    /// Whether a read sent now needs `TIME` in front: the clock has no usable sample.
+    private func needsTime() -> Bool {
+        guard let clock else { return false }
+        return clock.upperBound(at: .now) == nil
+    }
+
+    /// `TIME` and `command` in one write; records the `TIME` reply as the clock's sample.
+    private func sendTimed(_ command: RedisCommand) async throws(RedisError) -> (RESPValue, Int64) {
+        let sent = ContinuousClock.now
+        let (timeReply, reply) = try await redis.send(preEncoded: FastReadCommands.time, then: command)
+        let received = ContinuousClock.now
+        let millis = try FastRead.millis(time: timeReply)
+        clock?.record(serverMillis: millis, sent: sent, received: received)
+        return (reply, millis)
     }
 
     /// Sends `batch` (this caller first) as one `MGET` and hands out the replies.
-    private func lead(_ batch: [Member]) async throws(RedisError) -> RESPValue {
+    private func lead(_ batch: [Member]) async throws(RedisError) -> BatchedRead {
         defer { releaseSlot() }
         let replies: [RESPValue]
+        var millis: Int64?
+        // Each distinct key is read once: concurrent reads of one hot key share its reply (the
+        // value's bytes are shared, not copied), as concurrent calls of one flight would.
+        var keys: [String] = []
+        var position: [Int] = []
+        if batch.count > 1 {
+            var index: [String: Int] = [:]
+            index.reserveCapacity(batch.count)
+            position.reserveCapacity(batch.count)
+            for member in batch {
+                if let known = index[member.key] {
+                    position.append(known)
+                } else {
+                    index[member.key] = keys.count
+                    position.append(keys.count)
+                    keys.append(member.key)
+                }
+            }
+        } else {
+            keys = [batch[0].key]
+            position = [0]
+        }
         do throws(RedisError) {
-            if batch.count == 1 {
-                replies = [try await redis.send(RedisCommand("GET", RedisArgument(batch[0].key)))]
+            let command = keys.count == 1
+                ? RedisCommand("GET", RedisArgument(keys[0]))
+                : RedisCommand("MGET", keys.map { RedisArgument($0) })
+            let reply: RESPValue
+            if needsTime() {
+                let timed = try await sendTimed(command)
+                (reply, millis) = (timed.0, timed.1)
             } else {
-                let reply = try await redis.send(RedisCommand("MGET", batch.map { RedisArgument($0.key) }))
-                guard let values = reply.array, values.count == batch.count else {
-                    throw RedisError(code: .protocolError, message: "MGET of \(batch.count) keys answered \(reply)")
+                reply = try await redis.send(command)
+            }
+            if keys.count == 1 {
+                replies = [reply]
+            } else {
+                if case .error(let message) = reply { throw RedisError(code: .server, message: message) }
+                guard let values = reply.array, values.count == keys.count else {
+                    throw RedisError(code: .protocolError, message: "MGET of \(keys.count) keys answered \(reply)")
                 }
                 replies = values
             }
@@ -140,11 +208,14 @@ package final class ReadBatcher: Sendable {
         state.withLock {
             $0.batchedReads += batch.count
             $0.batches += 1
+            $0.batchedKeys += keys.count
         }
         counters?.reads.increment(by: batch.count)
         counters?.batches.increment()
-        for (member, reply) in zip(batch, replies).dropFirst() { member.continuation.resume(returning: .value(reply)) }
-        return replies[0]
+        for (member, at) in zip(batch, position).dropFirst() {
+            member.continuation.resume(returning: .value(BatchedRead(value: replies[at], serverMillis: millis)))
+        }
+        return BatchedRead(value: replies[position[0]], serverMillis: millis)
     }
 
     /// Gives a finished slot to the queue (its first caller sends the rest with its own key), or

@@ -14,16 +14,18 @@ extension RedisClient {
     /// server's time (the entry's `now` is then the upper bound of the server's clock when the
     /// reply arrived, so an entry is fresh only if it is fresh by the server's clock); otherwise
     /// `TIME` + `GET`, whose `TIME` becomes the next sample. Never on a cluster (each node has its
-    /// own clock): there, always `TIME` + `GET` on the key's node. With `batcher`, the plain `GET`
-    /// may leave in one `MGET` with concurrent reads (``ReadBatcher``).
+    /// own clock): there, always `TIME` + `GET` on the key's node. With `batcher` (built with the
+    /// same `clock`), the read may leave in one `MGET` with concurrent reads, with `TIME` in front
+    /// when the clock has no usable sample (``ReadBatcher``).
     package func fastRead(_ keys: EntryKeys, clock: ServerClock, cluster: Bool, batcher: ReadBatcher? = nil) async throws(RedisError) -> FastRead {
-        if !cluster, clock.upperBound(at: .now) != nil {
-            let value: RESPValue
-            if let batcher {
-                value = try await batcher.get(keys.value)
-            } else {
-                value = try await send(RedisCommand("GET", RedisArgument(keys.value)))
-            }
+        if !cluster, let batcher {
+            let read = try await batcher.get(keys.value)
+            let received = ContinuousClock.now
+            if let millis = read.serverMillis { return FastRead(value: read.value, now: millis, readAt: received) }
+            if let upper = clock.upperBound(at: received) { return FastRead(value: read.value, now: upper, readAt: received) }
+            // The sample expired while the read was out: read again with TIME, below.
+        } else if !cluster, clock.upperBound(at: .now) != nil {
+            let value = try await send(RedisCommand("GET", RedisArgument(keys.value)))
             let received = ContinuousClock.now
             if let upper = clock.upperBound(at: received) {
                 return FastRead(value: value, now: upper, readAt: received)
