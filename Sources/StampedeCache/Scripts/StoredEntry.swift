@@ -63,32 +63,10 @@ package struct StoredEntry: Sendable {
     /// at most 16 digits and 2^53-1 (like the scripts: Lua numbers are doubles), with
     /// `ct <= fu <= su`, `su - ct <=` ``maximumSpanMillis`` and a fence below 10^15 - 1.
     package init?(blob: ByteBuffer, now: Int64, readAt: ContinuousClock.Instant = .now) {
-        let bytes = blob.readableBytesView
-        guard bytes.starts(with: "sc2 ".utf8), let newline = bytes.prefix(96).firstIndex(of: UInt8(ascii: "\n")) else { return nil }
-        var fields: [Int64] = []
-        fields.reserveCapacity(5)
-        var current: Int64 = 0
-        var digits = 0
-        for byte in bytes[(bytes.startIndex + 4)..<newline] {
-            if byte == UInt8(ascii: " ") {
-                guard digits > 0 else { return nil }
-                fields.append(current)
-                current = 0
-                digits = 0
-            } else if byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9"), digits < 16 {
-                current = current * 10 + Int64(byte - UInt8(ascii: "0"))
-                digits += 1
-                guard current <= 9_007_199_254_740_991 else { return nil }
-            } else {
-                return nil
-            }
-        }
-        guard digits > 0 else { return nil }
-        fields.append(current)
-        guard fields.count == 5 else { return nil }
-        let (fu, su, ct, cms, fence) = (fields[0], fields[1], fields[2], fields[3], fields[4])
+        // One pass over the header's bytes in place (no copies, no allocation: this runs on every hit).
+        guard let (fields, headerLength) = blob.withUnsafeReadableBytes({ Self.parseHeader($0) }) else { return nil }
+        let (fu, su, ct, cms, fence) = fields
         guard ct <= fu, fu <= su, su - ct <= Self.maximumSpanMillis, fence < Self.tokenLimit - 1 else { return nil }
-        let headerLength = newline - bytes.startIndex + 1
         guard let value = blob.getSlice(at: blob.readerIndex + headerLength, length: blob.readableBytes - headerLength) else { return nil }
         self.value = value
         self.freshUntil = fu
@@ -98,5 +76,46 @@ package struct StoredEntry: Sendable {
         self.fence = fence
         self.now = now
         self.readAt = readAt
+    }
+
+    /// The five fields of an `sc2` header at the start of `bytes` and the header's length
+    /// (newline included); `nil` unless it is `sc2 ` then five space-separated decimals of 1-16
+    /// digits, each at most 2^53-1, then a newline, within the first 96 bytes.
+    static func parseHeader(_ bytes: UnsafeRawBufferPointer) -> ((Int64, Int64, Int64, Int64, Int64), Int)? {
+        let limit = min(bytes.count, 96)
+        guard limit > 4, bytes[0] == UInt8(ascii: "s"), bytes[1] == UInt8(ascii: "c"), bytes[2] == UInt8(ascii: "2"),
+              bytes[3] == UInt8(ascii: " ") else { return nil }
+        var fields: (Int64, Int64, Int64, Int64, Int64) = (0, 0, 0, 0, 0)
+        var count = 0
+        var current: Int64 = 0
+        var digits = 0
+        var index = 4
+        while index < limit {
+            let byte = bytes[index]
+            if byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\n") {
+                guard digits > 0, count < 5 else { return nil }
+                switch count {
+                case 0: fields.0 = current
+                case 1: fields.1 = current
+                case 2: fields.2 = current
+                case 3: fields.3 = current
+                default: fields.4 = current
+                }
+                count += 1
+                current = 0
+                digits = 0
+                if byte == UInt8(ascii: "\n") {
+                    return count == 5 ? (fields, index + 1) : nil
+                }
+            } else if byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9"), digits < 16 {
+                current = current * 10 + Int64(byte - UInt8(ascii: "0"))
+                digits += 1
+                guard current <= 9_007_199_254_740_991 else { return nil }
+            } else {
+                return nil
+            }
+            index += 1
+        }
+        return nil
     }
 }
