@@ -30,7 +30,8 @@ public enum CacheSource: Sendable, Hashable, CustomStringConvertible {
     /// or a computation that returned ``Computed/deliverWithoutStoring(_:reason:)``.
     case computedNotStored
     /// Computed by a concurrent call for the same key in this process, which this call joined: this
-    /// call made no computation and no Redis call of its own (``CacheResult/coalesced`` is `true`).
+    /// call made no computation and no script call of its own, at most the read that found no
+    /// fresh value before it joined (``CacheResult/coalesced`` is `true`).
     case joinedInProcess
 
     /// A short, stable label (also used as a metrics dimension).
@@ -78,8 +79,10 @@ public struct CacheResult<Value: Sendable>: Sendable {
     /// stored. HTTP's `min-fresh` compares against it.
     public var remainingFreshness: Duration?
     /// `true` when this call joined a concurrent call for the same key in this process and shares
-    /// its outcome: no Redis call or computation was made for it. A joined hit keeps the hit's
-    /// ``source``; a joined computation has ``CacheSource/joinedInProcess``.
+    /// its outcome: no computation or script call was made for it. A joined hit keeps the hit's
+    /// ``source``; a joined computation has ``CacheSource/joinedInProcess``. A fresh hit is read
+    /// without joining anything (concurrent fresh reads share a batched read instead), so it is
+    /// `false` for it.
     public var coalesced: Bool
     /// Why the value is not in the cache although it was computed for this call (or for the call it
     /// received it from): `noStore`, the computation's ``Computed/deliverWithoutStoring(_:reason:)``
