@@ -1,33 +1,94 @@
+import CHiredis
 import NIOCore
 @testable import RedisClient
 import Testing
 
-@Suite("hiredis codec")
+@Suite("RESP codec: our encoder, hiredis's reader")
 struct CodecTests {
     @Test("commands are encoded as RESP arrays of bulk strings, byte for byte")
     func encodesCommandBytes() throws {
-        let encoded = try HiredisEncoder.encode(RedisCommand("SET", "key", "value"))
+        let encoded = RESPEncoder.encode(RedisCommand("SET", "key", "value"))
         #expect(String(buffer: encoded) == "*3\r\n$3\r\nSET\r\n$3\r\nkey\r\n$5\r\nvalue\r\n")
     }
 
     @Test("binary arguments with NUL and CRLF are length-prefixed, not escaped")
     func encodesBinaryArguments() throws {
         let payload: [UInt8] = [0x00, 0x0D, 0x0A, 0xFF, 0x24]
-        let encoded = try HiredisEncoder.encode(RedisCommand("SET", "k", RedisArgument(bytes: payload)))
+        let encoded = RESPEncoder.encode(RedisCommand("SET", "k", RedisArgument(bytes: payload)))
         let expected: [UInt8] = Array("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5\r\n".utf8) + payload + Array("\r\n".utf8)
         #expect(Array(encoded.readableBytesView) == expected)
     }
 
     @Test("an empty argument is encoded as a zero-length bulk string")
     func encodesEmptyArgument() throws {
-        let encoded = try HiredisEncoder.encode(RedisCommand("SET", "k", ""))
+        let encoded = RESPEncoder.encode(RedisCommand("SET", "k", ""))
         #expect(String(buffer: encoded) == "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$0\r\n\r\n")
     }
 
     @Test("integer and double arguments are sent in decimal")
     func encodesNumbers() throws {
-        let encoded = try HiredisEncoder.encode(RedisCommand("EXPIRE", "k", RedisArgument(-42), RedisArgument(1.5)))
+        let encoded = RESPEncoder.encode(RedisCommand("EXPIRE", "k", RedisArgument(-42), RedisArgument(1.5)))
         #expect(String(buffer: encoded) == "*4\r\n$6\r\nEXPIRE\r\n$1\r\nk\r\n$3\r\n-42\r\n$3\r\n1.5\r\n")
+    }
+
+    @Test("the encoder writes exactly hiredis's bytes for 2,000 random commands, alone and pipelined")
+    func encoderMatchesHiredisFormatter() throws {
+        var generator = SystemRandomNumberGenerator()
+        var commands: [RedisCommand] = []
+        // Lengths around the digit boundaries (9/10, 99/100, 999/1000 ...) and binary bytes.
+        let lengths = [0, 1, 9, 10, 11, 99, 100, 101, 999, 1_000, 1_001, 9_999, 10_000, 65_536]
+        var mismatches: [Int] = []
+        for index in 0..<2_000 {
+            let argumentCount = Int.random(in: 0...12, using: &generator)
+            var command = RedisCommand(["GET", "MGET", "SET", "EVALSHA", "x"].randomElement(using: &generator)!)
+            for _ in 0..<argumentCount {
+                let length = Int.random(in: 0..<8, using: &generator) == 0 ? lengths.randomElement(using: &generator)! : Int.random(in: 0...40, using: &generator)
+                var bytes = [UInt8](repeating: 0, count: length)
+                for position in bytes.indices { bytes[position] = UInt8.random(in: 0...255, using: &generator) }
+                command.append(RedisArgument(bytes: bytes))
+            }
+            commands.append(command)
+            let ours = Array(RESPEncoder.encode(command).readableBytesView)
+            if ours != Self.hiredisFormat(command) || ours.count != RESPEncoder.encodedSize(command) { mismatches.append(index) }
+        }
+        #expect(mismatches.isEmpty, "commands encoded unlike hiredis: \(mismatches.prefix(10))")
+        // 111 arguments: a count of three digits.
+        let wide = RedisCommand("MGET", (0..<111).map { RedisArgument("key-\($0)") })
+        #expect(Array(RESPEncoder.encode(wide).readableBytesView) == Self.hiredisFormat(wide))
+        let pipelined = Array(RESPEncoder.encode(pipeline: commands).readableBytesView)
+        #expect(pipelined == commands.flatMap { Self.hiredisFormat($0) }, "the pipeline differs from hiredis's commands back to back")
+    }
+
+    @Test("commands built from strings in place encode like the same RedisCommand")
+    func encodesStringArgumentsInPlace() {
+        let keys = ["a", "", "stampede:{ns}:v:ключ", String(repeating: "k", count: 1_234)]
+        var buffer = ByteBuffer(string: "prefix")
+        RESPEncoder.write("MGET", keys, into: &buffer)
+        let expected = Array("prefix".utf8) + Self.hiredisFormat(RedisCommand("MGET", keys.map { RedisArgument($0) }))
+        #expect(Array(buffer.readableBytesView) == expected)
+    }
+
+    /// What hiredis's `redisFormatCommandArgv` writes for `command` (the reference).
+    static func hiredisFormat(_ command: RedisCommand) -> [UInt8] {
+        let arguments = [Array(command.storage[0..<command.lengths[0]])] + command.arguments
+        var pointers: [UnsafeMutablePointer<CChar>?] = arguments.map { bytes in
+            let pointer = UnsafeMutablePointer<CChar>.allocate(capacity: max(1, bytes.count))
+            bytes.withUnsafeBytes { UnsafeMutableRawPointer(pointer).copyMemory(from: $0.baseAddress ?? UnsafeRawPointer(pointer), byteCount: bytes.count) }
+            return pointer
+        }
+        defer { for pointer in pointers { pointer?.deallocate() } }
+        let lengths = arguments.map(\.count)
+        var target: UnsafeMutablePointer<CChar>?
+        let length = pointers.withUnsafeMutableBufferPointer { argv in
+            lengths.withUnsafeBufferPointer { lengths in
+                argv.withMemoryRebound(to: UnsafePointer<CChar>?.self) { argv in
+                    redisFormatCommandArgv(&target, Int32(arguments.count), argv.baseAddress, lengths.baseAddress)
+                }
+            }
+        }
+        guard length >= 0, let target else { return [] }
+        defer { redisFreeCommand(target) }
+        return Array(UnsafeRawBufferPointer(start: target, count: Int(length)))
     }
 
     private func parseAll(_ bytes: [UInt8], splitAt splits: [Int]) throws -> [RESPValue] {

@@ -1,5 +1,7 @@
+import Glibc
 import NIOCore
 import RedisClient
+import RedisServerProcess
 import RedisTestSupport
 @testable import StampedeCache
 import Testing
@@ -130,6 +132,105 @@ struct ReadBatcherTests {
         #expect(batcher.batchCounts.batches == 1)
         let after = try await serverMillis(client)
         #expect(millis.first.map { $0 <= after } == true)
+        await client.close()
+    }
+
+    @Test("when a batch's reply arrives, the reads queued meanwhile have already left as the next batch before any caller of the first batch is answered (the event loop sends it)")
+    func theNextBatchLeavesBeforeTheFinishedBatchIsAnswered() async throws {
+        try await withOneSlotBatcherOnPrivateRedis(keys: 5) { server, batcher in
+            // Batch A (k0 k1 k2) goes out to a frozen server; B (k3 k4) queues behind it.
+            let first = try await batcher.withSlotTaken {
+                let reads = (0..<3).map { index in
+                    Task { () async throws -> (String?, Int) in
+                        let read = try await batcher.get("k\(index)")
+                        // What the queue looks like the moment this caller is answered.
+                        return (read.value.string, batcher.queuedCount)
+                    }
+                }
+                try await eventually("batch A queued") { batcher.queuedCount == 3 }
+                server.kill(signal: SIGSTOP)
+                return reads
+            }
+            #expect(batcher.queuedCount == 0)
+            #expect(batcher.outstandingCount == 1)
+            let second = (3..<5).map { index in Task { try await batcher.get("k\(index)").value.string } }
+            try await eventually("batch B queued behind A") { batcher.queuedCount == 2 }
+            server.kill(signal: SIGCONT)
+            for (index, read) in first.enumerated() {
+                let (value, queued) = try await read.value
+                #expect(value == "value \(index)")
+                #expect(queued == 0, "caller \(index) of A was answered while B still waited in the queue")
+            }
+            for (offset, read) in second.enumerated() { #expect(try await read.value == "value \(offset + 3)") }
+            #expect(batcher.batchCounts.batches == 2)
+            try await eventually("every slot free") { batcher.outstandingCount == 0 }
+        }
+    }
+
+    @Test("a caller cancelled while its batch is out at a frozen Redis leaves at once with .cancelled; the batch's other callers get their values once Redis answers")
+    func aCancelledCallerLeavesWhileItsBatchIsOut() async throws {
+        try await withOneSlotBatcherOnPrivateRedis(keys: 3) { server, batcher in
+            let reads = try await batcher.withSlotTaken {
+                let reads = (0..<3).map { index in Task { try await batcher.get("k\(index)").value.string } }
+                try await eventually("3 reads queued") { batcher.queuedCount == 3 }
+                server.kill(signal: SIGSTOP)
+                return reads
+            }
+            #expect(batcher.outstandingCount == 1, "the batch is out at the frozen server")
+            reads[1].cancel()
+            do {
+                _ = try await reads[1].value
+                Issue.record("the cancelled read returned a value although Redis is frozen")
+            } catch let error as RedisError {
+                #expect(error.code == .cancelled)
+            }
+            #expect(batcher.outstandingCount == 1, "the caller left while its batch was still out")
+            server.kill(signal: SIGCONT)
+            #expect(try await reads[0].value == "value 0")
+            #expect(try await reads[2].value == "value 2")
+            try await eventually("the slot is free again") { batcher.outstandingCount == 0 }
+        }
+    }
+
+    /// A one-slot batcher on a private redis-server holding `k0`... as `"value 0"`...; `body` may
+    /// freeze the server (SIGSTOP): it is resumed (SIGCONT) however `body` ends.
+    private func withOneSlotBatcherOnPrivateRedis(keys: Int, _ body: (RedisServerProcess, ReadBatcher) async throws -> Void) async throws {
+        try await withPrivateRedis { server in
+            let client = try makeClient(server.url, commandTimeout: .seconds(120))
+            for index in 0..<keys { _ = try await client.send("SET", RedisArgument("k\(index)"), RedisArgument("value \(index)")) }
+            do {
+                try await body(server, ReadBatcher(redis: client, limit: 1))
+            } catch {
+                server.kill(signal: SIGCONT)
+                await client.close()
+                throw error
+            }
+            server.kill(signal: SIGCONT)
+            await client.close()
+        }
+    }
+
+    @Test("a cancelled caller still queued leaves the queue: the batch is sent without its key")
+    func aCancelledQueuedCallerLeavesTheQueue() async throws {
+        let client = try makeClient(try TestRedis.sharedURL)
+        let prefix = "rb:\(uniqueNamespace())"
+        for index in 0..<3 { _ = try await client.send("SET", RedisArgument("\(prefix):\(index)"), RedisArgument("value \(index)")) }
+        let batcher = ReadBatcher(redis: client, limit: 1)
+        let reads = try await batcher.withSlotTaken {
+            var reads: [Task<String?, any Error>] = []
+            for index in 0..<3 {
+                reads.append(Task { try await batcher.get("\(prefix):\(index)").value.string })
+                try await eventually("read \(index) queued") { batcher.queuedCount == index + 1 }
+            }
+            reads[0].cancel()
+            try await eventually("the cancelled read left the queue") { batcher.queuedCount == 2 }
+            return reads
+        }
+        await #expect(throws: RedisError.self) { try await reads[0].value }
+        #expect(try await reads[1].value == "value 1")
+        #expect(try await reads[2].value == "value 2")
+        #expect(batcher.batchCounts.reads == 2)
+        #expect(batcher.batchedKeyCount == 2)
         await client.close()
     }
 

@@ -120,6 +120,11 @@ final class ConnectionSlot: Sendable {
         self.metrics = metrics
     }
 
+    /// The current connection if it is live (no waiting, no connecting).
+    var liveConnection: RedisConnection? {
+        state.withLock { $0.liveConnection }
+    }
+
     /// A live connection: the current one, or a new one (waiting for it), or a fast failure while backing off.
     func connection() async throws(RedisError) -> RedisConnection {
         if let live = state.withLock({ $0.liveConnection }) { return live }

@@ -141,7 +141,7 @@ public final class RedisClient: Sendable, Service {
     @discardableResult
     public func send(_ command: RedisCommand, timeout: Duration? = nil) async throws(RedisError) -> RESPValue {
         if mode.load(ordering: .relaxed) != 1, try await isCluster() { return try await clusterSend(command, timeout: timeout) }
-        let encoded = try HiredisEncoder.encode(command)
+        let encoded = RESPEncoder.encode(command)
         return try await send(encoded: encoded, timeout: timeout)
     }
 
@@ -158,7 +158,8 @@ public final class RedisClient: Sendable, Service {
     /// not a transaction).
     public func send(pipeline commands: [RedisCommand], timeout: Duration? = nil) async throws(RedisError) -> [RESPValue] {
         if mode.load(ordering: .relaxed) != 1, try await isCluster() { return try await clusterPipeline(commands, timeout: timeout) }
-        let encoded = try HiredisEncoder.encode(pipeline: commands)
+        guard !commands.isEmpty else { throw RedisError(code: .configuration, message: "a pipeline needs at least one command") }
+        let encoded = RESPEncoder.encode(pipeline: commands)
         if commands.count == 1 {
             do {
                 return [try await send(encoded: encoded, timeout: timeout, replies: commands.count)]
@@ -174,7 +175,7 @@ public final class RedisClient: Sendable, Service {
     package func send(preEncoded first: ByteBuffer, then second: RedisCommand, timeout: Duration? = nil) async throws(RedisError) -> (RESPValue, RESPValue) {
         if mode.load(ordering: .relaxed) != 1, try await isCluster() { return try await clusterSend(preEncoded: first, then: second, timeout: timeout) }
         var buffer = first
-        var encoded = try HiredisEncoder.encode(second)
+        var encoded = RESPEncoder.encode(second)
         buffer.writeBuffer(&encoded)
         let reply = try await send(encoded: buffer, timeout: timeout, replies: 2)
         guard case .array(let replies) = reply, replies.count == 2 else {
@@ -209,6 +210,42 @@ public final class RedisClient: Sendable, Service {
         } catch {
             metrics.recordError(error.code)
             throw error
+        }
+    }
+
+    /// Sends `encoded` (`replies` commands) on a pooled connection and calls `onReply` with the
+    /// reply or the failure on the client's event loop, with no task waiting and no thread hop, so
+    /// the callback can send the next command from the loop. When no connection is live yet, a
+    /// task connects first; a command that cannot be sent (closed client, failed connect) fails at
+    /// once, on the calling thread or that task. Standalone and Sentinel deployments only (no
+    /// cluster routing); not cancellable, bounded by the command timeout.
+    package func send(encoded: ByteBuffer, replies: Int = 1, onReply: @escaping @Sendable (Result<RESPValue, RedisError>) -> Void) {
+        let start = ContinuousClock.now
+        metrics.commands.increment()
+        let metrics = self.metrics
+        let measured: @Sendable (Result<RESPValue, RedisError>) -> Void = { result in
+            switch result {
+            case .success: metrics.duration.recordNanoseconds((ContinuousClock.now - start).nanosecondsClamped)
+            case .failure(let error): metrics.recordError(error.code)
+            }
+            onReply(result)
+        }
+        guard !closed.load(ordering: .relaxed) else {
+            measured(.failure(RedisError(code: .shutdown, message: "the client was closed")))
+            return
+        }
+        let slot = pickSlot()
+        if let live = slot.liveConnection {
+            live.send(encoded: encoded, replies: replies, onReply: measured)
+            return
+        }
+        Task {
+            do throws(RedisError) {
+                let connection = try await slot.connection()
+                connection.send(encoded: encoded, replies: replies, onReply: measured)
+            } catch {
+                measured(.failure(error))
+            }
         }
     }
 

@@ -46,7 +46,7 @@ extension RedisClient {
     }
 
     private func single(_ command: RedisCommand, slot: Int?, timeout: Duration?) async throws(RedisError) -> RESPValue {
-        let encoded = try HiredisEncoder.encode(command)
+        let encoded = RESPEncoder.encode(command)
         let (_, reply) = try await router.send(prefix: nil, prefixReplies: 0, command: encoded, slot: slot, timeout: TimeAmount(timeout ?? configuration.commandTimeout))
         if case .error(let message) = reply { throw Self.serverError(message) }
         return reply
@@ -70,7 +70,7 @@ extension RedisClient {
         case .anyPrimary: slot = nil
         case .crossSlot(let slots): throw CommandRouting.crossSlotError(second, slots: slots)
         }
-        let encoded = try HiredisEncoder.encode(second)
+        let encoded = RESPEncoder.encode(second)
         do throws(RedisError) {
             let (prefix, reply) = try await router.send(prefix: first, prefixReplies: 1, command: encoded, slot: slot, timeout: TimeAmount(timeout ?? configuration.commandTimeout))
             return (prefix[0], reply)
@@ -100,7 +100,7 @@ extension RedisClient {
         let batches = groups.map { (endpoint: $0.key, indexes: $0.value) }
         let replies = try await concurrently(batches) { (batch) throws(RedisError) -> [RESPValue] in
             let connection = try await self.router.connection(to: batch.endpoint)
-            let encoded = try HiredisEncoder.encode(pipeline: batch.indexes.map { commands[$0] })
+            let encoded = RESPEncoder.encode(pipeline: batch.indexes.map { commands[$0] })
             do throws(RedisError) {
                 let reply = try await connection.send(encoded: encoded, timeout: commandTimeout, replies: batch.indexes.count)
                 return batch.indexes.count == 1 ? [reply] : (reply.array ?? [reply])

@@ -8,7 +8,7 @@ package import NIOCore
 package final class RedisChannelHandler: ChannelInboundHandler {
     package typealias InboundIn = ByteBuffer
     package typealias OutboundOut = ByteBuffer
-    package typealias Continuation = CheckedContinuation<RESPValue, any Error>
+    package typealias Continuation = ReplyReceiver
 
     private var stateMachine: ConnectionStateMachine<Continuation>
     private let reader: HiredisReader

@@ -225,7 +225,7 @@ public final class RedisConnection: Sendable {
         // One write, one pipeline: AUTH before SELECT before CLIENT SETNAME by construction, one
         // round trip. The state machine accepts nothing else until the replies are checked.
         let commands = Self.handshakeCommands(configuration)
-        let encoded = try HiredisEncoder.encode(pipeline: commands.map(\.command), allocator: allocator)
+        let encoded = RESPEncoder.encode(pipeline: commands.map(\.command), allocator: allocator)
         let reply: RESPValue
         do {
             reply = try await send(encoded: encoded, timeout: commandTimeout, replies: commands.count, purpose: .handshake)
@@ -275,14 +275,15 @@ public final class RedisConnection: Sendable {
     /// - Throws: ``RedisError``: `.timeout`, `.connection` (the command may or may not have run),
     ///   `.server`, `.cancelled` (the command may still run on the server).
     public func send(_ command: RedisCommand, timeout: Duration? = nil) async throws(RedisError) -> RESPValue {
-        let encoded = try HiredisEncoder.encode(command, allocator: allocator)
+        let encoded = RESPEncoder.encode(command, allocator: allocator)
         return try await send(encoded: encoded, timeout: timeout.map(TimeAmount.init) ?? commandTimeout)
     }
 
     /// Sends several commands in one write and returns their replies in order, with one wake-up.
     /// Error replies stay in the array as ``RESPValue/error(_:)``; they are not thrown.
     public func send(pipeline commands: [RedisCommand], timeout: Duration? = nil) async throws(RedisError) -> [RESPValue] {
-        let encoded = try HiredisEncoder.encode(pipeline: commands, allocator: allocator)
+        guard !commands.isEmpty else { throw RedisError(code: .configuration, message: "a pipeline needs at least one command") }
+        let encoded = RESPEncoder.encode(pipeline: commands, allocator: allocator)
         if commands.count == 1 {
             do {
                 return [try await send(encoded: encoded, timeout: timeout.map(TimeAmount.init) ?? commandTimeout, replies: commands.count)]
@@ -308,10 +309,10 @@ public final class RedisConnection: Sendable {
             return try await withTaskCancellationHandler {
                 try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<RESPValue, any Error>) in
                     if eventLoop.inEventLoop {
-                        handler.value.send(encoded, id: id, deadline: deadline, continuation: continuation, replies: replies, purpose: purpose, confirmsShardUnsubscribe: confirmsShardUnsubscribe)
+                        handler.value.send(encoded, id: id, deadline: deadline, continuation: .task(continuation), replies: replies, purpose: purpose, confirmsShardUnsubscribe: confirmsShardUnsubscribe)
                     } else {
                         eventLoop.execute {
-                            handler.value.send(encoded, id: id, deadline: deadline, continuation: continuation, replies: replies, purpose: purpose, confirmsShardUnsubscribe: confirmsShardUnsubscribe)
+                            handler.value.send(encoded, id: id, deadline: deadline, continuation: .task(continuation), replies: replies, purpose: purpose, confirmsShardUnsubscribe: confirmsShardUnsubscribe)
                         }
                     }
                 }
@@ -331,10 +332,28 @@ public final class RedisConnection: Sendable {
         }
     }
 
+    /// Sends `encoded` (`replies` commands) and calls `onReply` with the reply (an array for a
+    /// pipeline of several) or the failure, on this connection's event loop (at once, on the calling
+    /// thread, if the connection is already closed). No task waits and nothing hops threads: for
+    /// callers that react on the loop. Not cancellable; the command timeout bounds it. An error
+    /// reply to a single command arrives as a `.server` failure, like ``send(_:timeout:)``'s.
+    package func send(encoded: ByteBuffer, replies: Int = 1, timeout: TimeAmount? = nil, onReply: @escaping @Sendable (Result<RESPValue, RedisError>) -> Void) {
+        let id = nextID.add(1, ordering: .relaxed).newValue
+        let deadline = NIODeadline.now() + (timeout ?? commandTimeout)
+        let handler = self.handler
+        if eventLoop.inEventLoop {
+            handler.value.send(encoded, id: id, deadline: deadline, continuation: .callback(onReply), replies: replies)
+        } else {
+            eventLoop.execute {
+                handler.value.send(encoded, id: id, deadline: deadline, continuation: .callback(onReply), replies: replies)
+            }
+        }
+    }
+
     /// Sends a subscribe-mode command. `SUNSUBSCRIBE channel` names its channel so that its reply is
     /// told apart from the `sunsubscribe` Redis sends unasked when the channel's slot moves.
     package func sendSubscription(_ command: RedisCommand, confirmsShardUnsubscribe channel: String?) async throws(RedisError) -> RESPValue {
-        let encoded = try HiredisEncoder.encode(command, allocator: allocator)
+        let encoded = RESPEncoder.encode(command, allocator: allocator)
         return try await send(encoded: encoded, timeout: commandTimeout, confirmsShardUnsubscribe: channel)
     }
 

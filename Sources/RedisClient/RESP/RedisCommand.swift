@@ -26,7 +26,7 @@ public struct RedisArgument: Sendable, Hashable, ExpressibleByStringLiteral, Exp
 /// ```swift
 /// let command = RedisCommand("SET", "greeting", RedisArgument(bytes: [0x68, 0x00, 0x69]), "PX", 500)
 /// ```
-/// Commands are encoded with hiredis's `redisFormatCommandArgv`, on the caller's thread.
+/// Commands are encoded (``RESPEncoder``) on the caller's thread.
 public struct RedisCommand: Sendable, Hashable {
     // All arguments stored back to back, with their lengths: one allocation, cheap to append.
     @usableFromInline var storage: [UInt8]

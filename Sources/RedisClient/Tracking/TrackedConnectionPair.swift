@@ -98,7 +98,7 @@ package final class TrackedConnectionPair: Sendable {
     /// `second` reads are tracked from now on.
     package func send(preEncoded first: ByteBuffer, then second: RedisCommand, timeout: Duration? = nil) async throws(RedisError) -> (RESPValue, RESPValue) {
         var buffer = first
-        var encoded = try HiredisEncoder.encode(second)
+        var encoded = RESPEncoder.encode(second)
         buffer.writeBuffer(&encoded)
         let reply = try await reader.send(encoded: buffer, timeout: TimeAmount(timeout ?? commandTimeout), replies: 2)
         guard case .array(let replies) = reply, replies.count == 2 else {

@@ -22,7 +22,7 @@ final class HitCounter: Sendable {
     /// Counts a hit. Returns false once per stripe, when it first reaches its share of the capacity
     /// (the caller warns); later hits of new entries are dropped quietly until a flush drains it.
     func record(_ entry: EntryKeys) -> Bool {
-        stripes[entry.id.hashValue & (Self.stripeCount - 1)].state.withLock { state in
+        stripes[Self.stripe(of: entry.id)].state.withLock { state in
             if let index = state.counts.index(forKey: entry.id) {
                 state.counts.values[index].1 += 1  // one hash lookup, counted in place
                 return true
@@ -34,6 +34,21 @@ final class HitCounter: Sendable {
             state.counts[entry.id] = (entry, 1)
             return true
         }
+    }
+
+    /// A stripe from the id's length and last bytes: cheap (the dictionary hashes the id anyway,
+    /// a second full hash only to pick the stripe cost as much as the count) and spread enough,
+    /// since ids of one namespace differ mostly at their end. Any choice is correct; a poor one
+    /// only makes hits on different keys share a lock.
+    private static func stripe(of id: String) -> Int {
+        var mixed = UInt(id.utf8.count)
+        var seen = 0
+        for byte in id.utf8.reversed() {
+            mixed = mixed &* 31 &+ UInt(byte)
+            seen += 1
+            if seen == 4 { break }
+        }
+        return Int(truncatingIfNeeded: mixed ^ (mixed >> 7)) & (stripeCount - 1)
     }
 
     func drain() -> [(EntryKeys, Int)] {

@@ -58,6 +58,9 @@ package final class FlightCoalescer<Outcome: Sendable>: Sendable {
     private enum Registration { case registered, flightGone, cancelled }
 
     private let state = Mutex(State())
+    /// Flights under way, readable without the lock: while it is 0 (the common case on a hot
+    /// path of fresh hits) ``isRunning(_:)`` answers without hashing the key.
+    private let running = Atomic<Int>(0)
 
     package init() {}
 
@@ -67,7 +70,8 @@ package final class FlightCoalescer<Outcome: Sendable>: Sendable {
     /// Whether a flight for `key` is under way now (a caller of ``run(key:joined:operation:)``
     /// would join it).
     package func isRunning(_ key: String) -> Bool {
-        state.withLock { $0.flights[key] != nil }
+        if running.load(ordering: .relaxed) == 0 { return false }
+        return state.withLock { $0.flights[key] != nil }
     }
 
     /// Runs `operation` for `key`, or joins the execution already running for it.
@@ -84,6 +88,7 @@ package final class FlightCoalescer<Outcome: Sendable>: Sendable {
                 guard state.flights[key] == nil else { return nil }
                 let id = state.makeID()
                 state.flights[key] = Flight(id: id)
+                running.add(1, ordering: .relaxed)
                 return id
             }
             if let flightID {
@@ -105,6 +110,7 @@ package final class FlightCoalescer<Outcome: Sendable>: Sendable {
         do { result = .success(try await operation(Context(coalescer: self, key: key, flightID: flightID))) } catch { result = .failure(error) }
         let flight = state.withLock { state -> Flight? in
             guard state.flights[key]?.id == flightID else { return nil }
+            running.subtract(1, ordering: .relaxed)
             return state.flights.removeValue(forKey: key)
         }
         let waiters = Array((flight?.waiters ?? [:]).values)

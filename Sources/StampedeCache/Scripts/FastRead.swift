@@ -2,10 +2,8 @@ import NIOCore
 import RedisClient
 
 enum FastReadCommands {
-    /// `TIME`, encoded once with hiredis.
-    static let time: ByteBuffer = {
-        do { return try HiredisEncoder.encode(RedisCommand("TIME")) } catch { preconditionFailure("cannot encode TIME: \(error)") }
-    }()
+    /// `TIME`, encoded once.
+    static let time: ByteBuffer = RESPEncoder.encode(RedisCommand("TIME"))
 }
 
 /// The fast path's answer: the server time and the stored blob, if any.

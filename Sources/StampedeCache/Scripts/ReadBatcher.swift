@@ -4,14 +4,16 @@ package import Metrics
 import Synchronization
 
 /// Batches concurrent fresh-hit reads into one `MGET` (automatic pipelining of reads), each
-/// distinct key once.
+/// distinct key once, and keeps the pipeline full from the event loop.
 ///
-/// Up to `limit` reads (the client's pool size) go to Redis on their own, as plain `GET`s, so a
-/// lone caller never waits for anyone. While all of them are out, further reads queue; when one
-/// comes back, the queue (up to ``maximumBatch`` keys) leaves as a single `MGET`, sent by the
-/// first caller in it, which hands every other caller its own reply. Under concurrency the cost of
-/// a command (encoding, the hops to and from the event loop, the promise) is paid once per batch
-/// instead of once per read, which is how a cache hit can outrun a bare `GET` of the same value.
+/// Up to `limit` reads or batches (the client's pool size) are out at Redis at once. A read that
+/// finds a slot free leaves at once (a lone read is a plain `GET`, so a single caller never waits
+/// for anyone); while every slot is out, reads queue. When a reply comes back, the connection's
+/// event loop itself sends the queue (up to ``maximumBatch`` keys) as the next `MGET` and then
+/// hands the finished batch's callers their replies: between one batch's reply and the next
+/// batch's write there is no task to wake and no thread hop. Under concurrency the cost of a
+/// command (encoding, the write, the reply's parse) is paid once per batch instead of once per
+/// read, which is how a cache hit can outrun a bare `GET` of the same value.
 ///
 /// Freshness stays a server-clock decision. While the ``ServerClock`` has a usable sample, a read
 /// or batch is a bare `GET` / `MGET`, and each caller takes the time *after* its reply reached it,
@@ -20,38 +22,71 @@ import Synchronization
 /// clock's bound), the read or batch carries `TIME` in front (`TIME` + `GET` or `TIME` + `MGET` in
 /// one write): every caller in it gets that reply's server time, read before its value, and the
 /// reply becomes the clock's next sample. So batching never switches off for lack of a clock.
-/// Only for a standalone server (on a cluster the keys of a batch live on different nodes); a
-/// queued read is not cancellable, but it is bounded by the command timeout of the batch it
-/// leaves in.
+///
+/// Only for a standalone server (on a cluster the keys of a batch live on different nodes). A
+/// cancelled caller leaves at once with ``RedisError/Code/cancelled`` (its key may still be read
+/// for nobody); a batch is bounded by the command timeout.
 package final class ReadBatcher: Sendable {
     /// Most keys in one `MGET`.
     package static let maximumBatch = 128
 
-    /// How a queued read goes on once it leaves the queue.
-    private enum Ticket: Sendable {
-        /// A slot was free: send a `GET` of its own.
-        case alone
-        /// It is first in the batch that leaves now: send the `MGET` for all of them.
-        case lead([Member])
-        /// Another caller sent its key in a batch: here is its reply.
-        case value(BatchedRead)
+    /// A caller waiting for its read.
+    private struct Waiter {
+        var key: String
+        var continuation: CheckedContinuation<BatchedRead, any Error>
     }
 
-    /// A queued read.
-    private struct Member: Sendable {
-        var key: String
-        var continuation: CheckedContinuation<Ticket, any Error>
+    /// Reads leaving together: the callers, in order, and the distinct keys sent for them.
+    private struct Batch: Sendable {
+        var ids: [UInt64]
+        var keys: [String]
+        /// `keys` index of each caller's key.
+        var positions: [Int]
     }
 
     private struct State {
         /// Reads or batches out at Redis now (at most `limit`).
         var inFlight = 0
-        /// Queued reads; non-empty only while all `limit` slots are out.
-        var queue: [Member] = []
-        /// Reads sent inside a batch, batches sent, and the distinct keys they read (metrics and tests).
+        /// Callers not yet answered, by id (queued, or in a batch that is out).
+        var waiting: [UInt64: Waiter] = [:]
+        /// Ids of the callers not yet sent, in arrival order.
+        var queue = CircularBuffer<UInt64>()
+        /// Reads sent inside a batch of several callers, such batches, and the distinct keys they
+        /// read (metrics and tests).
         var batchedReads = 0
         var batches = 0
         var batchedKeys = 0
+
+        /// Takes up to ``ReadBatcher/maximumBatch`` queued callers as one batch, each distinct key once.
+        mutating func takeBatch() -> Batch? {
+            guard !queue.isEmpty else { return nil }
+            let count = min(queue.count, ReadBatcher.maximumBatch)
+            var batch = Batch(ids: [], keys: [], positions: [])
+            batch.ids.reserveCapacity(count)
+            batch.positions.reserveCapacity(count)
+            if count == 1 {
+                let id = queue.removeFirst()
+                batch.ids = [id]
+                batch.keys = [waiting[id]?.key ?? ""]
+                batch.positions = [0]
+                return batch
+            }
+            var index: [String: Int] = [:]
+            index.reserveCapacity(count)
+            for _ in 0..<count {
+                let id = queue.removeFirst()
+                guard let key = waiting[id]?.key else { continue }
+                batch.ids.append(id)
+                if let known = index[key] {
+                    batch.positions.append(known)
+                } else {
+                    index[key] = batch.keys.count
+                    batch.positions.append(batch.keys.count)
+                    batch.keys.append(key)
+                }
+            }
+            return batch
+        }
     }
 
     private let redis: RedisClient
@@ -59,6 +94,7 @@ package final class ReadBatcher: Sendable {
     private let clock: ServerClock?
     private let limit: Int
     private let state = Mutex(State())
+    private let nextID = Atomic<UInt64>(0)
     /// `stampede_cache_batched_reads_total` and `stampede_cache_read_batches_total`, if counted.
     private let counters: (reads: Counter, batches: Counter)?
 
@@ -72,7 +108,7 @@ package final class ReadBatcher: Sendable {
         self.counters = counters
     }
 
-    /// Reads and batches sent so far: `(reads that left in a batch, batches sent)`.
+    /// Reads and batches sent so far: `(reads that left in a batch of several, such batches)`.
     package var batchCounts: (reads: Int, batches: Int) {
         state.withLock { ($0.batchedReads, $0.batches) }
     }
@@ -87,6 +123,11 @@ package final class ReadBatcher: Sendable {
         state.withLock { $0.queue.count }
     }
 
+    /// Reads or batches out at Redis right now (tests synchronise on it).
+    package var outstandingCount: Int {
+        state.withLock { $0.inFlight }
+    }
+
     /// Holds a slot as an outstanding read would until `body` returns, then gives it to the queue.
     /// Tests use it to queue reads behind it and observe the batch they leave in.
     package func withSlotTaken<T>(_ body: () async throws -> T) async rethrows -> T {
@@ -98,45 +139,107 @@ package final class ReadBatcher: Sendable {
     /// The `GET` reply for `key`, possibly fetched together with other callers' keys, and the
     /// server's time (ms) when `TIME` went in front of it.
     package func get(_ key: String) async throws(RedisError) -> BatchedRead {
-        let alone = state.withLock { state -> Bool in
-            guard state.inFlight < limit, state.queue.isEmpty else { return false }
-            state.inFlight += 1
-            return true
-        }
-        if alone { return try await sendAlone(key) }
-        let ticket: Ticket
+        if Task.isCancelled { throw Self.cancelled }
+        let id = nextID.add(1, ordering: .relaxed).newValue
         do {
-            ticket = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Ticket, any Error>) in
-                let runNow = state.withLock { state -> Bool in
-                    // A slot may have come free since the first look.
-                    if state.inFlight < limit, state.queue.isEmpty {
+            return try await withTaskCancellationHandler {
+                try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<BatchedRead, any Error>) in
+                    let batch = state.withLock { state -> Batch? in
+                        state.waiting[id] = Waiter(key: key, continuation: continuation)
+                        state.queue.append(id)
+                        guard state.inFlight < limit else { return nil }
                         state.inFlight += 1
-                        return true
+                        return state.takeBatch()
                     }
-                    state.queue.append(Member(key: key, continuation: continuation))
-                    return false
+                    if let batch { send(batch) }
                 }
-                if runNow { continuation.resume(returning: .alone) }
+            } onCancel: {
+                let waiter = state.withLock { state -> Waiter? in
+                    guard let waiter = state.waiting.removeValue(forKey: id) else { return nil }
+                    if let queued = state.queue.firstIndex(of: id) { state.queue.remove(at: queued) }
+                    return waiter
+                }
+                waiter?.continuation.resume(throwing: Self.cancelled)
             }
         } catch let error as RedisError {
             throw error
         } catch {
             throw RedisError(code: .connection, message: "a batched read failed: \(error)")
         }
-        switch ticket {
-        case .alone: return try await sendAlone(key)
-        case .value(let value): return value
-        case .lead(let batch): return try await lead(batch)
+    }
+
+    private static let cancelled = RedisError(code: .cancelled, message: "the task was cancelled while its read was out; the read may still run on the server")
+
+    /// Sends `batch` (its slot is already counted): `GET` of one key or `MGET` of several, with
+    /// `TIME` in front when the clock has no usable sample.
+    private func send(_ batch: Batch) {
+        let timed = needsTime()
+        var buffer = ByteBuffer()
+        if timed { buffer.writeImmutableBuffer(FastReadCommands.time) }
+        RESPEncoder.write(batch.keys.count == 1 ? "GET" : "MGET", batch.keys, into: &buffer)
+        let sent = ContinuousClock.now
+        redis.send(encoded: buffer, replies: timed ? 2 : 1) { [self] result in
+            completed(batch, result: result, timed: timed, sent: sent)
         }
     }
 
-    /// A `GET` in a slot of its own; the slot goes to the queue afterwards.
-    private func sendAlone(_ key: String) async throws(RedisError) -> BatchedRead {
-        defer { releaseSlot() }
-        let command = RedisCommand("GET", RedisArgument(key))
-        guard needsTime() else { return BatchedRead(value: try await redis.send(command), serverMillis: nil) }
-        let (value, millis) = try await sendTimed(command)
-        return BatchedRead(value: value, serverMillis: millis)
+    /// A batch's reply came back (on the event loop): send the queue as the next batch in the
+    /// same slot, then answer this batch's callers.
+    private func completed(_ batch: Batch, result: Result<RESPValue, RedisError>, timed: Bool, sent: ContinuousClock.Instant) {
+        let answers = answers(for: batch, result: result, timed: timed, sent: sent)
+        let (waiters, next) = state.withLock { state -> ([Waiter?], Batch?) in
+            if case .success = answers, batch.ids.count > 1 {
+                state.batchedReads += batch.ids.count
+                state.batches += 1
+                state.batchedKeys += batch.keys.count
+            }
+            let waiters = batch.ids.map { state.waiting.removeValue(forKey: $0) }
+            let next = state.takeBatch()
+            if next == nil { state.inFlight -= 1 }
+            return (waiters, next)
+        }
+        if let next { send(next) }
+        switch answers {
+        case .success(let (values, millis)):
+            if batch.ids.count > 1 {
+                counters?.reads.increment(by: batch.ids.count)
+                counters?.batches.increment()
+            }
+            for (waiter, position) in zip(waiters, batch.positions) {
+                waiter?.continuation.resume(returning: BatchedRead(value: values[position], serverMillis: millis))
+            }
+        case .failure(let error):
+            for waiter in waiters { waiter?.continuation.resume(throwing: error) }
+        }
+    }
+
+    /// The value for each of `batch`'s keys, and the server's time if `TIME` went in front
+    /// (recorded as the clock's sample).
+    private func answers(
+        for batch: Batch, result: Result<RESPValue, RedisError>, timed: Bool, sent: ContinuousClock.Instant
+    ) -> Result<([RESPValue], Int64?), RedisError> {
+        do throws(RedisError) {
+            var reply = try result.get()
+            var millis: Int64?
+            if timed {
+                guard case .array(let both) = reply, both.count == 2 else {
+                    throw RedisError(code: .protocolError, message: "expected the replies of TIME and a read, got \(reply)")
+                }
+                let received = ContinuousClock.now
+                let serverMillis = try FastRead.millis(time: both[0])
+                clock?.record(serverMillis: serverMillis, sent: sent, received: received)
+                millis = serverMillis
+                reply = both[1]
+            }
+            if case .error(let message) = reply { throw RedisError(code: .server, message: message) }
+            if batch.keys.count == 1 { return .success(([reply], millis)) }
+            guard let values = reply.array, values.count == batch.keys.count else {
+                throw RedisError(code: .protocolError, message: "MGET of \(batch.keys.count) keys answered \(reply)")
+            }
+            return .success((values, millis))
+        } catch {
+            return .failure(error)
+        }
     }
 
     /// Whether a read sent now needs `TIME` in front: the clock has no usable sample.
@@ -145,92 +248,13 @@ package final class ReadBatcher: Sendable {
         return clock.upperBound(at: .now) == nil
     }
 
-    /// `TIME` and `command` in one write; records the `TIME` reply as the clock's sample.
-    private func sendTimed(_ command: RedisCommand) async throws(RedisError) -> (RESPValue, Int64) {
-        let sent = ContinuousClock.now
-        let (timeReply, reply) = try await redis.send(preEncoded: FastReadCommands.time, then: command)
-        let received = ContinuousClock.now
-        let millis = try FastRead.millis(time: timeReply)
-        clock?.record(serverMillis: millis, sent: sent, received: received)
-        return (reply, millis)
-    }
-
-    /// Sends `batch` (this caller first) as one `MGET` and hands out the replies.
-    private func lead(_ batch: [Member]) async throws(RedisError) -> BatchedRead {
-        defer { releaseSlot() }
-        let replies: [RESPValue]
-        var millis: Int64?
-        // Each distinct key is read once: concurrent reads of one hot key share its reply (the
-        // value's bytes are shared, not copied), as concurrent calls of one flight would.
-        var keys: [String] = []
-        var position: [Int] = []
-        if batch.count > 1 {
-            var index: [String: Int] = [:]
-            index.reserveCapacity(batch.count)
-            position.reserveCapacity(batch.count)
-            for member in batch {
-                if let known = index[member.key] {
-                    position.append(known)
-                } else {
-                    index[member.key] = keys.count
-                    position.append(keys.count)
-                    keys.append(member.key)
-                }
-            }
-        } else {
-            keys = [batch[0].key]
-            position = [0]
-        }
-        do throws(RedisError) {
-            let command = keys.count == 1
-                ? RedisCommand("GET", RedisArgument(keys[0]))
-                : RedisCommand("MGET", keys.map { RedisArgument($0) })
-            let reply: RESPValue
-            if needsTime() {
-                let timed = try await sendTimed(command)
-                (reply, millis) = (timed.0, timed.1)
-            } else {
-                reply = try await redis.send(command)
-            }
-            if keys.count == 1 {
-                replies = [reply]
-            } else {
-                if case .error(let message) = reply { throw RedisError(code: .server, message: message) }
-                guard let values = reply.array, values.count == keys.count else {
-                    throw RedisError(code: .protocolError, message: "MGET of \(keys.count) keys answered \(reply)")
-                }
-                replies = values
-            }
-        } catch {
-            for member in batch.dropFirst() { member.continuation.resume(throwing: error) }
-            throw error
-        }
-        state.withLock {
-            $0.batchedReads += batch.count
-            $0.batches += 1
-            $0.batchedKeys += keys.count
-        }
-        counters?.reads.increment(by: batch.count)
-        counters?.batches.increment()
-        for (member, at) in zip(batch, position).dropFirst() {
-            member.continuation.resume(returning: .value(BatchedRead(value: replies[at], serverMillis: millis)))
-        }
-        return BatchedRead(value: replies[position[0]], serverMillis: millis)
-    }
-
-    /// Gives a finished slot to the queue (its first caller sends the rest with its own key), or
-    /// frees it.
+    /// Gives a finished slot to the queue (it leaves as the next batch), or frees it.
     private func releaseSlot() {
-        let batch = state.withLock { state -> [Member]? in
-            guard !state.queue.isEmpty else {
-                state.inFlight -= 1
-                return nil
-            }
-            let count = min(state.queue.count, Self.maximumBatch)
-            let batch = Array(state.queue.prefix(count))
-            state.queue.removeFirst(count)
+        let batch = state.withLock { state -> Batch? in
+            let batch = state.takeBatch()
+            if batch == nil { state.inFlight -= 1 }
             return batch
         }
-        if let batch { batch[0].continuation.resume(returning: .lead(batch)) }
+        if let batch { send(batch) }
     }
 }

@@ -1,52 +1,6 @@
 import CHiredis
 package import NIOCore
 
-/// Encodes commands with hiredis's `redisFormatCommandArgv`.
-package enum HiredisEncoder {
-    /// The RESP bytes of `command`, exactly as hiredis formats them.
-    package static func encode(_ command: RedisCommand, allocator: ByteBufferAllocator = .init()) throws(RedisError) -> ByteBuffer {
-        let argc = command.lengths.count
-        let result: ByteBuffer? = command.storage.withUnsafeBufferPointer { storage -> ByteBuffer? in
-            // A zero-length argument still needs a non-null pointer; hiredis never reads it.
-            let base = storage.baseAddress.map { UnsafeRawPointer($0) } ?? UnsafeRawPointer(bitPattern: 1)!
-            var argv = [UnsafePointer<CChar>?](repeating: nil, count: argc)
-            var offset = 0
-            for index in 0..<argc {
-                argv[index] = (base + offset).assumingMemoryBound(to: CChar.self)
-                offset += command.lengths[index]
-            }
-            var target: UnsafeMutablePointer<CChar>? = nil
-            let length = command.lengths.withUnsafeBufferPointer { lengths in
-                argv.withUnsafeMutableBufferPointer { argvPointer in
-                    redisFormatCommandArgv(&target, Int32(argc), argvPointer.baseAddress, lengths.baseAddress)
-                }
-            }
-            guard length >= 0, let target else { return nil }
-            defer { redisFreeCommand(target) }
-            var buffer = allocator.buffer(capacity: Int(length))
-            buffer.writeBytes(UnsafeRawBufferPointer(start: target, count: Int(length)))
-            return buffer
-        }
-        guard let result else {
-            throw RedisError(code: .configuration, message: "hiredis could not format the \(command.name) command (out of memory)")
-        }
-        return result
-    }
-}
-
-extension HiredisEncoder {
-    /// The RESP bytes of several commands back to back (one write).
-    package static func encode(pipeline commands: [RedisCommand], allocator: ByteBufferAllocator = .init()) throws(RedisError) -> ByteBuffer {
-        guard !commands.isEmpty else { throw RedisError(code: .configuration, message: "a pipeline needs at least one command") }
-        var buffer = try encode(commands[0], allocator: allocator)
-        for command in commands.dropFirst() {
-            var next = try encode(command, allocator: allocator)
-            buffer.writeBuffer(&next)
-        }
-        return buffer
-    }
-}
-
 /// hiredis's incremental reply parser: feed bytes, pull complete replies.
 ///
 /// Each reply is deep-copied into a ``RESPValue`` and the hiredis reply tree is freed once, from
