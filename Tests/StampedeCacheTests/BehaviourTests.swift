@@ -290,6 +290,19 @@ struct OutOfMemoryTests {
             }
             let oom = try #require(refused, "Redis never reached maxmemory")
             #expect(oom.message.hasPrefix("OOM "), "the server's own message: \(oom.message)")
+            // The refusal above counted the refused SET's 64 KiB query buffer; once Redis frees it
+            // (a loaded machine gives its cron time to), used memory can fall back under the limit
+            // and writes succeed again. Put the limit at half of what the data uses, so every write
+            // stays refused whatever Redis frees.
+            let memory = try await worker.client.send("INFO", "memory").string ?? ""
+            let used = try #require(
+                memory.split(separator: "\r\n").first { $0.hasPrefix("used_memory:") }.flatMap { Int($0.dropFirst("used_memory:".count)) },
+                "INFO memory has used_memory"
+            )
+            try await worker.client.send("CONFIG", "SET", "maxmemory", RedisArgument(used / 2))
+            await #expect(throws: RedisError.self, "a write after lowering the limit is refused") {
+                try await worker.client.set("filler:last", to: "x")
+            }
             let upstream = Upstream()
             let result = try await worker.cache.value(for: "k", compute: upstream.compute("answer"))
             #expect(result.source == .uncachedRedisUnavailable)

@@ -1,4 +1,9 @@
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// The namespace generation this process uses, refreshed at most once a second and on `gen|N` notices.
 /// Lock-free: read on every call.
@@ -7,10 +12,13 @@ final class GenerationBox: Sendable {
     /// Monotonic nanoseconds of the last refresh; 0 = never.
     private let refreshedAt = Atomic<Int64>(0)
     private let refreshing = Atomic<Bool>(false)
-    private static let start = ContinuousClock.now
-
-    private static func nanosecondsSinceStart() -> Int64 {
-        max(1, (ContinuousClock.now - start).nanosecondsClamped)
+    /// Monotonic nanoseconds (never 0), read on every request: `clock_gettime` and integer
+    /// arithmetic, not a `ContinuousClock` instant whose `Duration` difference costs 128-bit
+    /// divisions (≈ 6% of a near hit's CPU in a profile).
+    private static func monotonicNanoseconds() -> Int64 {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        return max(1, Int64(now.tv_sec) &* 1_000_000_000 &+ Int64(now.tv_nsec))
     }
 
     /// How old the value is.
@@ -27,7 +35,7 @@ final class GenerationBox: Sendable {
         let current = value.load(ordering: .relaxed)
         let last = refreshedAt.load(ordering: .relaxed)
         if last == 0 { return (current, .neverRead) }
-        guard Self.nanosecondsSinceStart() - last > maxAge.nanosecondsClamped else { return (current, .current) }
+        guard Self.monotonicNanoseconds() - last > maxAge.nanosecondsClamped else { return (current, .current) }
         let won = refreshing.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged
         return (current, .stale(claimed: won))
     }
@@ -36,7 +44,7 @@ final class GenerationBox: Sendable {
     /// the caller then asks ``read(maxAge:)``).
     func currentValue(maxAgeNanoseconds: Int64) -> Int64? {
         let last = refreshedAt.load(ordering: .relaxed)
-        guard last != 0, Self.nanosecondsSinceStart() - last <= maxAgeNanoseconds else { return nil }
+        guard last != 0, Self.monotonicNanoseconds() - last <= maxAgeNanoseconds else { return nil }
         return value.load(ordering: .relaxed)
     }
 
@@ -47,7 +55,7 @@ final class GenerationBox: Sendable {
             if exchanged { break }
             current = original
         }
-        refreshedAt.store(Self.nanosecondsSinceStart(), ordering: .relaxed)
+        refreshedAt.store(Self.monotonicNanoseconds(), ordering: .relaxed)
         refreshing.store(false, ordering: .relaxed)
     }
 
