@@ -66,46 +66,7 @@ public enum ChatStreamEvent: Sendable, Hashable {
     case completed(LLMResult)
 }
 
-// MARK: Wire decoding (OpenAI chat-completions shape)
-
-struct WireUsage: Decodable {
-    var prompt_tokens: Int?
-    var completion_tokens: Int?
-}
-
-struct WireCompletion: Decodable {
-    struct Choice: Decodable {
-        struct Message: Decodable {
-            var content: String?
-            var tool_calls: AnyJSON?
-            var reasoning_content: String?
-            var reasoning: String?
-        }
-        var message: Message?
-        var finish_reason: String?
-    }
-    var id: String?
-    var model: String?
-    var choices: [Choice]
-    var usage: WireUsage?
-}
-
-struct WireChunk: Decodable {
-    struct Choice: Decodable {
-        struct Delta: Decodable {
-            var content: String?
-            var tool_calls: AnyJSON?
-            var reasoning_content: String?
-            var reasoning: String?
-        }
-        var delta: Delta?
-        var finish_reason: String?
-    }
-    var id: String?
-    var model: String?
-    var choices: [Choice]?
-    var usage: WireUsage?
-}
+// MARK: Wire decoding (OpenAI error shape)
 
 struct WireError: Decodable {
     struct Body: Decodable {
@@ -114,28 +75,4 @@ struct WireError: Decodable {
         var code: String?
     }
     var error: Body?
-}
-
-/// Keeps any JSON value as its compact text (for tool calls, which we store verbatim).
-struct AnyJSON: Decodable {
-    var text: String
-    init(from decoder: any Decoder) throws {
-        let value = try decoder.singleValueContainer().decode(JSONFragment.self)
-        let data = try JSONSerialization.data(withJSONObject: value.object, options: [.sortedKeys, .fragmentsAllowed])
-        text = String(decoding: data, as: UTF8.self)
-    }
-}
-
-private struct JSONFragment: Decodable {
-    var object: Any
-    init(from decoder: any Decoder) throws {
-        let container = try decoder.singleValueContainer()
-        if container.decodeNil() { object = NSNull() }
-        else if let bool = try? container.decode(Bool.self) { object = bool }
-        else if let int = try? container.decode(Int64.self) { object = int }
-        else if let double = try? container.decode(Double.self) { object = double }
-        else if let string = try? container.decode(String.self) { object = string }
-        else if let array = try? container.decode([JSONFragment].self) { object = array.map(\.object) }
-        else { object = try container.decode([String: JSONFragment].self).mapValues(\.object) }
-    }
 }

@@ -1,7 +1,9 @@
 import Foundation
 
 extension StampedeCache {
-    /// The `Codable` value for `key`, stored as JSON (see ``value(for:options:compute:)``).
+    /// The `Codable` value for `key`, stored as JSON (see ``value(for:options:compute:)``):
+    /// written by `JSONEncoder` with sorted keys and read by `JSONDecoder`, or by the type itself
+    /// when it conforms to ``CacheValueCoding``.
     ///
     /// A stored value that no longer decodes as `T` (for example after you changed the type) is
     /// treated as a miss: it is deleted and computed again, once. Prefer a new namespace or key
@@ -25,14 +27,12 @@ extension StampedeCache {
         produce: @escaping @Sendable () async throws -> Computed<T>
     ) async throws -> CacheResult<T> {
         let encodeAndCompute: @Sendable () async throws -> Computed<[UInt8]> = {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
-            return try await produce().map { Array(try encoder.encode($0)) }
+            try await produce().map { try StoredJSON.encode($0) }
         }
         for attempt in 0..<2 {
             let raw = try await value(for: key, options: options, produce: encodeAndCompute)
             do {
-                let decoded = try JSONDecoder().decode(T.self, from: Data(raw.value))
+                let decoded = try StoredJSON.decode(T.self, from: raw.value)
                 return raw.map { _ in decoded }
             } catch {
                 guard raw.source.isHit || raw.source == .receivedFromOtherWorker, attempt == 0 else {

@@ -41,6 +41,6 @@ struct TuneGroup: AsyncParsableCommand {
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure StampedeCache against baselines, in one run, on one Redis.",
-        subcommands: [ClientBench.self, CacheBench.self, CompareBench.self, SemanticBench.self, ClusterBench.self, ProxyBench.self]
+        subcommands: [ClientBench.self, CacheBench.self, CompareBench.self, SemanticBench.self, ClusterBench.self, ProxyBench.self, CodecBench.self]
     )
 }

@@ -9,6 +9,21 @@ import Testing
 struct BenchToolsTests {
     static let implementations = ["stampede_cache", "stampede_cache_l1", "cache_aside", "set_nx_lock"]
 
+    @Test("bench codec: both codecs measured for all three operations on the same 1,207-byte completion, never timings")
+    func codecSmoke() async throws {
+        let result = try await runStampede(["bench", "codec", "--iterations", "50", "--rounds", "1", "--json"], timeout: .seconds(120))
+        #expect(result.status == 0, "\(result.stderr)")
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+        #expect(report["stored_bytes"] as? Int == 1_207)
+        for operation in ["store_encode", "stored_decode", "upstream_decode"] {
+            let foundation = try #require(report["\(operation)_foundation_ns"] as? Double)
+            let ours = try #require(report["\(operation)_ns"] as? Double)
+            #expect(foundation > 0 && ours > 0, "\(operation)")
+            let speedup = try #require(report["\(operation)_speedup"] as? Double)
+            #expect(abs(speedup - foundation / ours) <= 1e-9 * speedup, "\(operation): the ratio of the two times")
+        }
+    }
+
     @Test("bench compare --smoke: every workload, every implementation, and counts that add up")
     func compareSmoke() async throws {
         let chart = FileManager.default.temporaryDirectory.appendingPathComponent("compare-\(UInt32.random(in: 0..<UInt32.max)).svg")

@@ -1,6 +1,7 @@
 import RedisClient
 import RedisTestSupport
 import StampedeCache
+import Synchronization
 import Testing
 
 private struct Answer: Codable, Sendable, Equatable {
@@ -11,6 +12,39 @@ private struct Answer: Codable, Sendable, Equatable {
 private struct OtherShape: Codable, Sendable, Equatable {
     var id: UUIDLike
     struct UUIDLike: Codable, Sendable, Equatable { var raw: [Int] }
+}
+
+private let ownEncodings = Atomic<Int>(0)
+private let ownDecodings = Atomic<Int>(0)
+
+/// Writes and reads its stored JSON itself, counting both.
+private struct OwnJSON: CacheValueCoding, Equatable {
+    var text: String
+
+    init(text: String) { self.text = text }
+
+    func cacheJSON() -> [UInt8] {
+        ownEncodings.add(1, ordering: .relaxed)
+        return Array(#"{"text":"own:"#.utf8) + Array(text.utf8) + Array(#""}"#.utf8)
+    }
+
+    init?(cacheJSON bytes: [UInt8]) {
+        let text = String(decoding: bytes, as: UTF8.self)
+        guard text.hasPrefix(#"{"text":"own:"#), text.hasSuffix(#""}"#) else { return nil }
+        ownDecodings.add(1, ordering: .relaxed)
+        self.text = String(text.dropFirst(13).dropLast(2))
+    }
+}
+
+/// Declines every stored value, so `JSONDecoder` reads them.
+private struct DecliningJSON: CacheValueCoding, Equatable {
+    var text: String
+
+    init(text: String) { self.text = text }
+
+    func cacheJSON() -> [UInt8] { Array(#"{"text":"\#(text)"}"#.utf8) }
+
+    init?(cacheJSON bytes: [UInt8]) { nil }
 }
 
 @Suite("Codable values", .sharedRedis)
@@ -40,6 +74,39 @@ struct CodableTests {
         #expect(result.source == .computed)
         #expect(upstream.count == 1)
         #expect(worker.cache.diagnostics.corruptEntries == 1)
+        await worker.stop()
+    }
+
+    @Test("a CacheValueCoding type's own JSON is what is stored, and its own decoder reads the hits")
+    func ownCodingIsUsed() async throws {
+        let worker = try await Worker.start(try TestRedis.sharedURL, namespace: uniqueNamespace(), policy: testPolicy())
+        let encodedBefore = ownEncodings.load(ordering: .relaxed)
+        let decodedBefore = ownDecodings.load(ordering: .relaxed)
+        let first = try await worker.cache.value(for: "q", as: OwnJSON.self) { OwnJSON(text: "a b") }
+        #expect(first.value == OwnJSON(text: "a b"))
+        #expect(first.source == .computed)
+        let stored = try #require(try await worker.cache.freshValue(for: "q"))
+        #expect(stored.value == Array(#"{"text":"own:a b"}"#.utf8))
+        let second = try await worker.cache.value(for: "q", as: OwnJSON.self) { OwnJSON(text: "never") }
+        #expect(second.value == OwnJSON(text: "a b"))
+        #expect(second.source == .freshHit)
+        let fresh = try #require(try await worker.cache.freshValue(for: "q", as: OwnJSON.self))
+        #expect(fresh.value == OwnJSON(text: "a b"))
+        // One encode (the computation); decodes: the leader's own result, the hit, the fresh read.
+        #expect(ownEncodings.load(ordering: .relaxed) - encodedBefore == 1)
+        #expect(ownDecodings.load(ordering: .relaxed) - decodedBefore == 3)
+        await worker.stop()
+    }
+
+    @Test("a stored value the type's own decoder declines is read by JSONDecoder, not treated as corrupt")
+    func declinedFallsBackToJSONDecoder() async throws {
+        let worker = try await Worker.start(try TestRedis.sharedURL, namespace: uniqueNamespace(), policy: testPolicy())
+        let first = try await worker.cache.value(for: "q", as: DecliningJSON.self) { DecliningJSON(text: "plain") }
+        #expect(first.value == DecliningJSON(text: "plain"))
+        let second = try await worker.cache.value(for: "q", as: DecliningJSON.self) { DecliningJSON(text: "never") }
+        #expect(second.value == DecliningJSON(text: "plain"))
+        #expect(second.source == .freshHit)
+        #expect(worker.cache.diagnostics.corruptEntries == 0)
         await worker.stop()
     }
 }

@@ -167,15 +167,25 @@ struct JSONTextParser {
         let start = index
         index += 1   // opening quote
         var buffer: [UInt8] = []
+        var escaped = false
         var runStart = index
         while true {
             guard index < bytes.count else { throw failure("unterminated string", at: start) }
             let byte = bytes[index]
             if byte == UInt8(ascii: "\"") {
+                if !escaped {
+                    // No escapes: the string is the bytes between the quotes (no copy into a buffer).
+                    guard let string = String(validating: bytes[runStart..<index], as: UTF8.self) else {
+                        throw failure("invalid UTF-8 in a string", at: start)
+                    }
+                    index += 1
+                    return string
+                }
                 buffer.append(contentsOf: bytes[runStart..<index])
                 index += 1
                 break
             } else if byte == UInt8(ascii: "\\") {
+                escaped = true
                 buffer.append(contentsOf: bytes[runStart..<index])
                 index += 1
                 try parseEscape(into: &buffer)

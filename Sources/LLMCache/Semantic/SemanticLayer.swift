@@ -102,7 +102,7 @@ final class SemanticLayer: Sendable {
                     continue
                 }
                 guard let answer = neighbor.answer,
-                      let completion = try? JSONDecoder().decode(ChatCompletion.self, from: Data(answer.utf8)),
+                      let completion = ChatCompletion(cacheJSON: Array(answer.utf8)) ?? (try? JSONDecoder().decode(ChatCompletion.self, from: Data(answer.utf8))),
                       let remaining = try await index.remainingLifetime(documentKey: neighbor.documentKey)
                 else { continue }
                 return .cached(completion, similarity: neighbor.similarity, matchedKey: neighbor.cacheKey, remaining: remaining)
@@ -119,9 +119,7 @@ final class SemanticLayer: Sendable {
     /// Stores a computed answer as the request's done document, fresh until `freshUntilMillis`.
     func complete(_ document: SemanticDocument, answer: ChatCompletion, freshUntilMillis: Int64) async {
         do {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
-            let json = String(decoding: try encoder.encode(answer), as: UTF8.self)
+            let json = String(decoding: answer.cacheJSON(), as: UTF8.self)
             try await index.complete(document, pendingKey: Self.pendingKey(documentKey: document.key), answer: json, freshUntilMillis: freshUntilMillis)
         } catch {
             logger.warning("semantic document not stored; its pending registration expires", metadata: ["error": "\(error)"])

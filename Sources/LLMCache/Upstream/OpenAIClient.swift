@@ -124,28 +124,26 @@ public final class OpenAIClient: ChatCompletionUpstream {
                         done = true
                         continue
                     }
-                    let chunk: WireChunk
+                    let chunk: CompletionWire.Chunk
                     do {
-                        chunk = try JSONDecoder().decode(WireChunk.self, from: Data(payload.utf8))
+                        chunk = try CompletionWire.chunk(payload)
                     } catch {
                         throw UpstreamError.malformedResponse("a stream event is not a chat.completion.chunk: \(payload.prefix(120))")
                     }
                     if let chunkID = chunk.id, id.isEmpty { id = chunkID }
                     if let chunkModel = chunk.model { model = chunkModel }
-                    if let wireUsage = chunk.usage {
-                        usage = .init(promptTokens: wireUsage.prompt_tokens ?? 0, completionTokens: wireUsage.completion_tokens ?? 0)
-                    }
-                    for choice in chunk.choices ?? [] {
-                        if let piece = choice.delta?.reasoning_content ?? choice.delta?.reasoning, !piece.isEmpty {
+                    if let chunkUsage = chunk.usage { usage = chunkUsage }
+                    for choice in chunk.choices {
+                        if let piece = choice.reasoning, !piece.isEmpty {
                             reasoning += piece
                             onDelta(.reasoning(piece))
                         }
-                        if let piece = choice.delta?.content, !piece.isEmpty {
+                        if let piece = choice.content, !piece.isEmpty {
                             content += piece
                             onDelta(.content(piece))
                         }
-                        if let calls = choice.delta?.tool_calls { toolCalls.add(calls.text) }
-                        if let reason = choice.finish_reason { finishReason = reason }
+                        if let calls = choice.toolCalls { toolCalls.add(calls) }
+                        if let reason = choice.finishReason { finishReason = reason }
                     }
                 }
             }
@@ -181,8 +179,9 @@ public final class OpenAIClient: ChatCompletionUpstream {
         }
         // The trace continues at the upstream (W3C `traceparent`, when a tracer is bootstrapped).
         if let context = ServiceContext.current { InstrumentationSystem.instrument.inject(context, into: &http.headers, using: HTTPHeadersInjector()) }
-        let body = try JSONEncoder().encode(request.wireBody(stream: stream))
-        http.body = .bytes(ByteBuffer(data: body))
+        var body: [UInt8] = []
+        request.wireBody(stream: stream).writeCanonical(into: &body)
+        http.body = .bytes(ByteBuffer(bytes: body))
         return try await transport.execute(http, started: started, deadline: deadline)
     }
 
@@ -201,22 +200,7 @@ public final class OpenAIClient: ChatCompletionUpstream {
     }
 
     static func decodeCompletion(_ body: ByteBuffer, requestedModel: String) throws -> ChatCompletion {
-        let wire: WireCompletion
-        do {
-            wire = try JSONDecoder().decode(WireCompletion.self, from: Data(buffer: body))
-        } catch {
-            throw UpstreamError.malformedResponse("not chat-completions JSON: \(String(buffer: body).prefix(120))")
-        }
-        guard let choice = wire.choices.first else { throw UpstreamError.malformedResponse("no choices in the response") }
-        return ChatCompletion(
-            id: wire.id ?? "",
-            model: wire.model ?? requestedModel,
-            content: choice.message?.content ?? "",
-            finishReason: choice.finish_reason,
-            usage: wire.usage.map { .init(promptTokens: $0.prompt_tokens ?? 0, completionTokens: $0.completion_tokens ?? 0) },
-            toolCallsJSON: choice.message?.tool_calls?.text,
-            reasoningContent: choice.message?.reasoning_content ?? choice.message?.reasoning
-        )
+        try CompletionWire.completion(Array(body.readableBytesView), requestedModel: requestedModel)
     }
 
     private func withRetries<T: Sendable>(deadline: ContinuousClock.Instant, _ attempt: @Sendable () async throws -> T) async throws -> T {

@@ -23,7 +23,16 @@ struct ToolCallAccumulator: Sendable {
 
     /// Adds one chunk's `delta.tool_calls` (its JSON text).
     mutating func add(_ deltaJSON: String) {
-        guard case .array(let items)? = try? JSONValue(parsing: deltaJSON) else {
+        guard let delta = try? JSONValue(parsing: deltaJSON) else {
+            ignored += 1
+            return
+        }
+        add(delta)
+    }
+
+    /// Adds one chunk's `delta.tool_calls`.
+    mutating func add(_ delta: JSONValue) {
+        guard case .array(let items) = delta else {
             ignored += 1
             return
         }
