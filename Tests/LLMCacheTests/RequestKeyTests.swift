@@ -287,6 +287,15 @@ struct RequestKeyTests {
         #expect(throws: JSONParseError.self) { try JSONValue(parsing: "[1,]") }
         #expect(throws: JSONParseError.self) { try JSONValue(parsing: String(repeating: "[", count: 600) + String(repeating: "]", count: 600)) }
         #expect(throws: JSONParseError.self) { try JSONValue(parsing: Data([0x22, 0xFF, 0x22])) }
+        // Integers are read without text up to 18 characters, through Int64's parser beyond.
+        for text in ["0", "-0", "7", "-7", "999999999999999999", "-99999999999999999", "1000000000000000000", "-999999999999999999", "-9223372036854775808"] {
+            #expect(try JSONValue(parsing: text) == .int(Int64(text)!), "\(text)")
+        }
+        // Invalid UTF-8 is rejected with and without escapes in the same string; escaped non-ASCII is kept.
+        #expect(throws: JSONParseError.self) { try JSONValue(parsing: Data([0x22, 0x5C, 0x6E, 0xC3, 0x22])) }
+        #expect(throws: JSONParseError.self) { try JSONValue(parsing: Data([0x22, 0x61, 0xED, 0xA0, 0x80, 0x22])) }
+        #expect(try JSONValue(parsing: Data(#""a\u00e9\n""#.utf8)) == .string("aé\n"))
+        #expect(try JSONValue(parsing: Data([0x22, 0xC3, 0xA9, 0x5C, 0x74, 0x22])) == .string("é\t"))
     }
 
     @Test func codableRoundTrips() throws {

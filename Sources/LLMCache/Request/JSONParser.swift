@@ -168,6 +168,9 @@ struct JSONTextParser {
         index += 1   // opening quote
         var buffer: [UInt8] = []
         var escaped = false
+        // Bytes of 0x80 and above (in the text or written by escapes): only then is UTF-8
+        // validation needed; all-ASCII bytes are valid UTF-8 by construction.
+        var nonASCII = false
         var runStart = index
         while true {
             guard index < bytes.count else { throw failure("unterminated string", at: start) }
@@ -175,9 +178,8 @@ struct JSONTextParser {
             if byte == UInt8(ascii: "\"") {
                 if !escaped {
                     // No escapes: the string is the bytes between the quotes (no copy into a buffer).
-                    guard let string = String(validating: bytes[runStart..<index], as: UTF8.self) else {
-                        throw failure("invalid UTF-8 in a string", at: start)
-                    }
+                    let string = Self.string(bytes[runStart..<index], ascii: !nonASCII)
+                    guard let string else { throw failure("invalid UTF-8 in a string", at: start) }
                     index += 1
                     return string
                 }
@@ -193,13 +195,23 @@ struct JSONTextParser {
             } else if byte < 0x20 {
                 throw failure("unescaped control character in a string")
             } else {
+                if byte >= 0x80 { nonASCII = true }
                 index += 1
             }
         }
-        guard let string = String(validating: buffer, as: UTF8.self) else {
+        // Escapes only ever append valid UTF-8 (`\u` is checked for surrogates), so the text's own
+        // bytes decide whether the result needs validating.
+        guard let string = Self.string(buffer[...], ascii: !nonASCII) else {
             throw failure("invalid UTF-8 in a string", at: start)
         }
         return string
+    }
+
+    /// The string of `utf8`, or `nil` when it is not valid UTF-8 (checked only when `ascii` is false).
+    private static func string(_ utf8: ArraySlice<UInt8>, ascii: Bool) -> String? {
+        utf8.withUnsafeBufferPointer { pointer in
+            ascii ? String(decoding: pointer, as: UTF8.self) : String(validating: pointer, as: UTF8.self)
+        }
     }
 
     private mutating func parseEscape(into buffer: inout [UInt8]) throws(JSONParseError) {
@@ -282,6 +294,13 @@ struct JSONTextParser {
             index += 1
             if index < bytes.count, bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-") { index += 1 }
             guard skipDigits() > 0 else { throw failure("expected a digit in the exponent") }
+        }
+        if isInteger, index - start <= 18 {
+            // Up to 18 characters (a sign and 17 digits, or 18 digits) always fit Int64: no text.
+            var value: Int64 = 0
+            let negative = bytes[start] == UInt8(ascii: "-")
+            for position in (negative ? start + 1 : start)..<index { value = value * 10 + Int64(bytes[position] - UInt8(ascii: "0")) }
+            return .int(negative ? -value : value)
         }
         let text = String(decoding: bytes[start..<index], as: UTF8.self)
         if isInteger, let integer = Int64(text) {
