@@ -4,24 +4,55 @@ import LLMCache
 /// Renders completions in OpenAI's `/chat/completions` wire shapes: one `chat.completion` object,
 /// or the `chat.completion.chunk` objects of a server-sent-events stream.
 enum CompletionJSON {
-    /// The non-streamed response body, written directly (a hit's body is built on every request:
-    /// going through a sorted `JSONValue` tree cost about 6% of a hit's CPU).
-    static func completion(_ completion: ChatCompletion, created: Int64) -> String {
-        var toolCalls: String?
-        if let raw = completion.toolCallsJSON, let parsed = try? JSONValue(parsing: raw) { toolCalls = parsed.canonicalJSON() }
-        var text = #"{"id":"# + quoted(completion.id) + #","object":"chat.completion","created":"# + String(created)
-        text += #","model":"# + quoted(completion.model) + #","choices":[{"index":0,"message":{"role":"assistant","content":"#
-        text += completion.content.isEmpty && toolCalls != nil ? "null" : quoted(completion.content)
-        if let reasoning = completion.reasoningContent { text += #","reasoning_content":"# + quoted(reasoning) }
-        if let toolCalls { text += #","tool_calls":"# + toolCalls }
-        text += #"},"logprobs":null,"finish_reason":"# + (completion.finishReason.map(quoted) ?? "null") + "}]"
-        if let usage = completion.usage { text += #","usage":"# + usageJSON(usage).canonicalJSON() }
-        return text + "}"
-    }
-
-    /// `text` as a JSON string literal.
-    private static func quoted(_ text: String) -> String {
-        JSONValue.string(text).canonicalJSON()
+    /// The non-streamed response body, written byte by byte into one buffer (a hit's body is built
+    /// on every request: a sorted `JSONValue` tree cost about 6% of a hit's CPU, and joining
+    /// `String`s about 5%).
+    static func completion(_ completion: ChatCompletion, created: Int64) -> [UInt8] {
+        var toolCalls: JSONValue?
+        if let raw = completion.toolCallsJSON, let parsed = try? JSONValue(parsing: raw) { toolCalls = parsed }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(
+            completion.content.utf8.count + (completion.reasoningContent?.utf8.count ?? 0) + (completion.toolCallsJSON?.utf8.count ?? 0)
+                + completion.id.utf8.count + completion.model.utf8.count + 320
+        )
+        bytes.append(contentsOf: #"{"id":"#.utf8)
+        JSONValue.writeCanonicalString(completion.id, into: &bytes)
+        bytes.append(contentsOf: #","object":"chat.completion","created":"#.utf8)
+        bytes.append(contentsOf: String(created).utf8)
+        bytes.append(contentsOf: #","model":"#.utf8)
+        JSONValue.writeCanonicalString(completion.model, into: &bytes)
+        bytes.append(contentsOf: #","choices":[{"index":0,"message":{"role":"assistant","content":"#.utf8)
+        if completion.content.isEmpty && toolCalls != nil {
+            bytes.append(contentsOf: "null".utf8)
+        } else {
+            JSONValue.writeCanonicalString(completion.content, into: &bytes)
+        }
+        if let reasoning = completion.reasoningContent {
+            bytes.append(contentsOf: #","reasoning_content":"#.utf8)
+            JSONValue.writeCanonicalString(reasoning, into: &bytes)
+        }
+        if let toolCalls {
+            bytes.append(contentsOf: #","tool_calls":"#.utf8)
+            toolCalls.writeCanonical(into: &bytes)
+        }
+        bytes.append(contentsOf: #"},"logprobs":null,"finish_reason":"#.utf8)
+        if let reason = completion.finishReason {
+            JSONValue.writeCanonicalString(reason, into: &bytes)
+        } else {
+            bytes.append(contentsOf: "null".utf8)
+        }
+        bytes.append(contentsOf: "}]".utf8)
+        if let usage = completion.usage {
+            bytes.append(contentsOf: #","usage":{"completion_tokens":"#.utf8)
+            bytes.append(contentsOf: String(usage.completionTokens).utf8)
+            bytes.append(contentsOf: #","prompt_tokens":"#.utf8)
+            bytes.append(contentsOf: String(usage.promptTokens).utf8)
+            bytes.append(contentsOf: #","total_tokens":"#.utf8)
+            bytes.append(contentsOf: String(usage.totalTokens).utf8)
+            bytes.append(UInt8(ascii: "}"))
+        }
+        bytes.append(UInt8(ascii: "}"))
+        return bytes
     }
 
     /// One streamed chunk carrying a piece of `content`, or of `reasoning_content` (the first chunk

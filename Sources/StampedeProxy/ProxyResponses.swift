@@ -19,6 +19,13 @@ enum ProxyResponses {
         return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
     }
 
+    /// A JSON body of `bytes` with status 200.
+    static func json(bytes: [UInt8], headers extra: HTTPFields) -> Response {
+        var headers = extra
+        headers[.contentType] = "application/json"
+        return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes)))
+    }
+
     /// An OpenAI-shaped error.
     static func error(_ error: ProxyError) -> Response {
         json(error.jsonBody, status: error.status)
@@ -35,7 +42,7 @@ enum ProxyResponses {
 
     /// A non-streamed completion.
     static func completion(_ result: LLMResult, forced: Bool) -> Response {
-        json(CompletionJSON.completion(result.completion, created: now()), headers: cacheHeaders(result, forced: forced))
+        json(bytes: CompletionJSON.completion(result.completion, created: now()), headers: cacheHeaders(result, forced: forced))
     }
 
     /// A stored answer replayed as a stream: re-chunked, with the finish reason, the usage (when

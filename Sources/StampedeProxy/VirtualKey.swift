@@ -6,13 +6,19 @@ public enum VirtualKey {
     /// The SHA-256 of `key`'s UTF-8 bytes as 64 lower-case hex characters.
     public static func sha256Hex(_ key: String) -> String {
         let digest = SHA256.hash(data: Array(key.utf8))
-        let hex: [Character] = Array("0123456789abcdef")
-        var text = ""
-        text.reserveCapacity(64)
-        for byte in digest {
-            text.append(hex[Int(byte >> 4)])
-            text.append(hex[Int(byte & 0x0F)])
+        return String(unsafeUninitializedCapacity: 2 * SHA256.byteCount) { text in
+            var index = 0
+            for byte in digest {
+                text[index] = hexDigit(byte >> 4)
+                text[index + 1] = hexDigit(byte & 0x0F)
+                index += 2
+            }
+            return index
         }
-        return text
+    }
+
+    /// `0`–`9`, `a`–`f` for a nibble.
+    private static func hexDigit(_ nibble: UInt8) -> UInt8 {
+        nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10
     }
 }

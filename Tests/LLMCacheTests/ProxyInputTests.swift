@@ -1,13 +1,31 @@
 import Foundation
 @testable import LLMCache
 import StampedeCache
-import StampedeProxy
+@testable import StampedeProxy
 import Testing
 
 /// The proxy's inputs, without a server: cache controls, virtual keys and the configuration file.
 @Suite("stampede serve: cache controls, virtual keys and configuration")
 struct ProxyInputTests {
     let alpha = Tenant(name: "alpha", namespace: "alpha", upstream: "sim", models: [])
+
+    @Test("a non-streamed completion renders as OpenAI's chat.completion, byte for byte")
+    func completionRendering() {
+        let full = ChatCompletion(
+            id: "c\"1", model: "m/1", content: "", finishReason: "tool_calls", usage: .init(promptTokens: 3, completionTokens: 5),
+            toolCallsJSON: #"[{"type":"function","id":"call_1","function":{"name":"f","arguments":"{}"}}]"#, reasoningContent: "why\n"
+        )
+        #expect(String(decoding: CompletionJSON.completion(full, created: 1_700_000_000), as: UTF8.self) == #"{"id":"c\"1","object":"chat.completion","created":1700000000,"model":"m/1","choices":[{"index":0,"message":{"role":"assistant","content":null,"reasoning_content":"why\n","tool_calls":[{"function":{"arguments":"{}","name":"f"},"id":"call_1","type":"function"}]},"logprobs":null,"finish_reason":"tool_calls"}],"usage":{"completion_tokens":5,"prompt_tokens":3,"total_tokens":8}}"#)
+        let plain = ChatCompletion(id: "c2", model: "m", content: "héllo \u{01}", finishReason: nil, usage: nil)
+        #expect(String(decoding: CompletionJSON.completion(plain, created: -1), as: UTF8.self) == #"{"id":"c2","object":"chat.completion","created":-1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"héllo \u0001"},"logprobs":null,"finish_reason":null}]}"#)
+    }
+
+    @Test("a virtual key is kept as the lower-case hex SHA-256 of its UTF-8 bytes (FIPS 180-2 vectors)")
+    func virtualKeyHash() {
+        #expect(VirtualKey.sha256Hex("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        #expect(VirtualKey.sha256Hex("") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        #expect(VirtualKey.sha256Hex("sk-\u{E9}") != VirtualKey.sha256Hex("sk-e\u{301}"), "bytes, not canonical equivalence")
+    }
 
     @Test("Cache-Control: no-cache, no-store, max-age=0 (no-cache), max-stale=N, only-if-cached; unknown directives ignored; a malformed number is a 400")
     func cacheControlHeader() throws {

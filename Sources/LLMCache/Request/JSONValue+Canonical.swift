@@ -19,7 +19,7 @@ extension JSONValue {
     }
 
     /// Appends the canonical serialization to `bytes`.
-    func writeCanonical(into bytes: inout [UInt8]) {
+    package func writeCanonical(into bytes: inout [UInt8]) {
         switch self {
         case .null:
             bytes.append(contentsOf: "null".utf8)
@@ -91,7 +91,7 @@ extension JSONValue {
         bytes.append(contentsOf: digits.utf8)
     }
 
-    static func writeCanonicalString(_ value: String, into bytes: inout [UInt8]) {
+    package static func writeCanonicalString(_ value: String, into bytes: inout [UInt8]) {
         bytes.append(UInt8(ascii: "\""))
         var value = value
         value.withUTF8 { utf8 in

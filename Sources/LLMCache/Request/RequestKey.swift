@@ -102,6 +102,12 @@ public struct RequestKey: Sendable, Hashable, CustomStringConvertible {
             default: return scalar.properties.isWhitespace || scalar.properties.generalCategory == .control
             }
         }
+        // Printable ASCII other than the escaped characters needs no Unicode property lookups.
+        let plainASCII = text.utf8.allSatisfy { byte in
+            (0x21...0x7E).contains(byte) && byte != UInt8(ascii: "%") && byte != UInt8(ascii: "{") && byte != UInt8(ascii: "}")
+                && byte != UInt8(ascii: "|") && (!escapingColon || byte != UInt8(ascii: ":"))
+        }
+        if plainASCII { return text }
         guard text.unicodeScalars.contains(where: needsEscape) else { return text }
         let hex = Array("0123456789ABCDEF".utf8)
         var bytes: [UInt8] = []
@@ -141,7 +147,10 @@ extension ChatRequest {
     /// The cache key: the model, the prompt version and the SHA-256 of
     /// ``canonicalJSON(options:)``. See ``RequestKey`` for its format and escaping.
     public func cacheKey(options: RequestKeyOptions = .init()) -> RequestKey {
-        return RequestKey(model: model, promptVersion: options.promptVersion, hash: SHA256.hex(Data(canonicalJSON(options: options).utf8)))
+        var canonical: [UInt8] = []
+        canonical.reserveCapacity(512)
+        keyDocument(options: options).writeCanonical(into: &canonical)
+        return RequestKey(model: model, promptVersion: options.promptVersion, hash: SHA256.hex(canonical))
     }
 
     func keyDocument(options: RequestKeyOptions) -> JSONValue {
