@@ -168,8 +168,8 @@ struct JSONTextParser {
         index += 1   // opening quote
         var buffer: [UInt8] = []
         var escaped = false
-        // Bytes of 0x80 and above (in the text or written by escapes): only then is UTF-8
-        // validation needed; all-ASCII bytes are valid UTF-8 by construction.
+        // Whether the text itself has bytes of 0x80 and above: only then is UTF-8 validation
+        // needed (ASCII is valid UTF-8, and escapes append only valid UTF-8).
         var nonASCII = false
         var runStart = index
         while true {

@@ -1,9 +1,9 @@
-import Crypto
-import Foundation
+package import Crypto
+package import Foundation
 
 extension SHA256 {
-    /// Lowercase hex SHA-256 of `data`.
-    static func hex(_ data: some DataProtocol) -> String {
+    /// Lowercase hex SHA-256 of `data` (the request key's hash; the proxy's virtual keys).
+    package static func hex(_ data: some DataProtocol) -> String {
         let digest = SHA256.hash(data: data)
         return String(unsafeUninitializedCapacity: 2 * SHA256.byteCount) { text in
             var index = 0
