@@ -272,16 +272,53 @@ struct NearCacheTests {
 
         let clean = state.ticket(for: keys.value)
         #expect(state.insert("k", entry, ticket: clean) == .inserted(evicted: 0))
-        #expect(state.lookup("k", generation: 0, now: .now)?.stored.value == ByteBuffer(string: "value"))
+        #expect(state.lookup("k", generation: 0, now: .now)?.hit.value == ByteBuffer(string: "value"))
         #expect(state.lookup("k", generation: 1, now: .now) == nil, "another generation's entry is not served (and is dropped)")
         #expect(state.count == 0)
         // Fresh by the upper bound of the server clock only: fu - now - 1 ms after the read was sent.
-        let sent = ContinuousClock.now
+        let sent = NearInstant(nanoseconds: 5_000_000_000)
         let timed = NearCacheEntry(stored: stored, sentAt: sent, generation: 0, keys: keys, userKey: "k")
-        #expect(timed.freshDeadline == sent + .milliseconds(499))
+        #expect(timed.freshDeadline == sent.adding(milliseconds: 499))
         #expect(state.insert("k", timed, ticket: state.ticket(for: keys.value)) == .inserted(evicted: 0))
-        #expect(state.lookup("k", generation: 0, now: sent + .milliseconds(498)) != nil)
-        #expect(state.lookup("k", generation: 0, now: sent + .milliseconds(499)) == nil)
+        #expect(state.lookup("k", generation: 0, now: NearInstant(nanoseconds: 5_498_999_999)) != nil)
+        #expect(state.lookup("k", generation: 0, now: NearInstant(nanoseconds: 5_499_000_000)) == nil)
+    }
+
+    @Test("a near hit's server-clock bound rounds up to the millisecond: TIME 1500 sent at t, read 2.000001 ms later, is at most 1504")
+    func nearHitServerClockBound() throws {
+        let stored = try #require(StoredEntry(blob: ByteBuffer(string: "sc2 2000 3000 1000 5 1\nvalue"), now: 1_500))
+        let sent = NearInstant(nanoseconds: 1_000)
+        let hit = NearCacheHit(stored: stored, sentAt: sent)
+        #expect(hit.serverTimeUpperBound(at: sent) == 1_501)
+        #expect(hit.serverTimeUpperBound(at: NearInstant(nanoseconds: 1_000 + 2_000_000)) == 1_503)
+        #expect(hit.serverTimeUpperBound(at: NearInstant(nanoseconds: 1_000 + 2_000_001)) == 1_504)
+        // An instant before the send (impossible on one clock) never lowers the bound below TIME + 1 ms.
+        #expect(hit.serverTimeUpperBound(at: NearInstant(nanoseconds: 0)) == 1_501)
+        // Entries whose freshness ends within TIME's own millisecond are never served.
+        let ending = try #require(StoredEntry(blob: ByteBuffer(string: "sc2 1501 3000 1000 5 1\nvalue"), now: 1_500))
+        #expect(NearCacheHit(stored: ending, sentAt: sent).freshDeadline == sent)
+        // Far-away instants saturate instead of overflowing.
+        #expect(NearInstant(nanoseconds: .max - 5).adding(milliseconds: 1) == NearInstant(nanoseconds: .max))
+        #expect(NearInstant(nanoseconds: .min + 5).nanoseconds(since: NearInstant(nanoseconds: 10)) == .min)
+    }
+
+    @Test("XFetch draws no random number far from an entry's end: 0 draws for 10,000 hits 60 s before it, a draw at every hit within the window")
+    func xfetchDrawsOnlyNearTheEnd() {
+        var draws = 0
+        // Computed in 100 ms, beta 1: no draw can make a refresh due more than 3.7 s before the end.
+        for _ in 0..<10_000 {
+            let due = StampedeCache.earlyRefreshDue(computeMillis: 100, freshUntil: 100_000, serverNow: 40_000, beta: 1) { draws += 1; return 1e-300 }
+            #expect(!due)
+        }
+        #expect(draws == 0)
+        // Within the window the draw decides: the smallest draw (−ln ≈ 36.04) refreshes 3.6 s early, 1 never does.
+        #expect(StampedeCache.earlyRefreshDue(computeMillis: 100, freshUntil: 100_000, serverNow: 96_500, beta: 1) { draws += 1; return Double.ulpOfOne })
+        #expect(!StampedeCache.earlyRefreshDue(computeMillis: 100, freshUntil: 100_000, serverNow: 96_500, beta: 1) { draws += 1; return 1 })
+        #expect(draws == 2)
+        // At or past the end a draw of 1 is due too; beta 0 or an instant computation never is.
+        #expect(StampedeCache.earlyRefreshDue(computeMillis: 100, freshUntil: 100_000, serverNow: 100_000, beta: 1) { 1 })
+        #expect(!StampedeCache.earlyRefreshDue(computeMillis: 100, freshUntil: 100_000, serverNow: 100_000, beta: 0) { 1 })
+        #expect(!StampedeCache.earlyRefreshDue(computeMillis: 0, freshUntil: 100_000, serverNow: 100_000, beta: 1) { 1 })
     }
 
     @Test("the README's near-cache example compiles, runs and matches the README")

@@ -1,24 +1,17 @@
 import Synchronization
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// The namespace generation this process uses, refreshed at most once a second and on `gen|N` notices.
 /// Lock-free: read on every call.
 final class GenerationBox: Sendable {
     private let value = Atomic<Int64>(0)
-    /// Monotonic nanoseconds of the last refresh; 0 = never.
+    /// Local nanoseconds (``NearInstant``) of the last refresh; 0 = never.
     private let refreshedAt = Atomic<Int64>(0)
     private let refreshing = Atomic<Bool>(false)
-    /// Monotonic nanoseconds (never 0), read on every request: `clock_gettime` and integer
-    /// arithmetic, not a `ContinuousClock` instant whose `Duration` difference costs 128-bit
-    /// divisions (≈ 6% of a near hit's CPU in a profile).
-    private static func monotonicNanoseconds() -> Int64 {
-        var now = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &now)
-        return max(1, Int64(now.tv_sec) &* 1_000_000_000 &+ Int64(now.tv_nsec))
+    /// Local nanoseconds (never 0), read on every request: ``NearInstant``'s one `clock_gettime`
+    /// and integer arithmetic, not a `ContinuousClock` instant whose `Duration` difference costs
+    /// 128-bit divisions (≈ 6% of a near hit's CPU in a profile).
+    private static func monotonicNanoseconds(_ now: NearInstant = .now) -> Int64 {
+        max(1, now.nanoseconds)
     }
 
     /// How old the value is.
@@ -41,10 +34,10 @@ final class GenerationBox: Sendable {
     }
 
     /// The value if it was read from Redis within `maxAgeNanoseconds`, else `nil` (claims nothing:
-    /// the caller then asks ``read(maxAge:)``).
-    func currentValue(maxAgeNanoseconds: Int64) -> Int64? {
+    /// the caller then asks ``read(maxAge:)``). `now` is the caller's reading of the local clock.
+    func currentValue(maxAgeNanoseconds: Int64, now: NearInstant = .now) -> Int64? {
         let last = refreshedAt.load(ordering: .relaxed)
-        guard last != 0, Self.monotonicNanoseconds() - last <= maxAgeNanoseconds else { return nil }
+        guard last != 0, Self.monotonicNanoseconds(now) - last <= maxAgeNanoseconds else { return nil }
         return value.load(ordering: .relaxed)
     }
 

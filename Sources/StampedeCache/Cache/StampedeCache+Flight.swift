@@ -13,17 +13,20 @@ extension StampedeCache {
     /// One call, traced as a `stampede.cache.get` span (attributes: `stampede.namespace`,
     /// `stampede.source`, `stampede.coalesced`; never the key or the value). A near-cache hit is
     /// answered before any span: it is a memory lookup, cheaper than the span itself.
+    /// - Parameter nearAsked: the caller already asked the near-cache (``nearLookup(for:options:)``
+    ///   answered `.miss`): it is not asked (nor a miss counted) twice.
     func outcome(
         for key: String,
         options: CacheRequestOptions,
+        nearAsked: Bool = false,
         compute: @escaping @Sendable () async throws -> Computed<ByteBuffer>
     ) async throws -> Outcome {
-        if near != nil, !options.forceRefresh {
+        if near != nil, !options.forceRefresh, !nearAsked {
             try checkOpen()
             try options.validate()
             let generation: Int64
             if let current = generationIfCurrent() { generation = current } else { generation = await currentGeneration() }
-            if let served = nearHit(key, generation: generation) { return served }
+            if let served = nearHit(key, generation: generation, now: .now) { return served }
         }
         guard TracingState.isActive else { return try await untracedOutcome(for: key, options: options, compute: compute) }
         return try await withSpan("stampede.cache.get", ofKind: .internal) { span in
@@ -111,11 +114,37 @@ extension StampedeCache {
         return outcome
     }
 
+    /// What the near-cache answered for a request, asked before anything that can suspend.
+    enum NearLookup {
+        /// A fresh entry it holds.
+        case hit(Outcome)
+        /// It was asked and holds nothing fresh for the key (counted as its miss).
+        case miss
+        /// Not asked: no near-cache, a forced refresh, or the generation must be read first.
+        case notAsked
+
+        var asked: Bool {
+            if case .notAsked = self { return false } else { return true }
+        }
+    }
+
+    /// The near-cache's answer when it needs no suspension: the public reads call this before they
+    /// build their compute closure, so a near hit allocates nothing and makes no further async call.
+    func nearLookup(for key: String, options: CacheRequestOptions) throws -> NearLookup {
+        guard near != nil, !options.forceRefresh else { return .notAsked }
+        try checkOpen()
+        try options.validate()
+        // One clock reading serves the generation's age and the entry's freshness.
+        let now = NearInstant.now
+        guard let generation = generationIfCurrent(now: now) else { return .notAsked }
+        if let served = nearHit(key, generation: generation, now: now) { return .hit(served) }
+        return .miss
+    }
+
     /// A fresh entry held by the near-cache, unless its early refresh is due (XFetch): then the
     /// request goes to Redis, which decides.
-    func nearHit(_ key: String, generation: Int64) -> Outcome? {
+    func nearHit(_ key: String, generation: Int64, now: NearInstant) -> Outcome? {
         guard let nearEntries else { return nil }
-        let now = ContinuousClock.now
         // The hit is counted for hot-key promotion by the near-cache itself, under the lock the
         // lookup holds (sent with the other counts by the background loop).
         guard let held = nearEntries.lookup(key, generation: generation, now: now, countsHit: policy.hot.ttl > .zero, serves: { held in
@@ -213,9 +242,25 @@ extension StampedeCache {
 
     /// XFetch for an entry computed in `computeMillis`, fresh until `freshUntil`, at server time `serverNow`.
     func earlyRefreshDue(computeMillis: Int64, freshUntil: Int64, serverNow: Int64) -> Bool {
-        guard policy.earlyRefreshBeta > 0, computeMillis > 0 else { return false }
-        let draw = Double.random(in: Double.ulpOfOne...1)
-        return Double(serverNow) - Double(computeMillis) * policy.earlyRefreshBeta * log(draw) >= Double(freshUntil)
+        Self.earlyRefreshDue(computeMillis: computeMillis, freshUntil: freshUntil, serverNow: serverNow, beta: policy.earlyRefreshBeta) {
+            Double.random(in: Double.ulpOfOne...1)
+        }
+    }
+
+    /// The largest `-ln(draw)` XFetch can meet: `draw` is at least `Double.ulpOfOne` (2⁻⁵²), and
+    /// `52 × ln 2 ≈ 36.04`; rounded up.
+    static let largestXFetchFactor: Double = 37
+
+    /// XFetch (Vattani et al.): refresh early when `serverNow - computeMillis × beta × ln(draw)`
+    /// reaches `freshUntil`, `draw` uniform in (0, 1]. Far from the deadline no draw can reach it
+    /// (`-ln(draw)` never exceeds ``largestXFetchFactor``), so `draw` is not called at all: a hit
+    /// costs no random number (on Linux a `getrandom` system call) and no logarithm until the
+    /// entry is within `computeMillis × beta × 37` ms of its end.
+    static func earlyRefreshDue(computeMillis: Int64, freshUntil: Int64, serverNow: Int64, beta: Double, draw: () -> Double) -> Bool {
+        guard beta > 0, computeMillis > 0 else { return false }
+        let window = Double(computeMillis) * beta
+        if Double(serverNow) + window * largestXFetchFactor < Double(freshUntil) { return false }
+        return Double(serverNow) - window * log(draw()) >= Double(freshUntil)
     }
 
     func scriptedFlight(
@@ -313,11 +358,11 @@ extension StampedeCache {
 
     /// An entry held by the near-cache, at `instant` (its age and remaining freshness by the upper
     /// bound of the server's clock).
-    static func served(_ held: NearCacheHit, at instant: ContinuousClock.Instant) -> Outcome {
+    static func served(_ held: NearCacheHit, at instant: NearInstant) -> Outcome {
         let serverNow = held.serverTimeUpperBound(at: instant)
-        let remaining = held.freshDeadline - instant
-        return Outcome(value: held.value, source: .freshHitNear, age: .milliseconds(max(0, serverNow - held.createdAt)),
-                       freshUntil: held.freshUntil, remainingFreshness: remaining > .zero ? remaining : .zero)
+        let remaining = held.freshDeadline.nanoseconds(since: instant)
+        return Outcome(value: held.value, source: .freshHitNear, age: .milliseconds(max(0, serverNow &- held.createdAt)),
+                       freshUntil: held.freshUntil, remainingFreshness: .nanoseconds(max(0, remaining)))
     }
 
     /// A stale copy held while waiting or computing, served as a fail-safe only while it is still

@@ -14,7 +14,7 @@ extension StampedeCache {
     public func freshValue(for key: String) async throws -> CacheResult<[UInt8]>? {
         try checkOpen()
         let generation = await currentGeneration()
-        if let served = nearHit(key, generation: generation) {
+        if let served = nearHit(key, generation: generation, now: .now) {
             return served.result(Array(served.value.readableBytesView))
         }
         let entry = try keySpace.entry(key, generation: generation)

@@ -29,9 +29,9 @@ extension StampedeCache {
 
     /// The generation when it needs no refresh (the request path's common case, without the
     /// suspension point of ``currentGeneration()``); `nil` otherwise.
-    func generationIfCurrent() -> Int64? {
+    func generationIfCurrent(now: NearInstant = .now) -> Int64? {
         let maxAge = lifecycle.backgroundRunning ? Self.loopGenerationMaxAgeNanoseconds : Self.generationRefreshIntervalNanoseconds
-        return generation.currentValue(maxAgeNanoseconds: maxAge)
+        return generation.currentValue(maxAgeNanoseconds: maxAge, now: now)
     }
 
     /// Re-reads the generation from Redis (a failure keeps the value in use).

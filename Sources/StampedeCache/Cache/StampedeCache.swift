@@ -175,7 +175,9 @@ public final class StampedeCache: Sendable, Service {
         options: CacheRequestOptions = CacheRequestOptions(),
         compute: @escaping @Sendable () async throws -> [UInt8]
     ) async throws -> CacheResult<[UInt8]> {
-        let outcome = try await outcome(for: key, options: options) { .store(ByteBuffer(bytes: try await compute())) }
+        let near = try nearLookup(for: key, options: options)
+        if case .hit(let outcome) = near { return outcome.result(Array(outcome.value.readableBytesView)) }
+        let outcome = try await outcome(for: key, options: options, nearAsked: near.asked) { .store(ByteBuffer(bytes: try await compute())) }
         return outcome.result(Array(outcome.value.readableBytesView))
     }
 
@@ -188,7 +190,9 @@ public final class StampedeCache: Sendable, Service {
         options: CacheRequestOptions = CacheRequestOptions(),
         produce: @escaping @Sendable () async throws -> Computed<[UInt8]>
     ) async throws -> CacheResult<[UInt8]> {
-        let outcome = try await outcome(for: key, options: options) { try await produce().map { ByteBuffer(bytes: $0) } }
+        let near = try nearLookup(for: key, options: options)
+        if case .hit(let outcome) = near { return outcome.result(Array(outcome.value.readableBytesView)) }
+        let outcome = try await outcome(for: key, options: options, nearAsked: near.asked) { try await produce().map { ByteBuffer(bytes: $0) } }
         return outcome.result(Array(outcome.value.readableBytesView))
     }
 
@@ -199,7 +203,9 @@ public final class StampedeCache: Sendable, Service {
         options: CacheRequestOptions = CacheRequestOptions(),
         compute: @escaping @Sendable () async throws -> ByteBuffer
     ) async throws -> CacheResult<ByteBuffer> {
-        let outcome = try await outcome(for: key, options: options) { .store(try await compute()) }
+        let near = try nearLookup(for: key, options: options)
+        if case .hit(let outcome) = near { return outcome.result(outcome.value) }
+        let outcome = try await outcome(for: key, options: options, nearAsked: near.asked) { .store(try await compute()) }
         return outcome.result(outcome.value)
     }
 
@@ -209,7 +215,9 @@ public final class StampedeCache: Sendable, Service {
         options: CacheRequestOptions = CacheRequestOptions(),
         compute: @escaping @Sendable () async throws -> String
     ) async throws -> CacheResult<String> {
-        let outcome = try await outcome(for: key, options: options) { .store(ByteBuffer(string: try await compute())) }
+        let near = try nearLookup(for: key, options: options)
+        if case .hit(let outcome) = near { return outcome.result(String(buffer: outcome.value)) }
+        let outcome = try await outcome(for: key, options: options, nearAsked: near.asked) { .store(ByteBuffer(string: try await compute())) }
         return outcome.result(String(buffer: outcome.value))
     }
 

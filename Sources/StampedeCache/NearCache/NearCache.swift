@@ -90,7 +90,7 @@ final class NearCache: Sendable {
         let ticket = stripe.guarded.withLock { $0.state.ticket(for: entry.value) }
         // Checked after the ticket: a loss reported from here on bumps the ticket's session.
         guard pair.isActive else { return nil }
-        let sentAt = ContinuousClock.now
+        let sentAt = NearInstant.now
         let read: FastRead
         do {
             let (time, value) = try await pair.send(preEncoded: FastReadCommands.time, then: RedisCommand("GET", RedisArgument(entry.value)))

@@ -44,7 +44,7 @@ final class NearCacheEntries: Sendable {
     /// otherwise a miss (the request goes to Redis). With `countsHit`, a hit is also counted for
     /// hot-key promotion (see ``drainHits()``).
     func lookup(
-        _ key: String, generation: Int64, now: ContinuousClock.Instant = .now, countsHit: Bool = false,
+        _ key: String, generation: Int64, now: NearInstant = .now, countsHit: Bool = false,
         serves: (NearCacheHit) -> Bool = { _ in true }
     ) -> NearCacheHit? {
         let hash = key.hashValue

@@ -4,8 +4,22 @@ import RedisClient
 /// index from Redis value keys to entries for invalidations, and the epochs that keep a read which
 /// raced an invalidation from being inserted. A value type: ``NearCache`` holds it in a mutex.
 struct NearCacheState: Sendable {
+    /// A key with its `hashValue`, computed once per request: the index hashes that integer, not
+    /// the key's bytes a second time.
+    private struct HashedKey: Hashable, Sendable {
+        var key: String
+        var hash: Int
+        init(_ key: String, hash: Int) {
+            self.key = key
+            self.hash = hash
+        }
+        func hash(into hasher: inout Hasher) { hasher.combine(hash) }
+        static func == (lhs: HashedKey, rhs: HashedKey) -> Bool { lhs.hash == rhs.hash && lhs.key == rhs.key }
+    }
+
     private struct Slot: Sendable {
         var key: String
+        var hash: Int
         var entry: NearCacheEntry
         var previous: Int
         var next: Int
@@ -34,7 +48,7 @@ struct NearCacheState: Sendable {
     private let configuration: NearCacheConfiguration
     private var slots: [Slot] = []
     private var freeSlots: [Int] = []
-    private var index: [String: Int] = [:]
+    private var index: [HashedKey: Int] = [:]
     private var byValueKey: [String: Int] = [:]
     /// Slots whose `pendingHits` went from 0 to 1 since the last ``drainHits()``.
     private var touched: [Int] = []
@@ -57,23 +71,23 @@ struct NearCacheState: Sendable {
 
     /// The entry for `key` if it is held for `generation` and fresh at `now`; counts the request
     /// for admission either way. An entry of another generation is dropped.
-    mutating func lookup(_ key: String, generation: Int64, now: ContinuousClock.Instant) -> NearCacheEntry? {
+    mutating func lookup(_ key: String, generation: Int64, now: NearInstant) -> NearCacheEntry? {
         guard let (slot, _) = lookup(key, hash: key.hashValue, generation: generation, now: now) else { return nil }
         return slots[slot].entry
     }
 
     /// ``lookup(_:generation:now:)`` with the key's `hashValue` computed once by the caller: the slot
     /// (for ``countHit(slot:)``) and what a hit needs of the entry.
-    mutating func lookup(_ key: String, hash: Int, generation: Int64, now: ContinuousClock.Instant) -> (slot: Int, hit: NearCacheHit)? {
+    mutating func lookup(_ key: String, hash: Int, generation: Int64, now: NearInstant) -> (slot: Int, hit: NearCacheHit)? {
         if configuration.admission == .frequency { sketch.increment(hash) }
-        guard let slot = index[key] else { return nil }
+        guard let slot = index[HashedKey(key, hash: hash)] else { return nil }
         guard slots[slot].entry.generation == generation else {
             remove(slot)
             return nil
         }
-        guard now < slots[slot].entry.freshDeadline else { return nil }
+        guard now < slots[slot].entry.hit.freshDeadline else { return nil }
         touch(slot)
-        return (slot, NearCacheHit(slots[slot].entry))
+        return (slot, slots[slot].entry.hit)
     }
 
     /// Counts a hit answered from `slot` for hot-key promotion; ``drainHits()`` hands the counts
@@ -106,17 +120,18 @@ struct NearCacheState: Sendable {
     mutating func insert(_ key: String, _ entry: NearCacheEntry, ticket: Ticket) -> Insertion {
         guard ticket.session == session, epochs[ticket.bucket] == ticket.epoch else { return .raced }
         guard entry.bytes <= configuration.maxEntryBytes else { return .tooLarge }
-        if let existing = index[key] { remove(existing) }
+        let hashed = HashedKey(key, hash: key.hashValue)
+        if let existing = index[hashed] { remove(existing) }
         var evicted = 0
         while index.count >= configuration.maxEntries || bytes + entry.bytes > configuration.maxBytes {
             guard tail >= 0 else { break }
-            if configuration.admission == .frequency, sketch.estimate(key.hashValue) <= sketch.estimate(slots[tail].key.hashValue) {
+            if configuration.admission == .frequency, sketch.estimate(hashed.hash) <= sketch.estimate(slots[tail].hash) {
                 return evicted == 0 ? .notAdmitted : .inserted(evicted: evicted)  // what was evicted stays evicted
             }
             remove(tail)
             evicted += 1
         }
-        let slot = Slot(key: key, entry: entry, previous: -1, next: head)
+        let slot = Slot(key: key, hash: hashed.hash, entry: entry, previous: -1, next: head)
         let position: Int
         if let free = freeSlots.popLast() {
             slots[free] = slot
@@ -128,7 +143,7 @@ struct NearCacheState: Sendable {
         if head >= 0 { slots[head].previous = position }
         head = position
         if tail < 0 { tail = position }
-        index[key] = position
+        index[hashed] = position
         byValueKey[entry.keys.value] = position
         bytes += entry.bytes
         return .inserted(evicted: evicted)
@@ -187,11 +202,11 @@ struct NearCacheState: Sendable {
     private mutating func remove(_ slot: Int) {
         unlink(slot)
         let removed = slots[slot]
-        index.removeValue(forKey: removed.key)
+        index.removeValue(forKey: HashedKey(removed.key, hash: removed.hash))
         if byValueKey[removed.entry.keys.value] == slot { byValueKey.removeValue(forKey: removed.entry.keys.value) }
         bytes -= removed.entry.bytes
         // Release the value's bytes now; the slot is reused by the next insert.
-        slots[slot].entry.stored.value = .init()
+        slots[slot].entry.hit.value = .init()
         slots[slot].key = ""
         freeSlots.append(slot)
     }
