@@ -252,7 +252,7 @@ extension StampedeCache {
     static let largestXFetchFactor: Double = 37
 
     /// XFetch (Vattani et al.): refresh early when `serverNow - computeMillis × beta × ln(draw)`
-    /// reaches `freshUntil`, `draw` uniform in (0, 1]. Far from the deadline no draw can reach it
+    /// reaches `freshUntil`, `draw` uniform in [2⁻⁵², 1]. Far from the deadline no draw can reach it
     /// (`-ln(draw)` never exceeds ``largestXFetchFactor``), so `draw` is not called at all: a hit
     /// costs no random number (on Linux a `getrandom` system call) and no logarithm until the
     /// entry is within `computeMillis × beta × 37` ms of its end.
