@@ -125,12 +125,29 @@ struct CacheBench: AsyncParsableCommand {
                 _ = try await client.send(pipeline: timeAndGet)
                 if !warm { floor.append((clock.now - start).nanosecondsClamped) }
             }
-            return (hits, gets, floor)
+            // CPU per operation: this process's CPU time (every thread, getrusage) over blocks of
+            // hits and of GETs, alternating. Tells whether a hit's extra latency is work done here
+            // or time spent waiting.
+            var cpu = (hits: 0.0, gets: 0.0)
+            let block = max(1, min(2_000, count))
+            for _ in 0..<4 {
+                var before = Self.processCPUMicros()
+                for _ in 0..<block {
+                    guard try await cache.value(for: "hit") { [] }.source == .freshHit else { throw ValidationError("expected a fresh hit") }
+                }
+                cpu.hits += Self.processCPUMicros() - before
+                before = Self.processCPUMicros()
+                for _ in 0..<block { _ = try await client.send(get) }
+                cpu.gets += Self.processCPUMicros() - before
+            }
+            return (hits, gets, floor, (cpu.hits / Double(4 * block), cpu.gets / Double(4 * block)))
         }
-        let (hits, gets, floor) = samples
+        let (hits, gets, floor, cpuPerOperation) = samples
         report.timeAndGet = floor
         report.hits = hits
         report.gets = gets
+        report.hitCPUMicros = cpuPerOperation.0
+        report.getCPUMicros = cpuPerOperation.1
         await hotPath.stop()
 
         // 2. Follower wake-up: a leader in one worker computes; a follower in another waits for it.
@@ -333,8 +350,23 @@ struct CacheBench: AsyncParsableCommand {
         }
     }
 
+    /// This process's CPU time so far, user and system, in microseconds.
+    static func processCPUMicros() -> Double {
+        var usage = rusage()
+        #if canImport(Glibc)
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        #else
+        getrusage(RUSAGE_SELF, &usage)
+        #endif
+        func micros(_ time: timeval) -> Double { Double(time.tv_sec) * 1_000_000 + Double(time.tv_usec) }
+        return micros(usage.ru_utime) + micros(usage.ru_stime)
+    }
+
     struct Report {
         var timeAndGet = LatencySamples()
+        /// CPU time of this process per fresh hit and per plain GET, one caller (µs).
+        var hitCPUMicros = 0.0
+        var getCPUMicros = 0.0
         var hits = LatencySamples()
         var gets = LatencySamples()
         var wakeups = LatencySamples()
@@ -366,6 +398,7 @@ struct CacheBench: AsyncParsableCommand {
               plain GET                 p50 \(formatted(gets.percentileMicros(50))) µs   p99 \(formatted(gets.percentileMicros(99))) µs
               TIME+GET pipelined        p50 \(formatted(timeAndGet.percentileMicros(50))) µs   p99 \(formatted(timeAndGet.percentileMicros(99))) µs   (the hit's Redis work: the server clock decides freshness)
               ratio p50: \(formatted(hitRatio, 2))x -> goal <= 1.25 \(hitRatio <= 1.25 ? "met" : "NOT met")
+              CPU of this process per operation (blocks of each, alternating): hit \(formatted(hitCPUMicros, 1)) µs   GET \(formatted(getCPUMicros, 1)) µs
 
             Follower wake-up, from the leader's value being ready to the follower returning it (\(wakeups.count) hand-overs;
             includes the commit round trip, the pub/sub notice and the follower's re-read)
@@ -394,6 +427,8 @@ struct CacheBench: AsyncParsableCommand {
                 "get_p99_us": gets.percentileMicros(99),
                 "time_get_pipeline_p50_us": timeAndGet.percentileMicros(50),
                 "hit_p50_ratio_vs_get": hitRatio,
+                "hit_cpu_us_per_op": hitCPUMicros,
+                "get_cpu_us_per_op": getCPUMicros,
                 "follower_wake_p50_ms": wakeups.percentileMicros(50) / 1_000,
                 "follower_wake_p99_ms": wakeups.percentileMicros(99) / 1_000,
                 "follower_wakeups_by_notice": wakeupsByNotice,
