@@ -3,8 +3,9 @@
 ///
 /// `TIME` ran between `sent` and `received`, and its reply is in whole milliseconds, so at any
 /// later local instant `t` the server's clock is at most `serverMillis + 1 ms + (t - sent)`,
-/// whatever this machine's wall clock says. ``ServerClock`` (hits that skip `TIME`) and the
-/// near-cache's entries (``NearCacheEntry``) both decide freshness with this one bound.
+/// whatever this machine's wall clock says. ``ServerClock`` (hits that skip `TIME`) decides
+/// freshness with this bound; the near-cache's entries (``NearCacheHit``) apply the same rule in
+/// 64-bit nanoseconds of their own clock (``NearInstant``), and a test checks that both agree.
 package struct ServerTimeSample: Sendable, Equatable {
     /// The server's clock in the reply (ms since the epoch).
     package var serverMillis: Int64
@@ -29,14 +30,5 @@ package struct ServerTimeSample: Sendable, Equatable {
         let millis = seconds * 1_000 + attoseconds / 1_000_000_000_000_000
         let roundedUp = attoseconds % 1_000_000_000_000_000 > 0 ? millis + 1 : millis
         return serverMillis + 1 + roundedUp
-    }
-
-    /// The local instant before which a value fresh until `limit` (server clock, ms) is certainly
-    /// still fresh: the server ran `TIME` at some real server time below `serverMillis + 1 ms`, so at
-    /// `sent + e` its clock is below `serverMillis + 1 ms + e`, which stays at or below `limit` while
-    /// `e ≤ limit - serverMillis - 1 ms`. Any instant strictly before the returned one qualifies.
-    /// (`sent` itself when `limit` is within the sample's own millisecond.)
-    package func deadline(before limit: Int64) -> ContinuousClock.Instant {
-        sent + .milliseconds(max(0, limit - serverMillis - 1))
     }
 }

@@ -27,7 +27,7 @@ struct NearCacheHit: Sendable {
         self.sentAt = sentAt
         // `TIME` ran after `sentAt` and reads whole milliseconds: at `sentAt + e` the server's clock
         // is below `serverMillis + 1 ms + e`, at or below `freshUntil` while
-        // `e ≤ freshUntil - serverMillis - 1 ms` (as ServerTimeSample.deadline(before:)).
+        // `e ≤ freshUntil - serverMillis - 1 ms` (ServerTimeSampleTests checks both forms agree).
         freshDeadline = sentAt.adding(milliseconds: max(0, stored.freshUntil &- stored.now &- 1))
     }
 
