@@ -57,6 +57,15 @@ struct CodecTests {
         #expect(Array(RESPEncoder.encode(wide).readableBytesView) == Self.hiredisFormat(wide))
         let pipelined = Array(RESPEncoder.encode(pipeline: commands).readableBytesView)
         #expect(pipelined == commands.flatMap { Self.hiredisFormat($0) }, "the pipeline differs from hiredis's commands back to back")
+        // `GET key` written from the key's string in place (the lone cache read): the same bytes,
+        // and exactly the size it reserves, for keys of 0 to 3 length digits and non-ASCII text.
+        for key in ["", "k", "stampede:{ns:0:hit}:v", String(repeating: "é", count: 60), String(repeating: "x", count: 1_000)] {
+            var buffer = ByteBuffer()
+            RESPEncoder.write("GET", key, into: &buffer)
+            let command = RedisCommand("GET", RedisArgument(key))
+            #expect(Array(buffer.readableBytesView) == Self.hiredisFormat(command), "GET \(key.prefix(20))")
+            #expect(buffer.readableBytes == RESPEncoder.encodedSize("GET", argumentBytes: key.utf8.count))
+        }
     }
 
     @Test("commands built from strings in place encode like the same RedisCommand")

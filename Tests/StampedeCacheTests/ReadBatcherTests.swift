@@ -192,6 +192,31 @@ struct ReadBatcherTests {
         }
     }
 
+    @Test("a lone read cancelled while out at a frozen Redis frees its slot at once: the next read leaves at once as a GET of its own instead of queueing behind the dead one")
+    func aCancelledLoneReadFreesItsSlot() async throws {
+        try await withOneSlotBatcherOnPrivateRedis(keys: 2) { server, batcher in
+            server.kill(signal: SIGSTOP)
+            let lone = Task { try await batcher.get("k0").value.string }
+            try await eventually("the lone read is out") { batcher.outstandingCount == 1 }
+            #expect(batcher.queuedCount == 0)
+            lone.cancel()
+            do {
+                _ = try await lone.value
+                Issue.record("the cancelled read returned a value although Redis is frozen")
+            } catch let error as RedisError {
+                #expect(error.code == .cancelled)
+            }
+            #expect(batcher.outstandingCount == 0, "the slot was freed before the caller was answered")
+            let next = Task { try await batcher.get("k1").value.string }
+            try await eventually("the next read is out") { batcher.outstandingCount == 1 }
+            #expect(batcher.queuedCount == 0, "it left at once instead of queueing")
+            server.kill(signal: SIGCONT)
+            #expect(try await next.value == "value 1")
+            #expect(batcher.batchCounts.batches == 0, "both reads went alone")
+            try await eventually("every slot free") { batcher.outstandingCount == 0 }
+        }
+    }
+
     /// A one-slot batcher on a private redis-server holding `k0`... as `"value 0"`...; `body` may
     /// freeze the server (SIGSTOP): it is resumed (SIGCONT) however `body` ends.
     private func withOneSlotBatcherOnPrivateRedis(keys: Int, _ body: (RedisServerProcess, ReadBatcher) async throws -> Void) async throws {
@@ -242,6 +267,7 @@ struct ReadBatcherTests {
             #expect(try await worker.cache.value(for: "k\(index)") { [] }.source == .freshHit)
         }
         let cache = worker.cache
+        #expect(cache.reads.outstandingCount == 0, "each lone read's slot was free before its caller was answered")
         // No usable sample of the server's clock (as on a loaded machine, whose round trips exceed
         // the clock's bound): the batch carries TIME in front, and the hits are still batched.
         cache.serverClock.invalidate()

@@ -115,6 +115,16 @@ public final class RedisClient: Sendable, Service {
     /// Whether the mode is already known to be cluster (no I/O).
     var isKnownCluster: Bool { mode.load(ordering: .relaxed) == 2 }
 
+    /// ``isCluster()``'s answer when it is already known, without I/O or suspension; `nil` before
+    /// the first connection told.
+    package var knownClusterMode: Bool? {
+        switch mode.load(ordering: .relaxed) {
+        case 1: return false
+        case 2: return true
+        default: return nil
+        }
+    }
+
     /// Creates a client from a URL such as `redis://:password@host:6379/0` or `unix:///run/redis.sock`.
     ///
     /// - Throws: ``RedisError/Code/configuration`` naming the malformed part of the URL.
@@ -184,18 +194,32 @@ public final class RedisClient: Sendable, Service {
         return (replies[0], replies[1])
     }
 
-    package func send(encoded: ByteBuffer, timeout: Duration?, replies: Int = 1) async throws(RedisError) -> RESPValue {
+    /// Sends `encoded` (`replies` commands) on a pooled connection and waits for the reply.
+    /// `followUp` is called exactly once, on every path (also when nothing could be sent), on the
+    /// connection's event loop when a reply or failure arrives there (see ``ReplyFollowUp``).
+    package func send(encoded: ByteBuffer, timeout: Duration?, replies: Int = 1, followUp: (any ReplyFollowUp)? = nil) async throws(RedisError) -> RESPValue {
         let start = ContinuousClock.now
         metrics.commands.increment()
         do throws(RedisError) {
             guard !closed.load(ordering: .relaxed) else {
+                followUp?.replyDelivered()
                 throw RedisError(code: .shutdown, message: "the client was closed")
             }
             let slot = pickSlot()
-            let connection = try await slot.connection()
+            let connection: RedisConnection
+            if let live = slot.liveConnection {
+                connection = live
+            } else {
+                do throws(RedisError) {
+                    connection = try await slot.connection()
+                } catch {
+                    followUp?.replyDelivered()
+                    throw error
+                }
+            }
             let reply: RESPValue
             do throws(RedisError) {
-                reply = try await connection.send(encoded: encoded, timeout: TimeAmount(timeout ?? configuration.commandTimeout), replies: replies)
+                reply = try await connection.send(encoded: encoded, timeout: TimeAmount(timeout ?? configuration.commandTimeout), replies: replies, followUp: followUp)
             } catch where error.code == .server && error.message.hasPrefix("READONLY") {
                 // The node is a replica now: the command did not run. Through Sentinel, find the
                 // primary and send it there once; otherwise say so with a typed error.

@@ -295,12 +295,18 @@ public final class RedisConnection: Sendable {
         return reply.array ?? [reply]
     }
 
+    /// Sends `encoded` (`replies` commands) and waits for the reply (an array for several).
+    /// `followUp` is called exactly once, on every path, just before this call is answered
+    /// (see ``ReplyFollowUp``).
     package func send(
         encoded: ByteBuffer, timeout: TimeAmount, replies: Int = 1,
         purpose: ConnectionStateMachine<RedisChannelHandler.Continuation>.Purpose = .command,
-        confirmsShardUnsubscribe: String? = nil
+        confirmsShardUnsubscribe: String? = nil, followUp: (any ReplyFollowUp)? = nil
     ) async throws(RedisError) -> RESPValue {
-        if Task.isCancelled { throw RedisError(code: .cancelled, message: "the task was cancelled before the command was sent") }
+        if Task.isCancelled {
+            followUp?.replyDelivered()
+            throw RedisError(code: .cancelled, message: "the task was cancelled before the command was sent")
+        }
         let id = nextID.add(1, ordering: .relaxed).newValue
         let deadline = NIODeadline.now() + timeout
         let handler = self.handler
@@ -309,10 +315,10 @@ public final class RedisConnection: Sendable {
             return try await withTaskCancellationHandler {
                 try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<RESPValue, any Error>) in
                     if eventLoop.inEventLoop {
-                        handler.value.send(encoded, id: id, deadline: deadline, continuation: .task(continuation), replies: replies, purpose: purpose, confirmsShardUnsubscribe: confirmsShardUnsubscribe)
+                        handler.value.send(encoded, id: id, deadline: deadline, continuation: .task(continuation, followUp: followUp), replies: replies, purpose: purpose, confirmsShardUnsubscribe: confirmsShardUnsubscribe)
                     } else {
                         eventLoop.execute {
-                            handler.value.send(encoded, id: id, deadline: deadline, continuation: .task(continuation), replies: replies, purpose: purpose, confirmsShardUnsubscribe: confirmsShardUnsubscribe)
+                            handler.value.send(encoded, id: id, deadline: deadline, continuation: .task(continuation, followUp: followUp), replies: replies, purpose: purpose, confirmsShardUnsubscribe: confirmsShardUnsubscribe)
                         }
                     }
                 }

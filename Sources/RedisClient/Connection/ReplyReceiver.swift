@@ -6,8 +6,8 @@
 /// batch's write). Exactly one of `resume(returning:)` / `resume(throwing:)` is called, once: the
 /// ``ConnectionStateMachine`` hands each receiver out once.
 package enum ReplyReceiver: Sendable {
-    /// A task suspended until the reply arrives.
-    case task(CheckedContinuation<RESPValue, any Error>)
+    /// A task suspended until the reply arrives, and what to do (on the loop) just before it is resumed.
+    case task(CheckedContinuation<RESPValue, any Error>, followUp: (any ReplyFollowUp)?)
     /// Called on the connection's event loop (or, for a command that could not be queued, on the
     /// thread that tried to send it).
     case callback(@Sendable (Result<RESPValue, RedisError>) -> Void)
@@ -15,7 +15,9 @@ package enum ReplyReceiver: Sendable {
     /// Delivers the reply.
     func resume(returning value: RESPValue) {
         switch self {
-        case .task(let continuation): continuation.resume(returning: value)
+        case .task(let continuation, let followUp):
+            followUp?.replyDelivered()
+            continuation.resume(returning: value)
         case .callback(let callback): callback(.success(value))
         }
     }
@@ -23,7 +25,9 @@ package enum ReplyReceiver: Sendable {
     /// Delivers the failure.
     func resume(throwing error: RedisError) {
         switch self {
-        case .task(let continuation): continuation.resume(throwing: error)
+        case .task(let continuation, let followUp):
+            followUp?.replyDelivered()
+            continuation.resume(throwing: error)
         case .callback(let callback): callback(.failure(error))
         }
     }

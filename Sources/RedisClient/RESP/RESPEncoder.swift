@@ -51,6 +51,23 @@ package enum RESPEncoder {
         }
     }
 
+    /// Appends the RESP bytes of the two-word command `name argument` (such as `GET key`) to
+    /// `buffer`, reading the argument's UTF-8 in place: no array, no ``RedisCommand``.
+    package static func write(_ name: StaticString, _ argument: String, into buffer: inout ByteBuffer) {
+        var argument = argument
+        argument.withUTF8 { bytes in
+            buffer.reserveCapacity(minimumWritableBytes: encodedSize(name, argumentBytes: bytes.count))
+            writeHeader(count: 2, into: &buffer)
+            writeBulk(UnsafeRawBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount), into: &buffer)
+            writeBulk(UnsafeRawBufferPointer(bytes), into: &buffer)
+        }
+    }
+
+    /// Bytes the two-word command `name` plus an argument of `argumentBytes` bytes takes once encoded.
+    package static func encodedSize(_ name: StaticString, argumentBytes: Int) -> Int {
+        4 + (5 + decimalLength(name.utf8CodeUnitCount) + name.utf8CodeUnitCount) + (5 + decimalLength(argumentBytes) + argumentBytes)
+    }
+
     /// Bytes `command` takes once encoded.
     package static func encodedSize(_ command: RedisCommand) -> Int {
         var size = 3 + decimalLength(command.lengths.count) + command.storage.count

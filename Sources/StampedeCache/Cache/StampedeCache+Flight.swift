@@ -160,17 +160,21 @@ extension StampedeCache {
     /// its tracked connection, which then holds a fresh entry.
     func fastRead(_ entry: EntryKeys, key: String, generation: Int64) async throws -> FastRead {
         if let near, let tracked = await near.read(entry, userKey: key, generation: generation) { return tracked }
-        return try await fastReadRetryingOnce(entry, cluster: try await redis.isCluster())
-    }
-
-    private func fastReadRetryingOnce(_ entry: EntryKeys, cluster: Bool) async throws(RedisError) -> FastRead {
-        do {
+        let cluster: Bool
+        if let known = redis.knownClusterMode { cluster = known } else { cluster = try await redis.isCluster() }
+        do throws(RedisError) {
             return try await redis.fastRead(entry, clock: serverClock, cluster: cluster, batcher: reads)
         } catch {
-            guard error.code == .timeout || error.code == .connection, !Task.isCancelled else { throw error }
-            noteReadRetry(error)
-            return try await redis.fastRead(entry, clock: serverClock, cluster: cluster, batcher: reads)
+            return try await fastReadAgain(entry, cluster: cluster, after: error)
         }
+    }
+
+    /// The fast read once more after `error`, on a fresh connection, when it was a timeout or a
+    /// dropped connection (see ``retryingOnce(_:)``).
+    private func fastReadAgain(_ entry: EntryKeys, cluster: Bool, after error: RedisError) async throws(RedisError) -> FastRead {
+        guard error.code == .timeout || error.code == .connection, !Task.isCancelled else { throw error }
+        noteReadRetry(error)
+        return try await redis.fastRead(entry, clock: serverClock, cluster: cluster, batcher: reads)
     }
 
     func flight(

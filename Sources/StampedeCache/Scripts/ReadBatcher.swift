@@ -7,8 +7,9 @@ import Synchronization
 /// distinct key once, and keeps the pipeline full from the event loop.
 ///
 /// Up to `limit` reads or batches (the client's pool size) are out at Redis at once. A read that
-/// finds a slot free leaves at once (a lone read is a plain `GET`, so a single caller never waits
-/// for anyone); while every slot is out, reads queue. When a reply comes back, the connection's
+/// finds a slot free and nobody queued leaves at once as a plain `GET`, sent like any command
+/// (a single caller never waits for anyone, and pays for no batch); while every slot is out,
+/// reads queue. When a reply comes back, the connection's
 /// event loop itself sends the queue (up to ``maximumBatch`` keys) as the next `MGET` and then
 /// hands the finished batch's callers their replies: between one batch's reply and the next
 /// batch's write there is no task to wake and no thread hop. Under concurrency the cost of a
@@ -26,7 +27,7 @@ import Synchronization
 /// Only for a standalone server (on a cluster the keys of a batch live on different nodes). A
 /// cancelled caller leaves at once with ``RedisError/Code/cancelled`` (its key may still be read
 /// for nobody); a batch is bounded by the command timeout.
-package final class ReadBatcher: Sendable {
+package final class ReadBatcher: ReplyFollowUp {
     /// Most keys in one `MGET`.
     package static let maximumBatch = 128
 
@@ -140,6 +141,12 @@ package final class ReadBatcher: Sendable {
     /// server's time (ms) when `TIME` went in front of it.
     package func get(_ key: String) async throws(RedisError) -> BatchedRead {
         if Task.isCancelled { throw Self.cancelled }
+        let alone = state.withLock { state -> Bool in
+            guard state.inFlight < limit, state.queue.isEmpty else { return false }
+            state.inFlight += 1
+            return true
+        }
+        if alone { return try await readAlone(key) }
         let id = nextID.add(1, ordering: .relaxed).newValue
         do {
             return try await withTaskCancellationHandler {
@@ -166,6 +173,34 @@ package final class ReadBatcher: Sendable {
         } catch {
             throw RedisError(code: .connection, message: "a batched read failed: \(error)")
         }
+    }
+
+    /// A read that found a slot free and nobody queued (its slot is already counted): a plain
+    /// `GET` (`TIME` + `GET` without a usable clock sample) sent like any command, with none of a
+    /// batch's bookkeeping. The slot is freed on the event loop the moment the reply (or failure,
+    /// or this caller's cancellation) is delivered, by ``replyDelivered()``: reads that queued
+    /// behind it leave from there, without waiting for this caller's task to run.
+    private func readAlone(_ key: String) async throws(RedisError) -> BatchedRead {
+        let timed = needsTime()
+        let size = RESPEncoder.encodedSize("GET", argumentBytes: key.utf8.count) + (timed ? FastReadCommands.time.readableBytes : 0)
+        var buffer = ByteBufferAllocator().buffer(capacity: size)
+        if timed { buffer.writeImmutableBuffer(FastReadCommands.time) }
+        RESPEncoder.write("GET", key, into: &buffer)
+        guard timed else { return BatchedRead(value: try await redis.send(encoded: buffer, timeout: nil, replies: 1, followUp: self), serverMillis: nil) }
+        let sent = ContinuousClock.now
+        let reply = try await redis.send(encoded: buffer, timeout: nil, replies: 2, followUp: self)
+        guard case .array(let both) = reply, both.count == 2 else {
+            throw RedisError(code: .protocolError, message: "expected the replies of TIME and a read, got \(reply)")
+        }
+        let serverMillis = try FastRead.millis(time: both[0])
+        clock?.record(serverMillis: serverMillis, sent: sent, received: ContinuousClock.now)
+        if case .error(let message) = both[1] { throw RedisError(code: .server, message: message) }
+        return BatchedRead(value: both[1], serverMillis: serverMillis)
+    }
+
+    /// A lone read's reply, failure or cancellation was delivered: its slot goes to the queue.
+    package func replyDelivered() {
+        releaseSlot()
     }
 
     private static let cancelled = RedisError(code: .cancelled, message: "the task was cancelled while its read was out; the read may still run on the server")
