@@ -188,14 +188,22 @@ package final class ReadBatcher: ReplyFollowUp {
         RESPEncoder.write("GET", key, into: &buffer)
         guard timed else { return BatchedRead(value: try await redis.send(encoded: buffer, timeout: nil, replies: 1, followUp: self), serverMillis: nil) }
         let sent = ContinuousClock.now
-        let reply = try await redis.send(encoded: buffer, timeout: nil, replies: 2, followUp: self)
+        let (value, serverMillis) = try readTimed(try await redis.send(encoded: buffer, timeout: nil, replies: 2, followUp: self), sent: sent)
+        if case .error(let message) = value { throw RedisError(code: .server, message: message) }
+        return BatchedRead(value: value, serverMillis: serverMillis)
+    }
+
+    /// Splits the replies of `TIME` and a read sent together at `sent`: the read's reply and the
+    /// server's time (ms), which becomes the clock's next sample.
+    /// - Throws: ``RedisError/Code/protocolError`` unless `reply` is two replies, the first a valid `TIME`.
+    private func readTimed(_ reply: RESPValue, sent: ContinuousClock.Instant) throws(RedisError) -> (RESPValue, Int64) {
         guard case .array(let both) = reply, both.count == 2 else {
             throw RedisError(code: .protocolError, message: "expected the replies of TIME and a read, got \(reply)")
         }
+        let received = ContinuousClock.now
         let serverMillis = try FastRead.millis(time: both[0])
-        clock?.record(serverMillis: serverMillis, sent: sent, received: ContinuousClock.now)
-        if case .error(let message) = both[1] { throw RedisError(code: .server, message: message) }
-        return BatchedRead(value: both[1], serverMillis: serverMillis)
+        clock?.record(serverMillis: serverMillis, sent: sent, received: received)
+        return (both[1], serverMillis)
     }
 
     /// A lone read's reply, failure or cancellation was delivered: its slot goes to the queue.
@@ -256,16 +264,7 @@ package final class ReadBatcher: ReplyFollowUp {
         do throws(RedisError) {
             var reply = try result.get()
             var millis: Int64?
-            if timed {
-                guard case .array(let both) = reply, both.count == 2 else {
-                    throw RedisError(code: .protocolError, message: "expected the replies of TIME and a read, got \(reply)")
-                }
-                let received = ContinuousClock.now
-                let serverMillis = try FastRead.millis(time: both[0])
-                clock?.record(serverMillis: serverMillis, sent: sent, received: received)
-                millis = serverMillis
-                reply = both[1]
-            }
+            if timed { (reply, millis) = try readTimed(reply, sent: sent) }
             if case .error(let message) = reply { throw RedisError(code: .server, message: message) }
             if batch.keys.count == 1 { return .success(([reply], millis)) }
             guard let values = reply.array, values.count == batch.keys.count else {
