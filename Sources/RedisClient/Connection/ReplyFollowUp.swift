@@ -1,4 +1,4 @@
-/// Something to do on the connection's event loop once a command's waiting task has been answered.
+/// Something a command's sender wants done on the connection's event loop when the command is answered.
 ///
 /// A task that sends a command can name a follow-up: the connection calls ``replyDelivered()``
 /// exactly once, just before it resumes the task, whatever the answer (a reply, an error, the
