@@ -77,6 +77,22 @@ struct ChaosScenarioTests {
         if !report.passed { print(ChaosReportFormat.table([report])) }
     }
 
+    @Test(
+        "invariants hold with every worker committing in the background (callers answered before the commit lands)",
+        arguments: ChaosScenario.allCases
+    )
+    func scenarioWithCommitInBackground(_ scenario: ChaosScenario) async throws {
+        var options = ChaosOptions.smoke
+        options.allowDestructive = true
+        options.commitInBackground = true
+        options.workerExecutable = try stampedeBinary()
+        let report = try await ChaosRunner.run(scenario, options: options)
+        #expect(report.requests > 100, "the fleet must actually run: \(report.requests) requests")
+        #expect(report.upstreamCalls > 0)
+        Self.check(report, [scenario], "\(scenario.rawValue) (commit in background)")
+        if !report.passed { print(ChaosReportFormat.table([report])) }
+    }
+
     @Test("combined faults: the budget is the sum of what each fault justifies", arguments: [
         [ChaosScenario.clientKill, .upstreamErrors],
         [.scriptFlush, .lostNotices, .upstreamHangs],

@@ -98,6 +98,9 @@ package struct ChaosOptions: Sendable {
     /// Every worker runs with the near-cache on (``NearCacheConfiguration`` defaults);
     /// `lost-invalidations` always does.
     package var nearCache = false
+    /// Every worker commits in the background (``CachePolicy/commitInBackground``): its callers are
+    /// answered before the commit lands.
+    package var commitInBackground = false
     /// Breaks the cache on purpose, to prove the judge can fail (tests only; `stampede chaos` never sets it).
     package var mutation: ChaosMutation?
 

@@ -140,7 +140,10 @@ package enum ChaosRunner {
         var runs: [BackgroundRun] = []
         let near = nearCache(scenarios, options: options)
         func makeWorker(_ name: String) throws -> (RedisClient, LLMCache) {
-            let worker = try ChaosRunner.makeWorker(name, url: url, upstreamURL: upstream.baseURL, namespace: namespace, http: http, nearCache: near, logger: logger)
+            let worker = try ChaosRunner.makeWorker(
+                name, url: url, upstreamURL: upstream.baseURL, namespace: namespace, http: http, nearCache: near,
+                commitInBackground: options.commitInBackground, logger: logger
+            )
             runs.append(BackgroundRun(worker.1.run))
             return worker
         }
@@ -161,7 +164,7 @@ package enum ChaosRunner {
             processes = try await WorkerFleet.start(
                 executable: executable, count: options.workers, redisURL: url, upstreamURL: upstream.baseURL, namespace: namespace,
                 callers: options.callers, keys: keys, zipf: options.zipf, seed: options.seed, duration: options.duration,
-                nearCache: near != nil, mutation: options.mutation
+                nearCache: near != nil, commitInBackground: options.commitInBackground, mutation: options.mutation
             )
         }
         // The invalidations the `lost-invalidations` scenario makes go through a cache of its own.
@@ -357,7 +360,8 @@ package enum ChaosRunner {
     /// One fleet worker: its own Redis connection (settings of the chaos runs) and LLMCache, calling
     /// the simulated upstream as `name`.
     static func makeWorker(
-        _ name: String, url: String, upstreamURL: String, namespace: String, http: HTTPClient = .shared, nearCache: NearCacheConfiguration? = nil, logger: Logger
+        _ name: String, url: String, upstreamURL: String, namespace: String, http: HTTPClient = .shared, nearCache: NearCacheConfiguration? = nil,
+        commitInBackground: Bool = false, logger: Logger
     ) throws -> (RedisClient, LLMCache) {
         var configuration = try RedisConfiguration(url: url)
         configuration.commandTimeout = commandTimeout
@@ -367,6 +371,7 @@ package enum ChaosRunner {
         let client = try RedisClient(configuration: configuration, logger: logger)
         let openAI = OpenAIClient(configuration: OpenAIConfiguration(baseURL: upstreamURL, apiKey: "chaos", maxRetries: 0, workerID: name), httpClient: http, logger: logger)
         var cacheConfiguration = LLMCacheConfiguration(namespace: namespace, policy: policy)
+        cacheConfiguration.policy.commitInBackground = commitInBackground
         cacheConfiguration.nearCache = nearCache
         let llm = try LLMCache(redis: client, upstream: openAI, configuration: cacheConfiguration, logger: logger)
         return (client, llm)

@@ -21,7 +21,8 @@ extension ChaosRunner {
         let duration = max(options.duration, .seconds(4))
         let fleet = try await WorkerFleet.start(
             executable: executable, count: workerCount, redisURL: url, upstreamURL: upstream.baseURL, namespace: namespace,
-            callers: options.callers, keys: keys, zipf: options.zipf, seed: options.seed, duration: duration
+            callers: options.callers, keys: keys, zipf: options.zipf, seed: options.seed, duration: duration,
+            commitInBackground: options.commitInBackground
         )
         let children = fleet.children
         let started = ContinuousClock.now

@@ -53,7 +53,7 @@ extension ChaosRunner {
     package static func runWorker(
         redisURL: String, upstreamURL: String, namespace: String, workerIndex: Int, callers: Int, keys: Int, zipf: Double,
         seed: UInt64, duration: Duration, recordsPath: String, nearCache: Bool = false, ignoreInvalidations: Bool = false,
-        logger: Logger = Logger(label: "chaos-worker", factory: { _ in SwiftLogNoOpLogHandler() })
+        commitInBackground: Bool = false, logger: Logger = Logger(label: "chaos-worker", factory: { _ in SwiftLogNoOpLogHandler() })
     ) async throws -> WorkerSummary {
         let epoch = ContinuousClock.now
         var httpConfiguration = HTTPClient.Configuration()
@@ -64,7 +64,10 @@ extension ChaosRunner {
             near = NearCacheConfiguration()
             near?.ignoresInvalidations = ignoreInvalidations
         }
-        let (client, llm) = try makeWorker("worker-\(workerIndex)", url: redisURL, upstreamURL: upstreamURL, namespace: namespace, http: http, nearCache: near, logger: logger)
+        let (client, llm) = try makeWorker(
+            "worker-\(workerIndex)", url: redisURL, upstreamURL: upstreamURL, namespace: namespace, http: http, nearCache: near,
+            commitInBackground: commitInBackground, logger: logger
+        )
         let records = RecordLog()
         let running = BackgroundRun(llm.run)
         await runCallers([(workerIndex, llm)], callers: callers, zipf: Zipf(count: keys, exponent: zipf), seed: seed, until: .now + duration, into: records)
@@ -87,7 +90,7 @@ struct WorkerFleet {
     /// Starts `count` `stampede chaos-worker` processes.
     static func start(
         executable: String, count: Int, redisURL: String, upstreamURL: String, namespace: String, callers: Int, keys: Int,
-        zipf: Double, seed: UInt64, duration: Duration, nearCache: Bool = false, mutation: ChaosMutation? = nil
+        zipf: Double, seed: UInt64, duration: Duration, nearCache: Bool = false, commitInBackground: Bool = false, mutation: ChaosMutation? = nil
     ) async throws -> WorkerFleet {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("stampede-chaos-\(namespace)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -100,7 +103,7 @@ struct WorkerFleet {
                 "chaos-worker", "--upstream-url", upstreamURL, "--namespace", namespace,
                 "--worker-index", "\(index)", "--callers", "\(callers)", "--keys", "\(keys)", "--zipf", "\(zipf)", "--seed", "\(seed)",
                 "--duration-ms", "\(Int(duration.milliseconds))", "--records", directory.appendingPathComponent("worker-\(index).tsv").path,
-            ] + (nearCache ? ["--near-cache"] : []) + (mutation == .nearCacheIgnoresInvalidations ? ["--break-near-cache-coherence"] : []), id: "worker-\(index)"))
+            ] + (nearCache ? ["--near-cache"] : []) + (commitInBackground ? ["--commit-in-background"] : []) + (mutation == .nearCacheIgnoresInvalidations ? ["--break-near-cache-coherence"] : []), id: "worker-\(index)"))
         }
         return WorkerFleet(children: children, directory: directory)
     }

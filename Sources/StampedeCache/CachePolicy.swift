@@ -79,6 +79,20 @@ public struct CachePolicy: Sendable, Hashable {
     public var followerRetries: Int
     /// Behaviour when Redis is unreachable.
     public var redisUnavailable: RedisUnavailable
+    /// Answer the computing worker's callers as soon as the value is computed, and commit it to
+    /// Redis after that, in a task the cache owns (default `false`: callers return once the commit
+    /// is answered). It saves the commit's round trip on every miss.
+    ///
+    /// The fleet-wide guarantees do not change: the lock is held until the commit lands, so no other
+    /// worker computes the key meanwhile, and other processes' followers receive the value when it
+    /// is committed. This process's callers for the key receive it from memory until then
+    /// (``CacheSource/joinedInProcess``). What the caller no longer learns is the commit's outcome:
+    /// a commit that fails or is fenced off is logged and counted
+    /// (``CacheDiagnostics/failedCommits``, ``CacheDiagnostics/rejectedCommits``), and
+    /// ``CacheResult/notCachedBecause`` stays `nil`. ``CacheResult/freshUntilMillis`` is `nil` (the
+    /// commit sets it) and ``CacheResult/remainingFreshness`` is the least the value will have,
+    /// `freshFor × (1 - ttlJitter)`. ``StampedeCache/close()`` waits for commits still under way.
+    public var commitInBackground: Bool
 
     /// The least by which ``lockTTL`` must exceed ``computeTimeout``: max(1 s, 10% of computeTimeout).
     public var minimumLockMargin: Duration {
@@ -100,8 +114,10 @@ public struct CachePolicy: Sendable, Hashable {
         maxWait: Duration? = nil,
         fenceRetention: Duration = .seconds(3600),
         redisUnavailable: RedisUnavailable = .failOpen(maxConcurrentComputations: 8),
-        followerRetries: Int = 1
+        followerRetries: Int = 1,
+        commitInBackground: Bool = false
     ) {
+        self.commitInBackground = commitInBackground
         self.followerRetries = followerRetries
         self.freshFor = freshFor
         self.staleFor = staleFor

@@ -29,10 +29,17 @@ public struct ProxyConfiguration: Sendable, Hashable, Codable {
     public var passThrough: PassThroughConfiguration?
     /// An in-process near-cache in front of Redis (absent: every hit reads Redis).
     public var nearCache: NearCacheSettings?
+    /// Answer a miss as soon as the upstream has answered, and store the answer in Redis after
+    /// that (``CachePolicy/commitInBackground``; default `false`). It saves one Redis round trip
+    /// per miss. The fleet still calls the upstream once per question (the lock is held until the
+    /// answer is stored); the leader's response says `stored` before the store has landed, and a
+    /// store that then fails is logged and counted instead of reported in `Cache-Status`.
+    public var commitInBackground: Bool
 
     enum CodingKeys: String, CodingKey {
         case upstreams, tenants, prices
         case nearCache = "near_cache"
+        case commitInBackground = "commit_in_background"
         case passThrough = "pass_through"
         case maxBodyBytes = "max_body_bytes"
     }
@@ -40,8 +47,9 @@ public struct ProxyConfiguration: Sendable, Hashable, Codable {
     /// Creates a configuration.
     public init(
         upstreams: [UpstreamProfile], tenants: [TenantConfiguration], maxBodyBytes: Int = 1 << 20, prices: [String: ModelPrice] = [:],
-        passThrough: PassThroughConfiguration? = nil, nearCache: NearCacheSettings? = nil
+        passThrough: PassThroughConfiguration? = nil, nearCache: NearCacheSettings? = nil, commitInBackground: Bool = false
     ) {
+        self.commitInBackground = commitInBackground
         self.passThrough = passThrough
         self.nearCache = nearCache
         self.upstreams = upstreams
@@ -64,7 +72,8 @@ public struct ProxyConfiguration: Sendable, Hashable, Codable {
         prices = try container.decodeIfPresent([String: ModelPrice].self, forKey: .prices) ?? [:]
         passThrough = try container.decodeIfPresent(PassThroughConfiguration.self, forKey: .passThrough)
         nearCache = try container.decodeIfPresent(NearCacheSettings.self, forKey: .nearCache)
-        let known = Set(["upstreams", "tenants", "max_body_bytes", "prices", "pass_through", "near_cache"])
+        commitInBackground = try container.decodeIfPresent(Bool.self, forKey: .commitInBackground) ?? false
+        let known = Set(["upstreams", "tenants", "max_body_bytes", "prices", "pass_through", "near_cache", "commit_in_background"])
         let all = try decoder.container(keyedBy: AnyCodingKey.self).allKeys.map(\.stringValue)
         if let unknown = all.first(where: { !known.contains($0) }) {
             throw ProxyConfigurationError("unknown setting '\(unknown)' (known: \(known.sorted().joined(separator: ", ")))")

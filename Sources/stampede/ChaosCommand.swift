@@ -36,6 +36,8 @@ struct ChaosCommand: AsyncParsableCommand {
     var processes = false
     @Flag(name: .customLong("near-cache"), help: "Run every worker with the near-cache on (lost-invalidations always does).")
     var nearCache = false
+    @Flag(name: .customLong("commit-in-background"), help: "Run every worker with commitInBackground (callers are answered before the commit lands).")
+    var commitInBackground = false
     @Flag(name: .customLong("allow-destructive"), help: "Allow scenarios that flush, kill, pause or restart Redis.")
     var allowDestructive = false
     @Flag(help: "Print one JSON object: {passed, scenarios: [...]}.")
@@ -59,6 +61,7 @@ struct ChaosCommand: AsyncParsableCommand {
         options.seed = seed
         options.processes = processes
         options.nearCache = nearCache
+        options.commitInBackground = commitInBackground
         options.redisURL = try tls.apply(to: redisURL ?? ProcessInfo.processInfo.environment["REDIS_URL"].flatMap { $0.isEmpty ? nil : $0 })
         options.allowDestructive = allowDestructive || options.redisURL == nil  // private servers are ours to break
         options.workerExecutable = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL.path
@@ -119,6 +122,7 @@ struct ChaosWorkerCommand: AsyncParsableCommand {
     @Option(name: .customLong("duration-ms")) var durationMs: Int = 4_000
     @Option var records: String
     @Flag(name: .customLong("near-cache")) var nearCache = false
+    @Flag(name: .customLong("commit-in-background")) var commitInBackground = false
     /// The judge's own test: a near-cache that ignores invalidations (never for real use).
     @Flag(name: .customLong("break-near-cache-coherence")) var breakNearCacheCoherence = false
 
@@ -148,7 +152,7 @@ struct ChaosWorkerCommand: AsyncParsableCommand {
         let summary = try await ChaosRunner.runWorker(
             redisURL: url, upstreamURL: upstreamURL, namespace: namespace, workerIndex: workerIndex, callers: callers,
             keys: keys, zipf: zipf, seed: seed, duration: .milliseconds(durationMs), recordsPath: records,
-            nearCache: nearCache, ignoreInvalidations: breakNearCacheCoherence
+            nearCache: nearCache, ignoreInvalidations: breakNearCacheCoherence, commitInBackground: commitInBackground
         )
         print(String(decoding: try JSONEncoder().encode(summary), as: UTF8.self))
     }

@@ -192,5 +192,10 @@ struct ProxyInputTests {
         #expect(near == NearCacheConfiguration(maxEntries: 500, maxBytes: 1 << 20, admission: .always))
         #expect(problem(withNear.replacingOccurrences(of: #""lru""#, with: #""lfu""#))?.contains("'near_cache.admission'") == true)
         #expect(problem(withNear.replacingOccurrences(of: #""max_entries":500"#, with: #""max_entries":0"#))?.contains("nearCache.maxEntries") == true)
+        // Committing in the background: off unless set, a JSON boolean only.
+        #expect(decoded.commitInBackground == false)
+        let inBackground = good.replacingOccurrences(of: #""tenants""#, with: #""commit_in_background":true,"tenants""#)
+        #expect(try JSONDecoder().decode(ProxyConfiguration.self, from: Data(inBackground.utf8)).commitInBackground == true)
+        #expect(problem(inBackground.replacingOccurrences(of: "true", with: #""yes""#)) != nil)
     }
 }

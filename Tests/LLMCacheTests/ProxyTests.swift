@@ -28,7 +28,7 @@ struct ProxyTests {
     /// Starts `instances` proxies, each a `stampede serve` process, and stops them afterwards.
     func withProxy<T>(
         instances: Int = 1, latency: Duration = .milliseconds(300), environment extra: [String: String] = [:], passThrough: Bool = false,
-        _ body: (Running) async throws -> T
+        commitInBackground: Bool = false, _ body: (Running) async throws -> T
     ) async throws -> T {
         // With pass-through, the upstream accepts any key (each caller brings its own).
         let upstream = try await SimulatedLLMServer.start(.init(latency: .fixed(latency), streamChunks: 6), apiKey: passThrough ? nil : Self.upstreamKey)
@@ -43,7 +43,8 @@ struct ProxyTests {
                 TenantConfiguration(name: "narrow", namespace: "narrow\(namespaceSuffix)", keySHA256: VirtualKey.sha256Hex(Self.narrowKey), upstream: "sim", models: ["another-model"]),
             ],
             prices: ["sim-model": ModelPrice(inputPerMillion: 0.15, outputPerMillion: 0.6)],
-            passThrough: passThrough ? PassThroughConfiguration(upstream: "sim", hmacSecretEnvironment: "PT_SECRET") : nil
+            passThrough: passThrough ? PassThroughConfiguration(upstream: "sim", hmacSecretEnvironment: "PT_SECRET") : nil,
+            commitInBackground: commitInBackground
         )
         let path = directory.appendingPathComponent("proxy.json").path
         try JSONEncoder().encode(configuration).write(to: URL(fileURLWithPath: path))
@@ -245,6 +246,34 @@ struct ProxyTests {
             #expect(proxy.upstream.callCount == 1)
             let sources = Dictionary(grouping: herds.compactMap(\.source), by: { $0 }).mapValues(\.count)
             #expect(sources["computed"] == 1, "\(sources)")
+        }
+    }
+
+    @Test("commit_in_background: a herd of 32 identical requests from 4 client processes over 2 proxy processes gets 1 upstream call and 32 identical answers; the leader's says fwd=miss; stored; the answer is then a hit on both proxies")
+    func herdWithCommitInBackground() async throws {
+        try await withProxy(instances: 2, latency: .milliseconds(800), commitInBackground: true) { proxy in
+            let herds = try await withThrowingTaskGroup(of: [Answer].self) { group in
+                for client in 0..<4 {
+                    let base = "http://127.0.0.1:\(proxy.ports[client % 2])/v1"
+                    group.addTask { try await Self.python([Answer].self, ["herd", base, Self.alphaKey, "Herd question in the background", "8"]) }
+                }
+                return try await group.reduce(into: []) { $0 += $1 }
+            }
+            #expect(herds.count == 32)
+            #expect(herds.allSatisfy { $0.error == nil }, "\(herds.compactMap(\.error))")
+            #expect(Set(herds.compactMap(\.content)).count == 1)
+            #expect(proxy.upstream.callCount == 1)
+            let leaders = herds.filter { $0.source == "computed" }
+            #expect(leaders.count == 1)
+            #expect(leaders.first?.cache_status == "stampede; fwd=miss; stored")
+            // Every answer was returned after the store was sent; the store has landed by the time
+            // the other proxy's followers were woken (they are woken by its commit notice).
+            for port in proxy.ports {
+                let again = try await Self.python(Answer.self, ["complete", "http://127.0.0.1:\(port)/v1", Self.alphaKey, "Herd question in the background"])
+                #expect(again.cache_status == "stampede; hit", "proxy on \(port): \(again.cache_status ?? "none")")
+                #expect(again.content == leaders.first?.content)
+            }
+            #expect(proxy.upstream.callCount == 1)
         }
     }
 

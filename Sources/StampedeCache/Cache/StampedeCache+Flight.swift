@@ -61,6 +61,16 @@ extension StampedeCache {
         // (or to join a call of this process already under way for the key). Concurrent fresh
         // reads of one key still share their Redis read: the read batcher sends a key once per batch.
         var prefetched: Result<FastRead, any Error>?
+        // This process computed the value and answered it before its commit landed
+        // (commitInBackground): Redis holds only our lock until then, so it is received from here.
+        if !options.forceRefresh, var pending = pendingCommits.value(for: entry.id) {
+            pending.source = .joinedInProcess
+            pending.coalesced = true
+            metrics.coalesced.increment()
+            diagnosticsBox.update { $0.coalesced += 1 }
+            metrics.request(pending.source)
+            return pending
+        }
         if !options.forceRefresh, !coalescer.isRunning(flightKey) {
             do {
                 let read = try await fastRead(entry, key: key, generation: generation)
@@ -212,7 +222,7 @@ extension StampedeCache {
             // Nothing will be stored, so take no lock and make nobody wait for this computation; it
             // is cancelled when every caller waiting for it has gone.
             let timeout = policy.computeTimeout
-            return try await detached(flightContext, cancelWhenAbandoned: true) {
+            return try await detached(flightContext, cancelWhenAbandoned: true) { _ in
                 self.diagnosticsBox.update { $0.computations += 1 }
                 let computed = try await withHardTimeout(timeout, compute)
                 var because = "the request asked not to store it (noStore)"
@@ -225,14 +235,16 @@ extension StampedeCache {
 
     /// Runs `body` as the flight's detached work: the caller can leave (cancellation) while it goes
     /// on for the callers waiting for it; with `cancelWhenAbandoned` it is cancelled once nobody waits.
+    /// `body` receives the work: it may ``DetachedWork/complete(_:)`` it early (the first result
+    /// wins) and go on working.
     func detached(
         _ flightContext: FlightCoalescer<Outcome>.Context,
         cancelWhenAbandoned: Bool,
-        _ body: @escaping @Sendable () async throws -> Outcome
+        _ body: @escaping @Sendable (DetachedWork<Outcome>) async throws -> Outcome
     ) async throws -> Outcome {
         let work = DetachedWork<Outcome>(cancelWhenAbandoned: cancelWhenAbandoned)
         let task = background.spawn {
-            do { work.complete(.success(try await body())) } catch { work.complete(.failure(error)) }
+            do { work.complete(.success(try await body(work))) } catch { work.complete(.failure(error)) }
         }
         work.onAbandon { task.cancel() }
         flightContext.attach(work)

@@ -9,6 +9,7 @@ extension StampedeCache {
     public func invalidate(key: String) async throws -> Bool {
         try checkOpen()
         let entry = try keySpace.entry(key, generation: await currentGeneration())
+        pendingCommits.remove(entry.id)
         near?.drop(valueKey: entry.value)
         defer { near?.drop(valueKey: entry.value) }
         do {
@@ -47,6 +48,7 @@ extension StampedeCache {
                 for id in ids {
                     group.addTask {
                         let entry = EntryKeys(id: id)
+                        self.pendingCommits.remove(entry.id)
                         self.near?.drop(valueKey: entry.value)
                         defer { self.near?.drop(valueKey: entry.value) }
                         return try await self.redis.execute(InvalidateKey(entry, channel: await self.noticeChannel(for: entry)))

@@ -16,8 +16,14 @@ extension StampedeCache {
         let hold = fallback == nil ? Duration.zero : policy.failSafeThrottle
         // The computation runs in a task the cache owns: it continues the caller's trace explicitly.
         let trace = ServiceContext.current ?? .topLevel
-        return try await detached(flightContext, cancelWhenAbandoned: false) {
-            try await self.computeAndCommit(key: key, entry: entry, token: token, options: options, fallback: fallback, hold: hold, trace: trace, compute: compute)
+        let inBackground = policy.commitInBackground
+        return try await detached(flightContext, cancelWhenAbandoned: false) { work in
+            var answer: (@Sendable (Outcome) -> Void)?
+            if inBackground { answer = { outcome in work.complete(.success(outcome)) } }
+            return try await self.computeAndCommit(
+                key: key, entry: entry, token: token, options: options, fallback: fallback, hold: hold, trace: trace,
+                answerBeforeCommit: answer, compute: compute
+            )
         }
     }
 
@@ -36,9 +42,13 @@ extension StampedeCache {
     /// `trace` (attributes: `stampede.namespace`, `stampede.fence_token`, `stampede.outcome`) with
     /// a `stampede.cache.commit` child; the compute closure sees its ``ComputationContext`` in the
     /// span's `ServiceContext`.
+    /// - Parameter answerBeforeCommit: given, a value to be stored is passed to it before the commit
+    ///   is sent (``CachePolicy/commitInBackground``), and held in ``pendingCommits`` until the
+    ///   commit is answered.
     func computeAndCommit(
         key: String, entry: EntryKeys, token: Int64, options: CacheRequestOptions, fallback: StoredEntry?, hold: Duration,
-        trace: ServiceContext, compute: @escaping @Sendable () async throws -> Computed<ByteBuffer>
+        trace: ServiceContext, answerBeforeCommit: (@Sendable (Outcome) -> Void)? = nil,
+        compute: @escaping @Sendable () async throws -> Computed<ByteBuffer>
     ) async throws -> Outcome {
         var context = trace
         context.stampedeComputation = ComputationContext(namespace: namespace, key: key, fenceToken: token, liveStreamKey: entry.liveStream(token: token))
@@ -47,7 +57,10 @@ extension StampedeCache {
                 span.attributes["stampede.namespace"] = namespace
                 span.attributes["stampede.fence_token"] = token
             }
-            let outcome = try await untracedComputeAndCommit(key: key, entry: entry, token: token, options: options, fallback: fallback, hold: hold, compute: compute)
+            let outcome = try await untracedComputeAndCommit(
+                key: key, entry: entry, token: token, options: options, fallback: fallback, hold: hold,
+                answerBeforeCommit: answerBeforeCommit, compute: compute
+            )
             if span.isRecording {
                 span.attributes["stampede.outcome"] = outcome.source.label
             }
@@ -57,6 +70,7 @@ extension StampedeCache {
 
     private func untracedComputeAndCommit(
         key: String, entry: EntryKeys, token: Int64, options: CacheRequestOptions, fallback: StoredEntry?, hold: Duration,
+        answerBeforeCommit: (@Sendable (Outcome) -> Void)?,
         compute: @escaping @Sendable () async throws -> Computed<ByteBuffer>
     ) async throws -> Outcome {
         diagnosticsBox.update { $0.computations += 1 }
@@ -102,6 +116,15 @@ extension StampedeCache {
         metrics.computation("ok")
         var freshFor = options.freshFor ?? policy.freshFor
         if case .storeWithFreshness(_, let own) = computed { freshFor = max(.milliseconds(1), min(own, freshFor)) }
+        if let answerBeforeCommit {
+            // The commit will store it fresh for at least freshFor less the largest jitter, from a
+            // server instant no earlier than now.
+            let provisional = Outcome(value: value, source: .computed, age: .zero, freshUntil: nil, remainingFreshness: freshFor * (1 - policy.ttlJitter))
+            // Held before the caller is answered: a caller it prompts to ask again finds it.
+            pendingCommits.insert(entry.id, provisional)
+            answerBeforeCommit(provisional)
+        }
+        defer { if answerBeforeCommit != nil { pendingCommits.remove(entry.id) } }
         let span = startSpan("stampede.cache.commit", ofKind: .client)
         if span.isRecording {
             span.attributes["db.system"] = "redis"
@@ -203,7 +226,7 @@ extension StampedeCache {
         logger.warning("Redis unavailable; computing without the cache (fail-open)", metadata: ["key": "\(key)", "error": "\(error.message)"])
         let timeout = policy.computeTimeout
         // Nothing will be stored: when every caller waiting for it has gone, the computation is cancelled.
-        return try await detached(flightContext, cancelWhenAbandoned: true) {
+        return try await detached(flightContext, cancelWhenAbandoned: true) { _ in
             let value = try await limiter.withPermit {
                 do {
                     return try await withHardTimeout(timeout, compute)

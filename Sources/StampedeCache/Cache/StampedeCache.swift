@@ -47,6 +47,8 @@ public final class StampedeCache: Sendable, Service {
     let hub: NoticeHub
     let registration: NoticeHub.Registration
     let coalescer = FlightCoalescer<Outcome>()
+    /// Values answered before their background commit landed (``CachePolicy/commitInBackground``).
+    let pendingCommits = PendingCommits<Outcome>()
     /// The computations of this process that in-process joiners may follow live.
     package let liveAnnouncements = LiveAnnouncements()
     let limiter: ConcurrencyLimiter?

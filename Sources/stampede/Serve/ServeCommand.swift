@@ -88,6 +88,7 @@ struct ServeCommand: AsyncParsableCommand {
                 // One label for every pass-through key's namespace: metric series stay bounded.
                 configuration.metricsNamespaceLabels = [PassThroughConfiguration.namespacePrefix: "pass-through"]
                 configuration.nearCache = try proxy.nearCache?.configuration()
+                configuration.policy.commitInBackground = proxy.commitInBackground
                 caches[upstream.name] = try LLMCache(redis: redis, upstream: client, configuration: configuration, logger: logger)
             }
             let context = ProxyContext(
