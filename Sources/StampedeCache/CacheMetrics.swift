@@ -42,6 +42,8 @@ struct CacheMetrics: Sendable {
     /// Fresh reads that left inside an `MGET` batch, and the batches (``ReadBatcher``).
     let batchedReads: Counter
     let readBatches: Counter
+    /// Lookups sent straight to `get_or_lock` (most recent lookups found nothing fresh: ``LookupHistory``).
+    let scriptFirstLookups: Counter
     private let requestCounters: [Counter]
     private let wakeups: [String: Counter]
 
@@ -70,6 +72,7 @@ struct CacheMetrics: Sendable {
         redisRetries = Counter(label: "stampede_cache_redis_retries_total", dimensions: dimensions)
         batchedReads = Counter(label: "stampede_cache_batched_reads_total", dimensions: dimensions)
         readBatches = Counter(label: "stampede_cache_read_batches_total", dimensions: dimensions)
+        scriptFirstLookups = Counter(label: "stampede_cache_script_first_lookups_total", dimensions: dimensions)
     }
 
     func request(_ source: CacheSource) {
@@ -127,6 +130,10 @@ public struct CacheDiagnostics: Sendable, Hashable {
     public var handoffsGiven = 0
     /// Values this instance's followers received from another worker's hand-off (not stored).
     public var handoffsReceived = 0
+    /// Lookups that went straight to `get_or_lock` without reading the entry first, because fewer
+    /// than half of the cache's last 16 lookups found a fresh entry (one round trip per miss
+    /// instead of two).
+    public var scriptFirstLookups = 0
 }
 
 final class DiagnosticsBox: Sendable {

@@ -61,6 +61,10 @@ extension StampedeCache {
         // (or to join a call of this process already under way for the key). Concurrent fresh
         // reads of one key still share their Redis read: the read batcher sends a key once per batch.
         var prefetched: Result<FastRead, any Error>?
+        // Read first (a plain GET, batched with concurrent reads) while most recent lookups found a
+        // fresh entry; otherwise get_or_lock answers in one round trip, a fresh entry included
+        // (LookupHistory). A near-cache always reads first: that read is what fills it.
+        let readFirst = near != nil || lookups.readsFirst
         // This process computed the value and answered it before its commit landed
         // (commitInBackground): Redis holds only our lock until then, so it is received from here.
         if !options.forceRefresh, var pending = pendingCommits.value(for: entry.id) {
@@ -71,10 +75,11 @@ extension StampedeCache {
             metrics.request(pending.source)
             return pending
         }
-        if !options.forceRefresh, !coalescer.isRunning(flightKey) {
+        if readFirst, !options.forceRefresh, !coalescer.isRunning(flightKey) {
             do {
                 let read = try await fastRead(entry, key: key, generation: generation)
                 if case .entry(let stored) = read, stored.isFresh, !earlyRefreshDue(stored) {
+                    lookups.record(foundFresh: true)
                     let outcome = Self.served(stored, .freshHit)
                     metrics.request(.freshHit)
                     return outcome
@@ -100,7 +105,10 @@ extension StampedeCache {
                 // The read above is used by the first flight only: a flight run again (its leader
                 // left) reads afresh.
                 defer { prefetched = nil }
-                return try await flight(key: key, entry: entry, generation: generation, options: options, prefetched: prefetched, in: flightContext, compute: compute)
+                return try await flight(
+                    key: key, entry: entry, generation: generation, options: options, prefetched: prefetched, readFirst: readFirst,
+                    in: flightContext, compute: compute
+                )
             }
         } catch {
             if let observation { liveAnnouncements.forget(entry.id, observation) }
@@ -109,6 +117,17 @@ extension StampedeCache {
             throw error
         }
         if let observation { liveAnnouncements.forget(entry.id, observation) }
+        if !joined, !options.forceRefresh {
+            // What this lookup found in Redis decides whether the next ones read first.
+            switch outcome.source {
+            case .freshHit, .freshHitEarlyRefresh: lookups.record(foundFresh: true)
+            default: lookups.record(foundFresh: false)
+            }
+            if !readFirst {
+                metrics.scriptFirstLookups.increment()
+                diagnosticsBox.update { $0.scriptFirstLookups += 1 }
+            }
+        }
         if joined {
             outcome.coalesced = true
             // This call did not compute: it received a concurrent call's computation. Nor did it
@@ -193,13 +212,15 @@ extension StampedeCache {
         generation: Int64,
         options: CacheRequestOptions,
         prefetched: Result<FastRead, any Error>? = nil,
+        readFirst: Bool = true,
         in flightContext: FlightCoalescer<Outcome>.Context,
         compute: @escaping @Sendable () async throws -> Computed<ByteBuffer>
     ) async throws -> Outcome {
         // Fast path: one round trip, no script (`prefetched`: the caller's read just before the
         // flight). Only a fresh entry is served from here; anything else (stale, missing, early
-        // refresh due, unreadable) takes the script path.
-        if !options.forceRefresh {
+        // refresh due, unreadable) takes the script path. Without `readFirst` the script is asked
+        // at once (``LookupHistory``).
+        if !options.forceRefresh, prefetched != nil || readFirst {
             do {
                 let read: FastRead
                 if let prefetched {

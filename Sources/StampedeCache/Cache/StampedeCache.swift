@@ -49,6 +49,8 @@ public final class StampedeCache: Sendable, Service {
     let coalescer = FlightCoalescer<Outcome>()
     /// Values answered before their background commit landed (``CachePolicy/commitInBackground``).
     let pendingCommits = PendingCommits<Outcome>()
+    /// Whether lookups read the entry before running `get_or_lock`, from what recent ones found.
+    let lookups = LookupHistory()
     /// The computations of this process that in-process joiners may follow live.
     package let liveAnnouncements = LiveAnnouncements()
     let limiter: ConcurrencyLimiter?
