@@ -58,6 +58,7 @@ struct CLITests {
         #expect(lines.contains("fresh_for 30.0 s (\(settingsFile.path))"))
         #expect(lines.contains("stale_for 86400.0 s (default)"))
         #expect(ok.stdout.contains("upstream 'sim': http://127.0.0.1:9 (SIM_KEY set)"))
+        #expect(ok.stdout.contains("near_cache off, commit_in_background off"))
         #expect(!ok.stdout.contains(String(repeating: "x", count: 40)), "the secret is never printed")
         let missing = try await runStampede(["serve", "--check", "--config", settingsFile.path], environment: ["STAMPEDE_PORT": "70000"])
         #expect(missing.status != 0 && missing.stderr.contains("STAMPEDE_PORT"), "\(missing.stderr)")

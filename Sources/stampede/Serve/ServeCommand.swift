@@ -131,6 +131,8 @@ extension ServeCommand {
                     if let variable = upstream.apiKeyEnvironment, environment[variable] == nil { problems.append("upstream '\(upstream.name)': \(variable) is not set") }
                 }
                 print("tenants: \(proxy.tenants.map(\.name).joined(separator: ", "))" + (proxy.passThrough == nil ? "" : "; pass-through to '\(proxy.passThrough!.upstream)'"))
+                let near = proxy.nearCache.map { "on (\($0.maxEntries) entries, \($0.maxBytes) bytes)" } ?? "off"
+                print("near_cache \(near), commit_in_background \(proxy.commitInBackground ? "on" : "off")")
                 do {
                     _ = try TenantDirectory(proxy.tenants, passThrough: proxy.passThrough, secret: proxy.passThrough.flatMap { environment[$0.hmacSecretEnvironment] })
                 } catch { problems.append(error.message) }
