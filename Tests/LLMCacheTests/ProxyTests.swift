@@ -230,16 +230,22 @@ struct ProxyTests {
         }
     }
 
+    /// 32 identical requests: 4 client processes (the `openai` package) of 8 concurrent requests
+    /// each, alternating between the first two proxies.
+    static func herd(_ proxy: Running, question: String) async throws -> [Answer] {
+        try await withThrowingTaskGroup(of: [Answer].self) { group in
+            for client in 0..<4 {
+                let base = "http://127.0.0.1:\(proxy.ports[client % 2])/v1"
+                group.addTask { try await Self.python([Answer].self, ["herd", base, Self.alphaKey, question, "8"]) }
+            }
+            return try await group.reduce(into: []) { $0 += $1 }
+        }
+    }
+
     @Test("a herd of 32 identical requests from 4 client processes, spread over 2 proxy processes on one Redis: exactly 1 upstream call, 32 identical answers")
     func herdAcrossProcesses() async throws {
         try await withProxy(instances: 2, latency: .milliseconds(800)) { proxy in
-            let herds = try await withThrowingTaskGroup(of: [Answer].self) { group in
-                for client in 0..<4 {
-                    let base = "http://127.0.0.1:\(proxy.ports[client % 2])/v1"
-                    group.addTask { try await Self.python([Answer].self, ["herd", base, Self.alphaKey, "Herd question", "8"]) }
-                }
-                return try await group.reduce(into: []) { $0 += $1 }
-            }
+            let herds = try await Self.herd(proxy, question: "Herd question")
             #expect(herds.count == 32)
             #expect(herds.allSatisfy { $0.error == nil }, "\(herds.compactMap(\.error))")
             #expect(Set(herds.compactMap(\.content)).count == 1)
@@ -252,13 +258,7 @@ struct ProxyTests {
     @Test("commit_in_background: a herd of 32 identical requests from 4 client processes over 2 proxy processes gets 1 upstream call and 32 identical answers; the leader's says fwd=miss; stored; the answer is then a hit on both proxies")
     func herdWithCommitInBackground() async throws {
         try await withProxy(instances: 2, latency: .milliseconds(800), commitInBackground: true) { proxy in
-            let herds = try await withThrowingTaskGroup(of: [Answer].self) { group in
-                for client in 0..<4 {
-                    let base = "http://127.0.0.1:\(proxy.ports[client % 2])/v1"
-                    group.addTask { try await Self.python([Answer].self, ["herd", base, Self.alphaKey, "Herd question in the background", "8"]) }
-                }
-                return try await group.reduce(into: []) { $0 += $1 }
-            }
+            let herds = try await Self.herd(proxy, question: "Herd question in the background")
             #expect(herds.count == 32)
             #expect(herds.allSatisfy { $0.error == nil }, "\(herds.compactMap(\.error))")
             #expect(Set(herds.compactMap(\.content)).count == 1)

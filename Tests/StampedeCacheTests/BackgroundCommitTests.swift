@@ -19,6 +19,22 @@ struct BackgroundCommitTests {
         return Worker(client: client, cache: cache, running: BackgroundRun(cache.run))
     }
 
+    /// Two workers of one namespace on a private server, and a write pause on an admin client.
+    private func withFleet(commitInBackground: Bool, _ body: (_ leader: Worker, _ other: Worker, _ pause: WritePause) async throws -> Void) async throws {
+        try await withPrivateRedis { server in
+            var policy = testPolicy(computeTimeout: .seconds(10), lockTTL: .seconds(60), recheck: .seconds(30))
+            policy.commitInBackground = commitInBackground
+            let namespace = uniqueNamespace()
+            let leader = try await worker(server.url, namespace: namespace, policy: policy)
+            let other = try await worker(server.url, namespace: namespace, policy: policy)
+            let pause = WritePause(try makeClient(server.url, commandTimeout: .seconds(120)))
+            try await body(leader, other, pause)
+            await pause.admin.close()
+            await leader.stop()
+            await other.stop()
+        }
+    }
+
     /// Pauses every write on the server until ``resume(_:)``, or for 30 s at most: if the caller
     /// under test is (wrongly) held until the commit, the pause ends and ``endedByItself`` says so.
     private final class WritePause: Sendable {
@@ -47,14 +63,8 @@ struct BackgroundCommitTests {
 
     @Test("the leader's caller gets the value before the commit; this process's next caller gets it from memory; once the commit lands every worker reads it; one upstream call")
     func answeredBeforeTheCommit() async throws {
-        try await withPrivateRedis { server in
-            var policy = testPolicy(computeTimeout: .seconds(10), lockTTL: .seconds(60))
-            policy.commitInBackground = true
-            let namespace = uniqueNamespace()
-            let leader = try await worker(server.url, namespace: namespace, policy: policy)
-            let other = try await worker(server.url, namespace: namespace, policy: policy)
-            let admin = try makeClient(server.url, commandTimeout: .seconds(120))
-            let pause = WritePause(admin)
+        try await withFleet(commitInBackground: true) { leader, other, pause in
+            let admin = pause.admin
             let upstream = Upstream()
             let entry = try await leader.cache.entryKeys(for: "k")
 
@@ -89,22 +99,12 @@ struct BackgroundCommitTests {
             let here = try await leader.cache.value(for: "k", compute: upstream.compute("v4"))
             #expect(here.source == .freshHit)
             #expect(upstream.count == 1)
-            await admin.close()
-            await leader.stop()
-            await other.stop()
         }
     }
 
     @Test("another worker asking while the commit is held waits for it and receives the value: the upstream is called once")
     func otherWorkersWaitForTheBackgroundCommit() async throws {
-        try await withPrivateRedis { server in
-            var policy = testPolicy(computeTimeout: .seconds(10), lockTTL: .seconds(60), recheck: .seconds(30))
-            policy.commitInBackground = true
-            let namespace = uniqueNamespace()
-            let leader = try await worker(server.url, namespace: namespace, policy: policy)
-            let other = try await worker(server.url, namespace: namespace, policy: policy)
-            let admin = try makeClient(server.url, commandTimeout: .seconds(120))
-            let pause = WritePause(admin)
+        try await withFleet(commitInBackground: true) { leader, other, pause in
             let upstream = Upstream()
 
             let first = try await leader.cache.value(for: "k") {
@@ -122,21 +122,15 @@ struct BackgroundCommitTests {
             #expect(upstream.count == 1)
             await leader.cache.waitForBackgroundWork()
             #expect(leader.cache.diagnostics.failedCommits == 0)
-            await admin.close()
-            await leader.stop()
-            await other.stop()
         }
     }
 
     @Test("without commitInBackground the leader's caller is answered only once the commit has landed")
     func theDefaultAnswersAfterTheCommit() async throws {
-        try await withPrivateRedis { server in
-            let policy = testPolicy(computeTimeout: .seconds(10), lockTTL: .seconds(60))
-            #expect(!policy.commitInBackground)
-            let leader = try await worker(server.url, namespace: uniqueNamespace(), policy: policy)
-            let admin = try makeClient(server.url, commandTimeout: .seconds(120))
+        #expect(!CachePolicy().commitInBackground)
+        try await withFleet(commitInBackground: false) { leader, _, pause in
+            let admin = pause.admin
             let entry = try await leader.cache.entryKeys(for: "k")
-            let pause = WritePause(admin)
             let paused = Atomic<Bool>(false), answered = Atomic<Bool>(false)
             let asking = Task {
                 let answer = try await leader.cache.value(for: "k") {
@@ -157,8 +151,6 @@ struct BackgroundCommitTests {
             #expect(answer.source == .computed)
             #expect(answer.freshUntilMillis != nil)
             #expect(try await admin.get(entry.value) != nil)
-            await admin.close()
-            await leader.stop()
         }
     }
 }
