@@ -34,14 +34,8 @@ struct ChaosScenarioTests {
 
     @Test("invariants hold under the fault", arguments: ChaosScenario.allCases)
     func scenario(_ scenario: ChaosScenario) async throws {
-        var options = ChaosOptions.smoke
-        options.allowDestructive = true
-        options.workerExecutable = try stampedeBinary()
-        let report = try await ChaosRunner.run(scenario, options: options)
-        #expect(report.requests > 100, "the fleet must actually run: \(report.requests) requests")
+        let report = try await Self.smoke(scenario, scenario.rawValue) { _ in }
         #expect(report.upstreamCalls > 0)
-        Self.check(report, [scenario], scenario.rawValue)
-        if !report.passed { print(ChaosReportFormat.table([report])) }
     }
 
     @Test(
@@ -49,16 +43,9 @@ struct ChaosScenarioTests {
         arguments: ChaosScenario.allCases.filter { !$0.isMultiProcess }
     )
     func scenarioWithWorkerProcesses(_ scenario: ChaosScenario) async throws {
-        var options = ChaosOptions.smoke
-        options.allowDestructive = true
-        options.processes = true
-        options.workerExecutable = try stampedeBinary()
-        let report = try await ChaosRunner.run(scenario, options: options)
-        #expect(report.fleet == "\(options.workers) worker processes")
-        #expect(report.requests > 100, "the worker processes must actually run: \(report.requests) requests")
+        let report = try await Self.smoke(scenario, "\(scenario.rawValue) (processes)") { $0.processes = true }
+        #expect(report.fleet == "\(ChaosOptions.smoke.workers) worker processes")
         #expect(report.upstreamCalls > 0)
-        Self.check(report, [scenario], "\(scenario.rawValue) (processes)")
-        if !report.passed { print(ChaosReportFormat.table([report])) }
     }
 
     @Test(
@@ -66,15 +53,8 @@ struct ChaosScenarioTests {
         arguments: ChaosScenario.allCases.filter { !$0.isMultiProcess && $0 != .lostInvalidations }
     )
     func scenarioWithNearCache(_ scenario: ChaosScenario) async throws {
-        var options = ChaosOptions.smoke
-        options.allowDestructive = true
-        options.nearCache = true
-        options.workerExecutable = try stampedeBinary()
-        let report = try await ChaosRunner.run(scenario, options: options)
-        #expect(report.requests > 100, "the fleet must actually run: \(report.requests) requests")
+        let report = try await Self.smoke(scenario, "\(scenario.rawValue) (near-cache)") { $0.nearCache = true }
         #expect(report.sources["fresh_hit_near", default: 0] > 0 || scenario == .memoryPressure, "the near-cache answered: \(report.sources)")
-        Self.check(report, [scenario], "\(scenario.rawValue) (near-cache)")
-        if !report.passed { print(ChaosReportFormat.table([report])) }
     }
 
     @Test(
@@ -82,15 +62,22 @@ struct ChaosScenarioTests {
         arguments: ChaosScenario.allCases
     )
     func scenarioWithCommitInBackground(_ scenario: ChaosScenario) async throws {
+        let report = try await Self.smoke(scenario, "\(scenario.rawValue) (commit in background)") { $0.commitInBackground = true }
+        #expect(report.upstreamCalls > 0)
+    }
+
+    /// Runs `scenario` at smoke size (destructive faults allowed, worker processes available) with
+    /// `configure` applied, and checks that the fleet ran and every invariant holds.
+    static func smoke(_ scenario: ChaosScenario, _ label: String, _ configure: (inout ChaosOptions) -> Void) async throws -> ScenarioReport {
         var options = ChaosOptions.smoke
         options.allowDestructive = true
-        options.commitInBackground = true
         options.workerExecutable = try stampedeBinary()
+        configure(&options)
         let report = try await ChaosRunner.run(scenario, options: options)
         #expect(report.requests > 100, "the fleet must actually run: \(report.requests) requests")
-        #expect(report.upstreamCalls > 0)
-        Self.check(report, [scenario], "\(scenario.rawValue) (commit in background)")
+        check(report, [scenario], label)
         if !report.passed { print(ChaosReportFormat.table([report])) }
+        return report
     }
 
     @Test("combined faults: the budget is the sum of what each fault justifies", arguments: [
