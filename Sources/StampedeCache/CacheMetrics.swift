@@ -44,6 +44,9 @@ struct CacheMetrics: Sendable {
     let readBatches: Counter
     /// Lookups sent straight to `get_or_lock` (most recent lookups found nothing fresh: ``LookupHistory``).
     let scriptFirstLookups: Counter
+    /// Values answered before their background commit landed, right now (``PendingCommits``).
+    /// (A meter, counted up and down: caches that share a metrics label add up.)
+    let pendingCommits: Meter
     private let requestCounters: [Counter]
     private let wakeups: [String: Counter]
 
@@ -73,6 +76,7 @@ struct CacheMetrics: Sendable {
         batchedReads = Counter(label: "stampede_cache_batched_reads_total", dimensions: dimensions)
         readBatches = Counter(label: "stampede_cache_read_batches_total", dimensions: dimensions)
         scriptFirstLookups = Counter(label: "stampede_cache_script_first_lookups_total", dimensions: dimensions)
+        pendingCommits = Meter(label: "stampede_cache_pending_commits", dimensions: dimensions)
     }
 
     func request(_ source: CacheSource) {

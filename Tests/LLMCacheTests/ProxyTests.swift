@@ -272,6 +272,11 @@ struct ProxyTests {
                 let again = try await Self.python(Answer.self, ["complete", "http://127.0.0.1:\(port)/v1", Self.alphaKey, "Herd question in the background"])
                 #expect(again.cache_status == "stampede; hit", "proxy on \(port): \(again.cache_status ?? "none")")
                 #expect(again.content == leaders.first?.content)
+                // Both answered a hit, so neither still holds a value whose commit is pending.
+                let metrics = try await Self.get("http://127.0.0.1:\(port)/metrics")
+                let pending = metrics.body.split(separator: "\n").filter { $0.hasPrefix("stampede_cache_pending_commits{") }
+                #expect(!pending.isEmpty, "stampede_cache_pending_commits missing from /metrics")
+                #expect(pending.allSatisfy { $0.hasSuffix(" 0") || $0.hasSuffix(" 0.0") }, "\(pending)")
             }
             #expect(proxy.upstream.callCount == 1)
         }

@@ -48,7 +48,7 @@ public final class StampedeCache: Sendable, Service {
     let registration: NoticeHub.Registration
     let coalescer = FlightCoalescer<Outcome>()
     /// Values answered before their background commit landed (``CachePolicy/commitInBackground``).
-    let pendingCommits = PendingCommits<Outcome>()
+    let pendingCommits: PendingCommits<Outcome>
     /// Whether lookups read the entry before running `get_or_lock`, from what recent ones found.
     let lookups = LookupHistory()
     /// The computations of this process that in-process joiners may follow live.
@@ -119,6 +119,7 @@ public final class StampedeCache: Sendable, Service {
         self.redis = redis
         self.logger = logger
         self.metrics = CacheMetrics(namespace: metricsLabel ?? namespace)
+        self.pendingCommits = PendingCommits(meter: metrics.pendingCommits)
         self.reads = ReadBatcher(redis: redis, limit: redis.configuration.poolSize, clock: serverClock, counters: (metrics.batchedReads, metrics.readBatches))
         let near = nearCache.map { NearCache(configuration: $0, redis: redis, logger: logger, metricsLabel: metricsLabel ?? namespace) }
         self.near = near
