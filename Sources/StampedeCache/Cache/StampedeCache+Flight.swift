@@ -13,12 +13,16 @@ extension StampedeCache {
     /// One call, traced as a `stampede.cache.get` span (attributes: `stampede.namespace`,
     /// `stampede.source`, `stampede.coalesced`; never the key or the value). A near-cache hit is
     /// answered before any span: it is a memory lookup, cheaper than the span itself.
-    /// - Parameter nearAsked: the caller already asked the near-cache (``nearLookup(for:options:)``
-    ///   answered `.miss`): it is not asked (nor a miss counted) twice.
+    /// - Parameters:
+    ///   - nearAsked: the caller already asked the near-cache (``nearLookup(for:options:)``
+    ///     answered `.miss`): it is not asked (nor a miss counted) twice.
+    ///   - first: what the caller's ``firstLook(for:options:)`` read, when it read and found no
+    ///     fresh entry: the flight starts from it instead of reading again.
     func outcome(
         for key: String,
         options: CacheRequestOptions,
         nearAsked: Bool = false,
+        after first: FirstRead? = nil,
         compute: @escaping @Sendable () async throws -> Computed<ByteBuffer>
     ) async throws -> Outcome {
         if near != nil, !options.forceRefresh, !nearAsked {
@@ -28,12 +32,12 @@ extension StampedeCache {
             if let current = generationIfCurrent() { generation = current } else { generation = await currentGeneration() }
             if let served = nearHit(key, generation: generation, now: .now) { return served }
         }
-        guard TracingState.isActive else { return try await untracedOutcome(for: key, options: options, compute: compute) }
+        guard TracingState.isActive else { return try await untracedOutcome(for: key, options: options, after: first, compute: compute) }
         return try await withSpan("stampede.cache.get", ofKind: .internal) { span in
             if span.isRecording {
                 span.attributes["stampede.namespace"] = namespace
             }
-            let outcome = try await untracedOutcome(for: key, options: options, compute: compute)
+            let outcome = try await untracedOutcome(for: key, options: options, after: first, compute: compute)
             if span.isRecording {
                 span.attributes["stampede.source"] = outcome.source.label
                 span.attributes["stampede.coalesced"] = outcome.coalesced
@@ -45,49 +49,59 @@ extension StampedeCache {
     private func untracedOutcome(
         for key: String,
         options: CacheRequestOptions,
+        after first: FirstRead?,
         compute: @escaping @Sendable () async throws -> Computed<ByteBuffer>
     ) async throws -> Outcome {
         try checkOpen()
         try options.validate()
         let generation: Int64
-        if let current = generationIfCurrent() { generation = current } else { generation = await currentGeneration() }
-        let entry = try keySpace.entry(key, generation: generation)
-        recordHit(entry)
-        var flightKey = options.maxStale.map { "\(entry.id)#\($0.wholeMilliseconds)" } ?? entry.id
-        if options.forceRefresh { flightKey += "#force" }
-        if options.noStore { flightKey += "#nostore" }
-        if let staleIfError = options.staleIfError { flightKey += "#sie\(staleIfError.wholeMilliseconds)" }
-        // A fresh hit needs no flight: read first, and enter the coalescer only for anything else
-        // (or to join a call of this process already under way for the key). Concurrent fresh
-        // reads of one key still share their Redis read: the read batcher sends a key once per batch.
-        var prefetched: Result<FastRead, any Error>?
+        let entry: EntryKeys
+        let encodedGet: ByteBuffer?
+        // The read `first` took (its hit already counted), or none yet.
+        var prefetched: Result<FastRead, any Error>? = first?.result
+        if let first {
+            generation = first.generation
+            entry = first.entry
+            encodedGet = nil
+        } else {
+            if let current = generationIfCurrent() { generation = current } else { generation = await currentGeneration() }
+            (entry, encodedGet) = try recentKeys.names(for: key, generation: generation)
+            recordHit(entry)
+        }
+        let flightKey = Self.flightKey(entry, options)
         // Read first (a plain GET, batched with concurrent reads) while most recent lookups found a
         // fresh entry; otherwise get_or_lock answers in one round trip, a fresh entry included
         // (LookupHistory). A near-cache always reads first: that read is what fills it.
-        let readFirst = near != nil || lookups.readsFirst
-        // This process computed the value and answered it before its commit landed
-        // (commitInBackground): Redis holds only our lock until then, so it is received from here.
-        if !options.forceRefresh, var pending = pendingCommits.value(for: entry.id) {
-            pending.source = .joinedInProcess
-            pending.coalesced = true
-            metrics.coalesced.increment()
-            diagnosticsBox.update { $0.coalesced += 1 }
-            metrics.request(pending.source)
-            return pending
-        }
-        if readFirst, !options.forceRefresh, !coalescer.isRunning(flightKey) {
-            do {
-                let read = try await fastRead(entry, key: key, generation: generation)
-                if case .entry(let stored) = read, stored.isFresh, !earlyRefreshDue(stored) {
-                    lookups.record(foundFresh: true)
-                    let outcome = Self.served(stored, .freshHit)
-                    metrics.request(.freshHit)
-                    return outcome
+        let readFirst = first != nil || near != nil || lookups.readsFirst
+        if first == nil {
+            // This process computed the value and answered it before its commit landed
+            // (commitInBackground): Redis holds only our lock until then, so it is received from here.
+            if !options.forceRefresh, var pending = pendingCommits.value(for: entry.id) {
+                pending.source = .joinedInProcess
+                pending.coalesced = true
+                metrics.coalesced.increment()
+                diagnosticsBox.update { $0.coalesced += 1 }
+                metrics.request(pending.source)
+                return pending
+            }
+            // A fresh hit needs no flight: read first, and enter the coalescer only for anything
+            // else (or to join a call of this process already under way for the key). Concurrent
+            // fresh reads of one key still share their Redis read: the read batcher sends a key
+            // once per batch.
+            if readFirst, !options.forceRefresh, !coalescer.isRunning(flightKey) {
+                do {
+                    let read = try await fastRead(entry, key: key, generation: generation, encodedGet: encodedGet)
+                    if case .entry(let stored) = read, stored.isFresh, !earlyRefreshDue(stored) {
+                        lookups.record(foundFresh: true)
+                        let outcome = Self.served(stored, .freshHit)
+                        metrics.request(.freshHit)
+                        return outcome
+                    }
+                    prefetched = .success(read)
+                } catch {
+                    if Task.isCancelled { throw CancellationError() }
+                    prefetched = .failure(error)
                 }
-                prefetched = .success(read)
-            } catch {
-                if Task.isCancelled { throw CancellationError() }
-                prefetched = .failure(error)
             }
         }
         var joined = false
@@ -186,13 +200,14 @@ extension StampedeCache {
     /// The fast path's read: `GET` (batched with concurrent reads) while the server clock is
     /// sampled, else `TIME` + `GET`, in one round trip and no script; retried once on a fresh
     /// connection after a timeout or a dropped connection. With a near-cache the read goes through
-    /// its tracked connection, which then holds a fresh entry.
-    func fastRead(_ entry: EntryKeys, key: String, generation: Int64) async throws -> FastRead {
+    /// its tracked connection, which then holds a fresh entry. `encodedGet`: the entry's `GET`,
+    /// already encoded (``RecentEntryKeys``).
+    func fastRead(_ entry: EntryKeys, key: String, generation: Int64, encodedGet: ByteBuffer? = nil) async throws -> FastRead {
         if let near, let tracked = await near.read(entry, userKey: key, generation: generation) { return tracked }
         let cluster: Bool
         if let known = redis.knownClusterMode { cluster = known } else { cluster = try await redis.isCluster() }
         do throws(RedisError) {
-            return try await redis.fastRead(entry, clock: serverClock, cluster: cluster, batcher: reads)
+            return try await redis.fastRead(entry, clock: serverClock, cluster: cluster, batcher: reads, encodedGet: encodedGet)
         } catch {
             return try await fastReadAgain(entry, cluster: cluster, after: error)
         }

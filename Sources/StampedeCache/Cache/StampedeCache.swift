@@ -42,6 +42,8 @@ public final class StampedeCache: Sendable, Service {
     /// The Redis client used for everything (its subscriber connection carries the notices).
     public let redis: RedisClient
     package let keySpace: KeySpace
+    /// The names of recently read keys, built once (``RecentEntryKeys``).
+    let recentKeys: RecentEntryKeys
     let logger: Logger
     /// The notice listener shared by every cache on ``redis``.
     let hub: NoticeHub
@@ -114,6 +116,7 @@ public final class StampedeCache: Sendable, Service {
         try policy.validate()
         try nearCache?.validate()
         self.keySpace = try KeySpace(namespace: namespace)
+        self.recentKeys = RecentEntryKeys(keySpace: keySpace)
         self.namespace = namespace
         self.policy = policy
         self.redis = redis
@@ -182,7 +185,9 @@ public final class StampedeCache: Sendable, Service {
     ) async throws -> CacheResult<[UInt8]> {
         let near = try nearLookup(for: key, options: options)
         if case .hit(let outcome) = near { return outcome.result(Array(outcome.value.readableBytesView)) }
-        let outcome = try await outcome(for: key, options: options, nearAsked: near.asked) { .store(ByteBuffer(bytes: try await compute())) }
+        let first = try await firstLook(for: key, options: options)
+        if case .answered(let outcome) = first { return outcome.result(Array(outcome.value.readableBytesView)) }
+        let outcome = try await outcome(for: key, options: options, nearAsked: near.asked, after: first.read) { .store(ByteBuffer(bytes: try await compute())) }
         return outcome.result(Array(outcome.value.readableBytesView))
     }
 
@@ -197,7 +202,9 @@ public final class StampedeCache: Sendable, Service {
     ) async throws -> CacheResult<[UInt8]> {
         let near = try nearLookup(for: key, options: options)
         if case .hit(let outcome) = near { return outcome.result(Array(outcome.value.readableBytesView)) }
-        let outcome = try await outcome(for: key, options: options, nearAsked: near.asked) { try await produce().map { ByteBuffer(bytes: $0) } }
+        let first = try await firstLook(for: key, options: options)
+        if case .answered(let outcome) = first { return outcome.result(Array(outcome.value.readableBytesView)) }
+        let outcome = try await outcome(for: key, options: options, nearAsked: near.asked, after: first.read) { try await produce().map { ByteBuffer(bytes: $0) } }
         return outcome.result(Array(outcome.value.readableBytesView))
     }
 
@@ -210,7 +217,9 @@ public final class StampedeCache: Sendable, Service {
     ) async throws -> CacheResult<ByteBuffer> {
         let near = try nearLookup(for: key, options: options)
         if case .hit(let outcome) = near { return outcome.result(outcome.value) }
-        let outcome = try await outcome(for: key, options: options, nearAsked: near.asked) { .store(try await compute()) }
+        let first = try await firstLook(for: key, options: options)
+        if case .answered(let outcome) = first { return outcome.result(outcome.value) }
+        let outcome = try await outcome(for: key, options: options, nearAsked: near.asked, after: first.read) { .store(try await compute()) }
         return outcome.result(outcome.value)
     }
 
@@ -222,7 +231,9 @@ public final class StampedeCache: Sendable, Service {
     ) async throws -> CacheResult<String> {
         let near = try nearLookup(for: key, options: options)
         if case .hit(let outcome) = near { return outcome.result(String(buffer: outcome.value)) }
-        let outcome = try await outcome(for: key, options: options, nearAsked: near.asked) { .store(ByteBuffer(string: try await compute())) }
+        let first = try await firstLook(for: key, options: options)
+        if case .answered(let outcome) = first { return outcome.result(String(buffer: outcome.value)) }
+        let outcome = try await outcome(for: key, options: options, nearAsked: near.asked, after: first.read) { .store(ByteBuffer(string: try await compute())) }
         return outcome.result(String(buffer: outcome.value))
     }
 

@@ -1,4 +1,4 @@
-import NIOCore
+package import NIOCore
 package import RedisClient
 package import Metrics
 import Synchronization
@@ -139,14 +139,15 @@ package final class ReadBatcher: ReplyFollowUp {
 
     /// The `GET` reply for `key`, possibly fetched together with other callers' keys, and the
     /// server's time (ms) when `TIME` went in front of it.
-    package func get(_ key: String) async throws(RedisError) -> BatchedRead {
+    /// - Parameter encoded: `GET <key>` already encoded, sent as is when the read leaves alone.
+    package func get(_ key: String, encoded: ByteBuffer? = nil) async throws(RedisError) -> BatchedRead {
         if Task.isCancelled { throw Self.cancelled }
         let alone = state.withLock { state -> Bool in
             guard state.inFlight < limit, state.queue.isEmpty else { return false }
             state.inFlight += 1
             return true
         }
-        if alone { return try await readAlone(key) }
+        if alone { return try await readAlone(key, encoded: encoded) }
         let id = nextID.add(1, ordering: .relaxed).newValue
         do {
             return try await withTaskCancellationHandler {
@@ -176,12 +177,16 @@ package final class ReadBatcher: ReplyFollowUp {
     }
 
     /// A read that found a slot free and nobody queued (its slot is already counted): a plain
-    /// `GET` (`TIME` + `GET` without a usable clock sample) sent like any command, with none of a
+    /// `GET` (`TIME` + `GET` without a usable clock sample; `encoded` when given and no `TIME` is
+    /// needed) sent like any command, with none of a
     /// batch's bookkeeping. The slot is freed on the event loop the moment the reply (or failure,
     /// or this caller's cancellation) is delivered, by ``replyDelivered()``: reads that queued
     /// behind it leave from there, without waiting for this caller's task to run.
-    private func readAlone(_ key: String) async throws(RedisError) -> BatchedRead {
+    private func readAlone(_ key: String, encoded: ByteBuffer?) async throws(RedisError) -> BatchedRead {
         let timed = needsTime()
+        if !timed, let encoded {
+            return BatchedRead(value: try await redis.send(encoded: encoded, timeout: nil, replies: 1, followUp: self), serverMillis: nil)
+        }
         let size = RESPEncoder.encodedSize("GET", argumentBytes: key.utf8.count) + (timed ? FastReadCommands.time.readableBytes : 0)
         var buffer = ByteBufferAllocator().buffer(capacity: size)
         if timed { buffer.writeImmutableBuffer(FastReadCommands.time) }

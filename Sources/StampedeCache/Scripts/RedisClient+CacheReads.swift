@@ -17,9 +17,10 @@ extension RedisClient {
     /// own clock): there, always `TIME` + `GET` on the key's node. With `batcher` (built with the
     /// same `clock`), the read may leave in one `MGET` with concurrent reads, with `TIME` in front
     /// when the clock has no usable sample (``ReadBatcher``).
-    package func fastRead(_ keys: EntryKeys, clock: ServerClock, cluster: Bool, batcher: ReadBatcher? = nil) async throws(RedisError) -> FastRead {
+    /// `encodedGet`, when given, is `GET <keys.value>` already encoded (``RecentEntryKeys``).
+    package func fastRead(_ keys: EntryKeys, clock: ServerClock, cluster: Bool, batcher: ReadBatcher? = nil, encodedGet: ByteBuffer? = nil) async throws(RedisError) -> FastRead {
         if !cluster, let batcher {
-            let read = try await batcher.get(keys.value)
+            let read = try await batcher.get(keys.value, encoded: encodedGet)
             let received = ContinuousClock.now
             if let millis = read.serverMillis { return FastRead(value: read.value, now: millis, readAt: received) }
             if let upper = clock.upperBound(at: received) { return FastRead(value: read.value, now: upper, readAt: received) }
