@@ -1,3 +1,4 @@
+import NIOCore
 import RedisClient
 
 extension StampedeCache {
@@ -42,6 +43,16 @@ extension StampedeCache {
         let (entry, encodedGet) = try recentKeys.names(for: key, generation: generation)
         if pendingCommits.value(for: entry.id) != nil || coalescer.isRunning(Self.flightKey(entry, options)) { return .notTaken }
         recordHit(entry)
+        return try await readBeforeFlight(entry, key: key, generation: generation, encodedGet: encodedGet)
+    }
+
+    /// Reads `entry` before anything else (``fastRead(_:key:generation:encodedGet:)``): a fresh
+    /// entry is the answer, counted as a fresh hit; anything else, or the read's failure, is what
+    /// the flight starts from. Shared by the first look and by the full path when the first look
+    /// was not taken. Never ``FirstLook/notTaken``.
+    /// - Throws: `CancellationError` when the caller was cancelled during the read.
+    @inline(__always)
+    func readBeforeFlight(_ entry: EntryKeys, key: String, generation: Int64, encodedGet: ByteBuffer?) async throws -> FirstLook {
         let read: FastRead
         do {
             read = try await fastRead(entry, key: key, generation: generation, encodedGet: encodedGet)

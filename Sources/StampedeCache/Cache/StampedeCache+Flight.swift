@@ -89,18 +89,10 @@ extension StampedeCache {
             // fresh reads of one key still share their Redis read: the read batcher sends a key
             // once per batch.
             if readFirst, !options.forceRefresh, !coalescer.isRunning(flightKey) {
-                do {
-                    let read = try await fastRead(entry, key: key, generation: generation, encodedGet: encodedGet)
-                    if case .entry(let stored) = read, stored.isFresh, !earlyRefreshDue(stored) {
-                        lookups.record(foundFresh: true)
-                        let outcome = Self.served(stored, .freshHit)
-                        metrics.request(.freshHit)
-                        return outcome
-                    }
-                    prefetched = .success(read)
-                } catch {
-                    if Task.isCancelled { throw CancellationError() }
-                    prefetched = .failure(error)
+                switch try await readBeforeFlight(entry, key: key, generation: generation, encodedGet: encodedGet) {
+                case .answered(let outcome): return outcome
+                case .read(let read): prefetched = read.result
+                case .notTaken: break
                 }
             }
         }
