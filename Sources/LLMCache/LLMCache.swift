@@ -186,6 +186,9 @@ public final class LLMCache: Sendable, Service {
     let semanticLayer: SemanticLayer?
     /// The shared readers of other workers' live streams (one per stream in this process).
     let liveReaders: LiveStreamReaders
+    /// Tells this instance's ``PreparedChatRequest``s from another's.
+    let instanceID: UInt64
+    private static let instances = Atomic<UInt64>(0)
 
     /// Creates the cache and the default namespace's ``StampedeCache``. Synchronous and free of I/O;
     /// run it (``run()``, or in a `ServiceGroup`) so counters reach Redis and hot keys are promoted.
@@ -208,6 +211,22 @@ public final class LLMCache: Sendable, Service {
         )
         self.semanticLayer = configuration.semantic.map { SemanticLayer(configuration: $0, redis: redis, logger: logger) }
         self.liveReaders = LiveStreamReaders(redis: redis, logger: logger)
+        self.instanceID = Self.instances.add(1, ordering: .relaxed).newValue
+    }
+
+    /// Derives what this cache needs from `request` before answering it: its key under this
+    /// cache's ``RequestKeyOptions`` and whether ``CacheabilityPolicy`` lets it be cached. Pure and
+    /// synchronous; keep the result to answer the same request again without recomputing the key.
+    public func prepare(_ request: ChatRequest) -> PreparedChatRequest {
+        if let reason = configuration.cacheability.reasonNotToCache(request) {
+            return PreparedChatRequest(request: request, key: nil, notCachedBecause: reason, preparedBy: instanceID)
+        }
+        return PreparedChatRequest(request: request, key: request.cacheKey(options: configuration.keyOptions), notCachedBecause: nil, preparedBy: instanceID)
+    }
+
+    /// `prepared` if this instance prepared it, else prepared again here.
+    func preparedHere(_ prepared: PreparedChatRequest) -> PreparedChatRequest {
+        prepared.preparedBy == instanceID ? prepared : prepare(prepared.request)
     }
 
     /// The ``StampedeCache`` of a namespace (created on first use; released after
@@ -222,7 +241,13 @@ public final class LLMCache: Sendable, Service {
     ///   (for example `computationFailedElsewhere` when another worker's call failed: not retried
     ///   here, to spare the upstream).
     public func complete(_ request: ChatRequest, options: LLMRequestOptions = LLMRequestOptions()) async throws -> LLMResult {
-        try await run(request, options: options, onDelta: nil)
+        try await run(prepare(request), options: options, onDelta: nil)
+    }
+
+    /// Answers a request prepared with ``prepare(_:)``, as ``complete(_:options:)-(ChatRequest,_)``
+    /// does, without deriving its key again.
+    public func complete(_ prepared: PreparedChatRequest, options: LLMRequestOptions = LLMRequestOptions()) async throws -> LLMResult {
+        try await run(preparedHere(prepared), options: options, onDelta: nil)
     }
 
     /// Streams the answer to `request`: when this worker calls the upstream, pieces arrive as the
@@ -232,13 +257,20 @@ public final class LLMCache: Sendable, Service {
     /// the final answer; a hit arrives as one piece. Only a complete stream (ending in `[DONE]`) is cached. The last event
     /// is ``ChatStreamEvent/completed(_:)``.
     public func stream(_ request: ChatRequest, options: LLMRequestOptions = LLMRequestOptions()) -> AsyncThrowingStream<ChatStreamEvent, any Error> {
+        stream(prepare(request), options: options)
+    }
+
+    /// Streams the answer to a request prepared with ``prepare(_:)``, as
+    /// ``stream(_:options:)-(ChatRequest,_)`` does, without deriving its key again.
+    public func stream(_ prepared: PreparedChatRequest, options: LLMRequestOptions = LLMRequestOptions()) -> AsyncThrowingStream<ChatStreamEvent, any Error> {
+        let prepared = preparedHere(prepared)
         let (stream, continuation) = AsyncThrowingStream<ChatStreamEvent, any Error>.makeStream()
         let streamed = Atomic<Bool>(false)
         let follower = LiveStreamFollower(readers: liveReaders) { piece in continuation.yield(Self.event(piece)) }
         let task = Task {
             do {
                 let result = try await StampedeCache.$followObserver.withValue(follower.observer) {
-                    try await self.run(request, options: options) { piece in
+                    try await self.run(prepared, options: options) { piece in
                         guard follower.yieldToOwnStream() else { return }
                         streamed.store(true, ordering: .relaxed)
                         continuation.yield(Self.event(piece))
@@ -288,12 +320,19 @@ public final class LLMCache: Sendable, Service {
     /// Uses `options.namespace` only. Counted as a fresh hit when found.
     /// - Returns: `nil` when no fresh answer is stored, or when the request is not cacheable.
     public func freshAnswer(_ request: ChatRequest, options: LLMRequestOptions = LLMRequestOptions()) async throws -> LLMResult? {
+        try await freshAnswer(prepare(request), options: options)
+    }
+
+    /// The stored answer to a request prepared with ``prepare(_:)`` if it is fresh now, as
+    /// ``freshAnswer(_:options:)-(ChatRequest,_)`` finds it.
+    public func freshAnswer(_ prepared: PreparedChatRequest, options: LLMRequestOptions = LLMRequestOptions()) async throws -> LLMResult? {
         try checkOpen()
+        let prepared = preparedHere(prepared)
+        let request = prepared.request
         let namespace = options.namespace ?? configuration.namespace
         let cache = try caches.cache(for: namespace)
         defer { caches.touch(namespace) }
-        guard configuration.cacheability.reasonNotToCache(request) == nil else { return nil }
-        let key = request.cacheKey(options: configuration.keyOptions)
+        guard let key = prepared.key else { return nil }
         guard let found = try await cache.freshValue(for: key.cacheKey, as: ChatCompletion.self) else { return nil }
         account(namespace: namespace, model: request.model, source: found.source, completion: found.value, calledUpstream: false, coalesced: false, semantic: nil, match: nil)
         var answer = LLMResult(completion: found.value, source: found.source, age: found.age, namespace: namespace, key: key, notCachedBecause: nil, calledUpstream: false)
@@ -343,8 +382,9 @@ public final class LLMCache: Sendable, Service {
 
     /// One request, traced as an `llm.request` span (attributes: `gen_ai.request.model`,
     /// `stampede.namespace`, `stampede.source`, `llm.called_upstream`; never the prompt or answer).
-    private func run(_ request: ChatRequest, options: LLMRequestOptions, onDelta: (@Sendable (ChatDelta) -> Void)?) async throws -> LLMResult {
-        guard TracingState.isActive else { return try await untracedRun(request, options: options, onDelta: onDelta) }
+    private func run(_ prepared: PreparedChatRequest, options: LLMRequestOptions, onDelta: (@Sendable (ChatDelta) -> Void)?) async throws -> LLMResult {
+        guard TracingState.isActive else { return try await untracedRun(prepared, options: options, onDelta: onDelta) }
+        let request = prepared.request
         return try await withSpan("llm.request", ofKind: .internal) { span in
             if span.isRecording {
                 span.attributes["gen_ai.request.model"] = request.model
@@ -352,7 +392,7 @@ public final class LLMCache: Sendable, Service {
                 span.attributes["llm.stream"] = onDelta != nil
                 span.attributes["stampede.namespace"] = options.namespace ?? configuration.namespace
             }
-            let result = try await untracedRun(request, options: options, onDelta: onDelta)
+            let result = try await untracedRun(prepared, options: options, onDelta: onDelta)
             if span.isRecording {
                 span.attributes["stampede.source"] = result.sourceLabel
                 span.attributes["llm.called_upstream"] = result.calledUpstream
@@ -361,18 +401,19 @@ public final class LLMCache: Sendable, Service {
         }
     }
 
-    private func untracedRun(_ request: ChatRequest, options: LLMRequestOptions, onDelta: (@Sendable (ChatDelta) -> Void)?) async throws -> LLMResult {
+    private func untracedRun(_ prepared: PreparedChatRequest, options: LLMRequestOptions, onDelta: (@Sendable (ChatDelta) -> Void)?) async throws -> LLMResult {
         try checkOpen()
+        let request = prepared.request
         let namespace = options.namespace ?? configuration.namespace
         let cache = try caches.cache(for: namespace)
         defer { caches.touch(namespace) }
         let model = request.model
-        if let reason = configuration.cacheability.reasonNotToCache(request) {
+        guard let key = prepared.key else {
+            let reason = prepared.notCachedBecause ?? "not cacheable"
             return try await UpstreamAPIKey.$current.withValue(options.upstreamAPIKey ?? UpstreamAPIKey.current) {
                 try await direct(request, namespace: namespace, key: nil, reason: reason, onDelta: onDelta)
             }
         }
-        let key = request.cacheKey(options: configuration.keyOptions)
         let cacheOptions = CacheRequestOptions(
             maxStale: options.maxStale, freshFor: options.ttl, forceRefresh: options.noCache, noStore: options.noStore, staleIfError: options.staleIfError
         )

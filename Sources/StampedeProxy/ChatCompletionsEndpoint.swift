@@ -24,18 +24,21 @@ struct ChatCompletionsEndpoint: Sendable {
 
     private func handle(_ request: Request, cache: inout String) async throws -> Response {
         let read = try await ProxyRequest.read(request, context: context)
-        let (tenant, object, directives) = (read.tenant, read.body, read.directives)
-        let stream = object["stream"] == .bool(true)
-        var includeUsage = false
-        if case .object(let streamOptions)? = object["stream_options"], streamOptions["include_usage"] == .bool(true) { includeUsage = true }
-        let chat = try ChatRequest(openAIBody: .object(object))
-        try read.checkAllowed(model: chat.model)
+        let tenant = read.tenant
         guard let llm = context.caches[tenant.upstream] else {
             throw ProxyError(status: .internalServerError, message: "tenant '\(tenant.name)' names an upstream the proxy does not have", type: "server_error")
         }
+        let body = try context.recentChatBodies.parsed(read.bytes, namespace: tenant.namespace, upstream: tenant.upstream) { bytes in
+            try ParsedChatBody(parsing: bytes, for: llm)
+        }
+        var directives = read.directives
+        if let controls = body.cacheObject { try directives.apply(cacheObject: controls) }
+        let (stream, includeUsage, prepared) = (body.stream, body.includeUsage, body.prepared)
+        let chat = prepared.request
+        try read.checkAllowed(model: chat.model)
         var options = directives.options(for: tenant)
         if directives.onlyIfCached {
-            guard let found = try await llm.freshAnswer(chat, options: options), directives.accepts(found) else {
+            guard let found = try await llm.freshAnswer(prepared, options: options), directives.accepts(found) else {
                 cache = "miss"
                 throw ProxyError(status: .gatewayTimeout, message: "no fresh answer to this request is cached (Cache-Control: only-if-cached)", type: "cache_miss", code: "only_if_cached")
             }
@@ -43,7 +46,7 @@ struct ChatCompletionsEndpoint: Sendable {
             return stream ? ProxyResponses.replayStream(found, includeUsage: includeUsage) : ProxyResponses.completion(found, forced: false)
         }
         if stream {
-            if directives.constrainsFreshness, !options.noCache, let found = try await llm.freshAnswer(chat, options: options) {
+            if directives.constrainsFreshness, !options.noCache, let found = try await llm.freshAnswer(prepared, options: options) {
                 // A stream cannot be taken back once it has started: the stored answer is checked
                 // against max-age / min-fresh first, and replayed or asked again.
                 if directives.accepts(found) {
@@ -56,16 +59,16 @@ struct ChatCompletionsEndpoint: Sendable {
             cache = ProxyMetrics.recordedLater
             let metrics = self.metrics
             let started = ContinuousClock.now
-            return ProxyResponses.liveStream(llm.stream(chat, options: options), model: chat.model, includeUsage: includeUsage, forced: options.noCache, logger: logger) { source in
+            return ProxyResponses.liveStream(llm.stream(prepared, options: options), model: chat.model, includeUsage: includeUsage, forced: options.noCache, logger: logger) { source in
                 metrics.record(route: Self.route, status: 200, cache: source, duration: ContinuousClock.now - started)
             }
         }
-        var result = try await llm.complete(chat, options: options)
+        var result = try await llm.complete(prepared, options: options)
         if result.source.isHit, !directives.accepts(result) {
             // Older than the caller accepts, or not fresh long enough: ask again, bypassing the
             // stored answer (concurrent callers still share one upstream call), and store the new one.
             options.noCache = true
-            result = try await llm.complete(chat, options: options)
+            result = try await llm.complete(prepared, options: options)
         }
         cache = result.sourceLabel
         return ProxyResponses.completion(result, forced: options.noCache)

@@ -23,10 +23,11 @@ struct EmbeddingsEndpoint: Sendable {
     }
 
     private func handle(_ request: Request, cache: inout String) async throws -> Response {
-        let read = try await ProxyRequest.read(request, context: context)
+        var read = try await ProxyRequest.read(request, context: context)
+        let body = try read.jsonBody()
         let embeddingsRequest: EmbeddingsRequest
         do {
-            embeddingsRequest = try EmbeddingsRequest(openAIBody: .object(read.body))
+            embeddingsRequest = try EmbeddingsRequest(openAIBody: .object(body))
         } catch {
             throw ProxyError.badRequest(error.message, param: error.param)
         }

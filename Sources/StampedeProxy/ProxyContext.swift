@@ -20,6 +20,8 @@ public struct ProxyContext: Sendable {
     public var environment: [String: String]
     /// The Prometheus text exposition of every metric (`/metrics`).
     public var metricsText: @Sendable () -> String
+    /// Chat request bodies parsed recently (shared by every copy of this context).
+    let recentChatBodies = RecentChatBodies()
 
     /// Creates a context.
     public init(

@@ -3,12 +3,12 @@ import Hummingbird
 import LLMCache
 import NIOCore
 
-/// What every cached route reads first: the caller's tenant (from its virtual key), the JSON
-/// body (within the size limit) without its `cache` object, and the cache controls from
-/// `Cache-Control` and that object.
+/// What every cached route reads first: the caller's tenant (from its virtual key), the body's
+/// bytes (within the size limit), and the cache controls of its `Cache-Control` header (a body's
+/// `cache` object is applied once the body is parsed).
 struct ProxyRequest {
     var tenant: Tenant
-    var body: [String: JSONValue]
+    var bytes: ByteBuffer
     var directives: CacheDirectives
 
     /// Reads `request`.
@@ -22,17 +22,30 @@ struct ProxyRequest {
         } catch is NIOTooManyBytesError {
             throw ProxyError(status: .contentTooLarge, message: "the request body is larger than \(context.maxBodyBytes) bytes", type: "invalid_request_error", code: "request_too_large")
         }
+        var directives = CacheDirectives()
+        if let header = request.headers[.cacheControl] { try directives.apply(cacheControl: header) }
+        return ProxyRequest(tenant: tenant, bytes: bytes, directives: directives)
+    }
+
+    /// The body as a JSON object.
+    /// - Throws: ``ProxyError`` 400 when it is not valid JSON or not an object.
+    static func jsonObject(_ bytes: ByteBuffer) throws(ProxyError) -> [String: JSONValue] {
         let json: JSONValue
         do {
             json = try JSONValue(parsing: Data(bytes.readableBytesView))
         } catch {
             throw ProxyError.badRequest("the body is not valid JSON: \(error)")
         }
-        guard case .object(var object) = json else { throw ProxyError.badRequest("the body must be a JSON object") }
-        var directives = CacheDirectives()
-        if let header = request.headers[.cacheControl] { try directives.apply(cacheControl: header) }
+        guard case .object(let object) = json else { throw ProxyError.badRequest("the body must be a JSON object") }
+        return object
+    }
+
+    /// The body as a JSON object without its `cache` object, which is applied to ``directives``.
+    /// - Throws: ``ProxyError`` 400.
+    mutating func jsonBody() throws(ProxyError) -> [String: JSONValue] {
+        var object = try Self.jsonObject(bytes)
         if let cache = object.removeValue(forKey: "cache") { try directives.apply(cacheObject: cache) }
-        return ProxyRequest(tenant: tenant, body: object, directives: directives)
+        return object
     }
 
     /// Checks that the tenant may use `model`.
