@@ -32,7 +32,7 @@ extension StampedeCache {
         for attempt in 0..<2 {
             let raw = try await value(for: key, options: options, produce: encodeAndCompute)
             do {
-                let decoded = try StoredJSON.decode(T.self, from: raw.value)
+                let decoded = try recentValues.decode(T.self, key: key, from: raw.value)
                 return raw.map { _ in decoded }
             } catch {
                 guard raw.source.isHit || raw.source == .receivedFromOtherWorker, attempt == 0 else {

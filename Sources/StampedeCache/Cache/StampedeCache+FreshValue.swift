@@ -38,7 +38,7 @@ extension StampedeCache {
     /// that does not decode as `T` reads as `nil`.
     public func freshValue<T: Codable & Sendable>(for key: String, as type: T.Type = T.self) async throws -> CacheResult<T>? {
         guard let raw = try await freshValue(for: key) else { return nil }
-        guard let decoded = try? StoredJSON.decode(T.self, from: raw.value) else { return nil }
+        guard let decoded = try? recentValues.decode(T.self, key: key, from: raw.value) else { return nil }
         return raw.map { _ in decoded }
     }
 }

@@ -44,6 +44,8 @@ public final class StampedeCache: Sendable, Service {
     package let keySpace: KeySpace
     /// The names of recently read keys, built once (``RecentEntryKeys``).
     let recentKeys: RecentEntryKeys
+    /// Recently decoded values of ``CacheValueCoding`` types, by the bytes they came from.
+    let recentValues = RecentDecodedValues()
     let logger: Logger
     /// The notice listener shared by every cache on ``redis``.
     let hub: NoticeHub
