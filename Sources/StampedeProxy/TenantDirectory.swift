@@ -1,6 +1,6 @@
 /// The virtual API keys the proxy accepts, by SHA-256 (the configuration holds hashes only).
 public struct TenantDirectory: Sendable {
-    private let byHash: [String: Tenant]
+    private let byDigest: [VirtualKeyDigest: Tenant]
     private let passThrough: PassThroughKeys?
 
     /// A directory of the configured tenants, and, with `passThrough` and its HMAC `secret`, of
@@ -15,13 +15,15 @@ public struct TenantDirectory: Sendable {
         } else {
             self.passThrough = nil
         }
-        var byHash: [String: Tenant] = [:]
+        var byDigest: [VirtualKeyDigest: Tenant] = [:]
+        // A hash that is not 64 hex characters matches no key (ProxyConfiguration.validate refuses it).
         for tenant in tenants {
-            byHash[tenant.keySHA256.lowercased()] = Tenant(
+            guard let digest = VirtualKeyDigest(hex: tenant.keySHA256) else { continue }
+            byDigest[digest] = Tenant(
                 name: tenant.name, namespace: tenant.namespace, upstream: tenant.upstream, models: Set(tenant.models ?? [])
             )
         }
-        self.byHash = byHash
+        self.byDigest = byDigest
     }
 
     /// The tenant whose virtual key is in `authorization` (`Bearer <key>`).
@@ -36,7 +38,7 @@ public struct TenantDirectory: Sendable {
             throw ProxyError.unauthorized("the Authorization header must be 'Bearer <your virtual key>'")
         }
         let key = String(parts[1].drop(while: { $0 == " " }))
-        if let tenant = byHash[VirtualKey.sha256Hex(key)] { return tenant }
+        if let tenant = byDigest[VirtualKeyDigest(of: key)] { return tenant }
         if let passThrough, !key.isEmpty { return passThrough.tenant(for: key) }
         throw ProxyError.unauthorized("the API key is not one of this proxy's virtual keys")
     }

@@ -162,6 +162,27 @@ struct ProxyInputTests {
         }
     }
 
+    @Test("the tenant table is looked up by the key's digest as four words: the configured hex in either case matches, anything not 64 hex digits matches nothing")
+    func virtualKeyDigests() throws {
+        let abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        #expect(VirtualKeyDigest(of: "abc") == VirtualKeyDigest(hex: abc))
+        #expect(VirtualKeyDigest(of: "abc") == VirtualKeyDigest(hex: abc.uppercased()))
+        #expect(VirtualKeyDigest(of: "abd") != VirtualKeyDigest(hex: abc))
+        // Each byte position counts: the digest of "abc" with any one hex digit changed differs.
+        for position in 0..<64 {
+            var digits = Array(abc)
+            digits[position] = digits[position] == "0" ? "1" : "0"
+            #expect(VirtualKeyDigest(hex: String(digits)) != VirtualKeyDigest(of: "abc"), "digit \(position)")
+        }
+        for bad in ["", String(abc.dropLast()), abc + "0", String(abc.dropLast()) + "g", String(abc.dropLast()) + "\u{E9}"] {
+            #expect(VirtualKeyDigest(hex: bad) == nil, "\(bad)")
+        }
+        let upper = try TenantDirectory([TenantConfiguration(name: "alpha", namespace: "alpha", keySHA256: VirtualKey.sha256Hex("sk-good").uppercased(), upstream: "sim")])
+        #expect(try upper.authenticate(authorization: "Bearer sk-good").name == "alpha")
+        let malformed = try TenantDirectory([TenantConfiguration(name: "alpha", namespace: "alpha", keySHA256: "not-a-hash", upstream: "sim")])
+        #expect(throws: ProxyError.self) { try malformed.authenticate(authorization: "Bearer not-a-hash") }
+    }
+
     @Test("the configuration file: unknown settings, an unknown upstream, a namespace with '.', a bad hash and a duplicate key are refused by name")
     func configurationValidation() throws {
         let hash = VirtualKey.sha256Hex("k")
