@@ -65,7 +65,9 @@ struct ServeCommand: AsyncParsableCommand {
 
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
-        var logger = Logger(label: "stampede.serve")
+        // Per-request loggers carry metadata (Hummingbird's request id) that is rendered only when
+        // a line is written.
+        var logger = Logger(label: "stampede.serve") { label in DeferredMetadataLogHandler(wrapping: StreamLogHandler.standardError(label: label)) }
         logger.logLevel = environment["LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
 
         try await RedisTarget.with(explicitURL: resolved.redisURL.value, tls: settings.tls) { url in
