@@ -9,6 +9,22 @@ import Testing
 struct BenchToolsTests {
     static let implementations = ["stampede_cache", "stampede_cache_l1", "cache_aside", "set_nx_lock"]
 
+    @Test("bench proxy at a small size, hits driven by the in-process client and by wrk: every figure of the report is there and positive, never judged")
+    func proxySmoke() async throws {
+        let result = try await runStampede(
+            ["bench", "proxy", "--misses", "10", "--hits", "640", "--followers", "2", "--wrk-seconds", "1", "--load-generator", "wrk", "--json"],
+            timeout: .seconds(300)
+        )
+        #expect(result.status == 0, "\(result.stderr)")
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+        for name in ["hit_ops", "healthz_ops", "wrk_hit_ops", "wrk_healthz_ops", "wrk_hit_p50_ms", "wrk_hit_p99_ms", "proxied_miss_p50_ms", "direct_p50_ms"] {
+            let value = try #require(report[name] as? Double, "\(name)")
+            #expect(value > 0, "\(name)")
+        }
+        #expect(report["wrk_seconds"] as? Int == 1)
+        #expect(report["misses"] as? Int == 10)
+    }
+
     @Test("bench codec: both codecs measured for all three operations on the same 1,207-byte completion, never timings")
     func codecSmoke() async throws {
         let result = try await runStampede(["bench", "codec", "--iterations", "50", "--rounds", "1", "--json"], timeout: .seconds(120))
