@@ -43,7 +43,7 @@ struct ChatCompletionsEndpoint: Sendable {
                 throw ProxyError(status: .gatewayTimeout, message: "no fresh answer to this request is cached (Cache-Control: only-if-cached)", type: "cache_miss", code: "only_if_cached")
             }
             cache = found.sourceLabel
-            return stream ? ProxyResponses.replayStream(found, includeUsage: includeUsage) : ProxyResponses.completion(found, forced: false)
+            return stream ? ProxyResponses.replayStream(found, includeUsage: includeUsage) : ProxyResponses.completion(found, forced: false, rendered: context.recentRenderedCompletions)
         }
         if stream {
             if directives.constrainsFreshness, !options.noCache, let found = try await llm.freshAnswer(prepared, options: options) {
@@ -71,6 +71,6 @@ struct ChatCompletionsEndpoint: Sendable {
             result = try await llm.complete(prepared, options: options)
         }
         cache = result.sourceLabel
-        return ProxyResponses.completion(result, forced: options.noCache)
+        return ProxyResponses.completion(result, forced: options.noCache, rendered: context.recentRenderedCompletions)
     }
 }

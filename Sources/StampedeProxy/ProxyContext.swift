@@ -22,6 +22,8 @@ public struct ProxyContext: Sendable {
     public var metricsText: @Sendable () -> String
     /// Chat request bodies parsed recently (shared by every copy of this context).
     let recentChatBodies = RecentChatBodies()
+    /// Completion bodies rendered recently (shared by every copy of this context).
+    let recentRenderedCompletions = RecentRenderedCompletions()
 
     /// Creates a context.
     public init(

@@ -31,18 +31,22 @@ enum ProxyResponses {
         json(error.jsonBody, status: error.status)
     }
 
-    /// The cache headers of `result`.
-    static func cacheHeaders(_ result: LLMResult, forced: Bool) -> HTTPFields {
+    /// The cache headers of `result` (appended: the fields are new, so no field is looked up).
+    static func cacheHeaders(_ result: LLMResult, forced: Bool, capacity: Int = 3) -> HTTPFields {
         var headers = HTTPFields()
-        headers[cacheStatus] = CacheStatus.value(for: result, forced: forced)
-        headers[stampedeSource] = result.sourceLabel
-        if result.source.isHit || result.semantic != nil { headers[age] = CacheStatus.age(of: result) }
+        headers.reserveCapacity(capacity)
+        headers.append(HTTPField(name: cacheStatus, value: CacheStatus.value(for: result, forced: forced)))
+        headers.append(HTTPField(name: stampedeSource, value: result.sourceLabel))
+        if result.source.isHit || result.semantic != nil { headers.append(HTTPField(name: age, value: CacheStatus.age(of: result))) }
         return headers
     }
 
-    /// A non-streamed completion.
-    static func completion(_ result: LLMResult, forced: Bool) -> Response {
-        json(bytes: CompletionJSON.completion(result.completion, created: now()), headers: cacheHeaders(result, forced: forced))
+    /// A non-streamed completion, its body rendered or shared with the hits on the same answer
+    /// in the same second (`rendered`).
+    static func completion(_ result: LLMResult, forced: Bool, rendered: RecentRenderedCompletions) -> Response {
+        var headers = cacheHeaders(result, forced: forced, capacity: 4)
+        headers.append(HTTPField(name: .contentType, value: "application/json"))
+        return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: rendered.body(for: result.completion, created: now())))
     }
 
     /// A stored answer replayed as a stream: re-chunked, with the finish reason, the usage (when
