@@ -1,10 +1,11 @@
 public import Hummingbird
 public import Logging
 
-/// The proxy's routes (OpenAI's paths, plus health, readiness and metrics).
+/// The proxy's routes (OpenAI's paths, plus health, readiness and metrics), behind a
+/// ``ProxyResponder`` that answers the chat completions route without walking them.
 public enum ProxyRouter {
-    /// Builds the router over `context`; with `tracing`, every request gets a server span.
-    public static func build(_ context: ProxyContext, logger: Logger, tracing: Bool = false) -> Router<BasicRequestContext> {
+    /// Builds the proxy's responder over `context`; with `tracing`, every request gets a server span.
+    public static func build(_ context: ProxyContext, logger: Logger, tracing: Bool = false) -> ProxyResponder {
         let metrics = ProxyMetrics()
         let chat = ChatCompletionsEndpoint(context: context, metrics: metrics, logger: logger)
         let models = ModelsEndpoint(context: context, metrics: metrics)
@@ -23,6 +24,6 @@ public enum ProxyRouter {
         router.get("/healthz") { _, _ in health.healthz() }
         router.get("/readyz") { _, _ in await health.readyz() }
         router.get("/metrics") { _, _ in health.metrics() }
-        return router
+        return ProxyResponder(chat: tracing ? nil : chat, router: router)
     }
 }

@@ -326,6 +326,19 @@ struct ProxyTests {
             let beta = try await post(Self.betaKey, body)
             #expect(beta.headers.contains("cache-status: stampede; fwd=miss; stored"))
             #expect(proxy.upstream.callCount == 4)
+            // The chat route is answered without the router (ProxyResponder); its other spellings
+            // go through the router to the same endpoint, and other methods get the router's answer.
+            for path in ["/chat/completions", "/v1/chat/completions?from=test"] {
+                var arguments = ["-D", "-", "-o", "/dev/null", "-X", "POST", proxy.origin + path, "-H", "Content-Type: application/json"]
+                arguments += ["-H", "Authorization: Bearer \(Self.betaKey)", "--data-binary", body]
+                let headers = try await Self.curl(arguments).stdout.lowercased()
+                #expect(headers.hasPrefix("http/1.1 200") && headers.contains("cache-status: stampede; hit"), "\(path): \(headers)")
+            }
+            #expect(proxy.upstream.callCount == 4)
+            let getFast = try await Self.get(proxy.origin + "/v1/chat/completions", key: Self.betaKey)
+            let getRouted = try await Self.get(proxy.origin + "/chat/completions", key: Self.betaKey)
+            #expect(getFast.status == getRouted.status)
+            #expect(getFast.status == 404 || getFast.status == 405, "\(getFast.status)")
         }
     }
 
