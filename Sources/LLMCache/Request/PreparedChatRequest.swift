@@ -6,7 +6,9 @@
 /// same request body) can prepare it once with ``LLMCache/prepare(_:)`` and pass the prepared
 /// request to ``LLMCache/complete(_:options:)-(PreparedChatRequest,_)`` and the other calls. A
 /// request prepared by another cache instance is prepared again by the one answering it, so a
-/// prepared request can never carry a key computed under different options.
+/// prepared request can never carry a key computed under different options. A
+/// ``CacheabilityPolicy/requestRule`` is evaluated when the request is prepared: a rule whose
+/// answer changes over time applies to a kept prepared request as it was when prepared.
 ///
 /// ```swift
 /// let prepared = cache.prepare(ChatRequest(model: "gpt-4o-mini", messages: [.user("Hi")]))
