@@ -1,5 +1,6 @@
 import Foundation
 import LLMCache
+import StampedeCache
 import NIOCore
 import Synchronization
 
@@ -28,11 +29,7 @@ final class RecentChatBodies: Sendable {
         var parsed: ParsedChatBody
     }
 
-    private final class Slot: Sendable {
-        let entry = Mutex<Entry?>(nil)
-    }
-
-    private let slots: [Slot] = (0..<RecentChatBodies.slotCount).map { _ in Slot() }
+    private let slots = DirectMappedTable<Entry>(slotCount: RecentChatBodies.slotCount)
     private let reused = Atomic<Int>(0)
     private let parsedCount = Atomic<Int>(0)
 
@@ -50,8 +47,8 @@ final class RecentChatBodies: Sendable {
         hasher.combine(namespace)
         hasher.combine(upstream)
         bytes.withUnsafeReadableBytes { hasher.combine(bytes: $0) }
-        let slot = slots[hasher.finalize() & (Self.slotCount - 1)]
-        let known = slot.entry.withLock { entry -> ParsedChatBody? in
+        let hash = hasher.finalize()
+        let known = slots.withSlot(hash: hash) { entry -> ParsedChatBody? in
             // Byte for byte, namespace and upstream included (String == would accept canonically
             // equivalent but different names).
             guard let entry, entry.body.count == bytes.readableBytes,
@@ -67,7 +64,7 @@ final class RecentChatBodies: Sendable {
         parsedCount.add(1, ordering: .relaxed)
         let parsed = try parse(bytes)
         let entry = Entry(namespace: namespace, upstream: upstream, body: Array(bytes.readableBytesView), parsed: parsed)
-        slot.entry.withLock { $0 = entry }
+        slots.withSlot(hash: hash) { $0 = entry }
         return parsed
     }
 

@@ -1,4 +1,5 @@
 import LLMCache
+import StampedeCache
 import NIOCore
 import Synchronization
 
@@ -23,11 +24,7 @@ final class RecentRenderedCompletions: Sendable {
         var body: ByteBuffer
     }
 
-    private final class Slot: Sendable {
-        let entry = Mutex<Entry?>(nil)
-    }
-
-    private let slots: [Slot] = (0..<RecentRenderedCompletions.slotCount).map { _ in Slot() }
+    private let slots = DirectMappedTable<Entry>(slotCount: RecentRenderedCompletions.slotCount)
     private let renders = Atomic<Int>(0)
 
     /// How many bodies were rendered (not answered from the table).
@@ -35,8 +32,8 @@ final class RecentRenderedCompletions: Sendable {
 
     /// The body of `completion` created at `created`.
     func body(for completion: ChatCompletion, created: Int64) -> ByteBuffer {
-        let slot = slots[completion.id.hashValue & (Self.slotCount - 1)]
-        if let known = slot.entry.withLock({ entry -> ByteBuffer? in
+        let hash = completion.id.hashValue
+        if let known = slots.withSlot(hash: hash, { entry -> ByteBuffer? in
             guard let entry, entry.created == created, entry.completion == completion else { return nil }
             return entry.body
         }) {
@@ -46,7 +43,7 @@ final class RecentRenderedCompletions: Sendable {
         let body = ByteBuffer(bytes: CompletionJSON.completion(completion, created: created))
         if body.readableBytes <= Self.maximumBytes {
             let entry = Entry(completion: completion, created: created, body: body)
-            slot.entry.withLock { $0 = entry }
+            slots.withSlot(hash: hash) { $0 = entry }
         }
         return body
     }

@@ -16,17 +16,6 @@ private struct UnusedUpstream: ChatCompletionUpstream {
     }
 }
 
-private struct Mix: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 /// A cache to prepare requests with: nothing here talks to Redis.
 private func llm(promptVersion: String = "v1") throws -> LLMCache {
     let redis = try RedisClient(url: "redis://127.0.0.1:1", clientName: "unused", logger: quiet)
@@ -67,7 +56,7 @@ struct RecentChatBodiesTests {
     func everyAnswerIsTheParsedOne() throws {
         let cache = try llm()
         let table = RecentChatBodies()
-        var generator = Mix(state: 42)
+        var generator = SplitMix(state: 42)
         var bodies: [String] = []
         for index in 0..<3_000 {
             let question = "q\(index % 700) \(Int.random(in: 0..<1_000_000, using: &generator))"

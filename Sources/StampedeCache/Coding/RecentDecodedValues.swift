@@ -28,11 +28,7 @@ final class RecentDecodedValues: Sendable {
         var value: Any
     }
 
-    private final class Slot: Sendable {
-        let entry = Mutex<Entry?>(nil)
-    }
-
-    private let slots: [Slot] = (0..<RecentDecodedValues.slotCount).map { _ in Slot() }
+    private let slots = DirectMappedTable<Entry>(slotCount: RecentDecodedValues.slotCount)
     private let decodes = Atomic<Int>(0)
 
     /// How many entries were decoded (not answered from the table) so far.
@@ -45,9 +41,9 @@ final class RecentDecodedValues: Sendable {
             decodes.add(1, ordering: .relaxed)
             return try StoredJSON.decode(T.self, from: bytes)
         }
-        let slot = slots[key.hashValue & (Self.slotCount - 1)]
+        let hash = key.hashValue
         let identifier = ObjectIdentifier(T.self)
-        if let known = slot.entry.withLock({ entry -> T? in
+        if let known = slots.withSlot(hash: hash, { entry -> T? in
             guard let entry, entry.type == identifier, Self.same(entry.bytes, bytes) else { return nil }
             return entry.value as? T
         }) {
@@ -56,7 +52,7 @@ final class RecentDecodedValues: Sendable {
         decodes.add(1, ordering: .relaxed)
         let value = try StoredJSON.decode(T.self, from: bytes)
         let entry = Entry(type: identifier, bytes: bytes, value: value)
-        slot.entry.withLock { $0 = entry }
+        slots.withSlot(hash: hash) { $0 = entry }
         return value
     }
 

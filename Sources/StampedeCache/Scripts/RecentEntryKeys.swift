@@ -1,6 +1,5 @@
 import NIOCore
 import RedisClient
-import Synchronization
 
 /// The Redis names of recently read keys: their ``EntryKeys`` and their `GET` already encoded as
 /// RESP, so a lookup of a hot key builds no strings and encodes no command.
@@ -24,11 +23,7 @@ final class RecentEntryKeys: Sendable {
         var get: ByteBuffer
     }
 
-    private final class Slot: Sendable {
-        let names = Mutex<Names?>(nil)
-    }
-
-    private let slots: [Slot] = (0..<RecentEntryKeys.slotCount).map { _ in Slot() }
+    private let slots = DirectMappedTable<Names>(slotCount: RecentEntryKeys.slotCount)
     private let keySpace: KeySpace
 
     init(keySpace: KeySpace) {
@@ -38,8 +33,8 @@ final class RecentEntryKeys: Sendable {
     /// `key`'s entry keys in `generation` and its encoded `GET`.
     /// - Throws: ``CacheError/invalidKey(_:reason:)`` for a key the key space refuses.
     func names(for key: String, generation: Int64) throws(CacheError) -> (EntryKeys, ByteBuffer) {
-        let slot = slots[key.hashValue & (Self.slotCount - 1)]
-        if let known = slot.names.withLock({ names -> (EntryKeys, ByteBuffer)? in
+        let hash = key.hashValue
+        if let known = slots.withSlot(hash: hash, { names -> (EntryKeys, ByteBuffer)? in
             // Byte for byte: two strings Swift calls equal may differ in bytes, and so in Redis keys.
             guard let names, names.generation == generation, names.key.utf8.elementsEqual(key.utf8) else { return nil }
             return (names.entry, names.get)
@@ -49,7 +44,7 @@ final class RecentEntryKeys: Sendable {
         let entry = try keySpace.entry(key, generation: generation)
         var get = ByteBufferAllocator().buffer(capacity: RESPEncoder.encodedSize("GET", argumentBytes: entry.value.utf8.count))
         RESPEncoder.write("GET", entry.value, into: &get)
-        slot.names.withLock { $0 = Names(key: key, generation: generation, entry: entry, get: get) }
+        slots.withSlot(hash: hash) { $0 = Names(key: key, generation: generation, entry: entry, get: get) }
         return (entry, get)
     }
 }
