@@ -1,4 +1,4 @@
-import Synchronization
+package import Synchronization
 
 /// A fixed number of slots, each holding at most one entry behind its own lock, chosen by a hash:
 /// the memory the cache's and the proxy's small "recently seen" tables share (key names, decoded
@@ -10,12 +10,19 @@ import Synchronization
 /// caller's to check inside ``withSlot(hash:_:)``: slots are chosen by hash, so two different
 /// keys can share one.
 package final class DirectMappedTable<Entry: Sendable>: Sendable {
-    private final class Slot: Sendable {
+    // Inlinable, so the proxy's tables are specialised for their entry types like the cache's.
+    @usableFromInline
+    final class Slot: Sendable {
+        @usableFromInline
         let entry = Mutex<Entry?>(nil)
+
+        init() {}
     }
 
-    private let slots: [Slot]
-    private let mask: Int
+    @usableFromInline
+    let slots: [Slot]
+    @usableFromInline
+    let mask: Int
 
     /// How many entries the table holds at most.
     package var slotCount: Int { slots.count }
@@ -29,6 +36,7 @@ package final class DirectMappedTable<Entry: Sendable>: Sendable {
     }
 
     /// Runs `body` on the entry of the slot `hash` selects, under that slot's lock.
+    @inlinable
     package func withSlot<Result>(hash: Int, _ body: (inout Entry?) throws -> Result) rethrows -> Result {
         try slots[hash & mask].entry.withLock { try body(&$0) }
     }
