@@ -19,13 +19,6 @@ enum ProxyResponses {
         return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
     }
 
-    /// A JSON body of `bytes` with status 200.
-    static func json(bytes: [UInt8], headers extra: HTTPFields) -> Response {
-        var headers = extra
-        headers[.contentType] = "application/json"
-        return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes)))
-    }
-
     /// An OpenAI-shaped error.
     static func error(_ error: ProxyError) -> Response {
         json(error.jsonBody, status: error.status)
