@@ -37,7 +37,7 @@ package final class LocalCluster: Sendable {
             let addresses = cluster.ports.map { "127.0.0.1:\($0)" }
             let created = try await redisCLI(["--cluster", "create"] + addresses + ["--cluster-replicas", "\(replicasPerPrimary)", "--cluster-yes"])
             guard created.ok else { throw LocalServicesError("redis-cli --cluster create failed: \(created.output.suffix(2_000))") }
-            try await cluster.waitUntilHealthy(expectedNodes: count)
+            try await cluster.waitUntilHealthy(expectedNodes: count, shape: (primaries, replicasPerPrimary))
             return cluster
         } catch {
             for node in nodes { await node.stop() }
@@ -66,24 +66,71 @@ package final class LocalCluster: Sendable {
         throw lastError ?? LocalServicesError("could not start a cluster node")
     }
 
-    /// Waits (up to `limit`) until every running node says `cluster_state:ok`, knows
-    /// `expectedNodes` nodes, and the cluster has as many primaries serving slots as it should.
-    package func waitUntilHealthy(expectedNodes: Int? = nil, limit: Duration = .seconds(60)) async throws {
+    /// Waits (up to `limit`) until the cluster has settled:
+    /// - every running node says `cluster_state:ok` (and knows `expectedNodes` nodes, if given);
+    /// - every running node's `CLUSTER NODES` tells the same story: the same primaries serving the
+    ///   same slots, the same replicas of each (`redis-cli --cluster create` waits only for the slots
+    ///   to agree; replicas become known by gossip, and a failover reaches each node in its turn);
+    /// - with `shape`, that story has `shape.primaries` primaries serving slots with
+    ///   `shape.replicasPerPrimary` replicas each;
+    /// - every replica's replication link is up (`master_link_status:up`): until its first sync is
+    ///   done, a replica cannot take part in a coordinated failover.
+    package func waitUntilHealthy(expectedNodes: Int? = nil, shape: (primaries: Int, replicasPerPrimary: Int)? = nil, limit: Duration = .seconds(60)) async throws {
         let deadline = ContinuousClock.now + limit
         var last = ""
         while ContinuousClock.now < deadline {
-            var healthy = true
-            for port in ports {
-                let info = try await Self.redisCLI(["-p", "\(port)", "CLUSTER", "INFO"])
-                guard info.ok else { continue }  // a stopped node
-                last = "127.0.0.1:\(port): \(info.output.prefix(300))"
-                if !info.output.contains("cluster_state:ok") { healthy = false; break }
-                if let expectedNodes, !info.output.contains("cluster_known_nodes:\(expectedNodes)") { healthy = false; break }
+            if let unsettled = try await unsettledReason(expectedNodes: expectedNodes, shape: shape) {
+                last = unsettled
+                try await Task.sleep(for: .milliseconds(100))
+                continue
             }
-            if healthy { return }
-            try await Task.sleep(for: .milliseconds(100))
+            return
         }
-        throw LocalServicesError("the cluster did not become healthy within \(limit); last: \(last)")
+        throw LocalServicesError("the cluster did not settle within \(limit); last: \(last)")
+    }
+
+    /// Why the cluster has not settled yet (see ``waitUntilHealthy(expectedNodes:shape:limit:)``), or `nil`.
+    private func unsettledReason(expectedNodes: Int?, shape: (primaries: Int, replicasPerPrimary: Int)?) async throws -> String? {
+        var agreed: [String]?
+        var view: [ClusterNodeLine] = []
+        for port in ports {
+            let info = try await Self.redisCLI(["-p", "\(port)", "CLUSTER", "INFO"])
+            guard info.ok else { continue }  // a stopped node
+            if !info.output.contains("cluster_state:ok") { return "127.0.0.1:\(port): \(info.output.prefix(300))" }
+            if let expectedNodes, !info.output.contains("cluster_known_nodes:\(expectedNodes)") {
+                return "127.0.0.1:\(port) does not know \(expectedNodes) nodes yet: \(info.output.prefix(300))"
+            }
+            let nodes = try await Self.redisCLI(["-p", "\(port)", "CLUSTER", "NODES"])
+            guard nodes.ok else { continue }
+            let lines = nodes.output.split(separator: "\n").compactMap(ClusterNodeLine.init)
+            let story = Self.story(lines)
+            if let agreed, agreed != story { return "127.0.0.1:\(port) sees \(story), another node \(agreed)" }
+            agreed = story
+            view = lines
+        }
+        let live = view.filter(\.isLive)
+        let primaries = live.filter { $0.isPrimary && !$0.slots.isEmpty }
+        let replicas = live.filter { !$0.isPrimary }
+        if let shape {
+            if primaries.count != shape.primaries { return "\(primaries.count) primaries serve slots, not \(shape.primaries)" }
+            for primary in primaries where replicas.filter({ $0.primaryID == primary.id }).count != shape.replicasPerPrimary {
+                return "127.0.0.1:\(primary.port) does not have \(shape.replicasPerPrimary) replicas yet"
+            }
+        }
+        for replica in replicas {
+            let info = try await Self.redisCLI(["-p", "\(replica.port)", "INFO", "replication"])
+            guard info.ok else { continue }  // stopped since
+            if !info.output.contains("master_link_status:up") { return "the replica 127.0.0.1:\(replica.port) is not in sync yet" }
+        }
+        return nil
+    }
+
+    /// What a node's `CLUSTER NODES` says about the live nodes, in a form two nodes' answers can be
+    /// compared in: each node's id, role, primary and slots (not its flags about itself or links).
+    private static func story(_ lines: [ClusterNodeLine]) -> [String] {
+        lines.filter(\.isLive).map { line in
+            "\(line.id) \(line.isPrimary ? "primary" : "replica of \(line.primaryID ?? "?")") \(line.slots.joined(separator: ","))"
+        }.sorted()
     }
 
     /// `CLUSTER NODES` of the node at `port`, parsed: id, address, flags, primary id, slots.
@@ -96,23 +143,39 @@ package final class LocalCluster: Sendable {
     }
 
     /// Makes the replica of the primary at `primaryPort` take over (`CLUSTER FAILOVER` on the
-    /// replica: a coordinated failover, no data lost) and waits until the cluster agrees.
-    package func failover(primaryPort: Int) async throws -> Int {
+    /// replica: a coordinated failover, no data lost), waits until the cluster agrees, and returns
+    /// the promoted replica's port.
+    ///
+    /// A coordinated failover that does not complete (Redis gives it 5 s: the primary must answer
+    /// and the replica catch up with it) is asked for again until `limit`.
+    /// - Throws: when `primaryPort` is not a primary with a live replica, or no failover completed
+    ///   within `limit`.
+    package func failover(primaryPort: Int, limit: Duration = .seconds(60)) async throws -> Int {
+        let deadline = ContinuousClock.now + limit
+        // Every node agrees on the primary's replicas, and they are in sync.
+        try await waitUntilHealthy(limit: limit)
         let lines = try await clusterNodes(asking: primaryPort)
-        guard let primary = lines.first(where: { $0.port == primaryPort }),
-              let replica = lines.first(where: { $0.primaryID == primary.id && !$0.flags.contains("fail") }) else {
+        guard let primary = lines.first(where: { $0.port == primaryPort }), primary.isPrimary else {
+            throw LocalServicesError("127.0.0.1:\(primaryPort) is not a primary")
+        }
+        guard let replica = lines.first(where: { $0.primaryID == primary.id && $0.isLive }) else {
             throw LocalServicesError("no live replica of 127.0.0.1:\(primaryPort) to fail over to")
         }
-        let reply = try await Self.redisCLI(["-p", "\(replica.port)", "CLUSTER", "FAILOVER"])
-        guard reply.ok, reply.output.contains("OK") else { throw LocalServicesError("CLUSTER FAILOVER failed: \(reply.output)") }
-        let deadline = ContinuousClock.now + .seconds(30)
+        var asked: ContinuousClock.Instant?
         while ContinuousClock.now < deadline {
+            if asked.map({ ContinuousClock.now - $0 > .seconds(6) }) ?? true {
+                let reply = try await Self.redisCLI(["-p", "\(replica.port)", "CLUSTER", "FAILOVER"])
+                guard reply.ok, reply.output.contains("OK") else { throw LocalServicesError("CLUSTER FAILOVER failed: \(reply.output)") }
+                asked = .now
+            }
             let now = try await clusterNodes(asking: replica.port)
-            if now.first(where: { $0.port == replica.port })?.flags.contains("master") == true { break }
+            if now.first(where: { $0.port == replica.port })?.isPrimary == true {
+                try await waitUntilHealthy(limit: max(.seconds(1), deadline - .now))
+                return replica.port
+            }
             try await Task.sleep(for: .milliseconds(50))
         }
-        try await waitUntilHealthy()
-        return replica.port
+        throw LocalServicesError("127.0.0.1:\(replica.port) was not promoted within \(limit) of asking it to take over from 127.0.0.1:\(primaryPort)")
     }
 
     /// Moves `count` slots from the primary at `fromPort` to the one at `toPort` with
@@ -178,9 +241,12 @@ package final class LocalCluster: Sendable {
     /// Kills the primary at `primaryPort` (SIGKILL: no goodbye to its clients' sockets beyond the
     /// kernel's reset) and waits until its replica has been promoted; returns the replica's port.
     package func killPrimary(port primaryPort: Int) async throws -> Int {
+        // Every node agrees on the primary's replicas, and they are in sync (a replica that never
+        // synced cannot be elected).
+        try await waitUntilHealthy()
         let lines = try await clusterNodes(asking: primaryPort)
-        guard let primary = lines.first(where: { $0.port == primaryPort }),
-              let replica = lines.first(where: { $0.primaryID == primary.id && !$0.flags.contains("fail") }),
+        guard let primary = lines.first(where: { $0.port == primaryPort }), primary.isPrimary,
+              let replica = lines.first(where: { $0.primaryID == primary.id && $0.isLive }),
               let process = nodes.first(where: { $0.port == primaryPort }) else {
             throw LocalServicesError("no live replica of 127.0.0.1:\(primaryPort) to fail over to")
         }
@@ -221,6 +287,12 @@ package struct ClusterNodeLine: Sendable, Equatable {
     package var primaryID: String?
     /// The slot ranges a primary serves (`0-5460`, …).
     package var slots: [String]
+
+    /// A primary (`master` flag).
+    package var isPrimary: Bool { flags.contains("master") }
+
+    /// Not failed, not unreachable by address, not still being introduced.
+    package var isLive: Bool { !flags.contains { ["fail", "fail?", "noaddr", "handshake"].contains($0) } }
 
     init?(_ line: Substring) {
         let fields = line.split(separator: " ")
