@@ -16,7 +16,8 @@ extension RedisClient {
     /// `TIME` + `GET`, whose `TIME` becomes the next sample. Never on a cluster (each node has its
     /// own clock): there, always `TIME` + `GET` on the key's node. With `batcher` (built with the
     /// same `clock`), the read may leave in one `MGET` with concurrent reads, with `TIME` in front
-    /// when the clock has no usable sample (``ReadBatcher``).
+    /// when the clock has no usable sample (``ReadBatcher``). A sample that expires while a plain
+    /// read is out costs one `TIME` after it, never a second `GET`.
     /// `encodedGet`, when given, is `GET <keys.value>` already encoded (``RecentEntryKeys``).
     package func fastRead(_ keys: EntryKeys, clock: ServerClock, cluster: Bool, batcher: ReadBatcher? = nil, encodedGet: ByteBuffer? = nil) async throws(RedisError) -> FastRead {
         if !cluster, let batcher {
@@ -24,19 +25,34 @@ extension RedisClient {
             let received = ContinuousClock.now
             if let millis = read.serverMillis { return FastRead(value: read.value, now: millis, readAt: received) }
             if let upper = clock.upperBound(at: received) { return FastRead(value: read.value, now: upper, readAt: received) }
-            // The sample expired while the read was out: read again with TIME, below.
+            return try await judgedOnLaterTime(read.value, clock: clock)
         } else if !cluster, clock.upperBound(at: .now) != nil {
             let value = try await send(RedisCommand("GET", RedisArgument(keys.value)))
             let received = ContinuousClock.now
             if let upper = clock.upperBound(at: received) {
                 return FastRead(value: value, now: upper, readAt: received)
             }
+            return try await judgedOnLaterTime(value, clock: clock)
         }
         let sent = ContinuousClock.now
         let (timeReply, value) = try await send(preEncoded: FastReadCommands.time, then: RedisCommand("GET", RedisArgument(keys.value)))
         let received = ContinuousClock.now
         let now = try FastRead.millis(time: timeReply)
         if !cluster { clock.record(serverMillis: now, sent: sent, received: received) }
+        return FastRead(value: value, now: now, readAt: received)
+    }
+
+    /// A `GET` reply whose clock sample expired while it was out, judged on a `TIME` sent after it
+    /// arrived (which becomes the clock's next sample) instead of being read again: the server ran
+    /// the `GET` before that `TIME`, so the entry is judged at a server time no earlier than the one
+    /// it was read at, and can only seem older than it was (never fresh, or servable stale, for
+    /// longer than its policy allows).
+    private func judgedOnLaterTime(_ value: RESPValue, clock: ServerClock) async throws(RedisError) -> FastRead {
+        let sent = ContinuousClock.now
+        let timeReply = try await send(RedisCommand("TIME"))
+        let received = ContinuousClock.now
+        let now = try FastRead.millis(time: timeReply)
+        clock.record(serverMillis: now, sent: sent, received: received)
         return FastRead(value: value, now: now, readAt: received)
     }
 
