@@ -41,7 +41,7 @@ package struct ConnectionStateMachine<Continuation> {
     }
 
     private var state: State
-    private var pending = CircularBuffer<Pending>(initialCapacity: 64)
+    private var pending = CommandQueue<Pending>(initialCapacity: 64)
     /// Whether replies that look like pub/sub pushes are routed to the push handler.
     package var pubSubMode = false
 
@@ -123,24 +123,26 @@ package struct ConnectionStateMachine<Continuation> {
     package mutating func received(_ value: RESPValue) -> ReplyAction {
         if case .closed = state { return .discard }
         if pubSubMode, Self.isPush(value) || isUnaskedShardUnsubscribe(value) { return .push(value) }
-        guard var head = pending.first else {
-            return .protocolViolation(RedisError(code: .protocolError, message: "received a reply (\(value)) that no command asked for"))
-        }
-        if head.expected > 1 {
+        // The head is modified in place and moved out when answered (``CommandQueue``): no reply
+        // copies its queue entry.
+        let pipelineComplete = pending.modifyFirst { head -> Bool in
+            guard head.expected > 1 else { return true }
             // A pipeline: gather replies (errors stay in place as `.error`) until all have arrived.
             head.gathered.append(value)
-            if head.gathered.count < head.expected {
-                pending[pending.startIndex] = head
-                return .discard
-            }
-            pending.removeFirst()
-            guard let continuation = head.continuation else { return .discard }
-            return .succeed(continuation, .array(head.gathered))
+            return head.gathered.count >= head.expected
         }
-        pending.removeFirst()
-        guard let continuation = head.continuation else { return .discard }
-        if case .error(let message) = value { return .failServer(continuation, message) }
-        return .succeed(continuation, value)
+        switch pipelineComplete {
+        case nil:
+            return .protocolViolation(RedisError(code: .protocolError, message: "received a reply (\(value)) that no command asked for"))
+        case false?:
+            return .discard
+        case true?:
+            let head = pending.removeFirst()
+            guard let continuation = head.continuation else { return .discard }
+            if head.expected > 1 { return .succeed(continuation, .array(head.gathered)) }
+            if case .error(let message) = value { return .failServer(continuation, message) }
+            return .succeed(continuation, value)
+        }
     }
 
     package enum TimerAction {
@@ -153,7 +155,7 @@ package struct ConnectionStateMachine<Continuation> {
 
     /// The earliest deadline among the in-flight commands.
     package var earliestDeadline: NIODeadline? {
-        pending.lazy.map(\.deadline).min()
+        pending.minimum(of: { $0.deadline })
     }
 
     package mutating func timerFired(now: NIODeadline, timeoutDescription: (Pending) -> String) -> TimerAction {
@@ -185,9 +187,7 @@ package struct ConnectionStateMachine<Continuation> {
     package mutating func close(_ error: RedisError) -> [Continuation] {
         if case .closed = state { return [] }
         state = .closed(error)
-        let waiting = pending.compactMap(\.continuation)
-        pending.removeAll()
-        return waiting
+        return pending.removeAll().compactMap(\.continuation)
     }
 
     /// Whether commands may be sent now.
@@ -215,7 +215,7 @@ package struct ConnectionStateMachine<Continuation> {
     /// replica).
     private func isUnaskedShardUnsubscribe(_ value: RESPValue) -> Bool {
         guard case .array(let items) = value, items.count == 3, items[0].string == "sunsubscribe" else { return false }
-        guard let head = pending.first, let expected = head.confirmsShardUnsubscribe else { return true }
+        guard let expected = pending.withFirst({ $0.confirmsShardUnsubscribe }) ?? nil else { return true }
         return items[1].string != expected
     }
 }
