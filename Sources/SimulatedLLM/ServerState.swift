@@ -3,31 +3,6 @@ import Logging
 import NIOCore
 import Synchronization
 
-/// SplitMix64: a tiny, fast, seedable pseudo-random generator.
-struct SplitMix64: RandomNumberGenerator, Sendable {
-    /// The generator state.
-    private var state: UInt64
-
-    /// Creates a generator from a seed.
-    init(seed: UInt64) {
-        self.state = seed
-    }
-
-    /// The next 64 random bits.
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE5_E4B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// A uniform value in `[0, 1)`.
-    mutating func nextUnit() -> Double {
-        Double(next() >> 11) * 0x1p-53
-    }
-}
-
 /// What the server does with one accepted chat-completions request.
 enum ResponsePlan: Sendable {
     /// A normal answer after `delay`; `truncate` cuts it (finish reason `length`).

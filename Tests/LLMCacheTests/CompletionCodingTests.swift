@@ -1,5 +1,6 @@
 import Foundation
 @testable import LLMCache
+import SimulatedLLM
 import Testing
 
 @Suite("A completion's stored JSON and the upstream wire shapes")
@@ -9,15 +10,15 @@ struct CompletionCodingTests {
         "\u{2028}", "e\u{301}", "{\"json\":[1,2]}", "0", "-1.5e3",
     ]
 
-    private static func text(_ generator: inout SplitMix, maxPieces: Int = 40) -> String {
+    private static func text(_ generator: inout SplitMix64, maxPieces: Int = 40) -> String {
         (0..<Int.random(in: 0...maxPieces, using: &generator)).map { _ in pieces.randomElement(using: &generator)! }.joined()
     }
 
-    private static func optionalText(_ generator: inout SplitMix) -> String? {
+    private static func optionalText(_ generator: inout SplitMix64) -> String? {
         Bool.random(using: &generator) ? text(&generator) : nil
     }
 
-    private static func completion(_ generator: inout SplitMix) -> ChatCompletion {
+    private static func completion(_ generator: inout SplitMix64) -> ChatCompletion {
         ChatCompletion(
             id: text(&generator, maxPieces: 4), model: text(&generator, maxPieces: 4), content: text(&generator, maxPieces: 200),
             finishReason: optionalText(&generator),
@@ -29,7 +30,7 @@ struct CompletionCodingTests {
 
     @Test("2,000 random completions: JSONDecoder reads cacheJSON() as the same value, and init(cacheJSON:) reads JSONEncoder's bytes as the same value")
     func agreesWithFoundationBothWays() throws {
-        var generator = SplitMix(state: 20_261_129)
+        var generator = SplitMix64(seed: 20_261_129)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         for index in 0..<2_000 {

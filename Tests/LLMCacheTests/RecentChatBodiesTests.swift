@@ -4,6 +4,7 @@ import Logging
 import NIOCore
 import RedisClient
 @testable import StampedeProxy
+import SimulatedLLM
 import Testing
 
 private let quiet = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
@@ -56,7 +57,7 @@ struct RecentChatBodiesTests {
     func everyAnswerIsTheParsedOne() throws {
         let cache = try llm()
         let table = RecentChatBodies()
-        var generator = SplitMix(state: 42)
+        var generator = SplitMix64(seed: 42)
         var bodies: [String] = []
         for index in 0..<3_000 {
             let question = "q\(index % 700) \(Int.random(in: 0..<1_000_000, using: &generator))"

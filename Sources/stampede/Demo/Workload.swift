@@ -31,3 +31,4 @@ struct WorkloadPlan: Sendable {
 }
 
 import Foundation
+import SimulatedLLM

@@ -1,5 +1,6 @@
 import ChaosKit
 import Foundation
+import SimulatedLLM
 
 /// Questions asked in several wordings (`Benchmarks/semantic/clusters.jsonl`: `{"wordings": [...]}`
 /// per line), the workload of `stampede bench semantic` and `stampede demo --semantic`.

@@ -3,6 +3,7 @@ import Foundation
 import LLMCache
 import Logging
 import RedisClient
+import SimulatedLLM
 
 /// KNN lookup latency and recall on the RediSearch index at a given size: `size` documents made
 /// from real embeddings plus Gaussian noise (clusters of near-duplicates, as paraphrases are), and
