@@ -23,6 +23,12 @@ struct BenchToolsTests {
         }
         #expect(report["wrk_seconds"] as? Int == 1)
         #expect(report["misses"] as? Int == 10)
+        // How idle vCPUs wait is reported beside the figures, as sysfs has it (it explains them).
+        let driver = (try? String(contentsOfFile: "/sys/devices/system/cpu/cpuidle/current_driver", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect((report["cpuidle_driver"] as? String) == driver)
+        let poll = (try? String(contentsOfFile: "/sys/module/haltpoll/parameters/guest_halt_poll_ns", encoding: .utf8)).flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        #expect((report["guest_halt_poll_ns"] as? Int) == poll)
+        #expect(report.keys.contains("cpuidle_driver") && report.keys.contains("guest_halt_poll_ns"))
     }
 
     @Test("bench codec: both codecs measured for all three operations on the same 1,207-byte completion, never timings")

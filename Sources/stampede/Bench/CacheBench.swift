@@ -384,6 +384,8 @@ struct CacheBench: AsyncParsableCommand {
         var getOpsPerSecond = 0.0
         var invalidations = LatencySamples()
         var invalidationReaders = 0
+        /// How idle vCPUs wait on this machine (explains the round-trip latencies).
+        var machine = IdleWakeupPolicy.current()
 
         var nearRatio: Double { getOpsPerSecond > 0 ? nearOpsPerSecond / getOpsPerSecond : 0 }
         var redisHitRatio: Double { getOpsPerSecond > 0 ? redisHitOpsPerSecond / getOpsPerSecond : 0 }
@@ -392,7 +394,7 @@ struct CacheBench: AsyncParsableCommand {
         var herdOverheadMs: Double { (herdTotal - herdCompute).secondsDouble * 1_000 }
 
         var table: String {
-            """
+            (machine.summary.map { $0 + "\n\n" } ?? "") + """
             Fresh hit vs plain GET of the same value (same client, callers on its event loop, alternating request by request), \(hits.count) each
               StampedeCache fresh hit   p50 \(formatted(hits.percentileMicros(50))) µs   p99 \(formatted(hits.percentileMicros(99))) µs
               plain GET                 p50 \(formatted(gets.percentileMicros(50))) µs   p99 \(formatted(gets.percentileMicros(99))) µs
@@ -420,7 +422,7 @@ struct CacheBench: AsyncParsableCommand {
         }
 
         var json: String {
-            let object: [String: Any] = [
+            var object: [String: Any] = [
                 "hit_p50_us": hits.percentileMicros(50),
                 "hit_p99_us": hits.percentileMicros(99),
                 "get_p50_us": gets.percentileMicros(50),
@@ -450,6 +452,7 @@ struct CacheBench: AsyncParsableCommand {
                 "invalidation_p50_ms": invalidations.percentileMicros(50) / 1_000,
                 "invalidation_p99_ms": invalidations.percentileMicros(99) / 1_000,
             ]
+            object.merge(machine.jsonFields) { first, _ in first }
             let data = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
             return String(decoding: data, as: UTF8.self)
         }

@@ -151,6 +151,8 @@ struct ClientBench: AsyncParsableCommand {
         var redisBenchmarkOps: Double?
         /// Why there is no redis-benchmark figure (empty when there is one).
         var redisBenchmarkMissing = ""
+        /// How idle vCPUs wait on this machine (explains the round-trip latencies).
+        var machine = IdleWakeupPolicy.current()
 
         var singleRatio: Double { onLoop.percentileMicros(50) / hiredis.percentileMicros(50) }
         var singleRatioOffLoop: Double { offLoop.percentileMicros(50) / hiredis.percentileMicros(50) }
@@ -158,6 +160,7 @@ struct ClientBench: AsyncParsableCommand {
 
         var table: String {
             var lines: [String] = []
+            if let summary = machine.summary { lines += [summary, ""] }
             lines.append("Single caller, GET of a 3-byte value, \(requests) round trips each (interleaved rounds)")
             lines.append("  implementation                          p50 µs    p99 µs   ratio p50 vs hiredis")
             func row(_ name: String, _ samples: LatencySamples, _ ratio: Double?) -> String {
@@ -199,6 +202,7 @@ struct ClientBench: AsyncParsableCommand {
             ]
             object["redis_benchmark_ops_per_s"] = redisBenchmarkOps ?? NSNull()
             object["concurrent64_ops_ratio_vs_redis_benchmark"] = concurrentRatio ?? NSNull()
+            object.merge(machine.jsonFields) { first, _ in first }
             let data = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
             return String(decoding: data, as: UTF8.self)
         }

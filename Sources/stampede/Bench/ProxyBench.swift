@@ -290,6 +290,7 @@ struct ProxyBench: AsyncParsableCommand {
         func ms(_ samples: LatencySamples, _ p: Double) -> Double { samples.percentileMicros(p) / 1_000 }
         let overhead = [50.0, 95, 99].map { max(0, ms(results.proxied, $0) - ms(results.direct, $0)) }
         let backgroundOverhead = [50.0, 95, 99].map { max(0, ms(results.proxiedBackground, $0) - ms(results.direct, $0)) }
+        let machine = IdleWakeupPolicy.current()
         if json {
             var object: [String: Any] = [
                 "miss_overhead_p50_ms": overhead[0], "miss_overhead_p95_ms": overhead[1], "miss_overhead_p99_ms": overhead[2],
@@ -310,6 +311,7 @@ struct ProxyBench: AsyncParsableCommand {
                 object["wrk_hit_ops_ratio_vs_healthz"] = hits.requestsPerSecond / max(healthz.requestsPerSecond, 1)
                 object["wrk_seconds"] = wrkSeconds
             }
+            object.merge(machine.jsonFields) { first, _ in first }
             let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
             print(String(decoding: data, as: UTF8.self))
             return
@@ -331,6 +333,6 @@ struct ProxyBench: AsyncParsableCommand {
               the same clients on GET /healthz (an empty route: this server's ceiling here): \(String(format: "%.0f", results.healthzOps)) requests/s; hits reach \(String(format: "%.2f", results.hitOps / max(results.healthzOps, 1)))× of it
             \(wrkLines)
             follower's first token after the leader's caller's (\(followers) pairs): p50 \(f(ms(results.firstTokenDelay, 50))) ms, p99 \(f(ms(results.firstTokenDelay, 99))) ms   (goal: ≤ 5 ms)
-            """)
+            """ + (machine.summary.map { "\n" + $0 } ?? ""))
     }
 }
