@@ -58,7 +58,7 @@ package struct CommandQueue<Element> {
         return try body(&slots[head]!)
     }
 
-    /// Runs `body` on the head without copying it; `nil` when the queue is empty.
+    /// Runs `body` on the head, to read it (for changes use ``modifyFirst(_:)``); `nil` when the queue is empty.
     package func withFirst<Result>(_ body: (borrowing Element) throws -> Result) rethrows -> Result? {
         guard count > 0, let first = slots[head] else { return nil }
         return try body(first)
